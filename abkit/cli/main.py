@@ -1,0 +1,97 @@
+"""The ``abkit`` command: the app, its command groups, and the one error boundary.
+
+Each command module registers its commands on the app; library code raises
+:class:`abkit.errors.AbkitError`, and :class:`_AbkitGroup` turns it into one line on stderr and
+an exit code (0 ok, 1 a verdict failed, 2 usage or data error, 130 interrupted).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from abkit import __version__
+from abkit.errors import AbkitError
+
+# Command modules, each with a ``register(app)``; imported at start-up, so they keep
+# their heavy imports inside the command functions.
+COMMAND_MODULES = (
+    "abkit.cli.demo",
+    "abkit.cli.simulate",
+    "abkit.cli.ingest",
+    "abkit.cli.info",
+    "abkit.cli.stats",
+    "abkit.cli.replay",
+    "abkit.cli.gate",
+    "abkit.cli.bench",
+)
+
+
+class _AbkitGroup(TyperGroup):
+    """The error boundary: every command runs inside :meth:`invoke`."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AbkitError as exc:
+            from abkit.cli import render
+
+            render.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            from abkit.cli import render
+
+            render.error("interrupted; nothing was written")
+            raise typer.Exit(130) from None
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        # Keep the order in which commands were registered (the order of the workflow).
+        return list(self.commands)
+
+
+app = typer.Typer(
+    cls=_AbkitGroup,
+    name="abkit",
+    help=(
+        "Check recommender uplift claims rigorously from logged e-commerce traffic.\n\n"
+        "Start with `abkit demo`. Every command takes --db (default ./abkit.duckdb or $ABKIT_DB)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"abkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Check recommender uplift claims rigorously from logged e-commerce traffic."""
+
+
+for _module in COMMAND_MODULES:
+    import_module(_module).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The traffic store: one DuckDB file holding datasets, experiments and replay runs.
+
+Open it with :func:`open_store`. Opening turns DuckDB's low-level failures into one-line
+:class:`~abkit.errors.StoreError` messages (not a database, locked by another process, a
+schema of another version), and a write that fails inside :meth:`Store.transaction` leaves the
+file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from abkit._util import unknown_choice
+from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
+from abkit.errors import StoreError, StoreLockedError
+
+if TYPE_CHECKING:
+    import duckdb
+
+DEFAULT_DB = "abkit.duckdb"
+DB_ENV_VAR = "ABKIT_DB"
+
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def default_db_path() -> Path:
+    """``$ABKIT_DB`` when set, else ``./abkit.duckdb``."""
+    return Path(os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
+
+
+def _holder(pid: str) -> str:
+    """Describe the process holding a lock: its PID and, when readable, its command line."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"process {pid}"
+    words = [w for w in raw.decode(errors="replace").split("\x00") if w]
+    # Show "abkit simulate ..." rather than ".../python .../bin/abkit simulate ..."
+    for i, word in enumerate(words):
+        if Path(word).name == "abkit" or word.endswith("abkit.cli.main"):
+            words = ["abkit", *words[i + 1 :]]
+            break
+    command = " ".join(words)[:80]
+    return f"process {pid} ({command})" if command else f"process {pid}"
+
+
+def _translate_open_error(path: Path, exc: Exception) -> StoreError:
+    text = str(exc)
+    if "Could not set lock" in text or "Conflicting lock" in text:
+        match = _LOCK_PID.search(text)
+        who = _holder(match.group(1)) if match else "another process"
+        return StoreLockedError(
+            f"{path}: the database is locked by {who}; wait for it to finish "
+            f"or pass another --db"
+        )
+    if "not a valid DuckDB database" in text or "Serialization Error" in text:
+        return StoreError(f"{path}: not a DuckDB database (expected a store written by abkit)")
+    if "older" in text or "newer" in text or "version" in text.lower():
+        return StoreError(f"{path}: written by an incompatible DuckDB version ({text.strip()})")
+    return StoreError(f"{path}: cannot open the database ({text.strip().splitlines()[0]})")
+
+
+class Store:
+    """An open abkit store. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool) -> None:
+        self.path = path
+        self.con = con
+        self.read_only = read_only
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: commit when the block ends, roll back when it raises."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    def datasets(self) -> list[str]:
+        rows = self.con.execute("SELECT dataset FROM datasets ORDER BY dataset").fetchall()
+        return [r[0] for r in rows]
+
+    def resolve_dataset(self, name: str | None) -> str:
+        """The dataset called ``name``; with ``None``, the only dataset in the file."""
+        names = self.datasets()
+        if name is None:
+            if len(names) == 1:
+                return names[0]
+            if not names:
+                raise StoreError(
+                    f"{self.path}: the store holds no dataset yet; "
+                    "add one with `abkit simulate` or `abkit ingest`"
+                )
+            raise StoreError(
+                f"{self.path}: holds several datasets ({', '.join(names)}); choose one with --dataset"
+            )
+        if name not in names:
+            raise StoreError(f"{self.path}: " + unknown_choice("dataset", name, names))
+        return name
+
+    def has_dataset(self, name: str) -> bool:
+        row = self.con.execute("SELECT count(*) FROM datasets WHERE dataset = ?", [name])
+        return bool(row.fetchone()[0])  # type: ignore[index]
+
+    def add_dataset(self, name: str, *, source: str, unit: str = "user", params: str = "{}") -> None:
+        """Register a dataset (inside the caller's transaction)."""
+        self.con.execute(
+            "INSERT INTO datasets VALUES (?, ?, ?, ?, ?)",
+            [name, source, unit, params, utcnow()],
+        )
+
+
+def utcnow() -> datetime:
+    """The current UTC time as a naive timestamp (DuckDB TIMESTAMP columns are UTC)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _check_schema(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "abkit_meta" not in tables:
+        raise StoreError(
+            f"{path}: a DuckDB database but not an abkit store (it has no abkit_meta table)"
+        )
+    row = con.execute("SELECT value FROM abkit_meta WHERE key = 'schema_version'").fetchone()
+    found = int(row[0]) if row else -1
+    if found != SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: store schema version {found}, but this abkit reads version "
+            f"{SCHEMA_VERSION}; re-create it with this version of abkit"
+        )
+    missing = set(TABLES) - tables
+    if missing:
+        raise StoreError(f"{path}: damaged store, missing tables: {', '.join(sorted(missing))}")
+
+
+def _initialise(con: duckdb.DuckDBPyConnection) -> None:
+    from abkit import __version__
+
+    con.execute("BEGIN TRANSACTION")
+    for statement in create_statements():
+        con.execute(statement)
+    con.execute(
+        "INSERT INTO abkit_meta VALUES ('schema_version', ?), ('created_by', ?)",
+        [str(SCHEMA_VERSION), f"abkit {__version__}"],
+    )
+    con.execute("COMMIT")
+
+
+def open_store(path: str | Path | None = None, *, write: bool = False) -> Store:
+    """Open the store at ``path`` (default :func:`default_db_path`).
+
+    ``write=False`` opens read-only and requires an existing abkit store. ``write=True``
+    creates the file and its schema when missing. Raises :class:`StoreError` (or
+    :class:`StoreLockedError`) with a one-line message on any failure.
+    """
+    import duckdb
+
+    db_path = Path(path) if path is not None else default_db_path()
+    if db_path.is_dir():
+        raise StoreError(f"{db_path}: is a directory, expected a DuckDB file")
+    exists = db_path.exists()
+    if not exists and not write:
+        raise StoreError(
+            f"{db_path}: no such database; create one with `abkit simulate` or `abkit ingest`"
+        )
+    if not exists and not db_path.parent.exists():
+        raise StoreError(f"{db_path}: folder {db_path.parent} does not exist")
+    try:
+        con = duckdb.connect(str(db_path), read_only=not write)
+    except duckdb.Error as exc:
+        raise _translate_open_error(db_path, exc) from None
+    try:
+        if not exists:
+            _initialise(con)
+        else:
+            tables = con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+            if write and tables is not None and tables[0] == 0:
+                _initialise(con)  # an empty DuckDB file (e.g. created by `duckdb x.duckdb`)
+            _check_schema(db_path, con)
+    except BaseException:
+        con.close()
+        raise
+    return Store(db_path, con, read_only=not write)

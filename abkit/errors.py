@@ -1,0 +1,76 @@
+"""The one exception family that abkit's library raises.
+
+The command line catches :class:`AbkitError` in one place (``abkit.cli.main``), prints its
+message as a single line on stderr and exits with ``exit_code``; nothing else is caught there,
+so a traceback always means a bug in abkit, never bad input.
+
+Exception tree::
+
+    AbkitError                 exit 2: anything the user can fix (input, options, data)
+    ├── InputError             a file, a row, a column or an option is not what was expected
+    ├── StoreError             the DuckDB store: not a database, locked, wrong schema version
+    │   └── StoreLockedError   another process holds the write lock
+    ├── ModelError             a recommender or model file is unusable
+    ├── SpecError              an experiment / gate spec file is invalid
+    └── MissingExtraError      an optional dependency is not installed (names the pip line)
+
+Exit codes across the CLI: 0 success, 1 a verdict failed (a gate, ``--strict`` SRM),
+2 a usage or data error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AbkitError",
+    "InputError",
+    "MissingExtraError",
+    "ModelError",
+    "SpecError",
+    "StoreError",
+    "StoreLockedError",
+]
+
+
+class AbkitError(Exception):
+    """Base of every error abkit raises on purpose. The message is one line, for a user."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(AbkitError):
+    """A file, row, column or option is not what was expected."""
+
+
+class StoreError(AbkitError):
+    """The traffic store cannot be used: not a database, wrong schema version, missing data."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the DuckDB write lock on the store."""
+
+
+class ModelError(AbkitError):
+    """A recommender, or a model file it needs, is unusable."""
+
+
+class SpecError(AbkitError):
+    """An experiment or gate spec (TOML) or a baseline file is invalid."""
+
+
+class MissingExtraError(AbkitError):
+    """An optional dependency is missing; the message gives the exact install line."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the optional package '{package}': "
+            f'pip install "abkit-lift[{extra}]"'
+        )
+        self.package = package
+        self.extra = extra
