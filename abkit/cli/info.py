@@ -1,9 +1,23 @@
-"""CLI commands: info (being written)."""
+"""`abkit info`: what a store holds."""
 
 from __future__ import annotations
 
 import typer
 
+from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+
+
+def info(db: DbOption = DEFAULT_DB, dataset: DatasetOption = None, json: JsonOption = False) -> None:
+    """Show the datasets in a store: tables, row counts, time range, arms, planted truth."""
+    from abkit.cli import render
+    from abkit.data.info import store_info
+
+    result = store_info(db, dataset=dataset)
+    if json:
+        render.print_json(result.to_dict())
+    else:
+        render.store_info(result)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    app.command("info")(info)

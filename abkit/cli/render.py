@@ -120,3 +120,56 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
             bar.advance(task, n)
 
         yield advance
+
+
+def store_info(result: Any) -> None:
+    """Render :class:`abkit.data.info.StoreInfo`."""
+    console.print(
+        f"[bold]{result.path}[/]  schema v{result.schema_version} ({result.created_by}), "
+        f"{len(result.datasets)} dataset(s), {result.runs} replay run(s)"
+    )
+    if not result.datasets:
+        console.print("No datasets yet: add one with `abkit simulate` or `abkit ingest`.")
+    for ds in result.datasets:
+        console.print()
+        console.print(f"[bold cyan]dataset {ds.name}[/] ({ds.source}; unit of analysis: {ds.unit})")
+        if ds.unit == "impression":
+            console.print(
+                "  This log has no user id: each impression is its own unit of randomisation "
+                "and analysis."
+            )
+        if ds.time_range:
+            console.print(f"  time range: {ds.time_range[0]} .. {ds.time_range[1]} (UTC)")
+        rows = [(t, n) for t, n in ds.rows.items()]
+        console.print(table(None, ["table", "rows"], rows))
+        if ds.event_types:
+            console.print(
+                table(None, ["event type", "events"], sorted(ds.event_types.items()))
+            )
+        console.print(
+            f"  users {ds.users:,}, items {ds.items:,}, impressions {ds.impressions:,}, "
+            f"clicks {ds.clicks:,}"
+            + (f" (CTR {pct(ds.clicks / ds.impressions, 3)})" if ds.impressions else "")
+        )
+        for exp in ds.experiments:
+            arm_rows = [
+                (
+                    a.variant + (" (control)" if a.variant == exp.control else ""),
+                    a.units,
+                    pct(a.observed_share, 1),
+                    pct(a.design_share, 1) if a.design_share is not None else "-",
+                )
+                for a in exp.arms
+            ]
+            console.print(
+                table(
+                    f"experiment {exp.name}",
+                    ["arm", "units", "share", "designed"],
+                    arm_rows,
+                )
+            )
+        if ds.truth:
+            truth_rows = [
+                (t["metric"], t["variant"] or "(all)", t["value"]) for t in ds.truth
+            ]
+            console.print(table("planted truth (simulator)", ["metric", "arm", "value"], truth_rows))

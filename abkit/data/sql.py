@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def quote_ident(name: str) -> str:
-    """Quote a SQL identifier for DuckDB: ``my "col"`` -> ``"my ""col"""``.
+    """Quote a SQL identifier for DuckDB, doubling embedded double quotes.
 
     Every table or column name that reaches SQL text goes through here; values never do
     (they are passed as ``?`` parameters).

@@ -1,0 +1,141 @@
+"""The store: creation, schema versioning, and the one-line errors for unusable files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from abkit.cli.main import app
+from abkit.data.schema import SCHEMA_VERSION, TABLES
+from abkit.data.sql import quote_ident
+from abkit.data.store import open_store
+from abkit.errors import StoreError, StoreLockedError
+from tests.conftest import file_digest
+
+
+def test_new_store_has_every_table_and_the_version(db_path: Path) -> None:
+    with open_store(db_path, write=True) as store:
+        tables = {r[0] for r in store.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        version = store.con.execute(
+            "SELECT value FROM abkit_meta WHERE key = 'schema_version'"
+        ).fetchone()
+    assert tables == set(TABLES)
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_transaction_rolls_back_on_error(db_path: Path) -> None:
+    with open_store(db_path, write=True) as store:
+        with pytest.raises(RuntimeError), store.transaction():
+            store.add_dataset("a", source="ingest")
+            raise RuntimeError("boom")
+        assert store.datasets() == []
+
+
+def test_quote_ident_escapes_quotes() -> None:
+    assert quote_ident('we"ird') == '"we""ird"'
+    with pytest.raises(ValueError, match="invalid SQL identifier"):
+        quote_ident("")
+
+
+def test_resolve_dataset_suggests_the_closest_name(db_path: Path) -> None:
+    with open_store(db_path, write=True) as store:
+        store.add_dataset("obd-all", source="ingest")
+        store.add_dataset("sim", source="simulate")
+        with pytest.raises(StoreError, match=r"unknown dataset 'obd-al' \(did you mean 'obd-all'\?\)"):
+            store.resolve_dataset("obd-al")
+        with pytest.raises(StoreError, match="holds several datasets"):
+            store.resolve_dataset(None)
+        assert store.resolve_dataset("sim") == "sim"
+
+
+def _bad_text(path: Path) -> None:
+    path.write_text("user_id,item\n1,2\n")
+
+
+def _other_version(path: Path) -> None:
+    with open_store(path, write=True) as store:
+        store.con.execute("UPDATE abkit_meta SET value = '999' WHERE key = 'schema_version'")
+
+
+def _foreign_duckdb(path: Path) -> None:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE orders (id INTEGER)")
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_bad_text, "not a DuckDB database (expected a store written by abkit)"),
+        (
+            _other_version,
+            f"store schema version 999, but this abkit reads version {SCHEMA_VERSION}; "
+            "re-create it with this version of abkit",
+        ),
+        (_foreign_duckdb, "a DuckDB database but not an abkit store (it has no abkit_meta table)"),
+    ],
+    ids=["text-file", "schema-version", "foreign-duckdb"],
+)
+def test_unusable_store_one_line_error_and_file_unchanged(runner, db_path, make, message) -> None:
+    make(db_path)
+    before = file_digest(db_path)
+    result = runner.invoke(app, ["info", "--db", str(db_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {db_path}: {message}"
+    assert "Traceback" not in result.output
+    assert file_digest(db_path) == before
+
+
+def test_missing_store_says_how_to_create_one(runner, db_path) -> None:
+    result = runner.invoke(app, ["info", "--db", str(db_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {db_path}: no such database; create one with `abkit simulate` or `abkit ingest`"
+    )
+    assert not db_path.exists()
+
+
+def test_locked_store_names_the_holder(runner, db_path) -> None:
+    with open_store(db_path, write=True):
+        pass
+    before = file_digest(db_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); print('ready', flush=True); "
+         "time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLockedError) as info:
+            open_store(db_path, write=True)
+        assert str(info.value).startswith(f"{db_path}: the database is locked by process {holder.pid}")
+        assert str(info.value).endswith("wait for it to finish or pass another --db")
+        result = runner.invoke(app, ["info", "--db", str(db_path)])
+        assert result.exit_code == 2
+        assert f"locked by process {holder.pid}" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    time.sleep(0.1)
+    assert file_digest(db_path) == before
+
+
+def test_info_on_an_empty_store(runner, db_path) -> None:
+    with open_store(db_path, write=True):
+        pass
+    result = runner.invoke(app, ["info", "--db", str(db_path), "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    payload = json.loads(result.stdout)
+    assert payload["schema_version"] == SCHEMA_VERSION
+    assert payload["datasets"] == []
