@@ -69,8 +69,7 @@ class MissingExtraError(AbkitError):
 
     def __init__(self, package: str, extra: str, purpose: str) -> None:
         super().__init__(
-            f"{purpose} needs the optional package '{package}': "
-            f'pip install "abkit-lift[{extra}]"'
+            f"{purpose} needs the optional package '{package}': pip install \"abkit-lift[{extra}]\""
         )
         self.package = package
         self.extra = extra

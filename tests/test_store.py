@@ -20,7 +20,9 @@ from tests.conftest import file_digest
 
 def test_new_store_has_every_table_and_the_version(db_path: Path) -> None:
     with open_store(db_path, write=True) as store:
-        tables = {r[0] for r in store.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {
+            r[0] for r in store.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
         version = store.con.execute(
             "SELECT value FROM abkit_meta WHERE key = 'schema_version'"
         ).fetchone()
@@ -30,9 +32,14 @@ def test_new_store_has_every_table_and_the_version(db_path: Path) -> None:
 
 def test_transaction_rolls_back_on_error(db_path: Path) -> None:
     with open_store(db_path, write=True) as store:
-        with pytest.raises(RuntimeError), store.transaction():
-            store.add_dataset("a", source="ingest")
-            raise RuntimeError("boom")
+
+        def failing_write() -> None:
+            with store.transaction():
+                store.add_dataset("a", source="ingest")
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            failing_write()
         assert store.datasets() == []
 
 
@@ -46,7 +53,9 @@ def test_resolve_dataset_suggests_the_closest_name(db_path: Path) -> None:
     with open_store(db_path, write=True) as store:
         store.add_dataset("obd-all", source="ingest")
         store.add_dataset("sim", source="simulate")
-        with pytest.raises(StoreError, match=r"unknown dataset 'obd-al' \(did you mean 'obd-all'\?\)"):
+        with pytest.raises(
+            StoreError, match=r"unknown dataset 'obd-al' \(did you mean 'obd-all'\?\)"
+        ):
             store.resolve_dataset("obd-al")
         with pytest.raises(StoreError, match="holds several datasets"):
             store.resolve_dataset(None)
@@ -105,16 +114,23 @@ def test_locked_store_names_the_holder(runner, db_path) -> None:
         pass
     before = file_digest(db_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); print('ready', flush=True); "
-         "time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLockedError) as info:
             open_store(db_path, write=True)
-        assert str(info.value).startswith(f"{db_path}: the database is locked by process {holder.pid}")
+        assert str(info.value).startswith(
+            f"{db_path}: the database is locked by process {holder.pid}"
+        )
         assert str(info.value).endswith("wait for it to finish or pass another --db")
         result = runner.invoke(app, ["info", "--db", str(db_path)])
         assert result.exit_code == 2
@@ -139,3 +155,28 @@ def test_info_on_an_empty_store(runner, db_path) -> None:
     payload = json.loads(result.stdout)
     assert payload["schema_version"] == SCHEMA_VERSION
     assert payload["datasets"] == []
+
+
+def test_drop_dataset_removes_only_that_dataset(db_path: Path) -> None:
+    with open_store(db_path, write=True) as store:
+        with store.transaction() as con:
+            for name in ("a", "b"):
+                store.add_dataset(name, source="ingest")
+                con.execute(
+                    "INSERT INTO events VALUES "
+                    "(?, 'u1', NULL, 'i1', 'view', TIMESTAMP '2024-01-01', NULL)",
+                    [name],
+                )
+                con.execute(
+                    "INSERT INTO runs VALUES (?, NULL, ?, 'random', 'ranking', '{}', 'temporal',"
+                    " [10],"
+                    " 'fp', '0', TIMESTAMP '2024-01-01', 1, NULL)",
+                    [f"run-{name}", name],
+                )
+                con.execute(
+                    "INSERT INTO run_user_metrics VALUES (?, 'u1', 'ndcg@10', 0.5)", [f"run-{name}"]
+                )
+        store.drop_dataset("a")
+        assert store.datasets() == ["b"]
+        assert store.con.execute("SELECT DISTINCT dataset FROM events").fetchall() == [("b",)]
+        assert store.con.execute("SELECT run_id FROM run_user_metrics").fetchall() == [("run-b",)]

@@ -7,7 +7,9 @@ import typer
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
 
 
-def info(db: DbOption = DEFAULT_DB, dataset: DatasetOption = None, json: JsonOption = False) -> None:
+def info(
+    db: DbOption = DEFAULT_DB, dataset: DatasetOption = None, json: JsonOption = False
+) -> None:
     """Show the datasets in a store: tables, row counts, time range, arms, planted truth."""
     from abkit.cli import render
     from abkit.data.info import store_info

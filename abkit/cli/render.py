@@ -30,8 +30,9 @@ err_console = Console(stderr=True, highlight=False)
 
 def error(message: str) -> None:
     """One line on stderr, no traceback."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True,
-                      emoji=False, highlight=False)
+    err_console.print(
+        f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, emoji=False, highlight=False
+    )
 
 
 def warning(message: str) -> None:
@@ -143,9 +144,7 @@ def store_info(result: Any) -> None:
         rows = [(t, n) for t, n in ds.rows.items()]
         console.print(table(None, ["table", "rows"], rows))
         if ds.event_types:
-            console.print(
-                table(None, ["event type", "events"], sorted(ds.event_types.items()))
-            )
+            console.print(table(None, ["event type", "events"], sorted(ds.event_types.items())))
         console.print(
             f"  users {ds.users:,}, items {ds.items:,}, impressions {ds.impressions:,}, "
             f"clicks {ds.clicks:,}"
@@ -169,7 +168,18 @@ def store_info(result: Any) -> None:
                 )
             )
         if ds.truth:
-            truth_rows = [
-                (t["metric"], t["variant"] or "(all)", t["value"]) for t in ds.truth
-            ]
-            console.print(table("planted truth (simulator)", ["metric", "arm", "value"], truth_rows))
+            truth_rows = [(t["metric"], t["variant"] or "(all)", t["value"]) for t in ds.truth]
+            console.print(
+                table("planted truth (simulator)", ["metric", "arm", "value"], truth_rows)
+            )
+
+
+def heading(title: str, subtitle: str = "") -> None:
+    console.rule(f"[bold]{title}[/]" + (f" [dim]- {subtitle}[/]" if subtitle else ""))
+
+
+def step(number: int, title: str, explanation: str) -> None:
+    """A numbered step of the demo: a title and a sentence on what it shows and why."""
+    console.print()
+    console.print(f"[bold magenta]Step {number}. {title}[/]")
+    console.print(explanation, soft_wrap=False)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from abkit._util import unknown_choice
 from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
+from abkit.data.sql import quote_ident
 from abkit.errors import StoreError, StoreLockedError
 
 if TYPE_CHECKING:
@@ -56,8 +57,7 @@ def _translate_open_error(path: Path, exc: Exception) -> StoreError:
         match = _LOCK_PID.search(text)
         who = _holder(match.group(1)) if match else "another process"
         return StoreLockedError(
-            f"{path}: the database is locked by {who}; wait for it to finish "
-            f"or pass another --db"
+            f"{path}: the database is locked by {who}; wait for it to finish or pass another --db"
         )
     if "not a valid DuckDB database" in text or "Serialization Error" in text:
         return StoreError(f"{path}: not a DuckDB database (expected a store written by abkit)")
@@ -112,7 +112,8 @@ class Store:
                     "add one with `abkit simulate` or `abkit ingest`"
                 )
             raise StoreError(
-                f"{self.path}: holds several datasets ({', '.join(names)}); choose one with --dataset"
+                f"{self.path}: holds several datasets ({', '.join(names)}); "
+                "choose one with --dataset"
             )
         if name not in names:
             raise StoreError(f"{self.path}: " + unknown_choice("dataset", name, names))
@@ -122,12 +123,41 @@ class Store:
         row = self.con.execute("SELECT count(*) FROM datasets WHERE dataset = ?", [name])
         return bool(row.fetchone()[0])  # type: ignore[index]
 
-    def add_dataset(self, name: str, *, source: str, unit: str = "user", params: str = "{}") -> None:
+    def add_dataset(
+        self, name: str, *, source: str, unit: str = "user", params: str = "{}"
+    ) -> None:
         """Register a dataset (inside the caller's transaction)."""
         self.con.execute(
             "INSERT INTO datasets VALUES (?, ?, ?, ?, ?)",
             [name, source, unit, params, utcnow()],
         )
+
+    def drop_dataset(self, name: str) -> None:
+        """Delete a dataset and everything derived from it (runs included), atomically."""
+        run_children = ("run_user_metrics", "run_estimates", "run_rounds")
+        with self.transaction() as con:
+            for table in run_children:
+                con.execute(
+                    f"DELETE FROM {quote_ident(table)} WHERE run_id IN "
+                    "(SELECT run_id FROM runs WHERE dataset = ?)",
+                    [name],
+                )
+            for table in _DATASET_TABLES:
+                con.execute(f"DELETE FROM {quote_ident(table)} WHERE dataset = ?", [name])
+
+
+# Tables keyed by dataset; children first so a future foreign key would not object.
+_DATASET_TABLES = (
+    "runs",
+    "truth",
+    "items",
+    "experiments",
+    "assignments",
+    "impressions",
+    "events",
+    "ingests",
+    "datasets",
+)
 
 
 def utcnow() -> datetime:

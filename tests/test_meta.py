@@ -1,0 +1,89 @@
+"""Properties of the package as a whole: public API, help texts, import cost, names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import abkit
+from abkit.cli.main import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_version_flag(runner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"abkit {abkit.__version__}"
+
+
+def test_public_api_is_pinned_and_importable() -> None:
+    names = set(abkit.__all__)
+    for name in names - {"__version__"}:
+        assert getattr(abkit, name) is not None, name
+    with pytest.raises(AttributeError):
+        abkit.does_not_exist  # noqa: B018
+
+
+def _commands():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return group, group.commands  # type: ignore[attr-defined]
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    _, commands = _commands()
+    assert commands, "no commands registered"
+    missing = []
+    for name, command in commands.items():
+        if not (command.help or "").strip():
+            missing.append(f"{name}: no help")
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option" and not (param.help or "").strip():
+                missing.append(f"{name} {param.opts[0]}: no help")
+    assert missing == []
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    _, commands = _commands()
+    undocumented = [name for name in commands if f"abkit {name}" not in readme]
+    assert undocumented == []
+
+
+def _imported_modules(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": ""},
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+HEAVY = {"implicit", "onnxruntime", "onnx", "torch", "statsmodels", "pandas", "scipy", "duckdb"}
+
+
+def test_help_does_not_import_heavy_packages() -> None:
+    modules = _imported_modules("import abkit.cli.main")
+    assert sorted(HEAVY & {m.split(".")[0] for m in modules}) == []
+
+
+def test_recommenders_folder_does_not_shadow_microsofts_package(tmp_path) -> None:
+    """Installed as abkit_recommenders; a top-level `recommenders` is not ours."""
+    code = (
+        "import importlib.util, abkit_recommenders;"
+        "spec = importlib.util.find_spec('recommenders');"
+        "print(abkit_recommenders.__name__, spec is None or 'abkit' not in (spec.origin or ''))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.split() == ["abkit_recommenders", "True"]
