@@ -6,6 +6,7 @@ shows exactly what a user would see running the commands one by one.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,7 +39,7 @@ def demo(
     render.note("Run `abkit --help` to see every command; `abkit COMMAND --help` for details.")
 
 
-def _step_simulate(db, *, users: int, lift: float, seed: int, fresh: bool) -> None:  # type: ignore[no-untyped-def]
+def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool) -> None:
     from abkit.cli import render
     from abkit.data.info import store_info
     from abkit.data.store import open_store

@@ -33,7 +33,7 @@ COMMAND_MODULES = (
 class _AbkitGroup(TyperGroup):
     """The error boundary: every command runs inside :meth:`invoke`."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except AbkitError as exc:
@@ -47,7 +47,7 @@ class _AbkitGroup(TyperGroup):
             render.error("interrupted; nothing was written")
             raise typer.Exit(130) from None
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         # Keep the order in which commands were registered (the order of the workflow).
         return list(self.commands)
 
