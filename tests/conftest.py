@@ -33,3 +33,25 @@ def runner() -> CliRunner:
 def file_digest(path: Path) -> str | None:
     """sha256 of a file's bytes, or None when it does not exist (for 'unchanged' checks)."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+# -- simulated traffic shared by many test files (written once per session) -------------------
+
+
+@pytest.fixture(scope="session")
+def sim_config():
+    """The config of :func:`sim_db`: small, but with every feature of the simulator."""
+    from abkit.simulate import SimulationConfig
+
+    return SimulationConfig(users=3000, items=200, days=14, pre_days=7, lift=0.2, seed=7)
+
+
+@pytest.fixture(scope="session")
+def sim_db(tmp_path_factory: pytest.TempPathFactory, sim_config) -> Path:
+    """A store holding one simulated dataset ('sim', experiment 'carousel'). Read it only:
+    it is shared by every test of the session."""
+    from abkit.simulate import simulate
+
+    path = tmp_path_factory.mktemp("sim") / "sim.duckdb"
+    simulate(sim_config, path)
+    return path
