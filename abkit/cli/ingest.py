@@ -1,9 +1,212 @@
-"""CLI commands: ingest (being written)."""
+"""`abkit ingest FILE`: load a CSV / CSV.gz / Parquet log (library: abkit.data.ingest)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
 import typer
+
+from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.errors import InputError
+
+if TYPE_CHECKING:
+    from abkit.data.ingest import IngestResult
+
+_HELP = "\n\n".join(
+    [
+        "Load a CSV, CSV.gz or Parquet log into the store, whole or not at all.",
+        "Interaction logs (user_id, event_type, ts [, session_id, item_id, value]) go to "
+        "`events`; recommendation impressions (ts, item_id, position, propensity, click ...) "
+        "to `impressions`. A `variant` column (or --variant) also records each user's A/B "
+        "arm, so a plain export of `user_id, variant, event_type, ts[, item_id, value]` is "
+        "enough for an A/B analysis.",
+        "Timestamps: ISO 8601 (converted to UTC; no offset means UTC) or epoch numbers: "
+        "milliseconds when every value is >= 1e11, seconds when every value is below (else "
+        "pass --ts-unit). Row numbers in messages count data rows from 1, not the header "
+        "line. Ingesting the same file into the same dataset twice is refused.",
+        "Examples: `abkit ingest events.csv --map user_id=customer --map ts=created_at`; "
+        "`abkit ingest obd/random/all/all.csv.gz` then `abkit ingest obd/bts/all/all.csv.gz` "
+        "(two variants of one experiment); `abkit ingest ratings.dat --preset movielens`.",
+    ]
+)
+
+
+def _parse_map(items: list[str] | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items or []:
+        target, sep, column = item.partition("=")
+        if not sep or not target.strip() or not column.strip():
+            raise InputError(
+                f"--map {item!r}: expected ABKIT_COLUMN=FILE_COLUMN, e.g. user_id=customer"
+            )
+        target = target.strip()
+        if target in mapping:
+            raise InputError(
+                f"--map {target}: given twice ({mapping[target]} and {column.strip()})"
+            )
+        mapping[target] = column.strip()
+    return mapping
+
+
+def _parse_split(text: str | None) -> list[float] | dict[str, float] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if parts and all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, _, v in (p.partition("=") for p in parts)}
+        return [float(p) for p in parts]
+    except ValueError:
+        raise InputError(
+            f"--split {text!r}: expected shares like 0.5,0.5 or control=0.5,treatment=0.5"
+        ) from None
+
+
+def ingest(
+    file: Annotated[
+        Path, typer.Argument(help="The CSV, CSV.gz or Parquet file to load.", show_default=False)
+    ],
+    db: DbOption = DEFAULT_DB,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset to load into (default: from the file name; OBD: obd-CAMPAIGN).",
+        ),
+    ] = None,
+    preset: Annotated[
+        Literal["auto", "events", "impressions", "obd", "movielens"],
+        typer.Option(
+            help="File layout: events, impressions, obd (Open Bandit Dataset), movielens "
+            "(user item rating timestamp), or auto to detect it from the columns."
+        ),
+    ] = "auto",
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="ABKIT_COLUMN=FILE_COLUMN, repeatable: e.g. --map user_id=customer. "
+            "Without a header the file columns are col1, col2, ...",
+            show_default=False,
+        ),
+    ] = None,
+    header: Annotated[
+        bool | None,
+        typer.Option(
+            "--header/--no-header",
+            help="Whether line 1 names the columns (default: detect; a line with no number "
+            "or date is a header). Without one, columns follow the preset's order.",
+            show_default=False,
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            help="Field separator (default: tab, '::' or ',' as found in line 1); 'tab' for a tab.",
+        ),
+    ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            help="Put every row of the file in this A/B variant (OBD: random or bts, "
+            "default from the path)."
+        ),
+    ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option(
+            help="The control variant (default: one named control, random, A or baseline, "
+            "else the first alphabetically)."
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Designed traffic shares, control first then alphabetical (0.5,0.5) or "
+            "by name (A=0.5,B=0.5). Default: unknown.",
+        ),
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            help="Experiment the variants belong to (default: the dataset's only one, "
+            "else the dataset name; OBD: obd)."
+        ),
+    ] = None,
+    ts_unit: Annotated[
+        Literal["auto", "s", "ms"],
+        typer.Option(
+            "--ts-unit",
+            help="Unit of numeric timestamps: s or ms (auto: ms when every value >= 1e11).",
+        ),
+    ] = "auto",
+    json: JsonOption = False,
+) -> None:
+    """Load a CSV, CSV.gz or Parquet log into the store, whole or not at all."""
+    from abkit.cli import render
+    from abkit.data.ingest import ingest_file
+
+    mapping = _parse_map(map_)
+    shares = _parse_split(split)
+    with render.progress(f"Ingesting {file.name}", total=3) as advance:
+        result = ingest_file(
+            file,
+            db,
+            dataset=dataset,
+            preset=preset,
+            mapping=mapping,
+            header=header,
+            delimiter=delimiter,
+            variant=variant,
+            control=control,
+            split=shares,
+            experiment=experiment,
+            ts_unit=ts_unit,
+            on_step=lambda _phase: advance(),
+        )
+    if json:
+        render.print_json(result.to_dict())
+    else:
+        _summary(result)
+
+
+def _summary(result: IngestResult) -> None:
+    from abkit.cli import render
+
+    unit = "impressions (one unit each)" if result.unit == "impression" else "users"
+    rows: list[tuple[str, object]] = [
+        ("dataset", result.dataset),
+        ("table", result.table),
+        ("rows", result.rows),
+        (unit, result.users),
+    ]
+    if result.clicks is not None:
+        rows.append(("clicks", result.clicks))
+    if result.ts_min is not None:
+        rows.append(
+            (
+                "time range (UTC)",
+                f"{result.ts_min:%Y-%m-%d %H:%M} .. {result.ts_max:%Y-%m-%d %H:%M}",
+            )
+        )
+    if result.experiment is not None:
+        rows.append(("experiment", result.experiment))
+        rows.append(("variants (control first)", ", ".join(result.variants)))
+        rows.append(("assignments added", result.assignments_added))
+        if result.duplicates_skipped:
+            rows.append(("assignments already recorded", result.duplicates_skipped))
+    if result.items_added:
+        rows.append(("items added", result.items_added))
+    rows.append(("columns", ", ".join(f"{a}<-{f}" for a, f in result.columns)))
+    render.console.print(
+        render.table(
+            f"Ingested {result.source} into {result.db}", ["", "value"], rows, justify_numbers=False
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("ingest", help=_HELP)(ingest)

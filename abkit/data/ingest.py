@@ -1,0 +1,1366 @@
+"""Ingest CSV, CSV.gz and Parquet logs into the traffic store: whole, or not at all.
+
+:func:`ingest_file` reads the whole file with DuckDB (never a Python loop over rows), casts and
+validates it in an in-memory database, and only then attaches the store and inserts everything
+in ONE transaction. A failure at any point leaves the store byte-identical, and a store file that
+did not exist is not left behind.
+
+Rules (also in ``abkit ingest --help``):
+
+* **Formats.** Parquet is recognised by its magic bytes, gzip by its magic bytes (any name).
+  Anything else is read as delimited text, UTF-8.
+* **Delimiter.** Without ``--delimiter`` the first of tab, ``::`` and ``,`` found in line 1 is
+  used. A line 1 with none of them but a ``;`` or ``|`` is refused with a hint to pass
+  ``--delimiter``: semicolon files usually come from locales where ``,`` is the decimal
+  separator, so abkit wants that choice confirmed rather than guessed.
+* **Header.** Without ``--header``/``--no-header``, line 1 is a header when none of its fields
+  looks like a number or a date (``YYYY-MM-DD...``): every data row has a timestamp, every
+  header has none. A file without a header is read in the preset's column order (see
+  :mod:`abkit.data.presets`); its columns are called ``col1``, ``col2``, ... for ``--map``.
+* **Rows.** "row N" in a message is the N-th data row, 1-based, not counting the header line.
+  Byte offsets of a ``.gz`` file are offsets in its decompressed text.
+* **Timestamps** are stored as naive UTC. ISO 8601 text with an offset (``+02:00``, ``Z``) is
+  converted to UTC; text without one is taken as UTC. A ``ts`` column whose first value is a
+  plain number is epoch time; ``--ts-unit auto`` reads it as milliseconds when every value is
+  at least 1e11 in magnitude (1e11 ms is 1973-03-03) and as seconds when every value is below
+  1e11 (1e11 s is the year 5138); a column with both is refused (pass ``--ts-unit``). Fractions
+  are kept to the microsecond. Parquet timestamp columns are used as they are (with a time zone:
+  converted to UTC).
+* **Variants.** A ``variant`` column (or ``--variant NAME`` for the whole file) records each
+  unit's arm in ``assignments`` (assigned at its first timestamp in the file) and the
+  experiment in ``experiments``. Rows with an empty variant (e.g. pre-experiment traffic) are
+  stored but assign nothing. A unit in two variants is an error. Variants are ordered control
+  first: ``--control NAME``; else a variant named control, random, A or baseline (that order,
+  any case); else the control already recorded; else the first alphabetically. Then the others
+  alphabetically. ``split`` stays NULL unless ``--split`` gives the designed shares.
+* **Units.** Impression logs without a ``user_id`` column (the Open Bandit Dataset) make each
+  impression its own randomisation unit: ``user_id`` is the impression id, and the dataset's
+  ``unit`` is ``impression``.
+* **Re-ingest.** The file's sha256 is recorded in ``ingests``; ingesting the same bytes into the
+  same dataset and table again is refused (load it into another ``--dataset`` if intended).
+
+The Open Bandit Dataset preset reads ``obd/{random,bts}/{campaign}/{campaign}.csv.gz``: the first,
+unnamed column (a row number) is ignored; the policy comes from the folder name or ``--variant``;
+both policies ingested into the default dataset ``obd-{campaign}`` become the variants ``random``
+(control) and ``bts`` of the experiment ``obd``. ``item_context.csv.gz`` beside the log fills
+``items`` with the item ids. The user features (``user_feature_*``, ``user-item_affinity_*``) are
+NOT stored: the schema has no place for them and no abkit analysis uses them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from abkit._util import unknown_choice
+from abkit.data.presets import PRESETS, ColumnSpec, Preset, PresetName, detect_preset
+from abkit.data.schema import EVENT_TYPES
+from abkit.data.sql import quote_ident
+from abkit.errors import InputError, StoreError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from abkit.data.store import Store
+
+__all__ = ["IngestResult", "ingest_file"]
+
+TsUnit = Literal["auto", "s", "ms"]
+
+_HEAD_BYTES = 1 << 20
+_AUTO_DELIMITERS = ("\t", "::", ",")
+_SUSPECT_DELIMITERS = (";", "|")
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_EPOCH_MS_FROM = 1e11  # |x| >= 1e11: milliseconds (1e11 s is the year 5138)
+_EPOCH_MS_LIMIT = 1e14  # 1e14 ms is the year 5138 again: beyond is not a plausible timestamp
+_MAX_VARIANTS = 50
+_CONTROL_NAMES = ("control", "random", "a", "baseline")
+_TS_HINT = "expected ISO 8601 such as 2024-01-31T12:00:00Z, or epoch seconds or milliseconds"
+_STAGED = "memory.main.staged"
+_STORE_ALIAS = "abkit_store"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestResult:
+    """What one ingest wrote. ``variants`` are the experiment's variants after it, control first."""
+
+    dataset: str
+    table: Literal["events", "impressions"]
+    rows: int
+    source: str
+    sha256: str
+    preset: PresetName
+    unit: Literal["user", "impression"]
+    experiment: str | None
+    variants: tuple[str, ...]
+    control: str | None
+    file_variants: tuple[str, ...]
+    users: int
+    assignments_added: int
+    duplicates_skipped: int
+    items_added: int
+    clicks: int | None
+    ts_min: datetime | None
+    ts_max: datetime | None
+    ts_format: Literal["iso", "epoch_s", "epoch_ms", "native"]
+    file_format: Literal["csv", "csv.gz", "parquet"]
+    header: bool
+    delimiter: str | None
+    columns: tuple[tuple[str, str], ...]
+    db: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["variants"] = list(self.variants)
+        out["file_variants"] = list(self.file_variants)
+        out["columns"] = dict(self.columns)
+        return out
+
+
+# -- reading the head of the file ------------------------------------------------------------
+
+
+def _sniff_format(path: Path) -> Literal["csv", "csv.gz", "parquet"]:
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if not magic:
+        raise InputError(f"{path}: the file is empty (expected a header line or data rows)")
+    if magic[:2] == b"\x1f\x8b":
+        return "csv.gz"
+    if magic == b"PAR1":
+        return "parquet"
+    return "csv"
+
+
+def _open_text_bytes(path: Path, gz: bool) -> Any:
+    return gzip.open(path, "rb") if gz else path.open("rb")
+
+
+def _read_head(path: Path, gz: bool) -> bytes:
+    try:
+        with _open_text_bytes(path, gz) as fh:
+            return bytes(fh.read(_HEAD_BYTES))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+
+
+def _not_utf8(path: Path, offset: int, byte: int, line: int, header: bool | None) -> InputError:
+    where = "in the header line" if header and line == 1 else f"row {line - 1 if header else line}"
+    return InputError(
+        f"{path}: not UTF-8 text: byte 0x{byte:02x} at byte offset {offset} ({where}) "
+        "cannot be decoded; re-save the file as UTF-8"
+    )
+
+
+def _find_bad_utf8(path: Path, gz: bool) -> tuple[int, int, int] | None:
+    """(byte offset, byte, 1-based line) of the first byte that is not UTF-8, or None."""
+    offset = 0
+    lines = 1
+    pending = b""
+    with _open_text_bytes(path, gz) as fh:
+        while True:
+            chunk = fh.read(1 << 22)
+            buf = pending + chunk
+            if not buf:
+                return None
+            try:
+                buf.decode("utf-8")
+                good = len(buf)
+            except UnicodeDecodeError as exc:
+                if chunk and exc.reason == "unexpected end of data":
+                    good = exc.start  # a character cut by the chunk boundary
+                else:
+                    line = lines + buf.count(b"\n", 0, exc.start)
+                    return offset + exc.start, buf[exc.start], line
+            lines += buf.count(b"\n", 0, good)
+            offset += good
+            pending = buf[good:]
+            if not chunk:
+                return None
+
+
+def _first_line(path: Path, head: bytes) -> str:
+    if not head.strip():
+        raise InputError(f"{path}: the file is empty (expected a header line or data rows)")
+    end = head.find(b"\n")
+    raw = head if end < 0 else head[:end]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc.start, raw[exc.start], 1, header=None) from None
+    return text.lstrip("\ufeff").rstrip("\r")
+
+
+def _describe_delimiter(delimiter: str) -> str:
+    return "tab" if delimiter == "\t" else f"'{delimiter}'"
+
+
+def _normalise_delimiter(delimiter: str | None) -> str | None:
+    if delimiter is None:
+        return None
+    delimiter = _DELIMITER_NAMES.get(delimiter.lower(), delimiter)
+    if not delimiter or len(delimiter.encode()) > 4 or "\n" in delimiter or '"' in delimiter:
+        raise InputError(f"--delimiter {delimiter!r}: expected 1 to 4 characters, or 'tab'")
+    return delimiter
+
+
+def _choose_delimiter(path: Path, line: str, given: str | None) -> str:
+    if given is not None and given in line:
+        return given
+    if given is None:
+        for candidate in _AUTO_DELIMITERS:
+            if candidate in line:
+                return candidate
+    others = [d for d in (*_AUTO_DELIMITERS, *_SUSPECT_DELIMITERS) if d != given and d in line]
+    if others:
+        expected = _describe_delimiter(given) if given else "',', tab or '::'"
+        suggestion = others[0] if given else next(d for d in others if d in _SUSPECT_DELIMITERS)
+        flag = "tab" if suggestion == "\t" else suggestion
+        raise InputError(
+            f"{path}: line 1 has no {expected} separator; the delimiter looks like "
+            f"{_describe_delimiter(suggestion)}: pass --delimiter '{flag}'"
+        )
+    return given or ","  # a single column: the missing-column check explains the rest
+
+
+def _split_line(line: str, delimiter: str) -> list[str]:
+    if len(delimiter) == 1:
+        return next(csv.reader([line], delimiter=delimiter, quotechar='"'), [])
+    return line.split(delimiter)
+
+
+def _looks_like_data(field: str) -> bool:
+    text = field.strip().strip('"')
+    return bool(_NUMBER.match(text) or _DATE.match(text))
+
+
+# -- resolving columns -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Source:
+    path: Path
+    file_format: Literal["csv", "csv.gz", "parquet"]
+    header: bool
+    delimiter: str | None
+    columns: tuple[str, ...]
+    types: Mapping[str, str]  # file column -> DuckDB type name
+
+
+def _header_names(path: Path, fields: list[str]) -> tuple[str, ...]:
+    names = [f.strip() or f"col{i + 1}" for i, f in enumerate(fields)]
+    seen: set[str] = set()
+    for name in names:
+        if name.lower() in seen:
+            raise InputError(f"{path}: the header names column '{name}' twice")
+        seen.add(name.lower())
+    return tuple(names)
+
+
+def _resolve_preset(path: Path, preset: str, source: _Source, mapping: Mapping[str, str]) -> Preset:
+    if preset == "auto":
+        return detect_preset(
+            source.columns, header=source.header, delimiter=source.delimiter, mapped=list(mapping)
+        )
+    if preset not in PRESETS:
+        raise InputError(unknown_choice("--preset", preset, [*PRESETS, "auto"]))
+    return PRESETS[preset]
+
+
+def _resolve_columns(
+    source: _Source, preset: Preset, mapping: Mapping[str, str], *, constant_variant: bool
+) -> dict[str, str]:
+    """abkit column -> file column, for every column the file provides."""
+    path = source.path
+    for target, file_column in mapping.items():
+        if target not in preset.names:
+            raise InputError(
+                f"--map {target}={file_column}: "
+                + unknown_choice(f"{preset.name} column", target, preset.names)
+            )
+    found = ", ".join(source.columns) if source.columns else "(none)"
+    resolved: dict[str, str] = {}
+    for spec in preset.columns:
+        if spec.name in mapping:
+            wanted = mapping[spec.name]
+            match = next((c for c in source.columns if c == wanted), None)
+            if match is None:
+                match = next((c for c in source.columns if c.lower() == wanted.lower()), None)
+            if match is None:
+                raise InputError(
+                    f"{path}: column '{wanted}' (from --map {spec.name}={wanted}) not found; "
+                    f"found: {found}"
+                )
+            resolved[spec.name] = match
+        elif not source.header:
+            if spec.name in preset.layout:
+                index = preset.layout.index(spec.name)
+                if index < len(source.columns):
+                    resolved[spec.name] = source.columns[index]
+        else:
+            match = next((c for c in source.columns if spec.matches(c)), None)
+            if match is not None:
+                resolved[spec.name] = match
+    for spec in preset.columns:
+        if spec.required and spec.name not in resolved:
+            if source.header:
+                raise InputError(
+                    f"{path}: missing required column '{spec.name}' (found: {found}); "
+                    f"name it with --map {spec.name}=COLUMN"
+                )
+            raise InputError(
+                f"{path}: missing required column '{spec.name}': without a header the columns "
+                f"are read in the order {', '.join(preset.layout)}, but the file has "
+                f"{len(source.columns)}"
+            )
+    if constant_variant and "variant" in resolved:
+        raise InputError(
+            f"{path}: the file has a variant column ('{resolved['variant']}'); "
+            "drop --variant or map the column away"
+        )
+    return resolved
+
+
+# -- staging: one SQL pass casts the file, one aggregate pass validates it --------------------
+
+_SQL_TYPES = {
+    "event_value": "DOUBLE",
+    "amount": "DOUBLE",
+    "propensity": "DOUBLE",
+    "integer": "BIGINT",
+    "position": "BIGINT",
+    "flag": "BIGINT",
+}
+_PARSE_AS = {
+    "event_value": "a number",
+    "amount": "a number",
+    "propensity": "a number",
+    "integer": "an integer",
+    "position": "an integer",
+    "flag": "0 or 1",
+}
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A row-level rule: rows where ``condition`` holds are bad; ``message(row)`` says why."""
+
+    condition: str
+    params: tuple[Any, ...]
+    message: Callable[[int], str]
+
+
+class _Plan:
+    """The staging SELECT (typed columns plus parse-failure flags) and the row checks."""
+
+    def __init__(
+        self,
+        source: _Source,
+        resolved: Mapping[str, str],
+        specs: Sequence[ColumnSpec],
+        constants: Mapping[str, str],
+        ts_format: Literal["iso", "epoch", "native"],
+        ts_unit: TsUnit,
+        raw: Callable[[str, int], str],
+    ) -> None:
+        self.source = source
+        self.resolved = resolved
+        self.ts_format = ts_format
+        self.ts_unit = ts_unit
+        self.raw = raw
+        self.select: list[str] = []
+        self.params: list[Any] = []
+        self.checks: list[_Check] = []
+        self.staged: set[str] = set()
+        for spec in specs:
+            if spec.name in resolved:
+                self._add(spec, resolved[spec.name])
+        for name, value in constants.items():
+            self.select.append(f"CAST(? AS VARCHAR) AS {quote_ident(name)}")
+            self.params.append(value)
+            self.staged.add(name)
+
+    def _where(self, file_column: str, row: int) -> str:
+        return f"{self.source.path}: row {row + 1}, column '{file_column}'"
+
+    def _check(self, condition: str, message: Callable[[int], str], *params: Any) -> None:
+        self.checks.append(_Check(condition, params, message))
+
+    def _add(self, spec: ColumnSpec, file_column: str) -> None:
+        q = quote_ident(file_column)
+        name = quote_ident(spec.name)
+        source_type = self.source.types[file_column].upper()
+        self.staged.add(spec.name)
+
+        def where(row: int) -> str:
+            return self._where(file_column, row)
+
+        def raw(row: int) -> str:
+            return self.raw(file_column, row)
+
+        bad: str | None = None
+        if spec.kind == "id":
+            self.select.append(
+                f"{q if source_type == 'VARCHAR' else f'CAST({q} AS VARCHAR)'} AS {name}"
+            )
+        elif spec.kind == "event_type":
+            self.select.append(f"lower(trim(CAST({q} AS VARCHAR))) AS {name}")
+        elif spec.kind == "ts":
+            bad = self._add_ts(q, where, raw)
+        else:
+            sql_type = _SQL_TYPES[spec.kind]
+            if source_type == sql_type:
+                self.select.append(f"{q} AS {name}")
+            else:
+                bad = quote_ident(f"_bad_{spec.name}")
+                self.select.append(f"TRY_CAST({q} AS {sql_type}) AS {name}")
+                self.select.append(
+                    f"({q} IS NOT NULL AND TRY_CAST({q} AS {sql_type}) IS NULL) AS {bad}"
+                )
+                self._check(
+                    bad,
+                    lambda row: (
+                        f"{where(row)}: cannot parse '{raw(row)}' as {_PARSE_AS[spec.kind]}"
+                    ),
+                )
+        value = "_ts_num" if spec.kind == "ts" and self.ts_format == "epoch" else name
+        if spec.required:
+            empty = f"{value} IS NULL" if bad is None else f"{value} IS NULL AND NOT {bad}"
+            self._check(empty, lambda row: f"{where(row)}: empty (expected {spec.expected})")
+        self._add_rules(spec, name, where, raw)
+
+    def _add_rules(
+        self, spec: ColumnSpec, name: str, where: Callable[[int], str], raw: Callable[[int], str]
+    ) -> None:
+        kind = spec.kind
+        if kind == "event_type":
+            self._check(
+                f"{name} NOT IN ({', '.join('?' for _ in EVENT_TYPES)})",
+                lambda row: f"{where(row)}: " + unknown_choice("event type", raw(row), EVENT_TYPES),
+                *EVENT_TYPES,
+            )
+        if kind in ("event_value", "amount", "propensity"):
+            self._check(
+                f"NOT isfinite({name})",
+                lambda row: f"{where(row)}: '{raw(row)}' is not a finite number",
+            )
+        if kind == "event_value" and "event_type" in self.resolved:
+            self._check(
+                f"{name} < 0 AND event_type = 'purchase'",
+                lambda row: (
+                    f"{where(row)}: purchase value {raw(row)} is negative (expected revenue >= 0)"
+                ),
+            )
+        elif kind == "amount":
+            self._check(
+                f"{name} < 0",
+                lambda row: f"{where(row)}: value {raw(row)} is negative (expected revenue >= 0)",
+            )
+        elif kind == "propensity":
+            self._check(
+                f"NOT ({name} > 0 AND {name} <= 1)",
+                lambda row: f"{where(row)}: propensity {raw(row)} is outside (0, 1]",
+            )
+        elif kind == "position":
+            self._check(
+                f"NOT ({name} BETWEEN 1 AND 2147483647)",
+                lambda row: (
+                    f"{where(row)}: position {raw(row)} is not a slot number (expected 1, 2, ...)"
+                ),
+            )
+        elif kind == "flag":
+            self._check(
+                f"{name} NOT IN (0, 1)",
+                lambda row: f"{where(row)}: expected 0 or 1, found {raw(row)}",
+            )
+
+    def _add_ts(self, q: str, where: Callable[[int], str], raw: Callable[[int], str]) -> str | None:
+        if self.ts_format == "native":
+            self.select.append(f"CAST({q} AS TIMESTAMP) AS ts")
+            return None
+        if self.ts_format == "iso":
+            parsed = f"CAST(TRY_CAST({q} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            self.select.append(f"{parsed} AS ts")
+        else:
+            parsed = f"TRY_CAST({q} AS DECIMAL(38, 6))"
+            self.select.append(f"{parsed} AS _ts_num")
+            limit = _EPOCH_MS_FROM if self.ts_unit == "s" else _EPOCH_MS_LIMIT
+            unit = "seconds" if self.ts_unit == "s" else "milliseconds"
+            self._check(
+                f"abs(_ts_num) >= {limit:.0f}",
+                lambda row: (
+                    f"{where(row)}: epoch value {raw(row)} is out of range "
+                    f"(expected {unit} below {limit:.0e})"
+                ),
+            )
+        self.select.append(f"({q} IS NOT NULL AND {parsed} IS NULL) AS _bad_ts")
+        self._check(
+            "_bad_ts",
+            lambda row: f"{where(row)}: cannot parse '{raw(row)}' as a timestamp ({_TS_HINT})",
+        )
+        return "_bad_ts"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Staged:
+    """The file, cast and validated in the in-memory database, ready to be written."""
+
+    source: _Source
+    preset: Preset
+    resolved: Mapping[str, str]
+    staged: frozenset[str]
+    rows: int
+    users: int
+    clicks: int | None
+    ts_sql: str
+    ts_format: Literal["iso", "epoch_s", "epoch_ms", "native"]
+    ts_min: datetime | None
+    ts_max: datetime | None
+    variant_ts_min: datetime | None
+    variant_ts_max: datetime | None
+    file_variants: tuple[str, ...]
+    unit: Literal["user", "impression"]
+    has_items: bool
+
+
+def _translate_read_error(path: Path, exc: Exception, source: _Source | None) -> InputError:
+    text = str(exc)
+    header = source.header if source is not None else None
+    if "unicode" in text.lower() or "utf-8" in text.lower() or "utf8" in text.lower():
+        bad = _find_bad_utf8(path, gz=source is not None and source.file_format == "csv.gz")
+        if bad is not None:
+            return _not_utf8(path, *bad, header=header)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if line and fields:
+        number = int(line.group(1))
+        row = number - 1 if header else number
+        return InputError(
+            f"{path}: row {row} has {fields.group(2)} fields, expected {fields.group(1)} "
+            "like line 1"
+        )
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    kind = "Parquet" if source is not None and source.file_format == "parquet" else "CSV"
+    return InputError(f"{path}: cannot read the file as {kind} ({first})")
+
+
+def _open_source(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    file_format: Literal["csv", "csv.gz", "parquet"],
+    header: bool | None,
+    delimiter: str | None,
+) -> _Source:
+    import duckdb
+
+    if file_format == "parquet":
+        try:
+            relation = con.read_parquet(str(path))
+        except duckdb.Error as exc:
+            raise _translate_read_error(path, exc, None) from None
+        relation.create_view("source")
+        types = {c: str(t) for c, t in zip(relation.columns, relation.types, strict=True)}
+        return _Source(
+            path=path,
+            file_format=file_format,
+            header=True,
+            delimiter=None,
+            columns=tuple(relation.columns),
+            types=types,
+        )
+    gz = file_format == "csv.gz"
+    line = _first_line(path, _read_head(path, gz))
+    chosen = _choose_delimiter(path, line, delimiter)
+    fields = _split_line(line, chosen)
+    if header is None:
+        header = not any(_looks_like_data(f) for f in fields if f.strip())
+    names = (
+        _header_names(path, fields) if header else tuple(f"col{i + 1}" for i in range(len(fields)))
+    )
+    source = _Source(
+        path=path,
+        file_format=file_format,
+        header=header,
+        delimiter=chosen,
+        columns=names,
+        types=dict.fromkeys(names, "VARCHAR"),
+    )
+    try:
+        relation = con.read_csv(
+            str(path),
+            header=header,
+            sep=chosen,
+            columns=dict.fromkeys(names, "VARCHAR"),
+            auto_detect=False,
+            compression="gzip" if gz else "none",
+            quotechar='"',
+            escapechar='"',
+        )
+        relation.create_view("source")
+    except duckdb.Error as exc:
+        raise _translate_read_error(path, exc, source) from None
+    return source
+
+
+def _obd_policy(path: Path) -> str:
+    for part in reversed(path.parts[:-1]):
+        if part.lower() in ("random", "bts"):
+            return part.lower()
+    raise InputError(
+        f"{path}: cannot tell the logging policy from the path (expected a folder named "
+        "random or bts); pass --variant"
+    )
+
+
+def _ts_format(
+    con: duckdb.DuckDBPyConnection, source: _Source, column: str, ts_unit: TsUnit
+) -> Literal["iso", "epoch", "native"]:
+    source_type = source.types[column].upper()
+    if source_type.startswith("TIMESTAMP") or source_type == "DATE":
+        return "native"
+    if source_type != "VARCHAR" or ts_unit != "auto":
+        return "epoch"
+    q = quote_ident(column)
+    first = con.execute(f"SELECT {q} FROM source WHERE {q} IS NOT NULL LIMIT 1").fetchone()
+    return "epoch" if first is not None and _NUMBER.match(str(first[0]).strip()) else "iso"
+
+
+def _epoch_sql(value: str, unit: Literal["s", "ms"]) -> str:
+    scale = 1_000_000 if unit == "s" else 1_000
+    return f"make_timestamp(CAST(round({value} * {scale}) AS BIGINT))"
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    file_format: Literal["csv", "csv.gz", "parquet"],
+    *,
+    preset_name: str,
+    mapping: Mapping[str, str],
+    header: bool | None,
+    delimiter: str | None,
+    variant: str | None,
+    ts_unit: TsUnit,
+) -> _Staged:
+    import duckdb
+
+    source = _open_source(con, path, file_format, header, delimiter)
+    preset = _resolve_preset(path, preset_name, source, mapping)
+    if preset.name == "obd" and variant is None:
+        variant = _obd_policy(path)
+    resolved = _resolve_columns(source, preset, mapping, constant_variant=variant is not None)
+    constants = dict(preset.constants)
+    if variant is not None:
+        constants["variant"] = variant
+
+    def raw(file_column: str, row: int) -> str:
+        q = quote_ident(file_column)
+        value = con.execute(
+            f"SELECT CAST({q} AS VARCHAR) FROM source LIMIT 1 OFFSET ?", [row]
+        ).fetchone()
+        return "" if value is None or value[0] is None else str(value[0])
+
+    try:
+        ts_format = _ts_format(con, source, resolved["ts"], ts_unit)
+        plan = _Plan(source, resolved, preset.columns, constants, ts_format, ts_unit, raw)
+        con.execute(
+            f"CREATE TABLE {_STAGED} AS SELECT {', '.join(plan.select)} FROM source", plan.params
+        )
+    except duckdb.Error as exc:
+        raise _translate_read_error(path, exc, source) from None
+    return _validate(con, source, preset, resolved, plan, ts_unit)
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection,
+    source: _Source,
+    preset: Preset,
+    resolved: Mapping[str, str],
+    plan: _Plan,
+    ts_unit: TsUnit,
+) -> _Staged:
+    path = source.path
+    staged = plan.staged
+    ts_value = "_ts_num" if plan.ts_format == "epoch" else "ts"
+    has_variant = "variant" in staged
+    unit: Literal["user", "impression"] = "user" if "user_id" in staged else "impression"
+    aggregates = [f"min(rowid) FILTER (WHERE {c.condition})" for c in plan.checks]
+    params = [p for c in plan.checks for p in c.params]
+    extra = {
+        "rows": "count(*)",
+        "ts_min": f"min({ts_value})",
+        "ts_max": f"max({ts_value})",
+        "variant_ts_min": f"min({ts_value}) FILTER (WHERE variant IS NOT NULL)"
+        if has_variant
+        else "NULL",
+        "variant_ts_max": f"max({ts_value}) FILTER (WHERE variant IS NOT NULL)"
+        if has_variant
+        else "NULL",
+        "n_variants": "count(DISTINCT variant)" if has_variant else "0",
+        "users": "count(DISTINCT user_id)" if unit == "user" else "count(*)",
+        "clicks": "sum(click)" if "click" in staged else "NULL",
+        "ms_row": f"min(rowid) FILTER (WHERE abs(_ts_num) >= {_EPOCH_MS_FROM:.0f})"
+        if plan.ts_format == "epoch"
+        else "NULL",
+        "s_row": f"min(rowid) FILTER (WHERE abs(_ts_num) < {_EPOCH_MS_FROM:.0f})"
+        if plan.ts_format == "epoch"
+        else "NULL",
+        "duplicate_ids": "count(impression_id) - count(DISTINCT impression_id)"
+        if "impression_id" in staged
+        else "0",
+    }
+    query = f"SELECT {', '.join([*aggregates, *extra.values()])} FROM {_STAGED}"
+    values = _fetch_one(con.execute(query, params))
+    failures = [(row, i) for i, row in enumerate(values[: len(plan.checks)]) if row is not None]
+    if failures:
+        row, index = min(failures)
+        raise InputError(plan.checks[index].message(int(row)))
+    stats = dict(zip(extra, values[len(plan.checks) :], strict=True))
+    if stats["rows"] == 0:
+        raise InputError(f"{path}: no data rows (only a header line)")
+    if stats["duplicate_ids"]:
+        row_id = _fetch_one(
+            con.execute(
+                f"SELECT rowid, impression_id FROM (SELECT rowid, impression_id, row_number() OVER "
+                f"(PARTITION BY impression_id ORDER BY rowid) AS n FROM {_STAGED}) WHERE n = 2 "
+                "ORDER BY rowid LIMIT 1"
+            )
+        )
+        raise InputError(
+            f"{plan._where(resolved['impression_id'], int(row_id[0]))}: impression id "
+            f"{row_id[1]} appears twice"
+        )
+    ts_format: Literal["iso", "epoch_s", "epoch_ms", "native"]
+    if plan.ts_format == "epoch":
+        unit_chosen: Literal["s", "ms"]
+        if ts_unit == "auto":
+            if stats["ms_row"] is not None and stats["s_row"] is not None:
+                first, second = sorted((int(stats["ms_row"]), int(stats["s_row"])))
+                column = resolved["ts"]
+                raise InputError(
+                    f"{path}: column '{column}' mixes epoch seconds and milliseconds "
+                    f"(row {first + 1}: {plan.raw(column, first)}, row {second + 1}: "
+                    f"{plan.raw(column, second)}); pass --ts-unit s or --ts-unit ms"
+                )
+            unit_chosen = "ms" if stats["ms_row"] is not None else "s"
+        else:
+            unit_chosen = ts_unit
+        ts_sql = _epoch_sql("_ts_num", unit_chosen)
+        ts_format = "epoch_s" if unit_chosen == "s" else "epoch_ms"
+        bounds = [stats[k] for k in ("ts_min", "ts_max", "variant_ts_min", "variant_ts_max")]
+        converted = _fetch_one(
+            con.execute(
+                "SELECT "
+                + ", ".join(_epoch_sql("CAST(? AS DECIMAL(38, 6))", unit_chosen) for _ in bounds),
+                bounds,
+            )
+        )
+        for key, value in zip(
+            ("ts_min", "ts_max", "variant_ts_min", "variant_ts_max"), converted, strict=True
+        ):
+            stats[key] = value
+    else:
+        ts_sql = "ts"
+        ts_format = plan.ts_format
+    file_variants: tuple[str, ...] = ()
+    if has_variant and stats["n_variants"]:
+        if stats["n_variants"] > _MAX_VARIANTS:
+            column = resolved.get("variant", "variant")
+            raise InputError(
+                f"{path}: column '{column}' has {stats['n_variants']} distinct variants "
+                f"(at most {_MAX_VARIANTS}); is it really the A/B arm? Use --map variant=COLUMN"
+            )
+        rows = con.execute(
+            f"SELECT DISTINCT variant FROM {_STAGED} WHERE variant IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        file_variants = tuple(r[0] for r in rows)
+        if unit == "user":
+            _stage_assignments(con, plan, ts_sql)
+    return _Staged(
+        source=source,
+        preset=preset,
+        resolved=resolved,
+        staged=frozenset(staged),
+        rows=int(stats["rows"]),
+        users=int(stats["users"]),
+        clicks=None if stats["clicks"] is None else int(stats["clicks"]),
+        ts_sql=ts_sql,
+        ts_format=ts_format,
+        ts_min=stats["ts_min"],
+        ts_max=stats["ts_max"],
+        variant_ts_min=stats["variant_ts_min"],
+        variant_ts_max=stats["variant_ts_max"],
+        file_variants=file_variants,
+        unit=unit,
+        has_items=_stage_items(con, path) if preset.name == "obd" else False,
+    )
+
+
+def _stage_assignments(con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str) -> None:
+    """One row per user: their variant and first timestamp; a user in two variants is refused."""
+    con.execute(
+        f"CREATE TABLE memory.main.file_assign AS SELECT user_id, min(variant) AS variant, "
+        f"max(variant) AS other, min({ts_sql}) AS assigned_at FROM {_STAGED} "
+        "WHERE variant IS NOT NULL GROUP BY user_id"
+    )
+    conflict = con.execute(
+        f"""
+        WITH first AS (
+            SELECT user_id, arg_min(variant, rowid) AS v0, min(rowid) AS r0 FROM {_STAGED}
+            WHERE variant IS NOT NULL
+              AND user_id IN (SELECT user_id FROM memory.main.file_assign WHERE variant <> other)
+            GROUP BY user_id)
+        SELECT s.rowid, s.user_id, s.variant, f.v0, f.r0
+        FROM {_STAGED} s JOIN first f ON s.user_id = f.user_id
+        WHERE s.variant <> f.v0 ORDER BY s.rowid LIMIT 1
+        """
+    ).fetchone()
+    if conflict is not None:
+        row, user, second, first, first_row = conflict
+        raise InputError(
+            f"{plan.source.path}: row {row + 1}: user '{user}' is in variant '{second}', but "
+            f"row {first_row + 1} put them in '{first}' (a user must stay in one variant)"
+        )
+
+
+def _stage_items(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Item ids from the OBD ``item_context.csv.gz`` beside the log, when there is one."""
+    import duckdb
+
+    items_path = path.parent / "item_context.csv.gz"
+    if not items_path.exists():
+        return False
+    try:
+        relation = con.read_csv(str(items_path), header=True)
+        if "item_id" not in relation.columns:
+            raise InputError(
+                f"{items_path}: missing required column 'item_id' "
+                f"(found: {', '.join(relation.columns)})"
+            )
+        relation.create_view("item_source")
+        con.execute(
+            "CREATE TABLE memory.main.staged_items AS SELECT DISTINCT "
+            "CAST(item_id AS VARCHAR) AS item_id FROM item_source WHERE item_id IS NOT NULL"
+        )
+    except duckdb.Error as exc:
+        raise _translate_read_error(items_path, exc, None) from None
+    return True
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def _attach_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> Store:
+    """Attach the store file to the staging connection, checked as :func:`open_store` does."""
+    import duckdb
+
+    from abkit.data.store import Store, _check_schema, _initialise, _translate_open_error
+
+    if db_path.is_dir():
+        raise StoreError(f"{db_path}: is a directory, expected a DuckDB file")
+    if not db_path.exists() and not db_path.parent.exists():
+        raise StoreError(f"{db_path}: folder {db_path.parent} does not exist")
+    try:
+        con.execute(f"ATTACH ? AS {_STORE_ALIAS}", [str(db_path)])
+    except duckdb.Error as exc:
+        raise _translate_open_error(db_path, exc) from None
+    con.execute(f"USE {_STORE_ALIAS}")
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ?", [_STORE_ALIAS]
+    ).fetchone()
+    if found is not None and found[0] == 0:
+        _initialise(con)  # a new file, or an empty DuckDB file
+    else:
+        _check_schema(db_path, con)
+    return Store(db_path, con, read_only=False)
+
+
+def _choose_control(variants: set[str], explicit: str | None, recorded: str | None) -> str:
+    if explicit is not None:
+        if explicit not in variants:
+            raise InputError("--control: " + unknown_choice("variant", explicit, variants))
+        return explicit
+    for name in _CONTROL_NAMES:
+        for candidate in sorted(variants):
+            if candidate.lower() == name:
+                return candidate
+    if recorded is not None and recorded in variants:
+        return recorded
+    return sorted(variants)[0]
+
+
+def _resolve_split(
+    split: Sequence[float] | Mapping[str, float] | None,
+    variants: Sequence[str],
+    recorded: tuple[list[str], list[float] | None] | None,
+) -> list[float] | None:
+    if split is None:
+        if recorded is not None and recorded[1] is not None and set(recorded[0]) == set(variants):
+            shares = dict(zip(recorded[0], recorded[1], strict=True))
+            return [shares[v] for v in variants]
+        return None
+    if isinstance(split, Mapping):
+        if set(split) != set(variants):
+            raise InputError(
+                f"--split names {', '.join(sorted(split))}, but the experiment's variants are "
+                f"{', '.join(variants)}"
+            )
+        values = [float(split[v]) for v in variants]
+    else:
+        values = [float(v) for v in split]
+        if len(values) != len(variants):
+            raise InputError(
+                f"--split has {len(values)} shares, but the experiment has {len(variants)} "
+                f"variants ({', '.join(variants)}, in that order)"
+            )
+    if any(not (0 < v < 1) for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise InputError(
+            f"--split {', '.join(f'{v:g}' for v in values)}: expected shares in (0, 1) "
+            "that sum to 1"
+        )
+    return values
+
+
+def _write(
+    store: Store,
+    staged: _Staged,
+    *,
+    dataset: str,
+    sha256: str,
+    experiment: str | None,
+    control: str | None,
+    split: Sequence[float] | Mapping[str, float] | None,
+) -> IngestResult:
+    from abkit.data.store import utcnow
+
+    con = store.con
+    path = staged.source.path
+    table = staged.preset.table
+    with store.transaction():
+        # Every check first: nothing is written until all of them pass.
+        done = con.execute(
+            "SELECT source_path, ingested_at FROM ingests "
+            "WHERE dataset = ? AND sha256 = ? AND table_name = ?",
+            [dataset, sha256, table],
+        ).fetchone()
+        if done is not None:
+            raise InputError(
+                f"{path}: already ingested into dataset '{dataset}' (table {table}) on "
+                f"{done[1]:%Y-%m-%d %H:%M:%S} UTC from {done[0]}; nothing was written "
+                "(use another --dataset to load it twice)"
+            )
+        known = con.execute(
+            "SELECT source, unit FROM datasets WHERE dataset = ?", [dataset]
+        ).fetchone()
+        if known is not None and known[0] != "ingest":
+            raise InputError(
+                f"dataset '{dataset}' in {store.path} was written by `abkit {known[0]}`; "
+                "ingest into another --dataset"
+            )
+        if known is not None and known[1] != staged.unit:
+            raise InputError(
+                f"{path}: dataset '{dataset}' counts one unit per {known[1]}, but this file's "
+                f"unit is the {staged.unit}; ingest it into another --dataset"
+            )
+        exp_name, variants, chosen_control, split_values = _plan_experiment(
+            store, staged, dataset=dataset, experiment=experiment, control=control, split=split
+        )
+        duplicates = 0
+        if exp_name is not None and staged.unit == "user":
+            duplicates = _check_store_assignments(store, staged, dataset, exp_name)
+        offset = 0
+        if table == "impressions":
+            offset = _impression_offset(store, staged, dataset)
+
+        # Then the writes.
+        if known is None:
+            store.add_dataset(
+                dataset,
+                source="ingest",
+                unit=staged.unit,
+                params=json.dumps({"preset": staged.preset.name}),
+            )
+        _insert_rows(store, staged, dataset, offset)
+        added = 0
+        if exp_name is not None:
+            added = _insert_assignments(store, staged, dataset, exp_name, offset)
+            _upsert_experiment(
+                store, staged, dataset, exp_name, variants, chosen_control, split_values
+            )
+        items = 0
+        if staged.has_items:
+            items = _count(
+                con.execute(
+                    "INSERT INTO items (dataset, item_id) SELECT ?, s.item_id "
+                    "FROM memory.main.staged_items s WHERE NOT EXISTS (SELECT 1 FROM items i "
+                    "WHERE i.dataset = ? AND i.item_id = s.item_id)",
+                    [dataset, dataset],
+                )
+            )
+        con.execute(
+            "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?)",
+            [dataset, str(path.resolve()), sha256, table, staged.rows, utcnow()],
+        )
+    return IngestResult(
+        dataset=dataset,
+        table=table,
+        rows=staged.rows,
+        source=str(path),
+        sha256=sha256,
+        preset=staged.preset.name,
+        unit=staged.unit,
+        experiment=exp_name,
+        variants=tuple(variants),
+        control=chosen_control,
+        file_variants=staged.file_variants,
+        users=staged.users,
+        assignments_added=added,
+        duplicates_skipped=duplicates,
+        items_added=items,
+        clicks=staged.clicks,
+        ts_min=staged.ts_min,
+        ts_max=staged.ts_max,
+        ts_format=staged.ts_format,
+        file_format=staged.source.file_format,
+        header=staged.source.header,
+        delimiter=staged.source.delimiter,
+        columns=tuple(staged.resolved.items()),
+        db=str(store.path),
+    )
+
+
+def _fetch_one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    row = cursor.fetchone()
+    if row is None:  # aggregates and INSERT always return one row
+        raise RuntimeError("DuckDB returned no row")
+    return tuple(row)
+
+
+def _count(cursor: duckdb.DuckDBPyConnection) -> int:
+    row = cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _plan_experiment(
+    store: Store,
+    staged: _Staged,
+    *,
+    dataset: str,
+    experiment: str | None,
+    control: str | None,
+    split: Sequence[float] | Mapping[str, float] | None,
+) -> tuple[str | None, list[str], str | None, list[float] | None]:
+    if not staged.file_variants:
+        if experiment is not None or control is not None or split is not None:
+            raise InputError(
+                f"{staged.source.path}: --experiment, --control and --split need a variant "
+                "column or --variant"
+            )
+        return None, [], None, None
+    con = store.con
+    name = experiment
+    if name is None and staged.preset.name == "obd":
+        name = "obd"
+    if name is None:
+        existing = [
+            r[0]
+            for r in con.execute(
+                "SELECT experiment FROM experiments WHERE dataset = ? ORDER BY 1", [dataset]
+            ).fetchall()
+        ]
+        if len(existing) > 1:
+            raise InputError(
+                f"dataset '{dataset}' has experiments {', '.join(existing)}; "
+                "choose one with --experiment"
+            )
+        name = existing[0] if existing else dataset
+    row = con.execute(
+        "SELECT variants, split, control FROM experiments WHERE dataset = ? AND experiment = ?",
+        [dataset, name],
+    ).fetchone()
+    all_variants = set(staged.file_variants) | set(row[0] if row else [])
+    chosen = _choose_control(all_variants, control, row[2] if row else None)
+    ordered = [chosen, *sorted(v for v in all_variants if v != chosen)]
+    recorded = (list(row[0]), list(row[1]) if row[1] is not None else None) if row else None
+    return name, ordered, chosen, _resolve_split(split, ordered, recorded)
+
+
+def _check_store_assignments(store: Store, staged: _Staged, dataset: str, experiment: str) -> int:
+    """Refuse users the store already put in another variant; count those already recorded."""
+    con = store.con
+    conflict = con.execute(
+        "SELECT f.user_id, f.variant, a.variant FROM memory.main.file_assign f "
+        "JOIN assignments a ON a.user_id = f.user_id "
+        "WHERE a.dataset = ? AND a.experiment = ? AND a.variant <> f.variant LIMIT 1",
+        [dataset, experiment],
+    ).fetchone()
+    if conflict is not None:
+        user, variant, recorded = conflict
+        first = con.execute(
+            f"SELECT min(rowid) FROM {_STAGED} WHERE user_id = ? AND variant IS NOT NULL", [user]
+        ).fetchone()
+        row = int(first[0]) + 1 if first is not None and first[0] is not None else 0
+        raise InputError(
+            f"{staged.source.path}: row {row}: user '{user}' is in variant '{variant}', but "
+            f"experiment '{experiment}' of dataset '{dataset}' already has them in '{recorded}'"
+        )
+    return _count(
+        con.execute(
+            "SELECT count(*) FROM memory.main.file_assign f WHERE EXISTS (SELECT 1 FROM "
+            "assignments a WHERE a.dataset = ? AND a.experiment = ? AND a.user_id = f.user_id)",
+            [dataset, experiment],
+        )
+    )
+
+
+def _impression_offset(store: Store, staged: _Staged, dataset: str) -> int:
+    """The first free impression id of the dataset; file ids must not collide with stored ones."""
+    con = store.con
+    if "impression_id" in staged.staged:
+        clash = con.execute(
+            f"SELECT s.rowid, s.impression_id FROM {_STAGED} s WHERE s.impression_id IN "
+            "(SELECT impression_id FROM impressions WHERE dataset = ?) ORDER BY s.rowid LIMIT 1",
+            [dataset],
+        ).fetchone()
+        if clash is not None:
+            column = staged.resolved["impression_id"]
+            raise InputError(
+                f"{staged.source.path}: row {clash[0] + 1}, column '{column}': impression id "
+                f"{clash[1]} is already in dataset '{dataset}'"
+            )
+        return 0
+    return _count(
+        con.execute(
+            "SELECT coalesce(max(impression_id) + 1, 0) FROM impressions WHERE dataset = ?",
+            [dataset],
+        )
+    )
+
+
+def _column(staged: _Staged, name: str, sql_type: str | None = None) -> str:
+    if name not in staged.staged:
+        return "NULL"
+    return quote_ident(name) if sql_type is None else f"CAST({quote_ident(name)} AS {sql_type})"
+
+
+def _impression_id_sql(staged: _Staged) -> str:
+    if "impression_id" in staged.staged:
+        return "impression_id"
+    return "(CAST(? AS BIGINT) + rowid)"
+
+
+def _insert_rows(store: Store, staged: _Staged, dataset: str, offset: int) -> None:
+    con = store.con
+    if staged.preset.table == "events":
+        con.execute(
+            "INSERT INTO events (dataset, user_id, session_id, item_id, event_type, ts, value) "
+            f"SELECT ?, user_id, {_column(staged, 'session_id')}, {_column(staged, 'item_id')}, "
+            f"event_type, {staged.ts_sql}, {_column(staged, 'value')} FROM {_STAGED}",
+            [dataset],
+        )
+        return
+    impression_id = _impression_id_sql(staged)
+    params: list[Any] = [dataset]
+    if "impression_id" not in staged.staged:
+        params.append(offset)
+    user = "user_id" if "user_id" in staged.staged else f"CAST({impression_id} AS VARCHAR)"
+    if "impression_id" not in staged.staged and "user_id" not in staged.staged:
+        params.append(offset)
+    con.execute(
+        "INSERT INTO impressions (dataset, impression_id, slate_id, user_id, session_id, ts, "
+        "variant, item_id, position, propensity, click, conversion, value) "
+        f"SELECT ?, {impression_id}, {_column(staged, 'slate_id')}, {user}, "
+        f"{_column(staged, 'session_id')}, {staged.ts_sql}, {_column(staged, 'variant')}, "
+        f"item_id, CAST(position AS INTEGER), propensity, CAST(click AS TINYINT), "
+        f"{_column(staged, 'conversion', 'TINYINT')}, {_column(staged, 'value')} FROM {_STAGED}",
+        params,
+    )
+
+
+def _insert_assignments(
+    store: Store, staged: _Staged, dataset: str, experiment: str, offset: int
+) -> int:
+    con = store.con
+    if staged.unit == "user":
+        return _count(
+            con.execute(
+                "INSERT INTO assignments (dataset, experiment, user_id, variant, assigned_at) "
+                "SELECT ?, ?, f.user_id, f.variant, f.assigned_at FROM memory.main.file_assign f "
+                "WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.dataset = ? AND "
+                "a.experiment = ? AND a.user_id = f.user_id)",
+                [dataset, experiment, dataset, experiment],
+            )
+        )
+    # One unit per impression: its id is the unit's id, assigned when it was shown.
+    impression_id = _impression_id_sql(staged)
+    params: list[Any] = [dataset, experiment]
+    if "impression_id" not in staged.staged:
+        params.append(offset)
+    return _count(
+        con.execute(
+            "INSERT INTO assignments (dataset, experiment, user_id, variant, assigned_at) "
+            f"SELECT ?, ?, CAST({impression_id} AS VARCHAR), variant, {staged.ts_sql} "
+            f"FROM {_STAGED} WHERE variant IS NOT NULL",
+            params,
+        )
+    )
+
+
+def _upsert_experiment(
+    store: Store,
+    staged: _Staged,
+    dataset: str,
+    experiment: str,
+    variants: list[str],
+    control: str | None,
+    split: list[float] | None,
+) -> None:
+    con = store.con
+    row = con.execute(
+        "SELECT start_ts, end_ts FROM experiments WHERE dataset = ? AND experiment = ?",
+        [dataset, experiment],
+    ).fetchone()
+    start, end = staged.variant_ts_min, staged.variant_ts_max
+    if row is None:
+        con.execute(
+            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [dataset, experiment, variants, split, control, start, end],
+        )
+        return
+    start = min(t for t in (row[0], start) if t is not None) if (row[0] or start) else None
+    end = max(t for t in (row[1], end) if t is not None) if (row[1] or end) else None
+    con.execute(
+        "UPDATE experiments SET variants = ?, split = ?, control = ?, start_ts = ?, end_ts = ? "
+        "WHERE dataset = ? AND experiment = ?",
+        [variants, split, control, start, end, dataset, experiment],
+    )
+
+
+# -- the entry point -------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _default_dataset(path: Path, preset: Preset) -> str:
+    name = path.name
+    for suffix in (".gz", ".parquet", ".pq", ".csv", ".tsv", ".dat", ".data", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    if preset.name == "obd":
+        campaign = next(
+            (p for p in reversed(path.parts) if p.lower() in ("all", "men", "women")), None
+        )
+        return f"obd-{campaign.lower()}" if campaign else "obd"
+    return name or "ingest"
+
+
+def ingest_file(
+    path: str | Path,
+    db: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    preset: Literal["auto", "events", "impressions", "obd", "movielens"] = "auto",
+    mapping: Mapping[str, str] | None = None,
+    header: bool | None = None,
+    delimiter: str | None = None,
+    variant: str | None = None,
+    control: str | None = None,
+    split: Sequence[float] | Mapping[str, float] | None = None,
+    experiment: str | None = None,
+    ts_unit: TsUnit = "auto",
+    on_step: Callable[[str], None] | None = None,
+) -> IngestResult:
+    """Load one CSV / CSV.gz / Parquet file into the store ``db`` in one transaction.
+
+    ``preset`` chooses the layout (``auto`` picks it by :func:`abkit.data.presets.detect_preset`);
+    ``mapping`` maps abkit columns to file columns (``{"user_id": "customer"}``); ``header``
+    ``None`` detects a header line; ``delimiter`` ``None`` detects tab, ``::`` or comma;
+    ``variant`` puts every row in that arm (the default for OBD comes from the path);
+    ``control``, ``split`` and ``experiment`` describe the experiment the variants belong to;
+    ``ts_unit`` forces epoch seconds or milliseconds. ``on_step`` is told each phase
+    (``read``, ``validate``, ``write``) for progress display. See the module docstring for the
+    rules. Raises :class:`~abkit.errors.InputError` for a bad file or option and
+    :class:`~abkit.errors.StoreError` for an unusable store; either way nothing is written.
+    """
+    import duckdb
+
+    from abkit.data.store import default_db_path
+
+    file_path = Path(path)
+    if not file_path.exists():
+        raise InputError(f"{file_path}: no such file")
+    if file_path.is_dir():
+        raise InputError(f"{file_path}: is a directory, expected a CSV or Parquet file")
+    if ts_unit not in ("auto", "s", "ms"):
+        raise InputError(unknown_choice("--ts-unit", str(ts_unit), ["auto", "s", "ms"]))
+    db_path = Path(db) if db is not None else default_db_path()
+    chosen_delimiter = _normalise_delimiter(delimiter)
+    step = on_step or (lambda _phase: None)
+    file_format = _sniff_format(file_path)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Hash the file while DuckDB parses it: both are I/O- and C-bound, neither holds the GIL.
+        digest = pool.submit(_sha256, file_path)
+        con = duckdb.connect(":memory:")
+        existed = db_path.exists()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            step("read")
+            staged = _stage(
+                con,
+                file_path,
+                file_format,
+                preset_name=preset,
+                mapping=dict(mapping or {}),
+                header=header,
+                delimiter=chosen_delimiter,
+                variant=variant,
+                ts_unit=ts_unit,
+            )
+            step("validate")
+            sha256 = digest.result()
+            name = dataset or _default_dataset(file_path, staged.preset)
+            step("write")
+            store = _attach_store(con, db_path)
+            try:
+                return _write(
+                    store,
+                    staged,
+                    dataset=name,
+                    sha256=sha256,
+                    experiment=experiment,
+                    control=control,
+                    split=split,
+                )
+            except duckdb.Error as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise StoreError(
+                    f"{db_path}: writing failed ({first}); nothing was written"
+                ) from None
+        except BaseException:
+            con.close()
+            if not existed:
+                # The store was created for this ingest: leave no empty file behind.
+                for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+            raise
+        finally:
+            con.close()
