@@ -1,9 +1,174 @@
-"""CLI commands: simulate (being written)."""
+"""`abkit simulate`: write synthetic traffic with planted, known effects into a store."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+
+if TYPE_CHECKING:
+    from abkit.simulate import SimulationSummary
+
+
+def parse_arms(text: str) -> tuple[str, ...]:
+    """``"control,treatment"`` -> ``("control", "treatment")``."""
+    return tuple(part.strip() for part in text.split(","))
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    """``"50/50"``, ``"0.5,0.5"`` or ``"20/30/50"`` -> shares; percentages when any share > 1.
+
+    Fractions are checked (sum to 1) by :class:`~abkit.simulate.SimulationConfig`.
+    """
+    from abkit.errors import InputError
+
+    parts = [p.strip() for p in text.replace("/", ",").split(",")]
+    try:
+        shares = [float(p) for p in parts]
+    except ValueError:
+        raise InputError(f"--split: expected shares like 50/50 or 0.5,0.5, got {text!r}") from None
+    if any(s > 1 for s in shares):
+        total = sum(shares)
+        if abs(total - 100) > 1e-6:
+            raise InputError(f"--split: percentages must sum to 100, got {total:g}")
+        shares = [s / 100 for s in shares]
+    return tuple(shares)
+
+
+def simulate(
+    users: Annotated[
+        int, typer.Option(help="Users in the experiment (all visit in its window).")
+    ] = 20_000,
+    items: Annotated[int, typer.Option(help="Catalogue size.")] = 1_000,
+    days: Annotated[int, typer.Option(help="Length of the experiment window in days.")] = 14,
+    pre_days: Annotated[
+        int, typer.Option(help="Days of pre-experiment traffic before it (for CUPED).")
+    ] = 7,
+    arms: Annotated[
+        str, typer.Option(help="Comma-separated arm names; the first is control.")
+    ] = "control,treatment",
+    split: Annotated[
+        str | None,
+        typer.Option(help="Designed shares, e.g. 50/50 or 0.5,0.5 [default: equal shares]."),
+    ] = None,
+    lift: Annotated[
+        float,
+        typer.Option(help="Planted true relative lift in user conversion of each non-control arm."),
+    ] = 0.2,
+    srm: Annotated[
+        float,
+        typer.Option(
+            help="Plant a sample-ratio mismatch: fraction of non-control users whose records "
+            "are lost."
+        ),
+    ] = 0.0,
+    slots: Annotated[int, typer.Option(help="Carousel size (positions per slate).")] = 4,
+    base_conversion: Annotated[
+        float, typer.Option(help="Mean true conversion probability of a control user.")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 0,
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Name of the new dataset in the store.")
+    ] = "sim",
+    experiment: Annotated[
+        str, typer.Option(help="Name of the simulated A/B experiment.")
+    ] = "carousel",
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Simulate e-commerce traffic with a carousel A/B test and a planted, known truth.
+
+    Users with tastes browse items in sessions (with sequential structure), click a carousel
+    whose logging policy differs by arm (logged with exact propensities), add to cart and
+    buy. The true conversion rate of each arm and the true CTR of each policy are stored in
+    the file (see `abkit info`).
+    """
+    from abkit.cli import render
+    from abkit.simulate import SimulationConfig
+    from abkit.simulate import simulate as run_simulation
+
+    arm_names = parse_arms(arms)
+    shares = parse_split(split) if split is not None else (1 / len(arm_names),) * len(arm_names)
+    config = SimulationConfig(
+        users=users,
+        items=items,
+        days=days,
+        pre_days=pre_days,
+        arms=arm_names,
+        split=shares,
+        lift=lift,
+        srm=srm,
+        slots=slots,
+        base_conversion=base_conversion,
+        seed=seed,
+        dataset=dataset,
+        experiment=experiment,
+    )
+    with render.progress("Simulating users", total=config.users) as advance:
+        done = 0
+
+        def on_progress(users_done: int, _total: int) -> None:
+            nonlocal done
+            advance(users_done - done)
+            done = users_done
+
+        summary = run_simulation(config, db, on_progress=on_progress)
+    if json:
+        render.print_json(summary.to_dict())
+        return
+    _report(summary)
+
+
+def _report(summary: SimulationSummary) -> None:
+    from abkit.cli import render
+
+    truth, config = summary.truth, summary.config
+    render.console.print(
+        f"Simulated dataset [bold]{summary.dataset}[/] (experiment "
+        f"[bold]{summary.experiment}[/]) into {summary.db} in {summary.elapsed_seconds:.1f} s"
+    )
+    render.console.print(
+        render.table(
+            "Rows written",
+            ["table", "rows"],
+            [
+                ["events", summary.events],
+                ["sessions", summary.sessions],
+                ["impressions", summary.impressions],
+                ["assignments", summary.assignments],
+                ["items", summary.items],
+            ],
+        )
+    )
+    rows = []
+    for arm in config.arms:
+        users = summary.arm_users[arm]
+        rows.append([
+            arm,
+            users,
+            render.pct(users / summary.assignments if summary.assignments else None, 1),
+            render.pct(truth[f"design_share[{arm}]"], 1),
+            render.pct(truth[f"conversion_rate[{arm}]"], 3),
+            render.pct(truth[f"conversion_lift[{arm}]"], 1),
+            render.pct(truth.get(f"policy_ctr[{arm}]"), 3),
+        ])  # fmt: skip
+    render.console.print(
+        render.table(
+            "Arms and planted truth",
+            ["arm", "users", "share", "design", "true conversion", "true lift", "policy CTR"],
+            rows,
+        )
+    )
+    if config.srm:
+        render.console.print(
+            f"Planted sample-ratio mismatch: {render.pct(config.srm, 1)} of non-control users "
+            "lost their records."
+        )
+    render.note(f"next: abkit info --db {summary.db}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("simulate")(simulate)

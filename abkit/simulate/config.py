@@ -117,9 +117,7 @@ def _validate(c: SimulationConfig) -> None:
     if duplicates:
         raise InputError(f"--arms: duplicate arm name {duplicates[0]!r}")
     if len(c.split) != len(c.arms):
-        raise InputError(
-            f"--split has {len(c.split)} shares but --arms has {len(c.arms)} arms"
-        )
+        raise InputError(f"--split has {len(c.split)} shares but --arms has {len(c.arms)} arms")
     if not all(math.isfinite(s) and s > 0 for s in c.split):
         shares = ", ".join(f"{s:g}" for s in c.split)
         raise InputError(f"--split: every share must be positive, got {shares}")

@@ -6,12 +6,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from abkit.simulate.config import SimulationConfig
 from abkit.simulate.world import STREAM_CHUNKS, World, stream
+
+if TYPE_CHECKING:
+    from abkit.simulate.writer import SimulationWriter
 
 # Users per chunk = CHUNK_CELLS // items: the users x items matrices of a chunk (relevance,
 # browsing and policy distributions, float64) then take about 32 MB each, whatever the number
@@ -117,68 +120,122 @@ def simulate(
     """Simulate ``config`` into the store ``db`` (default ``$ABKIT_DB`` or ``./abkit.duckdb``).
 
     Users are generated in chunks (:func:`chunk_users`) with vectorised numpy and appended to
-    DuckDB chunk by chunk, all inside ONE transaction: an error or an interrupt leaves no
-    row behind. A dataset of the same name already in the file is refused with a
-    :class:`~abkit.errors.StoreError` before anything is written. ``on_progress(done_users,
+    a private staging store next to ``db`` (``.NAME.simulate-PID.tmp``, removed afterwards),
+    so peak memory is bounded by the chunk. The finished dataset is then copied into ``db``
+    in ONE transaction. Why stage: DuckDB writes large uncommitted appends straight into the
+    database file, so a simulation interrupted halfway inside the store's transaction would
+    roll back its rows but leave the file's bytes changed; staged, ``db`` is untouched until
+    the final copy (seconds), and its write lock is held only for that copy.
+
+    A dataset of the same name already in ``db`` is refused with a
+    :class:`~abkit.errors.StoreError` before any work. ``on_progress(done_users,
     total_users)`` is called after each chunk; nothing is printed. The model is described in
     :mod:`abkit.simulate.world`, the session anatomy in :mod:`abkit.simulate.generate`.
     """
+    import os
+
     from abkit.data.store import default_db_path, open_store
-    from abkit.errors import StoreError
-    from abkit.simulate.generate import generate_chunk
-    from abkit.simulate.writer import SimulationWriter
+    from abkit.simulate.writer import SimulationWriter, copy_dataset
 
     started = time.perf_counter()
     path = Path(db) if db is not None else default_db_path()
+    if path.exists():
+        with open_store(path) as store:  # read-only: refuse early, before any work
+            _refuse_existing(store.has_dataset(config.dataset), path, config.dataset)
+    elif not path.parent.exists():
+        from abkit.errors import StoreError
+
+        raise StoreError(f"{path}: folder {path.parent} does not exist")
+
     world = World.from_config(config)
-    n_arms = len(config.arms)
-    expected_clicks = np.zeros((n_arms, n_arms))
-    rounds = np.zeros(n_arms, dtype=np.int64)
-    arm_users = np.zeros(n_arms, dtype=np.int64)
-    events = impressions = sessions = slates = 0
-    step = chunk_users(config)
+    stage = path.parent / f".{path.name}.simulate-{os.getpid()}.tmp"
+    try:
+        with open_store(stage, write=True) as staging:
+            writer = SimulationWriter(staging.con, world)
+            with staging.transaction():
+                counts = _generate(world, writer, on_progress)
+        with open_store(path, write=True) as store:
+            _refuse_existing(store.has_dataset(config.dataset), path, config.dataset)
+            with store.transaction() as con:
+                copy_dataset(con, stage)
+    finally:
+        for leftover in (stage, stage.with_name(stage.name + ".wal")):
+            leftover.unlink(missing_ok=True)
 
-    with open_store(path, write=True) as store:
-        if store.has_dataset(config.dataset):
-            raise StoreError(
-                f"{path}: dataset '{config.dataset}' already exists; "
-                "choose another name with --dataset"
-            )
-        writer = SimulationWriter(store.con, world)
-        with store.transaction():
-            writer.write_dataset()
-            writer.write_items()
-            for index, lo in enumerate(range(0, config.users, step)):
-                hi = min(config.users, lo + step)
-                chunk = generate_chunk(world, lo, hi, stream(config.seed, STREAM_CHUNKS, index))
-                writer.write_chunk(chunk, slate_offset=slates)
-                slates += chunk.n_slates
-                events += len(chunk.ev_user)
-                impressions += len(chunk.im_user)
-                sessions += chunk.n_sessions
-                expected_clicks += chunk.expected_clicks
-                rounds += chunk.rounds
-                arm_users += np.bincount(chunk.as_arm, minlength=n_arms)
-                del chunk
-                if on_progress is not None:
-                    on_progress(hi, config.users)
-            rows = truth_rows(world, expected_clicks, rounds)
-            writer.write_experiment()
-            writer.write_truth(rows)
-
-    truth = {metric if arm is None else f"{metric}[{arm}]": value for arm, metric, value in rows}
+    truth = {
+        metric if arm is None else f"{metric}[{arm}]": value for arm, metric, value in counts.truth
+    }
     return SimulationSummary(
         dataset=config.dataset,
         experiment=config.experiment,
         db=str(path),
         users=config.users,
         items=config.items,
-        sessions=sessions,
-        events=events,
-        impressions=impressions,
-        assignments=int(arm_users.sum()),
-        arm_users={arm: int(n) for arm, n in zip(config.arms, arm_users, strict=True)},
+        sessions=counts.sessions,
+        events=counts.events,
+        impressions=counts.impressions,
+        assignments=int(counts.arm_users.sum()),
+        arm_users={arm: int(n) for arm, n in zip(config.arms, counts.arm_users, strict=True)},
         truth=truth,
         elapsed_seconds=time.perf_counter() - started,
         config=config,
+    )
+
+
+def _refuse_existing(exists: bool, path: Path, dataset: str) -> None:
+    if exists:
+        from abkit.errors import StoreError
+
+        raise StoreError(
+            f"{path}: dataset '{dataset}' already exists; choose another name with --dataset"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Counts:
+    sessions: int
+    events: int
+    impressions: int
+    arm_users: np.ndarray
+    truth: list[tuple[str | None, str, float]]
+
+
+def _generate(
+    world: World, writer: SimulationWriter, on_progress: Callable[[int, int], None] | None
+) -> _Counts:
+    """Generate and write every chunk, then the experiment and its truth."""
+    from abkit.simulate.generate import generate_chunk
+
+    config = world.config
+    n_arms = len(config.arms)
+    expected_clicks = np.zeros((n_arms, n_arms))
+    rounds = np.zeros(n_arms, dtype=np.int64)
+    arm_users = np.zeros(n_arms, dtype=np.int64)
+    events = impressions = sessions = slates = 0
+    step = chunk_users(config)
+    writer.write_dataset()
+    writer.write_items()
+    for index, lo in enumerate(range(0, config.users, step)):
+        hi = min(config.users, lo + step)
+        chunk = generate_chunk(world, lo, hi, stream(config.seed, STREAM_CHUNKS, index))
+        writer.write_chunk(chunk, slate_offset=slates)
+        slates += chunk.n_slates
+        events += len(chunk.ev_user)
+        impressions += len(chunk.im_user)
+        sessions += chunk.n_sessions
+        expected_clicks += chunk.expected_clicks
+        rounds += chunk.rounds
+        arm_users += np.bincount(chunk.as_arm, minlength=n_arms)
+        del chunk
+        if on_progress is not None:
+            on_progress(hi, config.users)
+    rows = truth_rows(world, expected_clicks, rounds)
+    writer.write_experiment()
+    writer.write_truth(rows)
+    return _Counts(
+        sessions=sessions,
+        events=events,
+        impressions=impressions,
+        arm_users=arm_users,
+        truth=rows,
     )

@@ -16,9 +16,9 @@ Session anatomy (times relative to the session start ``t0``, which falls inside 
 
 A session starts at most ``86,400 - SESSION_SPAN`` seconds into its day and lasts at most
 ``(MAX_VIEWS - 1)·120 + 40 + 100·(MAX_PURCHASES - 1) + 25`` = 4,145 s < ``SESSION_SPAN``
-(7,200 s), so every timestamp lies inside the session's day. Pre-period sessions show the control carousel too
-(the shop's status quo), whose clicks are logged as events but whose impressions are not
-logged: impressions exist for the experiment window only.
+(7,200 s), so every timestamp lies inside the session's day. Pre-period sessions show the
+control carousel too (the shop's status quo): its clicks are logged as events, its
+impressions are not. Impressions exist for the experiment window only.
 """
 
 from __future__ import annotations
@@ -242,9 +242,7 @@ def generate_chunk(world: World, lo: int, hi: int, rng: np.random.Generator) -> 
     p_session = window_first + np.floor(rng.random(len(buyer)) * window_size).astype(np.int64)
     pop_cdf = np.cumsum(world.item_popularity)
     pop_cdf[-1] = 1.0
-    p_item = np.minimum(
-        np.searchsorted(pop_cdf, rng.random(len(buyer)), side="right"), n_items - 1
-    )
+    p_item = np.minimum(np.searchsorted(pop_cdf, rng.random(len(buyer)), side="right"), n_items - 1)
     p_view_ts = last_view_ts[p_session] + (40 + 100 * _rank_within(p_session)) * SECOND
 
     # -- events -----------------------------------------------------------------------------

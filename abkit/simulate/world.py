@@ -269,14 +269,10 @@ class World:
 
     def browse_probs(self, user_idx: np.ndarray) -> np.ndarray:
         """Organic browsing preference ``b_u(i) ∝ pop_i^0.5 e^{s(u,i)}``, rows sum to 1."""
-        logits = self.affinity(user_idx) + BROWSE_POPULARITY_EXPONENT * np.log(
-            self.item_popularity
-        )
+        logits = self.affinity(user_idx) + BROWSE_POPULARITY_EXPONENT * np.log(self.item_popularity)
         return _softmax_rows(logits)
 
-    def expected_ctr(
-        self, probs: np.ndarray, user_idx: np.ndarray, position: np.ndarray
-    ) -> float:
+    def expected_ctr(self, probs: np.ndarray, user_idx: np.ndarray, position: np.ndarray) -> float:
         """Exact expected CTR of a policy over given logged rounds.
 
         Round ``j`` (user ``user_idx[j]``, 1-based slot ``position[j]``, as stored in
@@ -335,9 +331,7 @@ class World:
 
     def revenue_per_user(self, arm: str | int) -> float:
         return (
-            self.conversion_rate(arm)
-            * self.purchases_per_converter()
-            * self.mean_purchase_value()
+            self.conversion_rate(arm) * self.purchases_per_converter() * self.mean_purchase_value()
         )
 
 
@@ -388,7 +382,7 @@ def _indices(ids: Iterable[str] | np.ndarray, size: int, kind: str) -> np.ndarra
             out = arr.astype(str).astype(np.int64)
         except ValueError:
             bad = next(x for x in arr.astype(str) if not x.strip().lstrip("-").isdigit())
-            raise InputError(f"{kind} id {bad!r} is not a simulated {kind} id") from None
+            raise InputError(f"{kind} id '{bad}' is not a simulated {kind} id") from None
     if out.size and (out.min() < 0 or out.max() >= size):
         bad_value = out[(out < 0) | (out >= size)][0]
         raise InputError(f"{kind} id '{bad_value}' is not in this world (0..{size - 1})")

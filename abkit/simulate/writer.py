@@ -1,15 +1,18 @@
-"""Chunked writes of simulated traffic into the store (the simulator's SQL lives here).
+"""Chunked writes of simulated traffic (the simulator's SQL lives here).
 
 Each chunk's numpy arrays become one pyarrow table (zero-copy for the numeric columns),
 registered with DuckDB and appended with ``INSERT ... SELECT``; integer ids are cast to
-VARCHAR inside DuckDB, so no Python string is built per row. Every method runs inside the
-caller's transaction.
+VARCHAR inside DuckDB, so no Python string is built per row.
+
+Chunks go to a private staging store first; :func:`copy_dataset` then moves the finished
+dataset into the user's store in one transaction (see :func:`abkit.simulate.simulate` for why).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +24,10 @@ from abkit.simulate.world import World
 if TYPE_CHECKING:
     import duckdb
 
+# Tables a simulated dataset fills, in the order they are copied.
+DATASET_TABLES = ("datasets", "items", "experiments", "assignments", "events", "impressions",
+                  "truth")  # fmt: skip
+_STAGE = "abkit_simulate_stage"
 _VIEW = "abkit_simulate_chunk"  # the registered arrow table, dropped after each insert
 _EPOCH = datetime(1970, 1, 1)
 
@@ -43,7 +50,9 @@ class SimulationWriter:
         view = quote_ident(_VIEW)
         self.con.register(_VIEW, data)
         try:
-            self.con.execute(f"INSERT INTO {quote_ident(table)} SELECT {select} FROM {view}", params)
+            self.con.execute(
+                f"INSERT INTO {quote_ident(table)} SELECT {select} FROM {view}", params
+            )
         finally:
             self.con.unregister(_VIEW)
 
@@ -157,6 +166,22 @@ class SimulationWriter:
             "INSERT INTO truth VALUES (?, ?, ?, ?, ?)",
             [[c.dataset, c.experiment, variant, metric, value] for variant, metric, value in rows],
         )
+
+
+def copy_dataset(con: duckdb.DuckDBPyConnection, stage: Path) -> None:
+    """Copy every row of the staging store ``stage`` into ``con``'s database.
+
+    Run inside the caller's transaction; the staging store holds exactly one dataset.
+    """
+    con.execute(f"ATTACH ? AS {quote_ident(_STAGE)} (READ_ONLY)", [str(stage)])
+    try:
+        for table in DATASET_TABLES:
+            con.execute(
+                f"INSERT INTO {quote_ident(table)} "
+                f"SELECT * FROM {quote_ident(_STAGE)}.{quote_ident(table)}"
+            )
+    finally:
+        con.execute(f"DETACH {quote_ident(_STAGE)}")
 
 
 def _utcnow() -> datetime:
