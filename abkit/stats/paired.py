@@ -687,6 +687,8 @@ class OffPolicyDifference(_Dict):
     ``value_a``/``value_b`` are the estimated rewards per round (e.g. conversion rates);
     ``difference`` = value_b - value_a with a paired normal interval; ``relative_*`` the
     Fieller interval of ``value_b / value_a - 1``; ``p_value`` two-sided for difference 0.
+    ``variance_a``, ``variance_b``, ``covariance``: the sampling (co)variances of the two
+    estimates (``Var(ψ)/n``), for further tests such as a claim check on the ratio.
     """
 
     estimator: OffPolicyEstimator
@@ -702,6 +704,9 @@ class OffPolicyDifference(_Dict):
     relative_ci_high: float
     p_value: float
     confidence: float
+    variance_a: float
+    variance_b: float
+    covariance: float
 
 
 def _offpolicy_influence(
@@ -795,7 +800,7 @@ def paired_offpolicy_difference(
     diff = vb - va
     se = math.sqrt(max(var_a + var_b - 2 * cov_ab, 0.0))
     z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
-    # A zero standard error means both policies weigh every round alike: no evidence at all.
+    # SE 0: the per-round contributions differ by a constant (almost always 0: same policy).
     p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
     rel = fieller_ratio(va, vb, var_a, var_b, cov_ab, critical=z, confidence=confidence)
     return OffPolicyDifference(
@@ -812,4 +817,7 @@ def paired_offpolicy_difference(
         relative_ci_high=rel.ci_high,
         p_value=p,
         confidence=confidence,
+        variance_a=var_a,
+        variance_b=var_b,
+        covariance=cov_ab,
     )

@@ -1,0 +1,463 @@
+"""Compare replay runs: ``abkit compare RUN_A RUN_B [RUN_C ...]``.
+
+The first run is the reference; every other run is compared with it, paired by user (ranking
+runs) or by logged round (off-policy runs). The runs must share the split and the data
+fingerprint, else pairing would compare different test users and the comparison is refused
+with the reason.
+
+Ranking runs: per metric and model, :func:`abkit.stats.paired.compare_paired` (mean and
+relative difference, paired t and bootstrap intervals, Fieller interval of the relative
+difference, Cohen's d_z, the unpaired interval for contrast, McNemar for 0/1 metrics). The
+p-values of the whole metrics x models family are adjusted together (Holm by default, or
+Benjamini-Hochberg...; :mod:`abkit.stats.multiplicity`).
+
+Off-policy runs: per estimator and policy, :func:`abkit.stats.paired.paired_offpolicy_difference`
+on the rounds both runs scored, and optionally the ``--claim`` check of the relative lift
+(:func:`abkit.stats.means.compare_estimates`, the same Fieller claim test as ``abkit compare``
+on A/B arms): "does the personalised policy beat random by 20%?" from logs alone.
+
+Results lead with effect sizes and intervals: with thousands of users every difference is
+"significant", so a p-value says little about whether a difference matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from abkit._util import unknown_choice
+from abkit.errors import InputError, StoreError
+
+if TYPE_CHECKING:
+    from abkit.data.runs_sql import RunRecord
+    from abkit.stats.paired import OffPolicyDifference, PairedComparison
+    from abkit.stats.results import ClaimCheck
+
+__all__ = [
+    "MetricComparison",
+    "OffPolicyComparison",
+    "RunComparison",
+    "check_comparable",
+    "compare_runs",
+]
+
+OffPolicyEstimatorName = Literal["ips", "snips", "dr"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricComparison:
+    """One metric, one run against the reference run, paired over users."""
+
+    metric: str
+    reference: str
+    reference_run: str
+    candidate: str
+    candidate_run: str
+    result: PairedComparison
+    p_adjusted: float
+    users_unpaired: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "metric": self.metric,
+            "reference": self.reference,
+            "reference_run": self.reference_run,
+            "candidate": self.candidate,
+            "candidate_run": self.candidate_run,
+            "p_adjusted": self.p_adjusted,
+            "users_unpaired": self.users_unpaired,
+        }
+        out.update(self.result.to_dict())
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffPolicyComparison:
+    """One estimator, one policy against the reference policy, paired over logged rounds."""
+
+    estimator: str
+    reference: str
+    reference_run: str
+    candidate: str
+    candidate_run: str
+    result: OffPolicyDifference
+    p_adjusted: float
+    claim: ClaimCheck | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "estimator": self.estimator,
+            "reference": self.reference,
+            "reference_run": self.reference_run,
+            "candidate": self.candidate,
+            "candidate_run": self.candidate_run,
+            "p_adjusted": self.p_adjusted,
+            "claim": self.claim.to_dict() if self.claim is not None else None,
+        }
+        out.update(self.result.to_dict())
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunComparison:
+    """Every comparison of ``abkit compare RUN_A RUN_B ...`` (``runs[0]`` is the reference)."""
+
+    kind: Literal["ranking", "offpolicy"]
+    runs: tuple[RunRecord, ...]
+    metrics: tuple[str, ...]
+    confidence: float
+    correction: str
+    n_resamples: int
+    seed: int
+    rows: tuple[MetricComparison, ...] = ()
+    offpolicy: tuple[OffPolicyComparison, ...] = ()
+    paired_users: int = 0
+    paired_rounds: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def reference(self) -> RunRecord:
+        return self.runs[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "reference": self.reference.run_id,
+            "runs": [r.to_dict() for r in self.runs],
+            "metrics": list(self.metrics),
+            "confidence": self.confidence,
+            "correction": self.correction,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+            "paired_users": self.paired_users,
+            "paired_rounds": self.paired_rounds,
+            "comparisons": [r.to_dict() for r in self.rows],
+            "offpolicy": [r.to_dict() for r in self.offpolicy],
+            "notes": list(self.notes),
+        }
+
+
+def check_comparable(runs: Sequence[RunRecord]) -> None:
+    """Refuse, with the reason, runs that cannot be paired: mixed kinds, different splits or
+    different data fingerprints (then their test users or logs are not the same)."""
+    first = runs[0]
+    for other in runs[1:]:
+        if other.kind != first.kind:
+            raise InputError(
+                f"run {other.run_id} is a {other.kind} run but {first.run_id} is a {first.kind} "
+                "run; compare runs of one kind"
+            )
+        if other.split != first.split:
+            raise InputError(
+                f"runs {first.run_id} and {other.run_id} use different splits ({first.split} vs "
+                f"{other.split}): their test users differ, so they cannot be paired; replay both "
+                "with the same --split"
+            )
+        if other.fingerprint != first.fingerprint:
+            raise InputError(
+                f"runs {first.run_id} and {other.run_id} were replayed on different data "
+                f"(fingerprint {first.fingerprint[:12]} vs {other.fingerprint[:12]}"
+                + (
+                    f"; datasets {first.dataset} and {other.dataset}"
+                    if first.dataset != other.dataset
+                    else ""
+                )
+                + "), so they cannot be paired"
+            )
+
+
+def _order_metrics(names: set[str]) -> list[str]:
+    """Accuracy metrics first, then by name and K (``ndcg@10`` before ``ndcg@20``)."""
+    rank = {m: i for i, m in enumerate(("ndcg", "hit_rate", "recall", "precision", "map", "mrr"))}
+
+    def key(name: str) -> tuple[int, str, int]:
+        base, _, k = name.partition("@")
+        return (rank.get(base, len(rank)), base, int(k) if k.isdigit() else 0)
+
+    return sorted(names, key=key)
+
+
+def compare_runs(
+    db: str | Path | None,
+    runs: Sequence[str],
+    *,
+    metrics: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    correction: str = "holm",
+    n_resamples: int = 2000,
+    seed: int = 0,
+    estimators: Sequence[str] | None = None,
+    claim: float | None = None,
+) -> RunComparison:
+    """Compare replay runs (ids or unique names) in the store at ``db``; ``runs[0]`` is the
+    reference. See the module docstring for what is computed.
+
+    ``metrics`` defaults to every per-user metric all runs recorded; ``estimators`` (off-policy
+    runs) to ``ips`` and ``snips``, plus ``dr`` when the runs stored model predictions;
+    ``claim`` (off-policy only) is a relative lift to test, e.g. 0.2 for +20%.
+    """
+    from abkit.data.runs_sql import fetch_runs
+    from abkit.data.store import open_store
+    from abkit.stats.multiplicity import CORRECTIONS
+
+    if len(runs) < 2:
+        raise InputError("compare needs at least two runs: the reference first, then the others")
+    if len(set(runs)) != len(runs):
+        raise InputError("a run is listed twice; list each run once")
+    if not 0 < confidence < 1:
+        raise InputError(f"--confidence must be between 0 and 1, got {confidence}")
+    if correction not in CORRECTIONS:
+        raise InputError("--correction: " + unknown_choice("correction", correction, CORRECTIONS))
+    if n_resamples != 0 and n_resamples < 100:
+        raise InputError(
+            f"--bootstrap must be 0 (off) or at least 100 resamples, got {n_resamples}"
+        )
+    with open_store(db) as store:
+        records = fetch_runs(store.con, list(runs))
+        if len({r.run_id for r in records}) != len(records):
+            raise InputError("two arguments name the same run; list each run once")
+        check_comparable(records)
+        if records[0].kind == "offpolicy":
+            if metrics:
+                raise InputError(
+                    "--metric applies to ranking runs; off-policy runs compare estimators"
+                )
+            return _compare_offpolicy(
+                store.con,
+                records,
+                confidence=confidence,
+                correction=correction,
+                estimators=estimators,
+                claim=claim,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+        if claim is not None:
+            raise InputError(
+                "--claim applies to off-policy runs (a policy's estimated conversion rate); "
+                "for ranking runs read the relative difference interval"
+            )
+        if estimators:
+            raise InputError("--estimator applies to off-policy runs")
+        return _compare_ranking(
+            store.con,
+            records,
+            metrics=metrics,
+            confidence=confidence,
+            correction=correction,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+
+
+def _compare_ranking(
+    con: Any,
+    records: list[RunRecord],
+    *,
+    metrics: Sequence[str] | None,
+    confidence: float,
+    correction: str,
+    n_resamples: int,
+    seed: int,
+) -> RunComparison:
+    from abkit.data.runs_sql import paired_user_metrics, run_metric_names
+    from abkit.stats.multiplicity import adjust
+    from abkit.stats.paired import compare_paired
+
+    per_run = [set(run_metric_names(con, r.run_id)) for r in records]
+    common = set.intersection(*per_run)
+    if not common:
+        raise StoreError(
+            f"runs {', '.join(r.run_id for r in records)} share no per-user metric; "
+            "replay them with the same --k"
+        )
+    if metrics:
+        for name in metrics:
+            if name not in common:
+                raise InputError("--metric: " + unknown_choice("metric", name, common))
+        chosen = list(dict.fromkeys(metrics))
+    else:
+        chosen = _order_metrics(common)
+    reference = records[0]
+    pending: list[tuple[str, RunRecord, PairedComparison, int]] = []
+    notes: list[str] = []
+    paired_users = 0
+    run_ids = [r.run_id for r in records]
+    for metric in chosen:
+        paired = paired_user_metrics(con, run_ids, metric)
+        n = int(paired.user_ids.size)
+        if n < 2:
+            raise StoreError(
+                f"runs {', '.join(run_ids)} have {n} user(s) in common on {metric}; "
+                "a paired comparison needs at least 2"
+            )
+        paired_users = n
+        dropped = max(paired.users_per_run) - n
+        for j, record in enumerate(records[1:], start=1):
+            result = compare_paired(
+                paired.values[:, 0],
+                paired.values[:, j],
+                confidence=confidence,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            pending.append((metric, record, result, paired.users_per_run[j] - n))
+        if dropped:
+            notes.append(
+                f"{metric}: {dropped} user(s) scored by only some runs were left out of the pairing"
+            )
+    adjusted = adjust([p[2].p_value for p in pending], correction)  # type: ignore[arg-type]
+    rows = tuple(
+        MetricComparison(
+            metric=metric,
+            reference=reference.label,
+            reference_run=reference.run_id,
+            candidate=record.label,
+            candidate_run=record.run_id,
+            result=result,
+            p_adjusted=float(p_adj),
+            users_unpaired=unpaired,
+        )
+        for (metric, record, result, unpaired), p_adj in zip(pending, adjusted, strict=True)
+    )
+    return RunComparison(
+        kind="ranking",
+        runs=tuple(records),
+        metrics=tuple(chosen),
+        confidence=confidence,
+        correction=correction,
+        n_resamples=n_resamples,
+        seed=seed,
+        rows=rows,
+        paired_users=paired_users,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _compare_offpolicy(
+    con: Any,
+    records: list[RunRecord],
+    *,
+    confidence: float,
+    correction: str,
+    estimators: Sequence[str] | None,
+    claim: float | None,
+    n_resamples: int,
+    seed: int,
+) -> RunComparison:
+    import numpy as np
+
+    from abkit.data.runs_sql import paired_rounds
+    from abkit.stats.multiplicity import adjust
+    from abkit.stats.paired import paired_offpolicy_difference
+
+    run_ids = [r.run_id for r in records]
+    rounds = paired_rounds(con, run_ids)
+    n = int(rounds.impression_ids.size)
+    if n < 2:
+        raise StoreError(
+            f"runs {', '.join(run_ids)} share {n} logged round(s); an off-policy comparison "
+            "needs the same logs (replay both policies on the same dataset and --since)"
+        )
+    if rounds.reward_mismatches:
+        raise InputError(
+            f"runs {', '.join(run_ids)} recorded different rewards on {rounds.reward_mismatches} "
+            "shared round(s): they were evaluated with different --reward columns or logs"
+        )
+    has_q = bool(np.all(np.isfinite(rounds.q_logged)) and np.all(np.isfinite(rounds.q_policy)))
+    allowed = ("ips", "snips", "dr")
+    if estimators:
+        for est in estimators:
+            if est not in allowed:
+                raise InputError("--estimator: " + unknown_choice("estimator", est, allowed))
+            if est == "dr" and not has_q:
+                raise InputError(
+                    "--estimator dr needs the reward model's predictions (q_logged, q_policy) "
+                    "for every round; these runs did not store them"
+                )
+        chosen = list(dict.fromkeys(estimators))
+    else:
+        chosen = ["ips", "snips"] + (["dr"] if has_q else [])
+    notes = []
+    lost = max(rounds.rounds_per_run) - n
+    if lost:
+        notes.append(f"{lost} logged round(s) scored by only some runs were left out")
+    pending: list[tuple[str, RunRecord, OffPolicyDifference]] = []
+    for est in chosen:
+        for j, record in enumerate(records[1:], start=1):
+            result = paired_offpolicy_difference(
+                reward=rounds.reward,
+                weight_a=rounds.weight[:, 0],
+                weight_b=rounds.weight[:, j],
+                estimator=est,  # type: ignore[arg-type]
+                q_logged_a=rounds.q_logged[:, 0] if est == "dr" else None,
+                q_policy_a=rounds.q_policy[:, 0] if est == "dr" else None,
+                q_logged_b=rounds.q_logged[:, j] if est == "dr" else None,
+                q_policy_b=rounds.q_policy[:, j] if est == "dr" else None,
+                confidence=confidence,
+            )
+            pending.append((est, record, result))
+    adjusted = adjust([p[2].p_value for p in pending], correction)  # type: ignore[arg-type]
+    reference = records[0]
+    rows = tuple(
+        OffPolicyComparison(
+            estimator=est,
+            reference=reference.label,
+            reference_run=reference.run_id,
+            candidate=record.label,
+            candidate_run=record.run_id,
+            result=result,
+            p_adjusted=float(p_adj),
+            claim=_claim(result, claim, confidence, reference, record)
+            if claim is not None
+            else None,
+        )
+        for (est, record, result), p_adj in zip(pending, adjusted, strict=True)
+    )
+    return RunComparison(
+        kind="offpolicy",
+        runs=tuple(records),
+        metrics=tuple(chosen),
+        confidence=confidence,
+        correction=correction,
+        n_resamples=n_resamples,
+        seed=seed,
+        offpolicy=rows,
+        paired_rounds=n,
+        notes=tuple(notes),
+    )
+
+
+def _claim(
+    result: OffPolicyDifference,
+    claim: float,
+    confidence: float,
+    reference: RunRecord,
+    candidate: RunRecord,
+) -> ClaimCheck | None:
+    """The statistics issue's claim check, applied to the two policies' estimates: the
+    candidate is the "treatment", the reference policy the "control", and their sampling
+    covariance (the same logs) enters the Fieller test of ``value_b / value_a = 1 + claim``."""
+    from abkit.stats.means import compare_estimates
+
+    comparison = compare_estimates(
+        metric=f"{result.estimator} value",
+        control=reference.label,
+        treatment=candidate.label,
+        treatment_value=result.value_b,
+        control_value=result.value_a,
+        treatment_var=result.variance_b,
+        control_var=result.variance_a,
+        cov=result.covariance,
+        df=None,
+        n_treatment=result.n_rounds,
+        n_control=result.n_rounds,
+        alpha=1 - confidence,
+        claim=claim,
+        method=f"paired {result.estimator.upper()} difference on the same logs",
+        diff_ci_method="normal, influence-function variance",
+        lift_ci_method="Fieller",
+    )
+    return comparison.claim

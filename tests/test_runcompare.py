@@ -1,0 +1,261 @@
+"""abkit.runcompare and abkit.data.runs_sql on runs written straight into a store."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from abkit.errors import InputError, StoreError
+from abkit.runcompare import compare_runs
+from abkit.stats.multiplicity import adjust
+from abkit.stats.paired import compare_paired, paired_offpolicy_difference
+from tests._fake_runs import add_run, correlated_users
+
+
+@pytest.fixture
+def ranking_db(db_path: Path) -> Path:
+    base, cand = correlated_users(1, 400, shift=0.05)
+    worse = np.clip(base - 0.02, 0, 1)
+    hit_b = (base > 0.25).astype(float)
+    hit_c = (cand > 0.25).astype(float)
+    add_run(db_path, "run-a", user_metrics={"ndcg@10": base, "hit_rate@10": hit_b}, name="als64")
+    add_run(db_path, "run-b", user_metrics={"ndcg@10": cand, "hit_rate@10": hit_c}, name="als128")
+    add_run(db_path, "run-c", user_metrics={"ndcg@10": worse, "hit_rate@10": hit_b}, model="pop")
+    return db_path
+
+
+def test_two_runs_compare_like_the_paired_functions(ranking_db: Path) -> None:
+    result = compare_runs(ranking_db, ["run-a", "run-b"], n_resamples=200, seed=3)
+    assert result.kind == "ranking"
+    assert result.metrics == ("ndcg@10", "hit_rate@10")
+    assert result.paired_users == 400
+    base, cand = correlated_users(1, 400, shift=0.05)
+    row = result.rows[0]
+    expected = compare_paired(base, cand, n_resamples=200, seed=3)
+    assert row.metric == "ndcg@10"
+    assert (row.reference, row.candidate) == ("als64", "als128")
+    assert row.result.difference == pytest.approx(expected.difference)
+    assert row.result.ci_low == pytest.approx(expected.ci_low)
+    assert row.result.bootstrap == expected.bootstrap
+    hit = result.rows[1]
+    assert hit.metric == "hit_rate@10"
+    assert hit.result.mcnemar is not None
+    assert row.result.mcnemar is None
+    # the family is both metrics: Holm over the two p-values
+    raw = [r.result.p_value for r in result.rows]
+    assert [r.p_adjusted for r in result.rows] == pytest.approx(list(adjust(raw, "holm")))
+
+
+def test_three_runs_form_a_metrics_by_models_family(ranking_db: Path) -> None:
+    result = compare_runs(ranking_db, ["run-a", "run-b", "run-c"], n_resamples=0)
+    assert [(r.metric, r.candidate_run) for r in result.rows] == [
+        ("ndcg@10", "run-b"),
+        ("ndcg@10", "run-c"),
+        ("hit_rate@10", "run-b"),
+        ("hit_rate@10", "run-c"),
+    ]
+    raw = [r.result.p_value for r in result.rows]
+    bh = compare_runs(ranking_db, ["run-a", "run-b", "run-c"], n_resamples=0, correction="bh")
+    assert [r.p_adjusted for r in bh.rows] == pytest.approx(list(adjust(raw, "bh")))
+    # identical hit vectors: no difference at all
+    same = result.rows[3]
+    assert same.result.difference == 0
+    assert same.result.p_value == 1.0
+
+
+def test_runs_are_found_by_unique_name_and_metrics_can_be_chosen(ranking_db: Path) -> None:
+    result = compare_runs(ranking_db, ["als64", "als128"], metrics=["hit_rate@10"], n_resamples=0)
+    assert [r.metric for r in result.rows] == ["hit_rate@10"]
+    assert result.to_dict()["comparisons"][0]["candidate_run"] == "run-b"
+
+
+def test_paired_interval_narrower_than_unpaired_on_the_same_runs(ranking_db: Path) -> None:
+    result = compare_runs(ranking_db, ["run-a", "run-b"], metrics=["ndcg@10"], n_resamples=0)
+    r = result.rows[0].result
+    assert r.ci_high - r.ci_low < 0.5 * (r.unpaired_ci_high - r.unpaired_ci_low)
+
+
+def test_users_missing_from_one_run_are_left_out_with_a_note(db_path: Path) -> None:
+    base, cand = correlated_users(2, 50)
+    add_run(db_path, "a", user_metrics={"ndcg@10": base})
+    add_run(
+        db_path, "b", user_metrics={"ndcg@10": cand[:40]}, user_ids=[f"u{i:05d}" for i in range(40)]
+    )
+    result = compare_runs(db_path, ["a", "b"], n_resamples=0)
+    assert result.paired_users == 40
+    assert result.notes == (
+        "ndcg@10: 10 user(s) scored by only some runs were left out of the pairing",
+    )
+    assert result.rows[0].result.difference == pytest.approx(float(np.mean(cand[:40] - base[:40])))
+
+
+def test_offpolicy_runs_compare_estimators_with_a_claim(db_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    action = rng.integers(0, 4, n)
+    rates = np.array([0.05, 0.06, 0.07, 0.12])
+    reward = (rng.random(n) < rates[action]).astype(float)
+    ids = np.arange(n)
+    w_random = np.ones(n)  # the uniform logging policy itself
+    w_best = (action == 3) * 4.0
+    add_run(
+        db_path,
+        "random",
+        kind="offpolicy",
+        rounds={"impression_id": ids, "weight": w_random, "reward": reward},
+        model="random",
+    )
+    add_run(
+        db_path,
+        "best",
+        kind="offpolicy",
+        rounds={"impression_id": ids, "weight": w_best, "reward": reward},
+        model="als",
+    )
+    result = compare_runs(db_path, ["random", "best"], claim=0.2)
+    assert result.kind == "offpolicy"
+    assert result.metrics == ("ips", "snips")
+    assert result.paired_rounds == n
+    ips = result.offpolicy[0]
+    expected = paired_offpolicy_difference(reward=reward, weight_a=w_random, weight_b=w_best)
+    assert ips.result.difference == pytest.approx(expected.difference)
+    assert ips.result.ci_low == pytest.approx(expected.ci_low)
+    assert ips.claim is not None
+    # true lift 0.12 / 0.075 - 1 = +60%: "beats random by 20%" is supported from logs alone
+    assert ips.claim.verdict == "supported"
+    assert ips.claim.max_supported_lift > 0.2
+    assert ips.claim.max_supported_lift == pytest.approx(ips.result.relative_ci_low, rel=1e-6)
+    refuted = compare_runs(db_path, ["random", "best"], claim=1.5, estimators=["snips"])
+    assert refuted.offpolicy[0].claim is not None
+    assert refuted.offpolicy[0].claim.verdict == "refuted"
+
+
+def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
+    ids = np.arange(10)
+    reward = np.tile([0.0, 1.0], 5)
+    q = np.full(10, 0.5)
+    add_run(
+        db_path,
+        "a",
+        kind="offpolicy",
+        rounds={
+            "impression_id": ids,
+            "weight": np.ones(10),
+            "reward": reward,
+            "q_logged": q,
+            "q_policy": q,
+        },
+    )
+    add_run(
+        db_path,
+        "b",
+        kind="offpolicy",
+        rounds={
+            "impression_id": ids,
+            "weight": np.ones(10) * 2,
+            "reward": reward,
+            "q_logged": q,
+            "q_policy": q,
+        },
+    )
+    add_run(
+        db_path,
+        "c",
+        kind="offpolicy",
+        rounds={"impression_id": ids, "weight": np.ones(10), "reward": reward},
+    )
+    assert compare_runs(db_path, ["a", "b"]).metrics == ("ips", "snips", "dr")
+    assert compare_runs(db_path, ["a", "c"]).metrics == ("ips", "snips")
+    with pytest.raises(
+        InputError, match=re.escape("--estimator dr needs the reward model's predictions")
+    ):
+        compare_runs(db_path, ["a", "c"], estimators=["dr"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "runs", "kwargs", "error", "message"),
+    [
+        (
+            {},
+            ["r1"],
+            {},
+            InputError,
+            "compare needs at least two runs: the reference first, then the others",
+        ),
+        ({}, ["r1", "r1"], {}, InputError, "a run is listed twice; list each run once"),
+        (
+            {},
+            ["r1", "rr1"],
+            {},
+            StoreError,
+            "no run 'rr1' (did you mean 'r1'?); list the runs with `abkit runs`",
+        ),
+        (
+            {"split": "leave-last-out"},
+            ["r1", "r2"],
+            {},
+            InputError,
+            "runs r1 and r2 use different splits (temporal:2024-01-20T00:00:00 vs "
+            "leave-last-out): their test users differ, so they cannot be paired; replay both "
+            "with the same --split",
+        ),
+        (
+            {"fingerprint": "a" * 32, "dataset": "other"},
+            ["r1", "r2"],
+            {},
+            InputError,
+            f"runs r1 and r2 were replayed on different data (fingerprint {'f' * 12} vs "
+            f"{'a' * 12}; datasets sim and other), so they cannot be paired",
+        ),
+        (
+            {"kind": "offpolicy"},
+            ["r1", "r2"],
+            {},
+            InputError,
+            "run r2 is a offpolicy run but r1 is a ranking run; compare runs of one kind",
+        ),
+        (
+            {},
+            ["r1", "r2"],
+            {"metrics": ["ndcg@20"]},
+            InputError,
+            "--metric: unknown metric 'ndcg@20' (did you mean 'ndcg@10'?)",
+        ),
+        ({}, ["r1", "r2"], {"claim": 0.2}, InputError, "--claim applies to off-policy runs"),
+        (
+            {},
+            ["r1", "r2"],
+            {"correction": "holms"},
+            InputError,
+            "--correction: unknown correction 'holms' (did you mean 'holm'?)",
+        ),
+        (
+            {},
+            ["r1", "r2"],
+            {"n_resamples": 10},
+            InputError,
+            "--bootstrap must be 0 (off) or at least 100 resamples, got 10",
+        ),
+    ],
+)
+def test_refusals(db_path: Path, setup, runs, kwargs, error, message) -> None:
+    base, cand = correlated_users(3, 20)
+    add_run(db_path, "r1", user_metrics={"ndcg@10": base})
+    add_run(db_path, "r2", user_metrics={"ndcg@10": cand}, **setup)
+    with pytest.raises(error, match=re.escape(message)):
+        compare_runs(db_path, runs, **kwargs)
+
+
+def test_ambiguous_name_and_empty_store(db_path: Path) -> None:
+    base, _ = correlated_users(3, 5)
+    with pytest.raises(StoreError, match=re.escape("no such database")):
+        compare_runs(db_path, ["a", "b"])
+    add_run(db_path, "x1", user_metrics={"ndcg@10": base}, name="als")
+    add_run(db_path, "x2", user_metrics={"ndcg@10": base}, name="als")
+    with pytest.raises(
+        StoreError, match=re.escape("run name 'als' is ambiguous (x1, x2); pass a run id")
+    ):
+        compare_runs(db_path, ["als", "x1"])
