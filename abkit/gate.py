@@ -1,0 +1,557 @@
+"""Regression gates: is a candidate model significantly worse than the baseline, beyond a margin?
+
+The hypothesis (one gate, metric M, higher is better, per-user values ``b_i`` of the baseline
+and ``c_i`` of the candidate on the same users):
+
+* relative margin m (e.g. 0.01 = "may not drop by more than 1%"):
+  ``H0: mean(c) / mean(b) ≥ 1 - m`` (no regression beyond the margin) against
+  ``H1: mean(c) / mean(b) < 1 - m`` (a regression beyond the margin);
+* absolute margin m: ``H0: mean(c) - mean(b) ≥ -m`` against ``H1: mean(c) - mean(b) < -m``.
+
+The gate FAILS only when H0 is rejected at one-sided level alpha, i.e. when the data show
+a regression beyond the margin. Both hypotheses are statements about the mean of one per-user
+contrast, ``d_i = c_i - (1 - m) b_i`` (relative; Fieller's construction, exact for a ratio of
+means) or ``d_i = c_i - b_i + m`` (absolute): H0 is ``E[d] ≥ 0``. The test is the one-sided
+paired t test on ``d`` (default) or a paired bootstrap percentile test on it, and the gate
+fails when the (1 - alpha) upper confidence bound of ``E[d]`` is below 0, equivalently when the
+one-sided upper bound of the change (relative: Fieller; absolute: t) is below ``-m``. With
+several gates, Holm's step-down adjustment of the one-sided p-values (default) keeps the chance
+of ANY false failure at most alpha.
+
+Why this way round (a test of inferiority, not of non-inferiority): CI must never fail on
+noise alone. When nothing changed, ``E[d] = m · mean(b) ≥ 0`` lies inside H0, so the gate fails
+with probability at most alpha, and far less when the margin is several standard errors wide
+(an identical rerun gives ``d_i = m b_i ≥ 0`` and always passes). The price: a noisy
+experiment (too few users) cannot fail the gate either; the report shows each gate's standard
+error so the margin can be sized against it (fail reliably needs a true drop of about
+``m + 2.5 SE``). The classical non-inferiority test (pass only when the LOWER bound is above
+``-m``) would fail a CI run whenever the sample is too small to prove anything, which is a
+flaky gate.
+
+Training randomness is not in these intervals: two seeds of the same model are two models, and
+their per-user difference is real. Choose margins wider than seed-to-seed variation (the
+committed ``experiments/ci.toml`` is tested against several seeds).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from abkit.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "GateCheck",
+    "GateOutcome",
+    "GateReport",
+    "GateTest",
+    "MarginType",
+    "Multiplicity",
+    "evaluate_gates",
+]
+
+MarginType = Literal["relative", "absolute"]
+GateTest = Literal["t", "bootstrap"]
+Multiplicity = Literal["holm", "none"]
+
+TEST_NAMES: dict[str, str] = {
+    "t": "paired t test",
+    "bootstrap": "paired bootstrap percentile test",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateCheck:
+    """One gate: ``metric`` may not drop by more than ``max_drop`` (relative or absolute)."""
+
+    metric: str
+    max_drop: float
+    margin_type: MarginType = "relative"
+
+    def __post_init__(self) -> None:
+        if self.margin_type not in ("relative", "absolute"):
+            raise InputError(
+                f"gate {self.metric}: margin type must be 'relative' or 'absolute', "
+                f"got {self.margin_type!r}"
+            )
+        if not (math.isfinite(self.max_drop) and self.max_drop >= 0):
+            raise InputError(
+                f"gate {self.metric}: the allowed drop must be a non-negative number, "
+                f"got {self.max_drop}"
+            )
+        if self.margin_type == "relative" and self.max_drop >= 1:
+            raise InputError(
+                f"gate {self.metric}: a relative drop is a fraction below 1 (0.01 = 1%), "
+                f"got {self.max_drop}"
+            )
+
+    def describe(self) -> str:
+        """``ndcg@10 may not drop by more than 1% (relative)``."""
+        amount = (
+            f"{100 * self.max_drop:g}%" if self.margin_type == "relative" else f"{self.max_drop:g}"
+        )
+        return f"{self.metric} may not drop by more than {amount} ({self.margin_type})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "max_drop": self.max_drop, "margin_type": self.margin_type}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateOutcome:
+    """The verdict of one gate, effect size first.
+
+    ``change`` is the candidate's change in the margin's scale (relative: ``mean(c)/mean(b)
+    - 1``; absolute: ``mean(c) - mean(b)``), ``upper_bound`` its one-sided (1 - alpha) upper
+    confidence bound, ``limit`` = ``-max_drop``. ``p_value`` is the one-sided p-value of H0
+    "no regression beyond the margin", ``p_adjusted`` after the multiplicity adjustment;
+    the gate fails when ``p_adjusted < alpha``. ``standard_error`` is that of ``change``
+    (delta method for the relative scale).
+    """
+
+    check: GateCheck
+    n: int
+    baseline_mean: float
+    candidate_mean: float
+    difference: float
+    relative_difference: float
+    change: float
+    upper_bound: float
+    limit: float
+    standard_error: float
+    p_value: float
+    p_adjusted: float
+    passed: bool
+    test: str
+    reason: str
+
+    @property
+    def metric(self) -> str:
+        return self.check.metric
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "gate": self.check.describe(),
+            "margin_type": self.check.margin_type,
+            "max_drop": self.check.max_drop,
+            "passed": self.passed,
+            "n": self.n,
+            "baseline_mean": self.baseline_mean,
+            "candidate_mean": self.candidate_mean,
+            "difference": self.difference,
+            "relative_difference": self.relative_difference,
+            "change": self.change,
+            "upper_bound": self.upper_bound,
+            "limit": self.limit,
+            "standard_error": self.standard_error,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "test": self.test,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateReport:
+    """Every gate of one candidate against one baseline."""
+
+    name: str
+    candidate: dict[str, Any]
+    baseline: dict[str, Any]
+    fingerprint: str
+    alpha: float
+    test: GateTest
+    multiplicity: Multiplicity
+    n_resamples: int
+    seed: int
+    outcomes: tuple[GateOutcome, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+    @property
+    def failed_metrics(self) -> list[str]:
+        return [o.metric for o in self.outcomes if not o.passed]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every gate holds, 1 when one fails (the CLI's exit code)."""
+        return 0 if self.passed else 1
+
+    @property
+    def decision(self) -> str:
+        """A one-line description of how the verdicts were reached."""
+        level = f"one-sided alpha {self.alpha:g}"
+        test = TEST_NAMES[self.test]
+        if self.test == "bootstrap":
+            test += f", {self.n_resamples} resamples, seed {self.seed}"
+        adjust = (
+            f"Holm adjustment over {len(self.outcomes)} gates"
+            if self.multiplicity == "holm" and len(self.outcomes) > 1
+            else "no multiplicity adjustment"
+        )
+        return (
+            f"{test} at {level}, {adjust}; a gate fails only when the data show a drop "
+            "beyond its margin (upper confidence bound of the change below -margin)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "failed": self.failed_metrics,
+            "decision": self.decision,
+            "alpha": self.alpha,
+            "test": self.test,
+            "multiplicity": self.multiplicity,
+            "n_resamples": self.n_resamples if self.test == "bootstrap" else None,
+            "seed": self.seed if self.test == "bootstrap" else None,
+            "fingerprint": self.fingerprint,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "gates": [o.to_dict() for o in self.outcomes],
+            "notes": list(self.notes),
+        }
+
+    # -- text formats CI systems display --------------------------------------------------
+
+    def to_markdown(self) -> str:
+        """A Markdown summary (GitHub step summary, PR comment): verdict, table, decision."""
+        verdict = "passed" if self.passed else "FAILED: " + ", ".join(self.failed_metrics)
+        cand = self.candidate
+        base = self.baseline
+        pct = 100 * (1 - self.alpha)
+        lines = [
+            f"### abkit gate `{self.name}`: {verdict}",
+            "",
+            f"Candidate **{_md(cand.get('label', '?'))}** (run `{cand.get('run_id', '?')}`, "
+            f"{_params(cand.get('params'))}) against baseline **{_md(base.get('label', '?'))}** "
+            f"({_md(base.get('source', '?'))}, {_params(base.get('params'))}), paired over "
+            f"{self.outcomes[0].n if self.outcomes else 0:,} users; data fingerprint "
+            f"`{self.fingerprint[:12]}`.",
+            "",
+            f"| gate | baseline | candidate | change | {pct:g}% upper bound | allowed | "
+            "p (adj.) | result |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for o in self.outcomes:
+            result = "pass" if o.passed else "**FAIL**"
+            lines.append(
+                f"| {_md(o.metric)} | {_num(o.baseline_mean)} | {_num(o.candidate_mean)} | "
+                f"{_change(o.change, o.check.margin_type)} | "
+                f"{_change(o.upper_bound, o.check.margin_type)} | "
+                f"{_change(o.limit, o.check.margin_type)} | {_p(o.p_adjusted)} | {result} |"
+            )
+        lines += ["", f"Decided by: {self.decision}."]
+        for note in self.notes:
+            lines.append(f"Note: {note}")
+        return "\n".join(lines) + "\n"
+
+    def to_junit_xml(self) -> str:
+        """JUnit XML: one ``testsuite``, one ``testcase`` per gate, ``failure`` when it fails.
+
+        The layout every CI reader accepts (Jenkins/Surefire schema): ``testsuites`` >
+        ``testsuite`` (name, tests, failures, errors, skipped, time) > ``properties`` and
+        ``testcase`` (classname, name, time) > ``failure`` (message, type) or nothing.
+        """
+        failures = len(self.failed_metrics)
+        suites = ET.Element(
+            "testsuites",
+            {"name": "abkit gate", "tests": str(len(self.outcomes)), "failures": str(failures)},
+        )
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            {
+                "name": f"abkit gate {self.name}",
+                "tests": str(len(self.outcomes)),
+                "failures": str(failures),
+                "errors": "0",
+                "skipped": "0",
+                "time": "0",
+            },
+        )
+        props = ET.SubElement(suite, "properties")
+        for key, value in (
+            ("candidate_run", self.candidate.get("run_id", "")),
+            ("baseline", self.baseline.get("source", "")),
+            ("fingerprint", self.fingerprint),
+            ("decision", self.decision),
+        ):
+            ET.SubElement(props, "property", {"name": key, "value": str(value)})
+        for o in self.outcomes:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                {"classname": f"abkit.gate.{self.name}", "name": o.check.describe(), "time": "0"},
+            )
+            if not o.passed:
+                failure = ET.SubElement(
+                    case, "failure", {"message": o.reason, "type": "MetricRegression"}
+                )
+                failure.text = _details(o, self.alpha)
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = _details(o, self.alpha)
+        ET.indent(suites)
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _num(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.4g}"
+
+
+def _change(value: float, margin_type: MarginType) -> str:
+    if not math.isfinite(value):
+        return "-" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+    return f"{100 * value:+.2f}%" if margin_type == "relative" else f"{value:+.4g}"
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _params(params: Any) -> str:
+    if not params:
+        return "default parameters"
+    return ", ".join(f"{k}={v}" for k, v in dict(params).items())
+
+
+def _details(o: GateOutcome, alpha: float) -> str:
+    kind = o.check.margin_type
+    se = _change(o.standard_error, kind).lstrip("+")
+    return (
+        f"{o.check.describe()}. baseline {o.baseline_mean:.6g}, candidate "
+        f"{o.candidate_mean:.6g} over {o.n} paired users; change "
+        f"{_change(o.change, kind)} (SE {se}), "
+        f"{100 * (1 - alpha):g}% upper bound {_change(o.upper_bound, o.check.margin_type)} vs "
+        f"allowed {_change(o.limit, o.check.margin_type)}; one-sided p {o.p_value:.3g} "
+        f"(adjusted {o.p_adjusted:.3g}); {o.test}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values; from abkit.stats.multiplicity when it provides them."""
+    try:
+        from abkit.stats.multiplicity import adjust_p_values  # type: ignore[attr-defined]
+    except ImportError:
+        adjust_p_values = None
+    if adjust_p_values is not None:
+        return [float(p) for p in adjust_p_values(list(p_values), method="holm")]
+    # Holm (1979): sort ascending, p_(i) * (m - i + 1), running maximum, capped at 1.
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _one_gate(
+    check: GateCheck,
+    baseline: npt.NDArray[np.float64],
+    candidate: npt.NDArray[np.float64],
+    *,
+    alpha: float,
+    test: GateTest,
+    n_resamples: int,
+    seed: int,
+) -> tuple[GateOutcome, float]:
+    import numpy as np
+    from scipy import stats
+
+    from abkit.stats.paired import (
+        bootstrap_upper_bound,
+        fieller_ratio,
+        one_sample_t,
+        paired_bootstrap,
+    )
+
+    n = int(baseline.size)
+    m = check.max_drop
+    mean_b, mean_c = float(baseline.mean()), float(candidate.mean())
+    difference = mean_c - mean_b
+    relative = mean_c / mean_b - 1 if mean_b != 0 else math.nan
+    if check.margin_type == "relative":
+        contrast = candidate - (1 - m) * baseline
+        change = relative
+    else:
+        contrast = candidate - baseline + m
+        change = difference
+    # H0: E[contrast] >= 0 ("no regression beyond the margin"); reject when clearly below.
+    t = one_sample_t(contrast, confidence=1 - alpha, alternative="less")
+    d = candidate - baseline
+    se_diff = float(d.std(ddof=1)) / math.sqrt(n)
+    crit = float(stats.t.ppf(1 - alpha, n - 1))
+    if check.margin_type == "relative":
+        cov = np.cov(np.vstack([baseline, candidate]), ddof=1) / n
+        ratio = fieller_ratio(
+            mean_b, mean_c, float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1]),
+            critical=crit, confidence=1 - 2 * alpha,
+        )  # fmt: skip
+        upper = ratio.ci_high
+        delta = fieller_ratio(
+            mean_b, mean_c, float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1]),
+            critical=1.0, confidence=0.6827, method="delta",
+        )  # fmt: skip
+        se = (delta.ci_high - delta.ci_low) / 2
+    else:
+        upper = difference + crit * se_diff
+        se = se_diff
+    p = t.p_value
+    test_name = TEST_NAMES[test]
+    if test == "bootstrap":
+        p, _ = bootstrap_upper_bound(
+            contrast, threshold=0.0, alpha=alpha, seed=seed, n_resamples=n_resamples
+        )
+        boot = paired_bootstrap(
+            baseline, candidate, seed=seed, confidence=1 - 2 * alpha, n_resamples=n_resamples
+        )
+        upper = boot.relative_ci_high if check.margin_type == "relative" else boot.ci_high
+        test_name += f", {n_resamples} resamples, seed {seed}"
+    outcome = GateOutcome(
+        check=check,
+        n=n,
+        baseline_mean=mean_b,
+        candidate_mean=mean_c,
+        difference=difference,
+        relative_difference=relative,
+        change=change,
+        upper_bound=upper,
+        limit=-m,
+        standard_error=se,
+        p_value=p,
+        p_adjusted=p,
+        passed=True,
+        test=test_name,
+        reason="",
+    )
+    return outcome, p
+
+
+def evaluate_gates(
+    *,
+    baseline: Mapping[str, npt.ArrayLike],
+    candidate: Mapping[str, npt.ArrayLike],
+    checks: Sequence[GateCheck],
+    alpha: float = 0.05,
+    test: GateTest = "t",
+    multiplicity: Multiplicity = "holm",
+    n_resamples: int = 2000,
+    seed: int = 0,
+    name: str = "gate",
+    candidate_info: Mapping[str, Any] | None = None,
+    baseline_info: Mapping[str, Any] | None = None,
+    fingerprint: str = "",
+    notes: Sequence[str] = (),
+) -> GateReport:
+    """Evaluate every gate on paired per-user vectors (``baseline[metric][i]`` and
+    ``candidate[metric][i]`` are the same user). See the module docstring for the hypothesis.
+
+    Raises :class:`InputError` for an empty gate list, a metric missing from either side,
+    vectors of different lengths, fewer than 2 users, or an unknown option.
+    """
+    import numpy as np
+
+    from abkit.stats.paired import _pair
+
+    if not checks:
+        raise InputError("no gates to evaluate: declare at least one gate")
+    if not 0 < alpha < 0.5:
+        raise InputError(f"alpha must be between 0 and 0.5, got {alpha}")
+    if test not in TEST_NAMES:
+        raise InputError(f"test must be 't' or 'bootstrap', got {test!r}")
+    if multiplicity not in ("holm", "none"):
+        raise InputError(f"multiplicity must be 'holm' or 'none', got {multiplicity!r}")
+    if test == "bootstrap" and n_resamples < 100:
+        raise InputError(f"n_resamples must be at least 100, got {n_resamples}")
+    outcomes: list[GateOutcome] = []
+    p_values: list[float] = []
+    for check in checks:
+        for side, vectors in (("baseline", baseline), ("candidate", candidate)):
+            if check.metric not in vectors:
+                from abkit._util import unknown_choice
+
+                raise InputError(
+                    f"gate on {check.metric}: the {side} has no such metric; "
+                    + unknown_choice("metric", check.metric, vectors)
+                )
+        b, c = _pair(baseline[check.metric], candidate[check.metric])
+        outcome, p = _one_gate(
+            check,
+            np.asarray(b),
+            np.asarray(c),
+            alpha=alpha,
+            test=test,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        outcomes.append(outcome)
+        p_values.append(p)
+    adjusted = _holm(p_values) if multiplicity == "holm" else list(p_values)
+    final: list[GateOutcome] = []
+    for outcome, p_adj in zip(outcomes, adjusted, strict=True):
+        passed = not p_adj < alpha
+        final.append(
+            _replace(
+                outcome,
+                p_adjusted=p_adj,
+                passed=passed,
+                reason=_reason(outcome, p_adj, alpha, passed),
+            )
+        )
+    return GateReport(
+        name=name,
+        candidate=dict(candidate_info or {}),
+        baseline=dict(baseline_info or {}),
+        fingerprint=fingerprint,
+        alpha=alpha,
+        test=test,
+        multiplicity=multiplicity,
+        n_resamples=n_resamples,
+        seed=seed,
+        outcomes=tuple(final),
+        notes=tuple(notes),
+    )
+
+
+def _replace(outcome: GateOutcome, **changes: Any) -> GateOutcome:
+    import dataclasses
+
+    return dataclasses.replace(outcome, **changes)
+
+
+def _reason(o: GateOutcome, p_adj: float, alpha: float, passed: bool) -> str:
+    kind = o.check.margin_type
+    change = _change(o.change, kind)
+    limit = _change(o.limit, kind)
+    upper = _change(o.upper_bound, kind)
+    if passed:
+        return (
+            f"{o.metric} changed by {change}; no significant drop beyond {limit} "
+            f"(upper bound {upper}, p {p_adj:.3g} >= {alpha:g})"
+        )
+    drop = _change(-o.change, kind).lstrip("+")
+    return (
+        f"{o.metric} dropped by {drop}, significantly more than the allowed {limit.lstrip('-')} "
+        f"(upper bound {upper}, p {p_adj:.3g} < {alpha:g})"
+    )
