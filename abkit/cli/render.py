@@ -183,3 +183,8 @@ def step(number: int, title: str, explanation: str) -> None:
     console.print()
     console.print(f"[bold magenta]Step {number}. {title}[/]")
     console.print(explanation, soft_wrap=False)
+
+
+def line(text: str = "", *, style: str | None = None) -> None:
+    """One line of plain text on stdout: no markup is interpreted (safe for data values)."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True, emoji=False)

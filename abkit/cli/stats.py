@@ -1,9 +1,567 @@
-"""CLI commands: stats (being written)."""
+"""``abkit compare`` (A/B arms of an experiment) and ``abkit power`` (sample size, MDE, power).
+
+Each command parses its options, calls one library function (:func:`abkit.analysis.compare_arms`,
+:func:`abkit.stats.power.power`) and renders the frozen result; no statistics happen here.
+"""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+
+if TYPE_CHECKING:
+    from abkit.stats.results import ArmComparisonReport, Comparison, PowerResult
+
+_PERCENT_METRICS = {"conversion", "clicks_per_impression"}
+
+
+def compare(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Replay run ids to compare (not available yet); without them, the A/B arms "
+            "of the dataset's experiment are compared.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    dataset: DatasetOption = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(help="Experiment inside the dataset (default: the only one)."),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="conversion (share of units with >= 1 --event), mean (value per unit, Welch) "
+            "or ratio (delta method, see --ratio). Repeat for several; default conversion.",
+            show_default=False,
+        ),
+    ] = None,
+    event: Annotated[
+        str | None,
+        typer.Option(
+            help="Event type that counts: purchase by default (click for impression logs).",
+            show_default=False,
+        ),
+    ] = None,
+    ratio: Annotated[
+        str,
+        typer.Option(
+            help="Which ratio metric: clicks_per_impression, revenue_per_order, orders_per_session."
+        ),
+    ] = "clicks_per_impression",
+    control: Annotated[
+        str | None,
+        typer.Option(help="The control arm (default: the experiment's own)."),
+    ] = None,
+    claim: Annotated[
+        float | None,
+        typer.Option(
+            help="Check a claimed relative lift, e.g. 0.2 for 'converts 20% better': verdict "
+            "supported / refuted / not decided.",
+            show_default=False,
+        ),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level (two-sided).")] = 0.05,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Designed split for the SRM check, e.g. 50/50 or 40/30/30 (default: the "
+            "experiment's own).",
+            show_default=False,
+        ),
+    ] = None,
+    correction: Annotated[
+        str,
+        typer.Option(help="Multiple-testing correction: holm, bh, bonferroni, hochberg, by, none."),
+    ] = "holm",
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="Add always-valid p-values and confidence sequences (mSPRT), safe to peek at.",
+        ),
+    ] = False,
+    looks: Annotated[
+        str,
+        typer.Option(
+            help="final (one analysis) or daily (the path day by day; implies --sequential)."
+        ),
+    ] = "final",
+    cuped: Annotated[
+        bool,
+        typer.Option("--cuped", help="Reduce variance with the pre-experiment period (CUPED)."),
+    ] = False,
+    bayes: Annotated[
+        bool,
+        typer.Option(
+            "--bayes", help="Add the Beta-Binomial P(treatment > control) (not a p-value)."
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit with code 1 on a sample ratio mismatch."),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict."""
+    from abkit.errors import InputError
+
+    if targets:
+        raise InputError("comparing replay runs is not available yet")
+    report = compare_arms_command(
+        db=db,
+        dataset=dataset,
+        experiment=experiment,
+        metric=metric,
+        event=event,
+        ratio=ratio,
+        control=control,
+        claim=claim,
+        alpha=alpha,
+        split=split,
+        correction=correction,
+        sequential=sequential,
+        looks=looks,
+        cuped=cuped,
+        bayes=bayes,
+        json=json,
+    )
+    if strict and report.srm_failed:
+        raise typer.Exit(1)
+
+
+def compare_arms_command(
+    *,
+    db: Path,
+    dataset: str | None,
+    experiment: str | None,
+    metric: list[str] | None,
+    event: str | None,
+    ratio: str,
+    control: str | None,
+    claim: float | None,
+    alpha: float,
+    split: str | None,
+    correction: str,
+    sequential: bool,
+    looks: str,
+    cuped: bool,
+    bayes: bool,
+    json: bool,
+) -> ArmComparisonReport:
+    """The arm-comparison path of ``abkit compare``: run the analysis and render it."""
+    from abkit.analysis import compare_arms
+    from abkit.cli import render
+
+    report = compare_arms(
+        db,
+        dataset=dataset,
+        experiment=experiment,
+        metrics=tuple(metric or ("conversion",)),  # type: ignore[arg-type]
+        event=event,
+        ratio=ratio,
+        control=control,
+        claim=claim,
+        alpha=alpha,
+        split=split,
+        correction=correction,  # type: ignore[arg-type]
+        sequential=sequential,
+        looks=looks,  # type: ignore[arg-type]
+        cuped=cuped,
+        bayes=bayes,
+    )
+    if json:
+        render.print_json(report.to_dict())
+    else:
+        render_arm_report(report)
+    return report
+
+
+# -- the human report -------------------------------------------------------------------------
+
+
+def _value(metric: str, value: float) -> str:
+    from abkit.cli import render
+
+    return render.pct(value, 2) if metric in _PERCENT_METRICS else render.fmt(value)
+
+
+def _diff(metric: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if metric in _PERCENT_METRICS:
+        return f"{100 * value:+.2f} pp"
+    return f"{value:+,.4g}"
+
+
+def _lift(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{100 * value:+.1f}%"
+
+
+def _p(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if value < 1e-4:
+        return f"{value:.1e}"
+    return f"{value:.3g}" if value < 0.1 else f"{value:.3f}"
+
+
+def render_arm_report(report: ArmComparisonReport) -> None:
+    """Print an :class:`ArmComparisonReport` as a short report: warnings first."""
+    from abkit.cli import render
+
+    for message in report.warnings:
+        render.warning(message)
+    confidence = f"{100 * (1 - report.alpha):g}%"
+    title = f"A/B comparison: dataset {report.dataset}"
+    if report.experiment:
+        title += f", experiment {report.experiment}"
+    render.line(title, style="bold")
+    if report.srm_failed:
+        render.line(
+            "!! SAMPLE RATIO MISMATCH: the units per arm do not match the designed split "
+            f"(chi2 = {report.srm.chi2:.4g}, p = {_p(report.srm.p_value)} < {report.srm.alpha:g}). "
+            "Fix the assignment before trusting anything below.",
+            style="bold red",
+        )
+    elif report.srm.checked:
+        shares = "/".join(f"{100 * s:g}" for s in report.srm.split)
+        render.line(
+            f"SRM check passed: units per arm fit the designed split {shares} "
+            f"(chi2 = {report.srm.chi2:.3g}, p = {_p(report.srm.p_value)}).",
+            style="green",
+        )
+    else:
+        render.line(f"SRM check skipped: {report.srm.note}.", style="yellow")
+    render.line(
+        f"Tested: every arm against the control '{report.control}' at alpha {report.alpha:g} "
+        f"(two-sided, {confidence} intervals); {len(report.comparisons)} comparison(s) "
+        f"corrected with {report.correction}."
+    )
+    for metric in report.metrics:
+        _render_metric(report, metric, confidence)
+    if report.looks:
+        _render_looks(report)
+    render.line()
+    render.line("Defaults and definitions:", style="bold")
+    for text in report.defaults:
+        render.line(f"  - {text}")
+
+
+def _render_metric(report: ArmComparisonReport, metric: str, confidence: str) -> None:
+    from abkit.cli import render
+
+    render.line()
+    arms = [a for a in report.arms if a.metric == metric]
+    is_conversion = metric == "conversion"
+    columns = ["arm", f"{report.unit}s"]
+    if is_conversion:
+        columns += [
+            f"{report.event} ({report.unit}s)" if report.unit == "user" else f"{report.event}s",
+            "rate",
+        ]
+    elif metric == "mean":
+        columns += ["total value", "mean per unit", "sd"]
+    else:
+        columns += ["numerator", "denominator", metric]
+    rows = []
+    for a in arms:
+        name = a.name + (" (control)" if a.name == report.control else "")
+        if is_conversion:
+            rows.append([name, a.units, a.conversions, _value(metric, a.rate)])
+        elif metric == "mean":
+            rows.append([name, a.units, a.sum, a.rate, a.sd])
+        else:
+            rows.append(
+                [name, a.units, _count(a.sum), _count(a.denominator), _value(metric, a.rate)]
+            )
+    render.console.print(render.table(f"{metric}", columns, rows))
+    comparisons = [c for c in report.comparisons if c.metric == metric]
+    for c in comparisons:
+        _render_meaning(report, c, confidence)
+
+
+def _count(value: float | None) -> float | int | None:
+    """Whole-number totals print as integers (``35,500``, not ``3.55e+04``)."""
+    if value is not None and math.isfinite(value) and value == int(value):
+        return int(value)
+    return value
+
+
+def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str) -> None:
+    from abkit.cli import render
+
+    m = c.metric
+    render.line(f"{c.treatment} vs {c.control}", style="bold")
+    render.line(
+        f"  difference {_diff(m, c.diff)}, {confidence} CI [{_diff(m, c.diff_ci_lower)}, "
+        f"{_diff(m, c.diff_ci_upper)}] ({c.diff_ci_method})"
+    )
+    render.line(
+        f"  lift       {_lift(c.lift)}, {confidence} CI [{_lift(c.lift_ci_lower)}, "
+        f"{_lift(c.lift_ci_upper)}] ({c.lift_ci_method})"
+    )
+    render.line(
+        f"  p-value    {_p(c.p_value)} ({c.method}); {report.correction}-adjusted "
+        f"{_p(c.p_adjusted)}: {'significant' if c.significant else 'not significant'} at "
+        f"alpha {report.alpha:g}"
+    )
+    interval = f"{_lift(c.lift_ci_lower)} to {_lift(c.lift_ci_upper)}"
+    if c.significant:
+        direction = "better" if c.diff > 0 else "worse"
+        render.line(
+            f"Found: {c.treatment} is {direction} than {c.control} on {c.metric}: lift "
+            f"{_lift(c.lift)} ({confidence} CI {interval}), p = {_p(c.p_adjusted)} after "
+            f"{report.correction} ({c.method})."
+        )
+    else:
+        render.line(
+            f"Found: no significant difference between {c.treatment} and {c.control} on "
+            f"{c.metric}: lift {_lift(c.lift)}, but the {confidence} interval {interval} "
+            f"includes no change (p = {_p(c.p_adjusted)} after {report.correction}); the data "
+            "cannot tell this difference from noise."
+        )
+    if c.design_effect is not None:
+        render.line(
+            f"  Design effect {c.design_effect:.2f}: treating rows as independent would "
+            f"understate the variance {c.design_effect:.2f}x (abkit uses the delta method over "
+            f"{report.unit}s)."
+        )
+    if c.variance_reduction is not None:
+        render.line(
+            f"  CUPED reduced the variance of the difference by {100 * c.variance_reduction:.1f}%."
+        )
+    if c.claim is not None:
+        k = c.claim
+        claim_text = f"lift >= {_lift(k.claim)}"
+        if k.verdict == "supported":
+            meaning = (
+                f"SUPPORTED: the whole {confidence} interval lies above {_lift(k.claim)} "
+                f"(p = {_p(k.p_value_above)} for H0: lift <= {_lift(k.claim)})."
+            )
+        elif k.verdict == "refuted":
+            meaning = (
+                f"REFUTED: the lift is below {_lift(k.claim)} with {confidence} confidence "
+                f"(p = {_p(k.p_value_below)} for H0: lift >= {_lift(k.claim)}); the data rule "
+                f"out lifts above {_lift(k.min_refuted_lift)}."
+            )
+        else:
+            meaning = (
+                f"NOT DECIDED: the {confidence} interval contains {_lift(k.claim)} "
+                f"(p = {_p(k.p_value_above)} for H0: lift <= {_lift(k.claim)}, "
+                f"p = {_p(k.p_value_below)} for H0: lift >= {_lift(k.claim)})."
+            )
+        render.line(f"Claim {claim_text} ({c.treatment}): {meaning}", style="bold")
+        render.line(
+            f"  The largest lift the data support is {_lift(k.max_supported_lift)} (the lower "
+            f"{confidence} bound)."
+        )
+        if k.units_needed is not None and k.verdict == "not decided":
+            render.line(
+                f"  About {k.units_needed:,} {report.unit}s per arm would decide it with 80% "
+                f"power if the true lift were the observed {_lift(k.lift)}."
+            )
+    if c.sequential is not None:
+        s = c.sequential
+        render.line(
+            f"  Sequential (always valid, safe to peek): p = {_p(s.p_adjusted)}, lift "
+            f"confidence sequence {_lift(s.lift_cs_lower)} to {_lift(s.lift_cs_upper)} over "
+            f"{s.looks} look(s): {'significant' if s.significant else 'not significant'}."
+        )
+    if c.bayes is not None:
+        b = c.bayes
+        render.line(
+            f"  Bayesian view (a posterior probability, NOT a p-value): P({c.treatment} > "
+            f"{c.control}) = {100 * b.prob_treatment_better:.1f}% under a Beta({b.prior_alpha:g}, "
+            f"{b.prior_beta:g}) prior; expected loss of shipping {c.treatment}: "
+            f"{_diff(c.metric, b.expected_loss_treatment)}, of keeping {c.control}: "
+            f"{_diff(c.metric, b.expected_loss_control)}."
+        )
+
+
+def _render_looks(report: ArmComparisonReport) -> None:
+    from abkit.cli import render
+
+    keys = [(c.metric, c.treatment) for c in report.looks[0].comparisons]
+    for metric, treatment in keys:
+        render.line()
+        rows = []
+        for look in report.looks:
+            c = next(x for x in look.comparisons if (x.metric, x.treatment) == (metric, treatment))
+            rows.append([
+                look.day_start.date().isoformat() if look.day_start else f"day {look.day}",
+                "/".join(f"{u:,}" for u in look.units),
+                _lift(c.lift),
+                f"[{_lift(c.lift_cs_lower)}, {_lift(c.lift_cs_upper)}]",
+                _p(c.naive_p_value),
+                _p(c.always_valid_p_value),
+            ])  # fmt: skip
+        render.console.print(
+            render.table(
+                f"Daily looks, cumulative: {treatment} vs {report.control} on {metric}",
+                ["day", "units", "lift", "conf. sequence", "naive p", "valid p"],
+                rows,
+            )
+        )
+    render.line(
+        "The naive p-value is only valid at one pre-planned look; checking it every day "
+        "inflates false positives. The always-valid p-value and the confidence sequence may be "
+        "checked at every look."
+    )
+
+
+# -- abkit power ------------------------------------------------------------------------------
+
+
+def power_command(
+    baseline: Annotated[
+        float,
+        typer.Option(
+            help="The control's conversion rate (e.g. 0.05), or its mean with --metric mean.",
+            show_default=False,
+        ),
+    ],
+    mde: Annotated[
+        float | None,
+        typer.Option(
+            help="Minimum detectable effect, relative (0.2 = +20%) unless --absolute. Give it "
+            "to get the sample size; with --n to get the power.",
+            show_default=False,
+        ),
+    ] = None,
+    absolute: Annotated[
+        bool, typer.Option("--absolute", help="Read --mde as an absolute difference.")
+    ] = False,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n",
+            help="Units per arm: give it to get the MDE (or, with --mde, the power).",
+            show_default=False,
+        ),
+    ] = None,
+    target_power: Annotated[
+        float, typer.Option("--power", help="Target power when solving for n or the MDE.")
+    ] = 0.8,
+    alpha: Annotated[float, typer.Option(help="Significance level (two-sided).")] = 0.05,
+    arms: Annotated[
+        int,
+        typer.Option(help="Arms including the control; alpha is split over arms - 1 comparisons."),
+    ] = 2,
+    metric: Annotated[str, typer.Option(help="conversion or mean.")] = "conversion",
+    sd: Annotated[
+        float | None,
+        typer.Option(
+            help="Per-unit standard deviation (needed for --metric mean).", show_default=False
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="Formula for conversion: pooled (default), unpooled, cohen-h, pooled-cc.",
+            show_default=False,
+        ),
+    ] = None,
+    claim: Annotated[
+        float | None,
+        typer.Option(
+            help="Units needed to show the lift exceeds this (e.g. 0.1) when the true lift "
+            "is --mde.",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Sample size per arm, minimum detectable effect, or power, before running a test."""
+    from abkit.cli import render
+    from abkit.stats.power import power
+
+    result = power(
+        baseline=baseline,
+        metric=metric,  # type: ignore[arg-type]
+        mde=mde,
+        relative=not absolute,
+        n_per_arm=n,
+        target_power=target_power,
+        alpha=alpha,
+        arms=arms,
+        sd=sd,
+        method=method,  # type: ignore[arg-type]
+        claim=claim,
+    )
+    if json:
+        render.print_json(result.to_dict())
+        return
+    render_power(result)
+
+
+def render_power(r: PowerResult) -> None:
+    from abkit.cli import render
+
+    metric = "conversion" if r.metric == "conversion" else "mean"
+
+    def level(value: float) -> str:
+        return render.pct(value, 2) if metric == "conversion" else render.fmt(value)
+
+    effect = (
+        f"{_lift(r.mde_relative)} ({level(r.baseline)} -> {level(r.target)}, "
+        f"{_diff(metric, r.mde_absolute)})"
+    )
+    alpha_text = f"alpha {r.alpha:g} ({'two' if r.sides == 2 else 'one'}-sided)"
+    if r.claim is not None:
+        render.line(
+            f"To show the lift exceeds {_lift(r.claim)} when the true lift is "
+            f"{_lift(r.mde_relative)} ({level(r.baseline)} -> {level(r.target)}), with "
+            f"{100 * r.power:g}% power at {alpha_text}:",
+            style="bold",
+        )
+    elif r.solved_for == "n":
+        render.line(
+            f"To detect {effect} with {100 * r.power:.3g}% power at {alpha_text}:", style="bold"
+        )
+    elif r.solved_for == "mde":
+        render.line(
+            f"With {r.n_per_arm:,} units per arm, {100 * r.power:g}% power at {alpha_text}, "
+            f"the minimum detectable effect is {effect}.",
+            style="bold",
+        )
+    else:
+        render.line(
+            f"With {r.n_per_arm:,} units per arm the power to detect {effect} at {alpha_text} "
+            f"is {100 * r.power:.1f}%.",
+            style="bold",
+        )
+    if r.solved_for == "n":
+        render.line(
+            f"  {r.n_per_arm:,} units per arm, {r.total_units:,} in total over {r.arms} arms."
+        )
+    render.line(f"  Method: {r.method_description}.")
+    if r.n_by_method:
+        rows = [
+            [m + (" (abkit default)" if m == "pooled" else ""), math.ceil(v - 1e-9), round(v, 1)]
+            for m, v in r.n_by_method
+        ]
+        render.console.print(
+            render.table("Units per arm by formula", ["formula", "units", "exact"], rows)
+        )
+    for note in r.notes:
+        render.line(f"  Note: {note}.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("compare")(compare)
+    app.command("power")(power_command)

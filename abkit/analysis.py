@@ -1,0 +1,514 @@
+"""A/B analysis of a store's experiment: aggregate in DuckDB, infer in :mod:`abkit.stats`, report.
+
+:func:`compare_arms` is the library behind ``abkit compare``: it reads the experiment's design,
+asks :mod:`abkit.data.aggregate` for per-arm sufficient statistics (one query per metric, one
+more per metric for ``looks="daily"``), runs the statistics on those few numbers and returns a
+frozen :class:`~abkit.stats.results.ArmComparisonReport`. It never prints and never raises for
+a sample ratio mismatch: the report carries ``srm_failed`` and the caller decides (``abkit
+compare --strict`` exits 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from abkit._util import unknown_choice
+from abkit.data.aggregate import (
+    RATIOS,
+    AggregateResult,
+    DailyAggregates,
+    ExperimentDesign,
+    MetricSpec,
+)
+from abkit.errors import InputError
+from abkit.stats.multiplicity import CORRECTIONS, DESCRIPTIONS, Correction, adjust
+from abkit.stats.proportions import ExactMode
+from abkit.stats.results import (
+    ArmComparisonReport,
+    ArmSummary,
+    Comparison,
+    Look,
+    LookComparison,
+)
+from abkit.stats.sufficient import ArmAggregates
+
+MetricName = Literal["conversion", "mean", "ratio"]
+METRICS: tuple[str, ...] = ("conversion", "mean", "ratio")
+Looks = Literal["final", "daily"]
+
+_METRIC_DEFINITIONS = {
+    "conversion": "share of {unit}s with at least one '{event}' event in the experiment window",
+    "mean": "mean per {unit} of the summed value of its '{event}' events (e.g. revenue per user)",
+    "clicks_per_impression": "clicks per impression (impressions table), delta method over users",
+    "revenue_per_order": (
+        "value per '{event}' event (e.g. revenue per order), delta method over users"
+    ),
+    "orders_per_session": "'{event}' events per session, delta method over users",
+}
+_IMPRESSION_DEFINITIONS = {
+    "conversion": "share of impressions with a {event} (each impression is its own unit)",
+    "mean": "mean value per impression (each impression is its own unit)",
+}
+
+
+def compare_arms(
+    db: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    experiment: str | None = None,
+    metrics: Sequence[MetricName] | MetricName = "conversion",
+    event: str | None = None,
+    ratio: str = "clicks_per_impression",
+    control: str | None = None,
+    claim: float | None = None,
+    alpha: float = 0.05,
+    split: Sequence[float] | str | None = None,
+    correction: Correction = "holm",
+    sequential: bool = False,
+    looks: Looks = "final",
+    cuped: bool = False,
+    bayes: bool = False,
+    exact: ExactMode = "auto",
+    srm_alpha: float = 0.001,
+) -> ArmComparisonReport:
+    """Compare every treatment arm of an experiment with its control.
+
+    ``metrics``: ``conversion`` (share of units with >= 1 ``event``; default event
+    ``purchase``, or ``click`` for impression datasets), ``mean`` (value per unit, Welch) and/or
+    ``ratio`` (``ratio`` names which: clicks_per_impression, revenue_per_order,
+    orders_per_session; delta method). ``claim`` checks "lift >= claim" for every comparison.
+    ``split`` is the designed split (``"50/50"`` or numbers; default the experiment's own) for
+    the SRM check at ``srm_alpha``. The family for ``correction`` is every treatment x metric
+    comparison with the control. ``sequential`` adds always-valid p-values and confidence
+    sequences; ``looks="daily"`` also computes the path over days (and implies
+    ``sequential``). ``cuped`` adjusts conversion/mean metrics with the pre-period;
+    ``bayes`` adds the Beta-Binomial view of conversion metrics.
+    """
+    from abkit.data.aggregate import arm_aggregates, daily_aggregates, load_design
+    from abkit.data.store import open_store
+    from abkit.stats.srm import normalise_split, parse_split, srm_check
+
+    metric_list = _validate(
+        metrics=metrics,
+        alpha=alpha,
+        correction=correction,
+        looks=looks,
+        cuped=cuped,
+        sequential=sequential,
+        bayes=bayes,
+        claim=claim,
+        ratio=ratio,
+        srm_alpha=srm_alpha,
+    )
+    split_values = parse_split(split) if isinstance(split, str) else split
+    sequential = sequential or looks == "daily"
+
+    with open_store(db) as store:
+        name = store.resolve_dataset(dataset)
+        design = load_design(store.con, name, experiment)
+        chosen_event = event or ("click" if design.unit == "impression" else "purchase")
+        control_arm = _choose_control(design.arms, control, design.control, name)
+        specs = [
+            MetricSpec(kind=m, event=chosen_event, ratio=ratio if m == "ratio" else None)
+            for m in metric_list
+        ]
+        results = {
+            spec.name: arm_aggregates(store.con, design, spec, cuped=cuped) for spec in specs
+        }
+        daily = (
+            {spec.name: daily_aggregates(store.con, design, spec) for spec in specs}
+            if looks == "daily"
+            else {}
+        )
+
+    warnings: list[str] = []
+    defaults: list[str] = []
+    first = results[specs[0].name]
+    units = [a.units for a in first.arms]
+    designed = (
+        normalise_split(split_values, len(design.arms))
+        if split_values is not None
+        else design.split
+    )
+    srm = srm_check(design.arms, units, designed, alpha=srm_alpha)
+    if srm.checked and not srm.ok:
+        warnings.append(srm.note)
+    if first.excluded_units:
+        warnings.append(
+            f"{first.excluded_units:,} unit(s) were assigned to more than one arm and are excluded"
+        )
+    for arm, count in first.unknown_arms:
+        warnings.append(
+            f"{count:,} unit(s) carry the variant '{arm}', which is not an arm of the "
+            "experiment; they are excluded"
+        )
+    for aggregate in first.arms:
+        if aggregate.units == 0:
+            raise InputError(f"arm '{aggregate.name}' of dataset '{name}' has no units to analyse")
+
+    comparisons: list[Comparison] = []
+    arm_rows: list[ArmSummary] = []
+    for spec in specs:
+        result = results[spec.name]
+        _check_values(spec, result, cuped, name, warnings)
+        arm_rows += [_summary(spec, arm) for arm in result.arms]
+        by_name = {a.name: a for a in result.arms}
+        for treatment in design.arms:
+            if treatment == control_arm:
+                continue
+            comparisons.append(
+                _compare(
+                    spec,
+                    by_name[control_arm],
+                    by_name[treatment],
+                    alpha=alpha,
+                    claim=claim,
+                    cuped=cuped,
+                    bayes=bayes,
+                    exact=exact,
+                )
+            )
+
+    look_rows: tuple[Look, ...] = ()
+    if sequential:
+        comparisons, look_rows = _sequential(
+            specs, comparisons, results, daily, design.arms, control_arm, alpha
+        )
+    comparisons = _correct(comparisons, correction, alpha)
+    family = tuple(f"{c.treatment} vs {c.control} on {c.metric}" for c in comparisons)
+
+    for c in comparisons:
+        warnings += [f"{c.treatment} vs {c.control} ({c.metric}): {n}" for n in c.notes]
+    if claim is not None and len(comparisons) > 1:
+        warnings.append(
+            f"the claim is checked separately in each of the {len(comparisons)} comparisons; "
+            "its verdicts and the confidence intervals are not adjusted for the family"
+        )
+    defaults += _defaults(
+        design=design,
+        specs=specs,
+        control=control_arm,
+        control_given=control is not None,
+        alpha=alpha,
+        correction=correction,
+        family=len(comparisons),
+        srm_alpha=srm_alpha,
+        split_given=split_values is not None,
+        sequential=sequential,
+        looks=looks,
+        claim=claim,
+        cuped=cuped,
+    )
+    return ArmComparisonReport(
+        dataset=name,
+        experiment=design.experiment,
+        unit=design.unit,
+        metrics=tuple(s.name for s in specs),
+        event=chosen_event,
+        control=control_arm,
+        arms=tuple(arm_rows),
+        srm=srm,
+        comparisons=tuple(comparisons),
+        alpha=alpha,
+        correction=correction,
+        family=family,
+        claim=comparisons[0].claim if comparisons else None,
+        looks=look_rows,
+        window_start=design.start_ts,
+        window_end=design.end_ts,
+        warnings=tuple(warnings),
+        defaults=tuple(defaults),
+        excluded_units=first.excluded_units,
+    )
+
+
+def _validate(
+    *,
+    metrics: Sequence[str] | str,
+    alpha: float,
+    correction: str,
+    looks: str,
+    cuped: bool,
+    sequential: bool,
+    bayes: bool,
+    claim: float | None,
+    ratio: str,
+    srm_alpha: float,
+) -> list[MetricName]:
+    metric_list = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not metric_list:
+        raise InputError("--metric: give at least one metric (conversion, mean or ratio)")
+    for m in metric_list:
+        if m not in METRICS:
+            raise InputError("--metric: " + unknown_choice("metric", m, METRICS))
+    if len(set(metric_list)) != len(metric_list):
+        raise InputError("--metric: each metric may be given once")
+    if "ratio" in metric_list and ratio not in RATIOS:
+        raise InputError("--ratio: " + unknown_choice("ratio metric", ratio, RATIOS))
+    if not 0 < alpha < 1:
+        raise InputError(f"--alpha must be in (0, 1), got {alpha}")
+    if not 0 < srm_alpha < 1:
+        raise InputError(f"the SRM alpha must be in (0, 1), got {srm_alpha}")
+    if correction not in CORRECTIONS:
+        raise InputError("--correction: " + unknown_choice("correction", correction, CORRECTIONS))
+    if looks not in ("final", "daily"):
+        raise InputError("--looks: " + unknown_choice("looks", looks, ("final", "daily")))
+    if cuped and (sequential or looks == "daily"):
+        raise InputError("--cuped cannot be combined with --sequential or --looks daily yet")
+    if bayes and "conversion" not in metric_list:
+        raise InputError("--bayes needs the conversion metric (--metric conversion)")
+    if claim is not None and not (math.isfinite(claim) and claim > -1):
+        raise InputError(
+            f"--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
+        )
+    return metric_list  # type: ignore[return-value]
+
+
+def _choose_control(
+    arms: tuple[str, ...], given: str | None, designed: str | None, dataset: str
+) -> str:
+    if given is not None:
+        if given not in arms:
+            raise InputError("--control: " + unknown_choice("arm", given, arms))
+        return given
+    if designed is not None and designed in arms:
+        return designed
+    raise InputError(
+        f"dataset '{dataset}' does not say which arm is the control; "
+        f"choose it with --control (arms: {', '.join(arms)})"
+    )
+
+
+def _check_values(
+    spec: MetricSpec, result: AggregateResult, cuped: bool, dataset: str, warnings: list[str]
+) -> None:
+    needs_values = spec.kind == "mean" or spec.ratio == "revenue_per_order"
+    if needs_values and result.value_rows == 0:
+        raise InputError(
+            f"--metric {spec.kind}: no '{spec.event}' event of dataset '{dataset}' has a value "
+            "in the experiment window; choose another --event"
+        )
+    if cuped and result.covariate_rows == 0:
+        raise InputError(
+            f"--cuped: no unit of dataset '{dataset}' has '{spec.event}' events before the "
+            "experiment's start, so there is no pre-period covariate"
+        )
+    if sum(a.y_sum for a in result.arms) == 0:
+        warnings.append(
+            f"{spec.name}: no unit has a non-zero outcome ('{spec.event}' events) in the "
+            "experiment window"
+        )
+
+
+def _summary(spec: MetricSpec, arm: ArmAggregates) -> ArmSummary:
+    from abkit.stats.ratio import ratio_estimate
+
+    if spec.kind == "ratio":
+        rate = arm.y_sum / arm.d_sum if arm.d_sum else math.nan
+        sd = (
+            math.sqrt(ratio_estimate(arm)[1] * arm.units)
+            if arm.d_sum and arm.units > 1
+            else math.nan
+        )
+    else:
+        rate = arm.mean
+        sd = math.sqrt(arm.variance) if arm.units > 1 else math.nan
+    return ArmSummary(
+        name=arm.name,
+        metric=spec.name,
+        units=arm.units,
+        conversions=int(arm.y_sum) if spec.kind == "conversion" else None,
+        sum=arm.y_sum,
+        denominator=arm.d_sum,
+        rate=rate,
+        sd=sd,
+    )
+
+
+def _compare(
+    spec: MetricSpec,
+    control: ArmAggregates,
+    treatment: ArmAggregates,
+    *,
+    alpha: float,
+    claim: float | None,
+    cuped: bool,
+    bayes: bool,
+    exact: ExactMode,
+) -> Comparison:
+    from abkit.stats.bayes import beta_binomial_comparison
+    from abkit.stats.cuped import compare_cuped
+    from abkit.stats.means import compare_means
+    from abkit.stats.proportions import compare_proportions
+    from abkit.stats.ratio import compare_ratios
+
+    if cuped:
+        comparison = compare_cuped(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
+    elif spec.kind == "conversion":
+        comparison = compare_proportions(
+            control, treatment, alpha=alpha, claim=claim, exact=exact, metric=spec.name
+        )
+    elif spec.kind == "mean":
+        comparison = compare_means(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
+    else:
+        comparison = compare_ratios(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
+    if bayes and spec.kind == "conversion":
+        result = beta_binomial_comparison(
+            int(control.y_sum), control.units, int(treatment.y_sum), treatment.units
+        )
+        comparison = dataclasses.replace(comparison, bayes=result)
+    return comparison
+
+
+def _sequential(
+    specs: list[MetricSpec],
+    comparisons: list[Comparison],
+    results: dict[str, AggregateResult],
+    daily: dict[str, DailyAggregates],
+    arms: tuple[str, ...],
+    control: str,
+    alpha: float,
+) -> tuple[list[Comparison], tuple[Look, ...]]:
+    from abkit.stats.sequential import sequential_comparison
+
+    out: list[Comparison] = []
+    paths: dict[tuple[str, str], tuple[LookComparison, ...]] = {}
+    for comparison in comparisons:
+        spec = next(s for s in specs if s.name == comparison.metric)
+        i_c, i_t = arms.index(control), arms.index(comparison.treatment)
+        days = daily.get(spec.name)
+        if days is not None:
+            looks = [(look[i_c], look[i_t]) for look in days.looks]
+        else:
+            final = results[spec.name]
+            looks = [(final.arms[i_c], final.arms[i_t])]
+        result, path = sequential_comparison(spec.kind, looks, alpha=alpha, metric=spec.name)
+        paths[(spec.name, comparison.treatment)] = path
+        out.append(dataclasses.replace(comparison, sequential=result))
+    look_rows: list[Look] = []
+    if daily:
+        first = daily[specs[0].name]
+        for k, day in enumerate(first.days):
+            look_rows.append(
+                Look(
+                    day=day,
+                    day_start=first.day_start(day),
+                    units=tuple(a.units for a in first.looks[k]),
+                    rates=tuple(
+                        a.mean
+                        if specs[0].kind != "ratio"
+                        else (a.y_sum / a.d_sum if a.d_sum else math.nan)
+                        for a in first.looks[k]
+                    ),
+                    comparisons=tuple(path[k] for path in paths.values() if k < len(path)),
+                )
+            )
+    return out, tuple(look_rows)
+
+
+def _correct(
+    comparisons: list[Comparison], correction: Correction, alpha: float
+) -> list[Comparison]:
+    if not comparisons:
+        return comparisons
+    adjusted = adjust([c.p_value for c in comparisons], correction)
+    out = []
+    for c, p_adj in zip(comparisons, adjusted, strict=True):
+        seq = c.sequential
+        out.append(
+            dataclasses.replace(
+                c,
+                p_adjusted=float(p_adj),
+                significant=bool(p_adj <= alpha),
+                sequential=seq,
+            )
+        )
+    if out[0].sequential is not None:
+        seq_adjusted = adjust([c.sequential.p_value for c in out], correction)  # type: ignore[union-attr]
+        out = [
+            dataclasses.replace(
+                c,
+                sequential=dataclasses.replace(
+                    c.sequential,
+                    p_adjusted=float(p),
+                    significant=bool(p <= alpha),  # type: ignore[type-var]
+                ),
+            )
+            for c, p in zip(out, seq_adjusted, strict=True)
+        ]
+    return out
+
+
+def _defaults(
+    *,
+    design: ExperimentDesign,
+    specs: list[MetricSpec],
+    control: str,
+    control_given: bool,
+    alpha: float,
+    correction: str,
+    family: int,
+    srm_alpha: float,
+    split_given: bool,
+    sequential: bool,
+    looks: str,
+    claim: float | None,
+    cuped: bool,
+) -> list[str]:
+    unit = design.unit
+    lines = []
+    for spec in specs:
+        table = _IMPRESSION_DEFINITIONS if unit == "impression" else _METRIC_DEFINITIONS
+        text = table.get(spec.name, table.get(spec.kind, spec.name))
+        lines.append(f"metric {spec.name}: " + text.format(unit=unit, event=spec.event))
+    lines.append(f"randomisation unit: {unit}")
+    start = design.start_ts.isoformat(sep=" ") if design.start_ts else "the first record"
+    end = design.end_ts.isoformat(sep=" ") if design.end_ts else "the last record"
+    lines.append(f"experiment window: {start} to {end}")
+    lines.append(
+        f"control: {control}" + ("" if control_given else " (from the experiment's design)")
+    )
+    lines.append(f"alpha {alpha:g}, two-sided; confidence intervals at {100 * (1 - alpha):g}%")
+    lines.append(
+        f"multiple testing: {DESCRIPTIONS[correction]} over a family of {family} comparison(s): "
+        "every treatment x metric against the control"
+    )
+    if split_given or design.split is not None:
+        lines.append(
+            f"SRM check: chi-square goodness of fit at alpha {srm_alpha:g} against "
+            + ("the --split given" if split_given else "the experiment's designed split")
+        )
+    else:
+        lines.append("SRM check: skipped, the store records no designed split (pass --split)")
+    kinds = {s.kind for s in specs}
+    if cuped:
+        lines.append(
+            "CUPED: covariate = the same metric before the experiment's start; theta pooled "
+            "within arms; lift interval by Fieller with the covariance of the adjusted means"
+        )
+    if "conversion" in kinds and not cuped:
+        lines.append(
+            "conversion: p-value pooled two-proportion z-test (Fisher's exact test when an "
+            "expected cell is below 5); difference CI Newcombe hybrid score; lift CI Koopman score"
+        )
+    if "mean" in kinds and not cuped:
+        lines.append("mean: Welch t-test and interval; lift CI Fieller")
+    if "ratio" in kinds:
+        lines.append(
+            "ratio: delta method over randomisation units (never per impression); lift CI Fieller"
+        )
+    if claim is not None:
+        lines.append(
+            f"claim: lift >= {claim:g} tested one-sided at alpha/2 each way (agrees with the "
+            "two-sided interval); units needed at 80% power"
+        )
+    if sequential:
+        lines.append(
+            "sequential: mSPRT with a normal mixture, tau^2 tuned to be tightest at the last "
+            f"look; looks: {looks}"
+        )
+    return lines

@@ -1,0 +1,117 @@
+"""Sample ratio mismatch (SRM): are the units per arm what the design promised?
+
+Pearson's chi-square goodness of fit of the observed units per arm against the designed split
+(any number of arms): ``X2 = sum (O_k - E_k)^2 / E_k`` with ``E_k = N s_k``, ``k - 1`` degrees
+of freedom. A mismatch means the assignment or the logging is broken, and every other number
+of the experiment is suspect (Kohavi, Tang & Xu 2020, *Trustworthy Online Controlled
+Experiments*, ch. 3 and 21; Fabijan et al. 2019, KDD). abkit tests at alpha = 0.001 by default
+so that routine checks on every experiment rarely raise false alarms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from scipy import stats
+
+from abkit.errors import InputError
+from abkit.stats.results import SRMResult
+
+SRM_ALPHA = 0.001
+
+
+def normalise_split(split: Sequence[float], arms: int) -> tuple[float, ...]:
+    """Designed shares summing to 1 (``50/50``, ``1/1`` and ``0.5/0.5`` all mean halves)."""
+    if len(split) != arms:
+        raise InputError(
+            f"--split has {len(split)} share(s) but the experiment has {arms} arms; "
+            f"give one share per arm, e.g. {_example_split(arms)}"
+        )
+    if any(not math.isfinite(s) or s <= 0 for s in split):
+        raise InputError(
+            f"--split shares must be positive numbers, got {'/'.join(map(str, split))}"
+        )
+    total = float(sum(split))
+    return tuple(float(s) / total for s in split)
+
+
+def _example_split(arms: int) -> str:
+    return "50/50" if arms == 2 else "/".join(["1"] * arms)
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    """``"50/50"`` or ``"34/33/33"`` or ``"0.5,0.5"`` -> the numbers (not yet normalised)."""
+    parts = [p for p in text.replace(",", "/").replace(":", "/").split("/") if p.strip()]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"--split {text!r}: expected shares separated by '/', e.g. 50/50 or 40/30/30"
+        ) from None
+    if len(values) < 2:
+        raise InputError(
+            f"--split {text!r}: expected at least two shares separated by '/', e.g. 50/50"
+        )
+    return values
+
+
+def srm_check(
+    arms: Sequence[str],
+    observed: Sequence[int],
+    split: Sequence[float] | None,
+    *,
+    alpha: float = SRM_ALPHA,
+) -> SRMResult:
+    """Chi-square goodness of fit of ``observed`` units per arm against ``split``.
+
+    ``split=None`` (no designed split known) returns an unchecked result with ``ok=True``.
+    """
+    counts = tuple(int(c) for c in observed)
+    if split is None:
+        return SRMResult(
+            arms=tuple(arms),
+            observed=counts,
+            expected=(),
+            split=(),
+            chi2=math.nan,
+            df=0,
+            p_value=math.nan,
+            alpha=alpha,
+            ok=True,
+            checked=False,
+            note="no designed split is known for this experiment; pass --split (e.g. 50/50) "
+            "to check for a sample ratio mismatch",
+        )
+    shares = normalise_split(split, len(counts))
+    total = sum(counts)
+    if total == 0:
+        raise InputError("the experiment has no units in any arm; nothing to check")
+    expected = tuple(total * s for s in shares)
+    result = stats.chisquare(counts, expected)
+    chi2, p_value = float(result.statistic), float(result.pvalue)
+    ok = p_value >= alpha
+    observed_text = ", ".join(f"{a} {c:,}" for a, c in zip(arms, counts, strict=True))
+    note = (
+        ""
+        if ok
+        else (
+            f"sample ratio mismatch: the units per arm ({observed_text}) "
+            f"do not fit the designed split {'/'.join(f'{100 * s:g}' for s in shares)} "
+            f"(chi2 = {chi2:.4g}, p = {p_value:.3g} < {alpha:g}); the assignment or logging is "
+            "broken and every result below is suspect"
+        )
+    )
+    return SRMResult(
+        arms=tuple(arms),
+        observed=counts,
+        expected=expected,
+        split=shares,
+        chi2=chi2,
+        df=len(counts) - 1,
+        p_value=p_value,
+        alpha=alpha,
+        ok=ok,
+        checked=True,
+        note=note,
+    )
