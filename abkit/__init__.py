@@ -20,6 +20,12 @@ _LAZY: dict[str, str] = {
     "simulate": "abkit.simulate",
     "SimulationConfig": "abkit.simulate",
     "store_info": "abkit.data.info",
+    "compare_arms": "abkit.analysis",
+    "ArmComparisonReport": "abkit.stats.results",
+    "Comparison": "abkit.stats.results",
+    "ClaimCheck": "abkit.stats.results",
+    "power": "abkit.stats.power",
+    "PowerResult": "abkit.stats.results",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
