@@ -1,0 +1,815 @@
+"""``run_bench``: every workload against its reference, in one run, on this machine.
+
+Results are *ratios within one run* (both sides measured minutes apart on the same machine and
+data), so they carry over between machines far better than absolute times. Each line pairs an
+abkit measurement with a reference measurement (or a machine probe) and evaluates one target
+of issue 6:
+
+=================  ==========================================================  =============
+line               what is compared                                            target
+=================  ==========================================================  =============
+simulate           events/s; peak memory projected linearly to 1M users       <= 24 GB
+ingest-csv/parquet ``ingest_file`` vs DuckDB's bare ``CREATE TABLE AS`` read   >= 1/1.5 speed
+compare-pandas     ``abkit compare`` vs the obvious pandas analysis            >= 5x faster
+compare-duckdb     ``abkit compare`` vs a bare DuckDB ``GROUP BY``             >= 1/2 speed
+compare-memory     peak memory of ``abkit compare``                            < 2 GB
+als-ranking        abkit full-ranking replay vs implicit's ranking_metrics_at_k >= 1x
+als-ndcg           the NDCG@10 of both                                         equal (1e-9)
+als-gemm           abkit's scoring GEMM vs numpy's square float32 matmul       >= 50%
+lstm               onnxruntime (abkit ``lstm``) vs torch eager, CPU            >= 1.3x
+offpolicy          IPS + 1,000-resample bootstrap vs a per-row Python loop     >= 100x
+offpolicy-time     abkit's seconds for it                                      < 30 s
+=================  ==========================================================  =============
+
+Sizes: see :class:`BenchSizes`; ``scale`` multiplies users, events and rounds (catalogue sizes
+stay fixed, so two scales show how cost grows with users and events).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from abkit._util import unknown_choice
+from abkit.bench.harness import Measurement, SkipTask, TaskFailed, measure
+from abkit.errors import InputError
+
+__all__ = [
+    "WORKLOADS",
+    "BenchLine",
+    "BenchReport",
+    "BenchSizes",
+    "run_bench",
+]
+
+#: workload names accepted by ``--only``, in the order they run
+WORKLOADS: tuple[str, ...] = ("simulate", "ingest", "compare", "als", "lstm", "offpolicy")
+
+GB = 1e9
+MB = 1e6
+
+Direction = Literal["at_least", "at_most"]
+Status = Literal["ok", "skipped", "failed"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchSizes:
+    """Problem sizes of one run. ``for_scale`` gives the default sizes times ``scale``
+    (users, events, rounds; catalogue and model sizes fixed) or the tiny ``--quick`` ones."""
+
+    sim_users: int
+    sim_items: int = 1_000
+    sim_days: int = 14
+    sim_pre_days: int = 7
+    ingest_rows: int
+    als_users: int
+    als_items: int
+    als_per_user: float = 20.0
+    als_factors: int = 64
+    als_iterations: int = 5
+    als_batch: int = 1_000
+    gemm_n: int = 2_048
+    gemm_repeats: int = 5
+    lstm_users: int
+    lstm_items: int
+    lstm_seq_len: int = 20
+    lstm_embedding: int = 64
+    lstm_hidden: int = 128
+    lstm_batch: int = 512
+    offpolicy_rounds: int
+    offpolicy_actions: int = 80
+    offpolicy_bootstrap: int = 1_000
+    offpolicy_subsample: int
+    k: int = 10
+    seed: int = 7
+
+    @classmethod
+    def for_scale(cls, scale: float, *, quick: bool = False) -> BenchSizes:
+        if quick:
+            return cls(
+                sim_users=int(max(100, 500 * scale)),
+                sim_items=100,
+                sim_days=5,
+                sim_pre_days=2,
+                ingest_rows=int(max(500, 5_000 * scale)),
+                als_users=int(max(100, 500 * scale)),
+                als_items=300,
+                als_factors=8,
+                als_iterations=1,
+                als_batch=128,
+                gemm_n=128,
+                gemm_repeats=2,
+                lstm_users=int(max(50, 300 * scale)),
+                lstm_items=200,
+                lstm_embedding=8,
+                lstm_hidden=16,
+                lstm_batch=128,
+                offpolicy_rounds=int(max(2_000, 20_000 * scale)),
+                offpolicy_bootstrap=20,
+                offpolicy_subsample=2_000,
+            )
+        return cls(
+            sim_users=int(200_000 * scale),
+            ingest_rows=int(2_000_000 * scale),
+            als_users=int(50_000 * scale),
+            als_items=20_000,
+            lstm_users=int(20_000 * scale),
+            lstm_items=10_000,
+            offpolicy_rounds=int(10_000_000 * scale),
+            offpolicy_subsample=min(200_000, int(10_000_000 * scale)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchLine:
+    """One line of the report: abkit against a reference, and one target.
+
+    ``value`` is what the target is evaluated on (``metric`` says what it is: ``speedup`` =
+    reference seconds / abkit seconds, so > 1 means abkit is faster; ``peak_gb``; ``seconds``;
+    ``fraction`` of the probe's throughput; ``abs_diff`` of the two check values).
+    ``holds`` is None when the line could not be measured (``status`` skipped or failed,
+    ``message`` says why; a skipped reference names the pip line that enables it).
+    ``agree`` says whether abkit and the reference computed the same result (the same
+    conversions, the same NDCG, the same top items), None when there is nothing to compare.
+    """
+
+    name: str
+    workload: str
+    description: str
+    abkit: Measurement | None
+    reference_name: str | None
+    reference: Measurement | None
+    metric: str
+    value: float | None
+    target: str
+    threshold: float
+    direction: Direction
+    holds: bool | None
+    agree: bool | None
+    status: Status
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["abkit"] = self.abkit.to_dict() if self.abkit else None
+        out["reference"] = self.reference.to_dict() if self.reference else None
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchReport:
+    """A whole run: the lines, the sizes, the machine, the wall time."""
+
+    scale: float
+    quick: bool
+    sizes: BenchSizes
+    machine: dict[str, Any]
+    lines: tuple[BenchLine, ...]
+    seconds: float
+    command: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "quick": self.quick,
+            "command": self.command,
+            "seconds": self.seconds,
+            "machine": dict(self.machine),
+            "sizes": self.sizes.to_dict(),
+            "lines": [line.to_dict() for line in self.lines],
+            "notes": list(self.notes),
+        }
+
+
+def evaluate(value: float | None, threshold: float, direction: Direction) -> bool | None:
+    """Whether ``value`` meets the target; None when there is no value."""
+    if value is None or not math.isfinite(value):
+        return None
+    return bool(value >= threshold if direction == "at_least" else value <= threshold)
+
+
+def speedup(abkit: Measurement | None, reference: Measurement | None) -> float | None:
+    """Reference seconds / abkit seconds (> 1: abkit is faster)."""
+    if abkit is None or reference is None or abkit.seconds <= 0:
+        return None
+    return reference.seconds / abkit.seconds
+
+
+def _agree(
+    abkit: Measurement | None, reference: Measurement | None, *, tol: float = 1e-9
+) -> bool | None:
+    if abkit is None or reference is None or abkit.check is None or reference.check is None:
+        return None
+    scale = max(1.0, abs(reference.check))
+    return abs(abkit.check - reference.check) <= tol * scale
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import duckdb
+    import numpy as np
+
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "duckdb": duckdb.__version__,
+    }
+    try:
+        load = os.getloadavg()
+        info["load_average_1m"] = round(load[0], 2)
+    except OSError:
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def parse_only(only: Sequence[str] | None) -> tuple[str, ...]:
+    """The workloads to run, in :data:`WORKLOADS` order; every name checked."""
+    if not only:
+        return WORKLOADS
+    chosen = set()
+    for raw in only:
+        name = raw.strip()
+        if not name:
+            continue
+        if name not in WORKLOADS:
+            raise InputError("--only: " + unknown_choice("workload", name, WORKLOADS))
+        chosen.add(name)
+    if not chosen:
+        raise InputError("--only: give at least one workload name")
+    return tuple(w for w in WORKLOADS if w in chosen)
+
+
+class _Run:
+    """One bench run: the work folder, the measured lines, the callbacks."""
+
+    def __init__(
+        self,
+        sizes: BenchSizes,
+        work: Path,
+        on_line: Callable[[BenchLine], None] | None,
+        on_step: Callable[[str], None] | None,
+        timeout_s: float,
+    ) -> None:
+        self.sizes = sizes
+        self.work = work
+        self.on_line = on_line
+        self.on_step = on_step
+        self.timeout_s = timeout_s
+        self.lines: list[BenchLine] = []
+        self.sim_info: dict[str, Any] | None = None
+        self.sim_measurement: Measurement | None = None
+        self.sim_error: str | None = None
+
+    def path(self, name: str) -> str:
+        return str(self.work / name)
+
+    def step(self, text: str) -> None:
+        if self.on_step is not None:
+            self.on_step(text)
+
+    def task(self, name: str, params: dict[str, Any]) -> Measurement:
+        return measure(name, params, timeout_s=self.timeout_s)
+
+    def attempt(self, name: str, params: dict[str, Any]) -> tuple[Measurement | None, str, Status]:
+        """Run a task; (measurement, message, status) instead of raising."""
+        try:
+            return self.task(name, params), "", "ok"
+        except SkipTask as skip:
+            return None, f"{skip.reason}: {skip.install}", "skipped"
+        except TaskFailed as failed:
+            return None, f"{failed.task} failed: {failed.message}", "failed"
+
+    def add(
+        self,
+        *,
+        name: str,
+        workload: str,
+        description: str,
+        abkit: tuple[Measurement | None, str, Status],
+        reference_name: str | None = None,
+        reference: tuple[Measurement | None, str, Status] | None = None,
+        metric: str,
+        value: Callable[[Measurement, Measurement | None], float | None],
+        target: str,
+        threshold: float,
+        direction: Direction,
+        check: bool = True,
+        note: str = "",
+    ) -> None:
+        a, a_msg, a_status = abkit
+        r, r_msg, r_status = reference if reference is not None else (None, "", "ok")
+        status: Status = "ok"
+        messages = [m for m in (a_msg, r_msg) if m]
+        if a_status != "ok" or r_status != "ok":
+            status = "failed" if "failed" in (a_status, r_status) else "skipped"
+        v = None
+        if a is not None and (reference is None or r is not None):
+            v = value(a, r)
+        line = BenchLine(
+            name=name,
+            workload=workload,
+            description=description,
+            abkit=a,
+            reference_name=reference_name,
+            reference=r,
+            metric=metric,
+            value=v,
+            target=target,
+            threshold=threshold,
+            direction=direction,
+            holds=evaluate(v, threshold, direction),
+            agree=_agree(a, r) if check else None,
+            status=status,
+            message="; ".join([*messages, note] if note else messages),
+        )
+        self.lines.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
+
+    # -- the shared simulated dataset ---------------------------------------------------------
+
+    def simulated(self) -> dict[str, Any] | None:
+        """Simulate once (measured: it is the simulator benchmark) and export the files."""
+        if self.sim_info is not None or self.sim_error is not None:
+            return self.sim_info
+        s = self.sizes
+        self.step(f"simulating {s.sim_users:,} users")
+        params: dict[str, Any] = {
+            "users": s.sim_users,
+            "items": s.sim_items,
+            "days": s.sim_days,
+            "pre_days": s.sim_pre_days,
+            "seed": s.seed,
+            "dataset": "bench",
+            "experiment": "carousel",
+            "db": self.path("sim.duckdb"),
+            "info": self.path("sim.json"),
+        }
+        try:
+            self.sim_measurement = self.task("abkit-simulate", params)
+            import json
+
+            self.sim_info = json.loads(Path(params["info"]).read_text())
+            self.step("exporting the simulated rows to Parquet and CSV")
+            self.task(
+                "prep-export",
+                {
+                    "db": params["db"],
+                    "dataset": "bench",
+                    "experiment": "carousel",
+                    "events_parquet": self.path("events.parquet"),
+                    "assignments_parquet": self.path("assignments.parquet"),
+                    "ingest_rows": s.ingest_rows,
+                    "ingest_csv": self.path("ingest.csv"),
+                    "ingest_parquet": self.path("ingest.parquet"),
+                },
+            )
+        except (SkipTask, TaskFailed) as exc:
+            self.sim_error = str(exc)
+            return None
+        return self.sim_info
+
+
+def _gb(m: Measurement, _: Measurement | None) -> float:
+    return m.peak_rss_bytes / GB
+
+
+def _speed(a: Measurement, r: Measurement | None) -> float | None:
+    return speedup(a, r)
+
+
+def _simulate(run: _Run) -> None:
+    """The simulator at the run's size and at a quarter of it: events/s, and peak memory
+    projected to 1M users along the line through the two measured peaks."""
+    s = run.sizes
+    small_users = max(2, s.sim_users // 4)
+    run.step(f"simulating {small_users:,} users (second point for the memory projection)")
+    small = run.attempt(
+        "abkit-simulate",
+        {
+            "users": small_users,
+            "items": s.sim_items,
+            "days": s.sim_days,
+            "pre_days": s.sim_pre_days,
+            "seed": s.seed,
+            "dataset": "bench",
+            "experiment": "carousel",
+            "db": run.path("sim-small.duckdb"),
+            "info": run.path("sim-small.json"),
+        },
+    )
+    Path(run.path("sim-small.duckdb")).unlink(missing_ok=True)
+    info = run.simulated()
+    m = run.sim_measurement
+    result: tuple[Measurement | None, str, Status] = (
+        (m, "", "ok") if m is not None else (None, run.sim_error or "", "failed")
+    )
+    target_users = 1_000_000
+    first = small[0]
+
+    def projected(a: Measurement, _: Measurement | None) -> float | None:
+        if first is None:
+            return None
+        slope = max(0.0, (a.peak_rss_bytes - first.peak_rss_bytes) / (s.sim_users - small_users))
+        return (a.peak_rss_bytes + slope * (target_users - s.sim_users)) / GB
+
+    events = info["events"] if info else 0
+    small_peak = f"{first.peak_rss_bytes / GB:.2f} GB" if first is not None else "?"
+    run.add(
+        name="simulate",
+        workload="simulate",
+        description=f"simulator, {s.sim_users:,} users -> {events:,} events; peak memory "
+        f"projected to {target_users:,} users",
+        abkit=result,
+        metric="projected_peak_gb",
+        value=projected,
+        target="<= 24 GB at 1M users (the machine's memory)",
+        threshold=24.0,
+        direction="at_most",
+        note=f"projection: the line through the peaks at {small_users:,} users ({small_peak}) "
+        f"and {s.sim_users:,} users" + (f"; {small[1]}" if small[1] else ""),
+    )
+
+
+def _ingest(run: _Run) -> None:
+    if run.simulated() is None:
+        _failed_workload(run, "ingest", run.sim_error)
+        return
+    for fmt in ("csv", "parquet"):
+        source = run.path(f"ingest.{fmt}")
+        run.step(f"ingest {fmt}: abkit")
+        a = run.attempt("abkit-ingest", {"path": source, "db": run.path(f"ingest-{fmt}.duckdb")})
+        run.step(f"ingest {fmt}: bare DuckDB")
+        r = run.attempt(
+            "ref-duckdb-copy",
+            {"path": source, "format": fmt, "db": run.path(f"copy-{fmt}.duckdb")},
+        )
+        for db in (f"ingest-{fmt}.duckdb", f"copy-{fmt}.duckdb"):
+            Path(run.path(db)).unlink(missing_ok=True)
+        run.add(
+            name=f"ingest-{fmt}",
+            workload="ingest",
+            description=f"ingest {run.sizes.ingest_rows:,} events from {fmt.upper()}",
+            abkit=a,
+            reference_name="DuckDB CREATE TABLE AS SELECT * FROM "
+            + ("read_parquet" if fmt == "parquet" else "read_csv"),
+            reference=r,
+            metric="speedup",
+            value=_speed,
+            target=">= 0.67x (within 1.5x of bare COPY)",
+            threshold=1 / 1.5,
+            direction="at_least",
+        )
+
+
+def _compare(run: _Run) -> None:
+    info = run.simulated()
+    if info is None:
+        _failed_workload(run, "compare", run.sim_error)
+        return
+    common = {
+        "db": run.path("sim.duckdb"),
+        "dataset": info["dataset"],
+        "experiment": info["experiment"],
+        "events": info["events"],
+        "start": info["start"],
+        "end": info["end"],
+    }
+    run.step("compare: abkit")
+    a = run.attempt("abkit-compare", common)
+    run.step("compare: pandas")
+    p = run.attempt(
+        "ref-pandas-compare",
+        {
+            **common,
+            "events_parquet": run.path("events.parquet"),
+            "assignments_parquet": run.path("assignments.parquet"),
+            "control": info["arms"][0],
+            "treatment": info["arms"][1],
+        },
+    )
+    run.step("compare: bare DuckDB GROUP BY")
+    d = run.attempt("ref-duckdb-group-by", common)
+    described = f"A/B conversion, {info['events']:,} events, {info['users']:,} users"
+    run.add(
+        name="compare-pandas",
+        workload="compare",
+        description=described,
+        abkit=a,
+        reference_name="pandas: read Parquet, groupby user, groupby arm, scipy",
+        reference=p,
+        metric="speedup",
+        value=_speed,
+        target=">= 5x faster",
+        threshold=5.0,
+        direction="at_least",
+    )
+    run.add(
+        name="compare-duckdb",
+        workload="compare",
+        description=described,
+        abkit=a,
+        reference_name="bare DuckDB GROUP BY (one statement, no inference)",
+        reference=d,
+        metric="speedup",
+        value=_speed,
+        target=">= 0.5x (within 2x of GROUP BY)",
+        threshold=0.5,
+        direction="at_least",
+    )
+    run.add(
+        name="compare-memory",
+        workload="compare",
+        description=f"peak memory of abkit compare at {info['events']:,} events",
+        abkit=a,
+        metric="peak_gb",
+        value=_gb,
+        target="< 2 GB (the issue sets it at 50M events)",
+        threshold=2.0,
+        direction="at_most",
+        check=False,
+    )
+
+
+def _als(run: _Run) -> None:
+    s = run.sizes
+    params = {
+        "users": s.als_users,
+        "items": s.als_items,
+        "per_user": s.als_per_user,
+        "factors": s.als_factors,
+        "iterations": s.als_iterations,
+        "seed": s.seed,
+        "k": s.k,
+        "batch": s.als_batch,
+        "arrays_npz": run.path("als-arrays.npz"),
+        "split_npz": run.path("als-split.npz"),
+        "model_npz": run.path("als-model.npz"),
+        "factors_npz": run.path("als-model.npz"),
+    }
+    run.step(f"als: training one model ({s.als_users:,} users x {s.als_items:,} items)")
+    prep = run.attempt("prep-als", params)
+    if prep[0] is None:
+        _failed_workload(run, "als", prep[1])
+        return
+    described = (
+        f"top-{s.k} over {s.als_items:,} items for every test user "
+        f"({s.als_users:,} users, {s.als_factors} factors)"
+    )
+    run.step("als: abkit full-ranking replay")
+    a = run.attempt("abkit-als-ranking", params)
+    run.step("als: implicit ranking_metrics_at_k")
+    r = run.attempt("ref-implicit-ranking", params)
+    run.add(
+        name="als-ranking",
+        workload="als",
+        description=described,
+        abkit=a,
+        reference_name="implicit.evaluation.ranking_metrics_at_k",
+        reference=r,
+        metric="speedup",
+        value=_speed,
+        target=">= 1x (as fast as implicit)",
+        threshold=1.0,
+        direction="at_least",
+    )
+
+    def ndcg_diff(x: Measurement, y: Measurement | None) -> float | None:
+        if y is None or x.check is None or y.check is None:
+            return None
+        return abs(x.check - y.check)
+
+    run.add(
+        name="als-ndcg",
+        workload="als",
+        description=f"NDCG@{s.k} of abkit vs implicit on the same model and split",
+        abkit=a,
+        reference_name="implicit.evaluation.ranking_metrics_at_k",
+        reference=r,
+        metric="abs_diff",
+        value=ndcg_diff,
+        target="equal (|diff| <= 1e-9)",
+        threshold=1e-9,
+        direction="at_most",
+    )
+    run.step("als: scoring GEMM and the float32 matmul probe")
+    g = run.attempt("abkit-als-gemm", params)
+    probe = run.attempt("ref-gemm-probe", {"n": s.gemm_n, "repeats": s.gemm_repeats})
+
+    def fraction(x: Measurement, y: Measurement | None) -> float | None:
+        return None if y is None else x.rate / y.rate
+
+    run.add(
+        name="als-gemm",
+        workload="als",
+        description=f"scoring GEMM (users x {s.als_factors} @ {s.als_factors} x "
+        f"{s.als_items:,}), flop/s",
+        abkit=g,
+        reference_name=f"numpy float32 matmul {s.gemm_n}x{s.gemm_n} (machine probe)",
+        reference=probe,
+        metric="fraction",
+        value=fraction,
+        target=">= 50% of the probe's flop/s",
+        threshold=0.5,
+        direction="at_least",
+        check=False,
+    )
+
+
+def _lstm(run: _Run) -> None:
+    s = run.sizes
+    params = {
+        "users": s.lstm_users,
+        "items": s.lstm_items,
+        "seq_len": s.lstm_seq_len,
+        "embedding": s.lstm_embedding,
+        "hidden": s.lstm_hidden,
+        "batch": s.lstm_batch,
+        "k": s.k,
+        "seed": s.seed,
+        "weights_npz": run.path("lstm-weights.npz"),
+        "arrays_npz": run.path("lstm-arrays.npz"),
+        "model_onnx": run.path("lstm.onnx"),
+    }
+    run.step("lstm: building the model")
+    prep = run.attempt("prep-lstm", params)
+    if prep[0] is None:
+        _failed_workload(run, "lstm", prep[1])
+        return
+    run.step("lstm: abkit (onnxruntime)")
+    a = run.attempt("abkit-lstm", params)
+    run.step("lstm: torch eager")
+    r = run.attempt("ref-torch-lstm", params)
+    run.add(
+        name="lstm",
+        workload="lstm",
+        description=f"next-item top-{s.k}, {s.lstm_users:,} sequences of {s.lstm_seq_len}, "
+        f"{s.lstm_items:,} items, E={s.lstm_embedding} H={s.lstm_hidden}, "
+        f"batch {s.lstm_batch}",
+        abkit=a,
+        reference_name="torch eager (CPU, inference_mode)",
+        reference=r,
+        metric="speedup",
+        value=_speed,
+        target=">= 1.3x torch",
+        threshold=1.3,
+        direction="at_least",
+    )
+
+
+def _offpolicy(run: _Run) -> None:
+    s = run.sizes
+    params = {
+        "rounds": s.offpolicy_rounds,
+        "actions": s.offpolicy_actions,
+        "bootstrap": s.offpolicy_bootstrap,
+        "subsample": s.offpolicy_subsample,
+        "seed": s.seed,
+        "offpolicy_npz": run.path("offpolicy.npz"),
+    }
+    run.step(f"offpolicy: logging {s.offpolicy_rounds:,} rounds")
+    prep = run.attempt("prep-offpolicy", params)
+    if prep[0] is None:
+        _failed_workload(run, "offpolicy", prep[1])
+        return
+    run.step("offpolicy: abkit")
+    a = run.attempt("abkit-offpolicy", params)
+    run.step("offpolicy: per-row Python loop (subsample)")
+    r = run.attempt("ref-obp-loop-ips", params)
+    described = (
+        f"IPS + {s.offpolicy_bootstrap:,}-resample bootstrap CI, "
+        f"{s.offpolicy_rounds:,} logged impressions"
+    )
+    # the reference runs on a subsample: its estimate is of fewer rows, so no agreement check
+    run.add(
+        name="offpolicy",
+        workload="offpolicy",
+        description=described,
+        abkit=a,
+        reference_name="per-row Python loop + OBP-style bootstrap (subsample, extrapolated)",
+        reference=r,
+        metric="speedup",
+        value=_speed,
+        target=">= 100x",
+        threshold=100.0,
+        direction="at_least",
+        check=False,
+    )
+    run.add(
+        name="offpolicy-time",
+        workload="offpolicy",
+        description=described,
+        abkit=a,
+        metric="seconds",
+        value=lambda x, _: x.seconds,
+        target="< 30 s (the issue sets it at 10M impressions)",
+        threshold=30.0,
+        direction="at_most",
+        check=False,
+    )
+
+
+def _failed_workload(run: _Run, workload: str, message: str | None) -> None:
+    run.lines.append(
+        BenchLine(
+            name=workload,
+            workload=workload,
+            description="data preparation failed",
+            abkit=None,
+            reference_name=None,
+            reference=None,
+            metric="",
+            value=None,
+            target="",
+            threshold=math.nan,
+            direction="at_least",
+            holds=None,
+            agree=None,
+            status="failed",
+            message=message or "",
+        )
+    )
+    if run.on_line is not None:
+        run.on_line(run.lines[-1])
+
+
+_STEPS: dict[str, Callable[[_Run], None]] = {
+    "simulate": _simulate,
+    "ingest": _ingest,
+    "compare": _compare,
+    "als": _als,
+    "lstm": _lstm,
+    "offpolicy": _offpolicy,
+}
+
+
+def run_bench(
+    *,
+    scale: float = 1.0,
+    quick: bool = False,
+    only: Sequence[str] | None = None,
+    work_dir: str | Path | None = None,
+    on_line: Callable[[BenchLine], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    timeout_s: float = 1800.0,
+) -> BenchReport:
+    """Run the selected workloads (default all) and their references; return the report.
+
+    Data is generated into a fresh folder inside ``work_dir`` (default: the system's temp
+    folder) and removed afterwards, whatever happens. ``on_line`` is called with each line
+    as soon as it is measured, ``on_step`` with a short description of what runs next.
+    """
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+        raise InputError(f"--scale must be a positive number, got {scale!r}")
+    workloads = parse_only(only)
+    sizes = BenchSizes.for_scale(float(scale), quick=quick)
+    parent = Path(work_dir) if work_dir is not None else Path(tempfile.gettempdir())
+    if not parent.is_dir():
+        raise InputError(f"--db-dir {parent}: not an existing folder")
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="abkit-bench-", dir=parent))
+    try:
+        run = _Run(sizes, work, on_line, on_step, timeout_s)
+        for name in workloads:
+            _STEPS[name](run)
+        lines = tuple(run.lines)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return BenchReport(
+        scale=float(scale),
+        quick=quick,
+        sizes=sizes,
+        machine=machine_info(),
+        lines=lines,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def with_command(report: BenchReport, command: str) -> BenchReport:
+    """The report with the command line that produced it (for the JSON)."""
+    return replace(report, command=command)

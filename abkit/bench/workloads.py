@@ -1,0 +1,437 @@
+"""abkit's side of each benchmark, and the (untimed) preparation of the data both sides use.
+
+Every function is a bench *task* ``(params, clock) -> TaskOutcome`` run in its own process by
+:mod:`abkit.bench.worker`; only the code inside ``with clock:`` is timed. Preparation tasks
+(``prep_*``) write files into the bench's work folder and are not reported. The data:
+
+* **simulate / compare / ingest**: one simulated shop (:func:`abkit.simulate.simulate`,
+  about 50 events per user over a 7-day pre-period and a 14-day experiment). ``compare`` reads
+  it from the store; its pandas reference reads the same rows exported to Parquet; ``ingest``
+  loads the first rows of it, exported as CSV and Parquet (``user_id, session_id, item_id,
+  event_type, ts, value, variant``: the plain A/B export abkit documents).
+* **als**: synthetic implicit feedback (users in taste clusters, Zipf item popularity), a
+  leave-last-out split, one ALS model trained once by abkit's ``als`` recommender and saved;
+  abkit and implicit evaluate that same saved model.
+* **lstm**: a next-item LSTM with random weights of a realistic size, served from abkit's ONNX
+  graph and rebuilt in torch from the same weights (:mod:`abkit.bench.lstm_model`).
+* **offpolicy**: logged impressions of a uniform-random logging policy with exact
+  propensities, clicks drawn from known rates, and a softmax target policy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from abkit.bench.harness import Clock, SkipTask, TaskOutcome
+
+
+def _write_json(path: str, payload: Mapping[str, Any]) -> None:
+    Path(path).write_text(json.dumps(payload, indent=1, default=str))
+
+
+# -- simulate, ingest, compare ----------------------------------------------------------------
+
+
+def abkit_simulate(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """``abkit simulate``: the whole dataset, chunked, in one transaction."""
+    from abkit.simulate import SimulationConfig, simulate
+
+    config = SimulationConfig(
+        users=int(params["users"]),
+        items=int(params["items"]),
+        days=int(params["days"]),
+        pre_days=int(params["pre_days"]),
+        lift=0.2,
+        seed=int(params["seed"]),
+        dataset=str(params["dataset"]),
+        experiment=str(params["experiment"]),
+    )
+    import duckdb  # noqa: F401  # the libraries the simulator loads count as setup
+    import pyarrow  # noqa: F401
+
+    with clock:
+        summary = simulate(config, params["db"])
+    _write_json(
+        params["info"],
+        {
+            "dataset": summary.dataset,
+            "experiment": summary.experiment,
+            "events": summary.events,
+            "impressions": summary.impressions,
+            "users": summary.users,
+            "arms": list(config.arms),
+            "start": config.experiment_start.isoformat(),
+            "end": config.experiment_end.isoformat(),
+        },
+    )
+    return TaskOutcome(
+        units=float(summary.events),
+        note=f"{summary.users:,} users, {summary.items:,} items, {summary.events:,} events, "
+        f"{summary.impressions:,} impressions",
+    )
+
+
+def prep_export(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """Export the simulated rows: Parquet for the pandas reference, CSV and Parquet sources
+    for the ingest benchmark (the first ``ingest_rows`` events with each user's variant)."""
+    import duckdb
+
+    con = duckdb.connect(params["db"], read_only=True)
+    ds, exp = params["dataset"], params["experiment"]
+    con.execute(
+        "COPY (SELECT user_id, event_type, ts FROM events WHERE dataset = $ds) "
+        "TO '" + _sql_path(params["events_parquet"]) + "' (FORMAT parquet)",
+        {"ds": ds},
+    )
+    con.execute(
+        "COPY (SELECT user_id, variant FROM assignments WHERE dataset = $ds "
+        "AND experiment = $exp) TO '" + _sql_path(params["assignments_parquet"]) + "' "
+        "(FORMAT parquet)",
+        {"ds": ds, "exp": exp},
+    )
+    source = (
+        "SELECT e.user_id, e.session_id, e.item_id, e.event_type, e.ts, e.value, a.variant "
+        "FROM (SELECT * FROM events WHERE dataset = $ds ORDER BY user_id, ts LIMIT $n) e "
+        "LEFT JOIN (SELECT user_id, variant FROM assignments WHERE dataset = $ds "
+        "AND experiment = $exp) a USING (user_id) ORDER BY e.user_id, e.ts"
+    )
+    bind = {"ds": ds, "exp": exp, "n": int(params["ingest_rows"])}
+    con.execute(
+        f"COPY ({source}) TO '{_sql_path(params['ingest_csv'])}' (FORMAT csv, HEADER)", bind
+    )
+    con.execute(
+        f"COPY ({source}) TO '{_sql_path(params['ingest_parquet'])}' (FORMAT parquet)", bind
+    )
+    row = con.execute(f"SELECT count(*) FROM ({source})", bind).fetchone()
+    con.close()
+    return TaskOutcome(units=float(row[0]) if row else 0.0)
+
+
+def _sql_path(path: str) -> str:
+    """A file path as a SQL string literal body (COPY ... TO takes no bound parameter)."""
+    return str(path).replace("'", "''")
+
+
+def abkit_ingest(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """``abkit ingest FILE`` into a fresh store: sniff, validate, cast, one transaction."""
+    import duckdb  # noqa: F401  # imports are setup on both sides (the reference's too)
+
+    from abkit.data.ingest import ingest_file
+
+    with clock:
+        result = ingest_file(Path(params["path"]), Path(params["db"]), dataset="bench")
+    return TaskOutcome(units=float(result.rows), check=float(result.rows))
+
+
+def abkit_compare(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """``abkit compare``: sufficient statistics in DuckDB, then the inference in Python."""
+    import duckdb  # noqa: F401  # imports are setup on both sides (pandas and scipy there)
+    import scipy.stats  # noqa: F401
+
+    from abkit.analysis import compare_arms
+
+    with clock:
+        result = compare_arms(
+            params["db"], dataset=params["dataset"], experiment=params["experiment"]
+        )
+    conversions = float(sum(arm.conversions or 0 for arm in result.arms))
+    return TaskOutcome(units=float(params["events"]), check=conversions)
+
+
+# -- replay: ALS full ranking -----------------------------------------------------------------
+
+
+def _synthetic_interactions(
+    *, users: int, items: int, per_user: float, seed: int
+) -> tuple[Any, Any, Any, Any]:
+    """(train users, train items, test users, test items), leave-last-out, no repeats.
+
+    Each user has a taste cluster; 70% of their items come from it, 30% from the whole
+    catalogue, both by Zipf popularity, so a factor model has structure to find.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    clusters = 32
+    popularity = 1.0 / np.arange(1, items + 1)
+    item_cluster = rng.integers(0, clusters, size=items)
+    counts = 2 + rng.poisson(per_user - 2, size=users)
+    user = np.repeat(np.arange(users), counts)
+    user_cluster = rng.integers(0, clusters, size=users)[user]
+    global_draw = rng.choice(items, size=user.size, p=popularity / popularity.sum())
+    # within-cluster draw: pick an item of the user's cluster by popularity
+    order = np.lexsort((np.arange(items), item_cluster))
+    starts = np.searchsorted(item_cluster[order], np.arange(clusters))
+    ends = np.searchsorted(item_cluster[order], np.arange(clusters), side="right")
+    sizes = np.maximum(ends - starts, 1)
+    rank = np.minimum(
+        (sizes[user_cluster] * rng.random(user.size) ** 3).astype(np.int64), sizes[user_cluster] - 1
+    )
+    cluster_draw = order[np.minimum(starts[user_cluster] + rank, items - 1)]
+    item = np.where(rng.random(user.size) < 0.7, cluster_draw, global_draw)
+    # drop repeats, keep the order of first occurrence (the "time" order)
+    key = user.astype(np.int64) * items + item
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    user, item = user[first], item[first]
+    last = np.r_[user[1:] != user[:-1], True]
+    counts_after = np.bincount(user, minlength=users)
+    test_mask = last & (counts_after[user] >= 2)
+    return user[~test_mask], item[~test_mask], user[test_mask], item[test_mask]
+
+
+def _ids(n: int) -> Any:
+    """Zero-padded string ids, so their sorted order is the index order."""
+    import numpy as np
+
+    return np.char.zfill(np.arange(n).astype(str), 8)
+
+
+def training_data(arrays: Mapping[str, Any]) -> Any:
+    from abkit.plugins import TrainingData
+
+    n_users, n_items = int(arrays["n_users"]), int(arrays["n_items"])
+    return TrainingData.from_arrays(
+        user_idx=arrays["train_user"],
+        item_idx=arrays["train_item"],
+        user_ids=_ids(n_users),
+        item_ids=_ids(n_items),
+        n_train_users=n_users,
+    )
+
+
+def prep_als(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """Interactions, the split, and one ALS model trained by abkit's ``als`` and saved."""
+    import numpy as np
+    from abkit_recommenders.als import ALSRecommender
+    from scipy.sparse import csr_matrix
+
+    users, items = int(params["users"]), int(params["items"])
+    tr_u, tr_i, te_u, te_i = _synthetic_interactions(
+        users=users, items=items, per_user=float(params["per_user"]), seed=int(params["seed"])
+    )
+    arrays: dict[str, Any] = {
+        "n_users": np.int64(users),
+        "n_items": np.int64(items),
+        "train_user": tr_u,
+        "train_item": tr_i,
+        "test_user": te_u,
+        "test_item": te_i,
+    }
+    np.savez(params["arrays_npz"], **arrays)
+    data = training_data(arrays)
+    model = ALSRecommender(factors=int(params["factors"]), iterations=int(params["iterations"]))
+    model.fit(data)
+    model.save(Path(params["model_npz"]))
+    test = csr_matrix((np.ones(te_u.size, dtype=np.float32), (te_u, te_i)), shape=(users, items))
+    train = data.matrix.tocsr()
+    np.savez(
+        params["split_npz"],
+        shape=np.array([users, items]),
+        train_data=train.data,
+        train_indices=train.indices,
+        train_indptr=train.indptr,
+        test_data=test.data,
+        test_indices=test.indices,
+        test_indptr=test.indptr,
+    )
+    return TaskOutcome(units=float(tr_u.size))
+
+
+def _als_model(params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    import numpy as np
+    from abkit_recommenders.als import ALSRecommender
+
+    arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
+    data = training_data(arrays)
+    model = ALSRecommender()
+    model.load(Path(params["model_npz"]), data)
+    return model, data, arrays
+
+
+def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """abkit's full-ranking replay of one model: for each batch of test users,
+    ``ALSRecommender.recommend`` (one float32 GEMM over the whole catalogue, seen items set to
+    ``-inf``, top-K by argpartition) then :func:`abkit.replay.metrics.ranking_metrics` (all
+    per-user metrics at K) and catalogue coverage; NDCG@K averaged over the test users."""
+    import numpy as np
+
+    from abkit.replay.metrics import CoverageCounter, ranking_metrics
+
+    model, data, arrays = _als_model(params)
+    k, batch = int(params["k"]), int(params["batch"])
+    order = np.argsort(arrays["test_user"], kind="stable")
+    test_user, test_item = arrays["test_user"][order], arrays["test_item"][order]
+    users, starts = np.unique(test_user, return_index=True)
+    indptr = np.r_[starts, test_user.size]
+    model.recommend(data, users[:batch], k)  # warm-up
+    ndcg_sum = 0.0
+    with clock:
+        coverage = CoverageCounter([k], data.n_items)
+        for lo in range(0, users.size, batch):
+            hi = min(lo + batch, users.size)
+            top, _ = model.recommend(data, users[lo:hi], k)
+            rel_indptr = indptr[lo : hi + 1] - indptr[lo]
+            rel_items = test_item[indptr[lo] : indptr[hi]]
+            values = ranking_metrics(top, rel_indptr, rel_items, ks=[k], n_items=data.n_items)
+            coverage.update(top)
+            ndcg_sum += float(values[f"ndcg@{k}"].sum())
+        coverage.values()
+    return TaskOutcome(units=float(users.size), check=ndcg_sum / users.size)
+
+
+def abkit_als_gemm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """The scoring GEMM alone: ``ALSRecommender.score`` (``user_factors[batch] @
+    item_factors.T``) over every test user in batches; ``units`` are its flops."""
+    import numpy as np
+
+    model, data, arrays = _als_model(params)
+    users = np.unique(arrays["test_user"])
+    batch = int(params["batch"])
+    model.score(data, users[:batch])  # warm-up
+    with clock:
+        for start in range(0, users.size, batch):
+            model.score(data, users[start : start + batch])
+    factors = int(model.item_factors.shape[1])
+    flops = 2.0 * users.size * data.n_items * factors
+    return TaskOutcome(units=flops, note=f"batches of {batch} users, {factors} factors")
+
+
+# -- LSTM inference ---------------------------------------------------------------------------
+
+
+def prep_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """Random weights, user histories, abkit's ONNX file and its sidecar."""
+    import numpy as np
+    from abkit_recommenders.lstm import SIDECAR_FORMAT, sidecar_path
+
+    from abkit.bench.lstm_model import onnx_model_bytes, random_weights
+
+    users, items, seq_len = int(params["users"]), int(params["items"]), int(params["seq_len"])
+    rng = np.random.default_rng(int(params["seed"]))
+    weights: dict[str, Any] = random_weights(
+        items=items,
+        embedding=int(params["embedding"]),
+        hidden=int(params["hidden"]),
+        seed=int(params["seed"]),
+    )
+    np.savez(params["weights_npz"], **weights)
+    lengths = rng.integers(seq_len // 2, 2 * seq_len, size=users)
+    arrays: dict[str, Any] = {
+        "n_users": np.int64(users),
+        "n_items": np.int64(items),
+        "train_user": np.repeat(np.arange(users), lengths),
+        "train_item": rng.integers(0, items, size=int(lengths.sum())),
+    }
+    np.savez(params["arrays_npz"], **arrays)
+    data = training_data(arrays)
+    model_path = Path(params["model_onnx"])
+    model_path.write_bytes(onnx_model_bytes(weights, seq_len=seq_len))
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "item_ids": _ids(items).tolist(),
+        "seq_len": seq_len,
+        "fingerprint": data.fingerprint,
+    }
+    sidecar_path(model_path).write_text(json.dumps(sidecar))
+    return TaskOutcome(units=float(users))
+
+
+def abkit_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """``LSTMRecommender.recommend`` (onnxruntime, CPU) over every user in batches: histories,
+    the seen-item mask, the graph with its in-graph TopK."""
+    import numpy as np
+
+    try:
+        from abkit_recommenders.lstm import LSTMRecommender
+    except ImportError:  # pragma: no cover - onnxruntime is a test dependency
+        raise SkipTask("onnxruntime is not installed", 'pip install "abkit-lift[onnx]"') from None
+
+    arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
+    data = training_data(arrays)
+    model = LSTMRecommender(device="cpu")
+    model.load(Path(params["model_onnx"]), data)
+    users = np.arange(data.n_users)
+    k, batch = int(params["k"]), int(params["batch"])
+    model.recommend(data, users[:batch], k)  # warm-up (session arenas, thread pool)
+    top1 = 0.0
+    with clock:
+        for start in range(0, users.size, batch):
+            items, _ = model.recommend(data, users[start : start + batch], k)
+            top1 += float(items[:, 0].sum())
+    return TaskOutcome(units=float(users.size), check=top1)
+
+
+# -- off-policy estimates ---------------------------------------------------------------------
+
+
+def prep_offpolicy(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """Logged rounds of a uniform-random logging policy over ``actions`` items (propensity
+    ``1/actions``, as in the Open Bandit Dataset's random logs), clicks with known per-item
+    rates, and a context-dependent target policy: a softmax over the items of per-user scores,
+    so its probability of the logged item differs from round to round (one user per 100
+    rounds)."""
+    import numpy as np
+
+    rng = np.random.default_rng(int(params["seed"]))
+    n, actions = int(params["rounds"]), int(params["actions"])
+    users = max(1, n // 100)
+    rates = 0.002 + 0.02 * rng.random(actions)
+    scores = rng.standard_normal((users, actions)) + 3.0 * rates / rates.max()
+    policy = np.exp(scores)
+    policy /= policy.sum(axis=1, keepdims=True)
+    user = rng.integers(0, users, size=n)
+    action = rng.integers(0, actions, size=n)
+    reward = (rng.random(n) < rates[action]).astype(np.float64)
+    np.savez(
+        params["offpolicy_npz"],
+        reward=reward,
+        pscore=np.full(n, 1.0 / actions),
+        target_prob=policy[user, action],
+    )
+    return TaskOutcome(units=float(n))
+
+
+def abkit_offpolicy(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """:func:`abkit.replay.offpolicy.estimate_policy_value`: IPS with a ``bootstrap``-resample
+    Poisson-bootstrap percentile interval, on every logged round."""
+    import numpy as np
+
+    from abkit.replay.offpolicy import estimate_policy_value
+
+    data = np.load(params["offpolicy_npz"], allow_pickle=False)
+    reward, pscore, target = data["reward"], data["pscore"], data["target_prob"]
+    # warm-up on a slice: imports (scipy.stats) and first-call costs stay out of the timing
+    estimate_policy_value(
+        reward[:1000], pscore[:1000], target[:1000], estimator="ips", ci="bootstrap", n_boot=10
+    )
+    with clock:
+        estimate = estimate_policy_value(
+            reward,
+            pscore,
+            target,
+            estimator="ips",
+            ci="bootstrap",
+            n_boot=int(params["bootstrap"]),
+            rng=np.random.default_rng(int(params["seed"])),
+        )
+    return TaskOutcome(units=float(reward.size), check=estimate.raw_value)
+
+
+# -- a self-check of the harness --------------------------------------------------------------
+
+
+def allocate(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """Touch ``mb`` megabytes inside the timed region and free them: the measured peak must
+    exceed the setup memory by about that much (``tests/test_bench.py`` checks it)."""
+    import numpy as np
+
+    size = int(params["mb"]) * 1_000_000
+    with clock:
+        block = np.ones(size, dtype=np.uint8)
+        total = int(block[::4096].sum())
+        del block
+    return TaskOutcome(units=float(size), check=float(total))
