@@ -157,7 +157,11 @@ def _read_head(path: Path, gz: bool) -> bytes:
 
 
 def _not_utf8(path: Path, offset: int, byte: int, line: int, header: bool | None) -> InputError:
-    where = "in the header line" if header and line == 1 else f"row {line - 1 if header else line}"
+    if line == 1 and header is not False:
+        # Line 1 is read before the header is detected: a header, or row 1 of a headerless file.
+        where = "in the header line" if header else "line 1"
+    else:
+        where = f"row {line - 1 if header else line}"
     return InputError(
         f"{path}: not UTF-8 text: byte 0x{byte:02x} at byte offset {offset} ({where}) "
         "cannot be decoded; re-save the file as UTF-8"
@@ -191,7 +195,7 @@ def _find_bad_utf8(path: Path, gz: bool) -> tuple[int, int, int] | None:
                 return None
 
 
-def _first_line(path: Path, head: bytes) -> str:
+def _first_line(path: Path, head: bytes, header: bool | None) -> str:
     if not head.strip():
         raise InputError(f"{path}: the file is empty (expected a header line or data rows)")
     end = head.find(b"\n")
@@ -199,7 +203,7 @@ def _first_line(path: Path, head: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _not_utf8(path, exc.start, raw[exc.start], 1, header=None) from None
+        raise _not_utf8(path, exc.start, raw[exc.start], 1, header=header) from None
     return text.lstrip("\ufeff").rstrip("\r")
 
 
@@ -581,7 +585,7 @@ def _open_source(
             types=types,
         )
     gz = file_format == "csv.gz"
-    line = _first_line(path, _read_head(path, gz))
+    line = _first_line(path, _read_head(path, gz), header)
     chosen = _choose_delimiter(path, line, delimiter)
     fields = _split_line(line, chosen)
     if header is None:
