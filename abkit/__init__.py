@@ -26,6 +26,14 @@ _LAZY: dict[str, str] = {
     "ClaimCheck": "abkit.stats.results",
     "power": "abkit.stats.power",
     "PowerResult": "abkit.stats.results",
+    "run_replay": "abkit.replay.runner",
+    "ReplayResult": "abkit.replay.runner",
+    "list_runs": "abkit.replay.runs",
+    "Recommender": "abkit.plugins",
+    "TrainingData": "abkit.plugins",
+    "available_recommenders": "abkit.plugins",
+    "ranking_metrics": "abkit.replay.metrics",
+    "estimate_policy_value": "abkit.replay.offpolicy",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

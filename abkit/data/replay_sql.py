@@ -1,0 +1,400 @@
+"""The SQL of offline replay: splits of the interaction logs, logged rounds, run records.
+
+DuckDB does the work (filtering, the split, dense indexing of users and items, ordering); the
+results leave as numpy arrays of integer indices (:class:`SplitArrays`, :class:`RoundArrays`).
+Runs are written in the caller's transaction from Arrow tables, never row by row.
+
+Indexing conventions shared with :class:`abkit.plugins.TrainingData`:
+
+* items: the catalogue is every item id of the dataset (``items`` table, events, logged
+  impressions), sorted; ``item_idx`` is the position in that order.
+* users: users with at least one training interaction first, sorted by id
+  (``0 .. n_train_users - 1``); for off-policy runs the users that only appear in the logged
+  rounds follow, sorted by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from abkit.data.sql import quote_ident
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+
+__all__ = [
+    "RoundArrays",
+    "SplitArrays",
+    "delete_run",
+    "event_time_range",
+    "insert_run",
+    "load_rounds",
+    "load_split",
+    "run_exists",
+    "select_run_rounds",
+    "select_run_user_metrics",
+    "select_runs",
+    "variants",
+]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SplitArrays:
+    """A split as index arrays (see the module docstring for the index conventions)."""
+
+    item_ids: np.ndarray  # str, the catalogue
+    user_ids: np.ndarray  # str, the training users
+    train_user_idx: np.ndarray  # int64, sorted by (user, time)
+    train_item_idx: np.ndarray  # int64
+    test_user_idx: np.ndarray  # int64, distinct (user, item) pairs, sorted
+    test_item_idx: np.ndarray  # int64
+    cold_test_users: int  # test users without training interactions (not evaluated)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class RoundArrays:
+    """Logged impressions (one per round) with users indexed after the training users."""
+
+    impression_id: np.ndarray  # int64
+    user_idx: np.ndarray  # int64
+    extra_user_ids: np.ndarray  # str, users after the training users
+    item_idx: np.ndarray  # int64
+    position: np.ndarray  # int64, 1-based slot
+    propensity: np.ndarray  # float64
+    reward: np.ndarray  # float64
+    variant: np.ndarray  # str
+
+
+def _catalogue_cte() -> str:
+    return """
+    catalogue AS (
+        SELECT item_id, row_number() OVER (ORDER BY item_id) - 1 AS item_idx
+        FROM (
+            SELECT item_id FROM items WHERE dataset = $dataset
+            UNION SELECT item_id FROM events WHERE dataset = $dataset AND item_id IS NOT NULL
+            UNION SELECT item_id FROM impressions WHERE dataset = $dataset
+        )
+    )"""
+
+
+def _labelled_cte(kind: str) -> str:
+    """``labelled(user_id, item_id, ts, is_test)`` for the split kind."""
+    if kind == "temporal":
+        return """
+    labelled AS (
+        SELECT user_id, item_id, ts, ts >= $cutoff AS is_test
+        FROM events WHERE dataset = $dataset AND item_id IS NOT NULL
+    )"""
+    return """
+    labelled AS (
+        SELECT user_id, item_id, ts,
+               row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, item_id DESC) = 1
+               AND count(*) OVER (PARTITION BY user_id) >= 2 AS is_test
+        FROM events WHERE dataset = $dataset AND item_id IS NOT NULL
+    )"""
+
+
+def _users_cte() -> str:
+    return """
+    train_users AS (
+        SELECT user_id, row_number() OVER (ORDER BY user_id) - 1 AS user_idx
+        FROM (SELECT DISTINCT user_id FROM labelled WHERE NOT is_test)
+    )"""
+
+
+def _params(dataset: str, kind: str, cutoff: datetime | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"dataset": dataset}
+    if kind == "temporal":
+        params["cutoff"] = cutoff
+    return params
+
+
+def event_time_range(
+    con: duckdb.DuckDBPyConnection, dataset: str
+) -> tuple[datetime | None, datetime | None, int]:
+    """(first, last, count) of the dataset's events that name an item."""
+    row = con.execute(
+        "SELECT min(ts), max(ts), count(*) FROM events WHERE dataset = ? AND item_id IS NOT NULL",
+        [dataset],
+    ).fetchone()
+    assert row is not None  # an aggregate always returns one row
+    return row[0], row[1], int(row[2])
+
+
+def load_split(
+    con: duckdb.DuckDBPyConnection, dataset: str, *, kind: str, cutoff: datetime | None
+) -> SplitArrays:
+    """Run the split in DuckDB and return it as index arrays."""
+    import numpy as np
+
+    with_ = "WITH" + ",".join([_catalogue_cte(), _labelled_cte(kind), _users_cte()])
+    params = _params(dataset, kind, cutoff)
+    items = con.execute(f"{with_} SELECT item_id FROM catalogue ORDER BY item_idx", params)
+    item_ids = np.asarray(items.fetchnumpy()["item_id"], dtype=str)
+    users = con.execute(f"{with_} SELECT user_id FROM train_users ORDER BY user_idx", params)
+    user_ids = np.asarray(users.fetchnumpy()["user_id"], dtype=str)
+    train = con.execute(
+        f"""{with_}
+        SELECT u.user_idx, c.item_idx
+        FROM labelled l JOIN train_users u USING (user_id) JOIN catalogue c USING (item_id)
+        WHERE NOT l.is_test
+        ORDER BY u.user_idx, l.ts, c.item_idx""",
+        params,
+    ).fetchnumpy()
+    test = con.execute(
+        f"""{with_}
+        SELECT DISTINCT u.user_idx, c.item_idx
+        FROM labelled l JOIN train_users u USING (user_id) JOIN catalogue c USING (item_id)
+        WHERE l.is_test
+        ORDER BY u.user_idx, c.item_idx""",
+        params,
+    ).fetchnumpy()
+    cold = con.execute(
+        f"""{with_}
+        SELECT count(DISTINCT user_id) FROM labelled
+        WHERE is_test AND user_id NOT IN (SELECT user_id FROM train_users)""",
+        params,
+    ).fetchone()
+    return SplitArrays(
+        item_ids=item_ids,
+        user_ids=user_ids,
+        train_user_idx=np.asarray(train["user_idx"], dtype=np.int64),
+        train_item_idx=np.asarray(train["item_idx"], dtype=np.int64),
+        test_user_idx=np.asarray(test["user_idx"], dtype=np.int64),
+        test_item_idx=np.asarray(test["item_idx"], dtype=np.int64),
+        cold_test_users=int(cold[0]) if cold else 0,
+    )
+
+
+def variants(con: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    """The logging policies (variants) present in the dataset's impressions."""
+    rows = con.execute(
+        "SELECT DISTINCT variant FROM impressions WHERE dataset = ? AND variant IS NOT NULL "
+        "ORDER BY variant",
+        [dataset],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def load_rounds(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    *,
+    kind: str,
+    cutoff: datetime | None,
+    since: datetime | None,
+    variant: str | None,
+    reward: str,
+) -> RoundArrays:
+    """Logged impressions at or after ``since`` (all when None), of one ``variant`` or all.
+
+    ``reward`` is a column of ``impressions`` (``click``, ``conversion`` or ``value``); NULL
+    rewards count as 0. Users are indexed like the split's training users, then the users
+    seen only here.
+    """
+    import numpy as np
+
+    with_ = "WITH" + ",".join(
+        [
+            _catalogue_cte(),
+            _labelled_cte(kind),
+            _users_cte(),
+            """
+    logged AS (
+        SELECT * FROM impressions
+        WHERE dataset = $dataset
+          AND ($since IS NULL OR ts >= $since)
+          AND ($variant IS NULL OR variant = $variant)
+    )""",
+            """
+    extra_users AS (
+        SELECT user_id,
+               $n_train + row_number() OVER (ORDER BY user_id) - 1 AS user_idx
+        FROM (SELECT DISTINCT user_id FROM logged
+              WHERE user_id NOT IN (SELECT user_id FROM train_users))
+    )""",
+        ]
+    )
+    params = _params(dataset, kind, cutoff)
+    n_train_row = con.execute(
+        f"{with_} SELECT count(*) FROM train_users",
+        {**params, "since": since, "variant": variant, "n_train": 0},
+    ).fetchone()
+    params.update(since=since, variant=variant, n_train=int(n_train_row[0]) if n_train_row else 0)
+    extra = con.execute(
+        f"{with_} SELECT user_id FROM extra_users ORDER BY user_idx", params
+    ).fetchnumpy()
+    rows = con.execute(
+        f"""{with_}
+        SELECT g.impression_id, coalesce(u.user_idx, x.user_idx) AS user_idx, c.item_idx,
+               g.position, g.propensity,
+               coalesce(CAST(g.{quote_ident(reward)} AS DOUBLE), 0.0) AS reward,
+               coalesce(g.variant, '') AS variant
+        FROM logged g
+        JOIN catalogue c USING (item_id)
+        LEFT JOIN train_users u ON u.user_id = g.user_id
+        LEFT JOIN extra_users x ON x.user_id = g.user_id
+        ORDER BY g.impression_id, g.position""",
+        params,
+    ).fetchnumpy()
+    return RoundArrays(
+        impression_id=np.asarray(rows["impression_id"], dtype=np.int64),
+        user_idx=np.asarray(rows["user_idx"], dtype=np.int64),
+        extra_user_ids=np.asarray(extra["user_id"], dtype=str),
+        item_idx=np.asarray(rows["item_idx"], dtype=np.int64),
+        position=np.asarray(rows["position"], dtype=np.int64),
+        propensity=np.asarray(rows["propensity"], dtype=np.float64),
+        reward=np.asarray(rows["reward"], dtype=np.float64),
+        variant=np.asarray(rows["variant"], dtype=str),
+    )
+
+
+# -- run records --------------------------------------------------------------------------
+
+
+def run_exists(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    row = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return bool(row and row[0])
+
+
+def insert_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run: dict[str, Any],
+    user_ids: np.ndarray,
+    user_metrics: dict[str, np.ndarray],
+    estimates: Sequence[dict[str, Any]],
+    rounds: dict[str, np.ndarray] | None,
+) -> None:
+    """Insert one run and its per-user values, estimates and rounds (caller's transaction).
+
+    ``run`` has the columns of ``runs``; ``user_metrics`` maps a metric name to a value per
+    user of ``user_ids``; ``rounds`` holds the columns of ``run_rounds`` except ``run_id``.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    columns = list(run)
+    con.execute(
+        f"INSERT INTO runs ({', '.join(quote_ident(c) for c in columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})",
+        [run[c] for c in columns],
+    )
+    run_id = run["run_id"]
+    if user_metrics and len(user_ids):
+        names = list(user_metrics)
+        n = len(user_ids)
+        table = pa.table(
+            {
+                "user_id": pa.array(np.tile(np.asarray(user_ids, dtype=str), len(names))),
+                "metric": pa.array(np.repeat(np.asarray(names, dtype=str), n)),
+                "value": pa.array(
+                    np.concatenate([np.asarray(user_metrics[m], dtype=np.float64) for m in names])
+                ),
+            }
+        )
+        _insert_arrow(
+            con,
+            "run_user_metrics",
+            table,
+            "SELECT ?, user_id, metric, value FROM {src}",
+            [run_id],
+        )
+    for est in estimates:
+        con.execute(
+            "INSERT INTO run_estimates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                est["estimator"],
+                est["value"],
+                est["ci_low"],
+                est["ci_high"],
+                est["ess"],
+                est["n"],
+                est["diagnostics"],
+            ],
+        )
+    if rounds is not None and len(rounds["impression_id"]):
+        table = pa.table({key: pa.array(value) for key, value in rounds.items()})
+        _insert_arrow(
+            con,
+            "run_rounds",
+            table,
+            "SELECT ?, impression_id, weight, reward, q_logged, q_policy FROM {src}",
+            [run_id],
+        )
+
+
+def _insert_arrow(
+    con: duckdb.DuckDBPyConnection, target: str, table: Any, select: str, params: list[Any]
+) -> None:
+    source = "abkit_replay_insert"
+    con.register(source, table)
+    try:
+        con.execute(
+            f"INSERT INTO {quote_ident(target)} " + select.format(src=quote_ident(source)),
+            params,
+        )
+    finally:
+        con.unregister(source)
+
+
+def delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Remove a run and everything stored with it (caller's transaction)."""
+    for table in ("run_rounds", "run_estimates", "run_user_metrics", "runs"):
+        con.execute(f"DELETE FROM {quote_ident(table)} WHERE run_id = ?", [run_id])
+
+
+def select_runs(
+    con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, run_ids: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Rows of ``runs`` (oldest first), optionally of one dataset or given ids."""
+    where, params = [], []
+    if dataset is not None:
+        where.append("dataset = ?")
+        params.append(dataset)
+    if run_ids:
+        where.append(f"run_id IN ({', '.join('?' for _ in run_ids)})")
+        params.extend(run_ids)
+    sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+    cursor = con.execute(sql + " ORDER BY created_at, run_id", params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def select_run_estimates(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    cursor = con.execute(
+        "SELECT * FROM run_estimates WHERE run_id = ? ORDER BY estimator", [run_id]
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def select_run_user_metrics(
+    con: duckdb.DuckDBPyConnection, run_id: str, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(user ids, values) of one metric of one run, sorted by user id."""
+    import numpy as np
+
+    out = con.execute(
+        "SELECT user_id, value FROM run_user_metrics WHERE run_id = ? AND metric = ? "
+        "ORDER BY user_id",
+        [run_id, metric],
+    ).fetchnumpy()
+    return np.asarray(out["user_id"], dtype=str), np.asarray(out["value"], dtype=np.float64)
+
+
+def select_run_rounds(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, np.ndarray]:
+    """The per-round columns of an off-policy run, sorted by impression id."""
+    import numpy as np
+
+    out = con.execute(
+        "SELECT impression_id, weight, reward, q_logged, q_policy FROM run_rounds "
+        "WHERE run_id = ? ORDER BY impression_id",
+        [run_id],
+    ).fetchnumpy()
+    return {key: np.asarray(value) for key, value in out.items()}

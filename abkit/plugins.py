@@ -1,0 +1,485 @@
+"""The recommender plug-in interface and its entry-point registry.
+
+A recommender is any class that satisfies :class:`Recommender` and is registered in the
+``abkit.recommenders`` entry-point group of an installed distribution, e.g. in its
+``pyproject.toml``::
+
+    [project.entry-points."abkit.recommenders"]
+    mymodel = "mypackage.module:MyRecommender"
+
+abkit's own built-ins (``random``, ``popularity``, ``als``, ``lstm``) register exactly that way.
+Models never grade themselves: they fit on a :class:`TrainingData` and return top-K lists;
+:mod:`abkit.replay` does the evaluation.
+
+Conventions every plug-in follows (checked by ``tests/test_recommender_contract.py``):
+
+* The constructor takes keyword-only parameters with defaults (e.g. ``factors=64``); values
+  given on the command line as strings are converted to the type of the default.
+* ``recommend(data, users, k)`` returns two ``(len(users), k)`` arrays: int64 item indices
+  into ``data.item_ids`` in decreasing score order, and their float32 scores. With
+  ``exclude_seen=True`` no item of the user's training history appears.
+* ``score(data, users)`` returns the full ``(len(users), n_items)`` float32 score matrix
+  (higher is better); it feeds softmax target policies and sampled metrics.
+* ``save(path)`` / ``load(path)`` never pickle: ``.npz`` read with ``allow_pickle=False``, or
+  ONNX. A loaded model refuses data whose item vocabulary or training fingerprint differ
+  from those it was trained on (:class:`~abkit.errors.ModelError`).
+* Optional heavy dependencies are imported inside methods; ``requires`` names them and
+  ``extra`` the pip extra that installs them, so ``abkit models`` can report a missing one
+  without importing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from abkit._util import unknown_choice
+from abkit.errors import InputError, MissingExtraError, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import scipy.sparse as sp
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Device",
+    "Recommender",
+    "RecommenderInfo",
+    "TrainingData",
+    "available_recommenders",
+    "create_recommender",
+    "load_recommender_class",
+    "softmax_probabilities",
+    "top_k_from_scores",
+]
+
+ENTRY_POINT_GROUP = "abkit.recommenders"
+
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TrainingData:
+    """Training interactions, indexed: users x items, plus each user's ordered history.
+
+    ``user_ids[u]`` / ``item_ids[i]`` are the external ids of user index ``u`` and item index
+    ``i``; ``item_ids`` is the whole catalogue (sorted), so items never seen in training can
+    still be recommended (with whatever score a model gives them). The first
+    ``n_train_users`` users have training interactions; users after them (e.g. users that only
+    appear in logged impressions) have empty histories.
+
+    ``matrix`` is a CSR ``(n_users, n_items)`` float32 matrix of interaction counts (the
+    implicit-feedback confidence). ``seq_indptr`` / ``seq_items`` hold each user's training
+    items in time order (``seq_items[seq_indptr[u]:seq_indptr[u + 1]]``), repeats included.
+    ``fingerprint`` identifies the training interactions (see :func:`fingerprint_arrays`):
+    a saved model records it and refuses other data.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    n_train_users: int
+    matrix: sp.csr_matrix
+    seq_indptr: np.ndarray
+    seq_items: np.ndarray
+    fingerprint: str
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_ids.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.seq_items.shape[0])
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        user_ids: Sequence[str] | np.ndarray,
+        item_ids: Sequence[str] | np.ndarray,
+        n_train_users: int | None = None,
+        fingerprint: str | None = None,
+    ) -> TrainingData:
+        """Build from interaction rows already sorted by (user, time).
+
+        ``user_idx`` / ``item_idx`` index ``user_ids`` / ``item_ids``. The fingerprint is
+        computed from the arrays when not given.
+        """
+        import numpy as np
+        import scipy.sparse as sp
+
+        users = np.asarray(user_idx, dtype=np.int64)
+        items = np.asarray(item_idx, dtype=np.int64)
+        uid = np.asarray(user_ids, dtype=str)
+        iid = np.asarray(item_ids, dtype=str)
+        n_users, n_items = uid.shape[0], iid.shape[0]
+        if users.shape != items.shape:
+            raise InputError("user and item index arrays differ in length")
+        if users.size and (users.min() < 0 or users.max() >= n_users):
+            raise InputError("a user index is outside the user vocabulary")
+        if items.size and (items.min() < 0 or items.max() >= n_items):
+            raise InputError("an item index is outside the item catalogue")
+        if users.size > 1 and np.any(np.diff(users) < 0):
+            raise InputError("interactions must be sorted by user (then time)")
+        counts = np.bincount(users, minlength=n_users)
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        matrix = sp.csr_matrix(
+            (np.ones(users.size, dtype=np.float32), items, indptr), shape=(n_users, n_items)
+        )
+        matrix.sum_duplicates()  # repeats become counts; also sorts the column indices
+        n_train = int(np.count_nonzero(counts)) if n_train_users is None else n_train_users
+        fp = fingerprint or fingerprint_arrays(users, items, uid[:n_train], iid)
+        return cls(
+            user_ids=uid,
+            item_ids=iid,
+            n_train_users=n_train,
+            matrix=matrix,
+            seq_indptr=indptr,
+            seq_items=items.astype(np.int32),
+            fingerprint=fp,
+        )
+
+    def histories(self, users: np.ndarray, length: int) -> np.ndarray:
+        """The last ``length`` training items of each user, as ``item index + 1``.
+
+        Left-padded with 0 (so the most recent item is always in the last column); this is
+        the input layout of the sequence models.
+        """
+        import numpy as np
+
+        users = np.asarray(users, dtype=np.int64)
+        start, end = self.seq_indptr[users], self.seq_indptr[users + 1]
+        # column j of row r holds position end[r] - length + j of seq_items, when >= start[r]
+        positions = end[:, None] - length + np.arange(length)[None, :]
+        valid = positions >= start[:, None]
+        out = np.zeros((users.size, length), dtype=np.int64)
+        out[valid] = self.seq_items[positions[valid]].astype(np.int64) + 1
+        return out
+
+    def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
+        """The CSR rows (seen items) of ``users``."""
+        import numpy as np
+
+        return self.matrix[np.asarray(users, dtype=np.int64)]
+
+    def item_user_counts(self) -> np.ndarray:
+        """Number of distinct training users per item (float64, length n_items)."""
+        import numpy as np
+
+        if "item_user_counts" not in self._cache:
+            m = self.matrix
+            self._cache["item_user_counts"] = np.bincount(m.indices, minlength=self.n_items).astype(
+                np.float64
+            )
+        return self._cache["item_user_counts"]
+
+    def check_vocabulary(self, item_ids: Sequence[str], fingerprint: str, *, source: str) -> None:
+        """Raise :class:`ModelError` unless a model's vocabulary and fingerprint match."""
+        import numpy as np
+
+        theirs = np.asarray(item_ids, dtype=str)
+        if theirs.shape != self.item_ids.shape or not np.array_equal(theirs, self.item_ids):
+            missing = np.setdiff1d(self.item_ids, theirs).size
+            extra = np.setdiff1d(theirs, self.item_ids).size
+            raise ModelError(
+                f"{source}: item vocabulary does not match the data ({theirs.size} model items, "
+                f"{self.n_items} catalogue items; {missing} catalogue items unknown to the model, "
+                f"{extra} model items not in the catalogue); retrain it on this data"
+            )
+        if fingerprint != self.fingerprint:
+            raise ModelError(
+                f"{source}: trained on data with fingerprint {fingerprint[:12]}, but this "
+                f"training split has fingerprint {self.fingerprint[:12]}; "
+                "retrain it on this split (same dataset and --split)"
+            )
+
+
+def fingerprint_arrays(
+    users: np.ndarray, items: np.ndarray, user_ids: np.ndarray, item_ids: np.ndarray
+) -> str:
+    """A content hash (BLAKE2b, 128 bits) of training interactions and their vocabularies.
+
+    Two splits have the same fingerprint exactly when they hold the same (user, item) rows in
+    the same order over the same catalogue; the dataset's name does not enter it.
+    """
+    import numpy as np
+
+    digest = hashlib.blake2b(digest_size=16)
+    for vocab in (item_ids, user_ids):
+        digest.update(str(len(vocab)).encode())
+        digest.update("\x1f".join(np.asarray(vocab, dtype=str).tolist()).encode())
+    digest.update(np.ascontiguousarray(users, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(items, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """What a recommender plug-in provides (see the module docstring for the contract)."""
+
+    #: registry name, e.g. ``"als"``
+    name: ClassVar[str]
+    #: pip extra of abkit-lift that installs the optional packages (None: nothing needed)
+    extra: ClassVar[str | None]
+    #: import names of the optional packages the model needs, e.g. ``("implicit",)``
+    requires: ClassVar[tuple[str, ...]]
+    #: False for models that need no training interactions (``random``)
+    needs_training: ClassVar[bool]
+
+    def fit(self, data: TrainingData) -> None:
+        """Learn from the training interactions."""
+        ...
+
+    def recommend(
+        self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (item indices int64, scores float32), each ``(len(users), k)``."""
+        ...
+
+    def score(self, data: TrainingData, users: np.ndarray) -> np.ndarray:
+        """Scores of every catalogue item, ``(len(users), n_items)`` float32."""
+        ...
+
+    def save(self, path: Path) -> None:
+        """Write the fitted model to ``path`` (no pickle)."""
+        ...
+
+    def load(self, path: Path, data: TrainingData) -> None:
+        """Read a fitted model from ``path``, checking it matches ``data``."""
+        ...
+
+    def params(self) -> dict[str, Any]:
+        """The parameters the model was built with (JSON-serialisable)."""
+        ...
+
+
+# -- helpers shared by the built-ins ------------------------------------------------------
+
+
+def top_k_from_scores(
+    scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` items of each row by ``argpartition`` then a sort of the ``k`` winners.
+
+    ``exclude`` (CSR rows aligned with ``scores``) marks items set to ``-inf`` first; excluded
+    items can only appear when a row has fewer than ``k`` allowed items, which callers
+    prevent by checking ``k`` against the catalogue. Ties are ordered by item index. Cost
+    O(n_items) per row plus O(k log k); ``scores`` is modified in place when ``exclude`` is
+    given.
+    """
+    import numpy as np
+
+    n_rows, n_items = scores.shape
+    if exclude is not None and exclude.nnz:
+        rows = np.repeat(np.arange(n_rows), np.diff(exclude.indptr))
+        scores[rows, exclude.indices] = -np.inf
+    if k >= n_items:
+        part = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
+    else:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # sort by score descending, ties by item index ascending
+    order = np.lexsort((part, -part_scores), axis=1)
+    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return items, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+
+
+def softmax_probabilities(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise softmax of ``scores / temperature`` (float64, rows sum to 1).
+
+    ``-inf`` scores get probability 0; ``temperature`` must be positive.
+    """
+    import numpy as np
+
+    if not temperature > 0:
+        raise InputError(f"--temperature must be positive, got {temperature}")
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def resolve_device(device: str, *, cuda_available: bool, what: str) -> tuple[str, str | None]:
+    """(``cpu`` | ``cuda``, warning or None) for a requested ``auto|cpu|cuda`` device."""
+    if device not in DEVICES:
+        raise InputError(unknown_choice("device", device, DEVICES))
+    if device == "cpu":
+        return "cpu", None
+    if cuda_available:
+        return "cuda", None
+    if device == "cuda":
+        return "cpu", f"{what}: CUDA was requested but is not available; running on the CPU"
+    return "cpu", None
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecommenderInfo:
+    """One installed recommender plug-in as ``abkit models`` shows it."""
+
+    name: str
+    target: str  # "module:Class" of the entry point
+    distribution: str | None
+    status: Literal["ok", "missing package", "broken"]
+    extra: str | None
+    missing: tuple[str, ...]
+    description: str
+
+    @property
+    def install(self) -> str | None:
+        """The pip line that fixes a missing package, or None."""
+        if self.status != "missing package":
+            return None
+        return f'pip install "abkit-lift[{self.extra}]"' if self.extra else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "distribution": self.distribution,
+            "status": self.status,
+            "extra": self.extra,
+            "missing": list(self.missing),
+            "install": self.install,
+            "description": self.description,
+        }
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)  # first installed distribution wins on a clash
+    return found
+
+
+def _missing_packages(cls: type) -> tuple[str, ...]:
+    needed = tuple(getattr(cls, "requires", ()) or ())
+    return tuple(pkg for pkg in needed if importlib.util.find_spec(pkg) is None)
+
+
+def available_recommenders() -> list[RecommenderInfo]:
+    """Every recommender registered in the ``abkit.recommenders`` group, sorted by name.
+
+    Loading an entry point imports only the plug-in's module (plug-ins import their heavy
+    packages lazily), so a missing optional package shows as ``missing package`` with the
+    extra that installs it; a plug-in that cannot even be imported shows as ``broken``.
+    """
+    out: list[RecommenderInfo] = []
+    for name, ep in sorted(_entry_points().items()):
+        dist = ep.dist.name if ep.dist is not None else None
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a third-party plug-in may fail in any way on import
+            out.append(
+                RecommenderInfo(
+                    name=name,
+                    target=ep.value,
+                    distribution=dist,
+                    status="broken",
+                    extra=None,
+                    missing=(),
+                    description=f"cannot be imported: {type(exc).__name__}: {exc}",
+                )
+            )
+            continue
+        missing = _missing_packages(cls)
+        doc = (inspect.getdoc(cls) or "").strip().splitlines()
+        out.append(
+            RecommenderInfo(
+                name=name,
+                target=ep.value,
+                distribution=dist,
+                status="missing package" if missing else "ok",
+                extra=getattr(cls, "extra", None),
+                missing=missing,
+                description=doc[0] if doc else "",
+            )
+        )
+    return out
+
+
+def load_recommender_class(name: str) -> type[Recommender]:
+    """The class registered as ``name``; a one-line error naming every known model when unknown,
+    :class:`MissingExtraError` when its optional packages are not installed."""
+    eps = _entry_points()
+    ep = eps.get(name)
+    if ep is None:
+        raise InputError(unknown_choice("model", name, eps))
+    try:
+        cls = ep.load()
+    except Exception as exc:
+        raise ModelError(
+            f"model '{name}' ({ep.value}) cannot be imported: {type(exc).__name__}: {exc}"
+        ) from None
+    missing = _missing_packages(cls)
+    if missing:
+        extra = getattr(cls, "extra", None) or "models"
+        raise MissingExtraError(missing[0], extra, f"the '{name}' model")
+    return cls
+
+
+def _convert(value: Any, default: Any, *, model: str, key: str) -> Any:
+    """Convert a command-line string to the type of the parameter's default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise InputError(
+            f"model '{model}' parameter {key}={value!r}: expected {type(default).__name__}"
+        ) from None
+    return value
+
+
+def create_recommender(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
+    """An instance of the model registered as ``name``, built with ``params``.
+
+    Unknown parameter names get a "did you mean" error listing the model's parameters;
+    string values (from ``--param key=value``) are converted to the default's type.
+    """
+    cls = load_recommender_class(name)
+    signature = inspect.signature(cls)
+    accepted = {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    kwargs: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if key not in accepted:
+            raise InputError(unknown_choice(f"parameter of model '{name}'", key, accepted))
+        default = accepted[key]
+        default = None if default is inspect.Parameter.empty else default
+        kwargs[key] = _convert(value, default, model=name, key=key)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model '{name}': {exc}") from None

@@ -1,0 +1,487 @@
+"""Off-policy estimates of a target policy's reward rate from logged impressions.
+
+Each logged round i shows item a_i in slot p_i to context x_i (the user), chosen by the logging
+policy with known propensity mu_i = mu(a_i | x_i, p_i), and records the reward r_i (a click).
+A target policy pi gives pi_i = pi(a_i | x_i, p_i); the importance weight is
+w_i = pi_i / mu_i. With n rounds:
+
+* **IPS** (Horvitz & Thompson 1952; Precup et al. 2000):  V = (1/n) sum w_i r_i. Unbiased
+  when mu_i > 0 wherever pi_i > 0.
+* **SNIPS**, self-normalised IPS (Swaminathan & Joachims 2015):  V = sum w_i r_i / sum w_i.
+  Slightly biased, far less variable when weights are uneven.
+* **DR**, doubly robust (Dudík, Langford & Li 2011):
+  V = (1/n) sum [ q(x_i, pi) + w_i (r_i - q(x_i, a_i)) ] with a reward model q; unbiased when
+  either the propensities or the reward model are right. abkit's reward model is the click
+  rate of each (item, slot), shrunk toward the slot's rate with ``prior_rounds`` pseudo-rounds
+  and cross-fitted over two folds (rounds with even / odd impression id), so no round's own
+  reward enters its q.
+* **replay** (Li, Chu, Langford & Wang 2011):  V = sum pi_i r_i / sum pi_i, i.e. the mean
+  reward of the rounds where the logged item is the one the policy would have shown
+  (weighted by pi_i for stochastic policies). Exact only on uniformly random logs; abkit
+  refuses it when the propensities are not all equal.
+
+Confidence intervals (level 1 - alpha): ``normal`` (the default) uses the CLT, with
+SE = sd(t_i) / sqrt(n) for the mean-type estimators (IPS, DR: t_i the per-round term) and the
+delta method SE = sqrt(sum w_i^2 (r_i - V)^2) / sum w_i for the ratio estimators (SNIPS,
+replay). ``bootstrap`` is the Poisson bootstrap (Hanley & MacGibbon 2006; Chamandy et al.
+2012): each round gets an independent Poisson(1) count per resample, and the estimate is
+recomputed as a ratio of weighted sums; rounds with identical terms are pooled first (a sum of
+m Poisson(1) counts is Poisson(m)), so uniformly random logs with a deterministic policy
+cost O(resamples x distinct terms), not O(resamples x rounds). Percentile intervals.
+
+Weight diagnostics: Kish's effective sample size ESS = (sum w)^2 / sum w^2, ESS / n, the largest
+weight and the mean weight (which is 1 in expectation when the propensities are right). An
+estimate whose ESS is below ``min_ess`` (default 30) is **refused**: its value is withheld and
+the reason says why (e.g. on the OBD Bernoulli-TS logs a uniform policy has one weight above
+20,000 and ESS about 2, so one round decides the estimate).
+
+How a recommender becomes a per-slot policy (:func:`policy_probabilities`): ``topk`` (the
+default) is deterministic, slot p shows the recommender's p-th ranked item, so
+pi(a | x, p) = 1[a = rank_p(x)]. ``stochastic`` draws the item of every slot independently from
+the recommender's distribution over the catalogue (the way the simulator's and the OBD's
+logging policies choose): uniform for ``random``, proportional to popularity for
+``popularity``, a softmax of the scores with ``temperature`` for the others; then
+pi(a | x, p) = P(a | x) for every slot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from abkit._util import unknown_choice
+from abkit.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from abkit.plugins import Recommender, TrainingData
+
+__all__ = [
+    "ESTIMATORS",
+    "POLICIES",
+    "Estimate",
+    "PolicyRounds",
+    "WeightDiagnostics",
+    "estimate_policy_value",
+    "fit_reward_table",
+    "parse_estimators",
+    "poisson_bootstrap_ratio",
+    "policy_probabilities",
+]
+
+EstimatorName = Literal["replay", "ips", "snips", "dr"]
+ESTIMATORS: tuple[str, ...] = ("replay", "ips", "snips", "dr")
+PolicyKind = Literal["topk", "stochastic"]
+POLICIES: tuple[str, ...] = ("topk", "stochastic")
+CIMethod = Literal["normal", "bootstrap"]
+DEFAULT_MIN_ESS = 30.0
+
+
+def parse_estimators(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"ips,snips"`` -> ``("ips", "snips")``; a did-you-mean error for an unknown name."""
+    parts = (
+        [p.strip().lower() for p in value.split(",")]
+        if isinstance(value, str)
+        else [str(p).strip().lower() for p in value]
+    )
+    out: list[str] = []
+    for part in parts:
+        if part not in ESTIMATORS:
+            raise InputError("--estimator: " + unknown_choice("estimator", part, ESTIMATORS))
+        if part not in out:
+            out.append(part)
+    if not out:
+        raise InputError(f"--estimator: expected one or more of {', '.join(ESTIMATORS)}")
+    return tuple(out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightDiagnostics:
+    """How usable the importance weights are."""
+
+    n: int
+    ess: float
+    ess_ratio: float
+    max_weight: float
+    mean_weight: float
+    nonzero: int  # rounds the target policy could have produced (w > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "ess": self.ess,
+            "ess_ratio": self.ess_ratio,
+            "max_weight": self.max_weight,
+            "mean_weight": self.mean_weight,
+            "nonzero": self.nonzero,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    """One estimator's result; ``value`` and the interval are None when ``refused``."""
+
+    estimator: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    se: float | None
+    level: float
+    ci_method: str
+    ess: float
+    n: int
+    diagnostics: WeightDiagnostics
+    refused: str | None
+    flags: tuple[str, ...]
+    raw_value: float  # the computed value, kept for diagnosis even when refused
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "ci": None if self.ci_low is None else [self.ci_low, self.ci_high],
+            "se": self.se,
+            "level": self.level,
+            "ci_method": self.ci_method,
+            "ess": self.ess,
+            "n": self.n,
+            "refused": self.refused,
+            "flags": list(self.flags),
+            "diagnostics": self.diagnostics.to_dict(),
+        }
+
+    def diagnostics_json(self) -> str:
+        payload = self.diagnostics.to_dict()
+        payload.update(
+            refused=self.refused,
+            flags=list(self.flags),
+            raw_value=self.raw_value,
+            se=self.se,
+            level=self.level,
+            ci_method=self.ci_method,
+        )
+        return json.dumps(finite_json(payload), allow_nan=False)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (for strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def weight_diagnostics(weights: np.ndarray) -> WeightDiagnostics:
+    import numpy as np
+
+    n = int(weights.size)
+    total = float(weights.sum())
+    squares = float(np.square(weights).sum())
+    ess = total * total / squares if squares > 0 else 0.0
+    return WeightDiagnostics(
+        n=n,
+        ess=ess,
+        ess_ratio=ess / n if n else 0.0,
+        max_weight=float(weights.max()) if n else 0.0,
+        mean_weight=total / n if n else 0.0,
+        nonzero=int(np.count_nonzero(weights)),
+    )
+
+
+def poisson_bootstrap_ratio(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    *,
+    n_boot: int,
+    rng: np.random.Generator,
+    block: int = 1 << 20,
+) -> np.ndarray:
+    """``n_boot`` Poisson-bootstrap replicates of sum(numerator) / sum(denominator).
+
+    Rounds with identical (numerator, denominator) pairs are pooled (a sum of m independent
+    Poisson(1) counts is Poisson(m)); the remaining distinct pairs are processed in blocks of
+    ``block`` resample x group cells, so memory stays bounded. A replicate whose denominator
+    is 0 is NaN.
+    """
+    import numpy as np
+
+    pairs = np.asarray(numerator, dtype=np.float64) + 1j * np.asarray(denominator, np.float64)
+    distinct, counts = np.unique(pairs, return_counts=True)
+    num_values, den_values = distinct.real.copy(), distinct.imag.copy()
+    num_sum = np.zeros(n_boot)
+    den_sum = np.zeros(n_boot)
+    step = max(1, block // max(n_boot, 1))
+    for start in range(0, distinct.size, step):
+        stop = min(start + step, distinct.size)
+        draws = rng.poisson(counts[start:stop], size=(n_boot, stop - start)).astype(np.float64)
+        num_sum += draws @ num_values[start:stop]
+        den_sum += draws @ den_values[start:stop]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den_sum != 0, num_sum / np.where(den_sum != 0, den_sum, 1), np.nan)
+
+
+def _check_inputs(rewards: np.ndarray, propensities: np.ndarray, target: np.ndarray) -> None:
+    import numpy as np
+
+    n = rewards.shape[0]
+    if n == 0:
+        raise InputError("no logged rounds to estimate from")
+    if propensities.shape[0] != n or target.shape[0] != n:
+        raise InputError("rewards, propensities and target probabilities differ in length")
+    if not np.all(np.isfinite(rewards)):
+        raise InputError("rewards must be finite numbers")
+    if not np.all((propensities > 0) & (propensities <= 1)):
+        bad = int(np.argmax(~((propensities > 0) & (propensities <= 1))))
+        raise InputError(f"propensity of round {bad} is {propensities[bad]!r}, expected (0, 1]")
+    if not np.all((target >= 0) & (target <= 1 + 1e-9)):
+        raise InputError("target policy probabilities must lie in [0, 1]")
+
+
+def estimate_policy_value(
+    rewards: np.ndarray,
+    propensities: np.ndarray,
+    target_probs: np.ndarray,
+    *,
+    estimator: str,
+    q_logged: np.ndarray | None = None,
+    q_policy: np.ndarray | None = None,
+    alpha: float = 0.05,
+    ci: CIMethod = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | None = None,
+    min_ess: float = DEFAULT_MIN_ESS,
+) -> Estimate:
+    """Estimate the target policy's mean reward per round (see the module docstring).
+
+    ``target_probs`` is pi(a_i | x_i, p_i) for each logged round; ``q_logged`` / ``q_policy``
+    (the reward model at the logged item, and its expectation under pi) are needed by ``dr``.
+    ``rng`` drives the bootstrap only.
+    """
+    import numpy as np
+    from scipy import stats
+
+    if estimator not in ESTIMATORS:
+        raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
+    if ci not in ("normal", "bootstrap"):
+        raise InputError(unknown_choice("interval method", str(ci), ("normal", "bootstrap")))
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    r = np.asarray(rewards, dtype=np.float64)
+    mu = np.asarray(propensities, dtype=np.float64)
+    pi = np.asarray(target_probs, dtype=np.float64)
+    _check_inputs(r, mu, pi)
+    n = r.size
+    w = pi / mu
+    diag = weight_diagnostics(w)
+    flags: list[str] = []
+    refused: str | None = None
+
+    if estimator == "replay":
+        spread = float(mu.max() - mu.min())
+        if spread > 1e-9 * float(mu.max()):
+            refused = (
+                f"replay needs uniformly random logs, but the propensities range from "
+                f"{mu.min():.3g} to {mu.max():.3g}; use ips, snips or dr"
+            )
+        numerator, denominator = pi * r, pi
+    elif estimator == "ips":
+        numerator, denominator = w * r, np.ones(n)
+    elif estimator == "snips":
+        numerator, denominator = w * r, w
+    else:
+        if q_logged is None or q_policy is None:
+            raise InputError("the dr estimator needs a reward model (q_logged and q_policy)")
+        ql = np.asarray(q_logged, dtype=np.float64)
+        qp = np.asarray(q_policy, dtype=np.float64)
+        if ql.shape != r.shape or qp.shape != r.shape:
+            raise InputError("q_logged and q_policy must have one value per round")
+        numerator, denominator = qp + w * (r - ql), np.ones(n)
+
+    den_total = float(denominator.sum())
+    raw = float(numerator.sum() / den_total) if den_total > 0 else math.nan
+    if refused is None and diag.nonzero == 0:
+        refused = "no logged round shows an item the target policy could have shown"
+    if refused is None and diag.ess < min_ess:
+        refused = (
+            f"the importance weights leave an effective sample size of {diag.ess:.1f} "
+            f"out of {n:,} rounds (largest weight {diag.max_weight:,.0f}); "
+            f"below {min_ess:g}, so a few rounds decide the estimate"
+        )
+    if refused is None and diag.ess_ratio < 0.01:
+        flags.append(
+            f"uneven weights: ESS is {100 * diag.ess_ratio:.2g}% of the rounds; "
+            "the interval may undercover"
+        )
+    if n > 1 and estimator in ("ips", "dr", "snips"):
+        sd_w = float(w.std(ddof=1))
+        if sd_w > 0 and abs(diag.mean_weight - 1) > 4 * sd_w / math.sqrt(n):
+            flags.append(
+                f"the mean weight is {diag.mean_weight:.3g}, not 1: the propensities may not "
+                "be those of the logging policy"
+            )
+
+    level = 1 - alpha
+    se: float | None = None
+    low = high = None
+    if refused is None and math.isfinite(raw):
+        z = float(stats.norm.ppf(1 - alpha / 2))
+        if estimator in ("ips", "dr"):
+            se = float(numerator.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        else:
+            se = float(math.sqrt(float(np.sum(denominator**2 * (r - raw) ** 2))) / den_total)
+        if ci == "normal":
+            low, high = raw - z * se, raw + z * se
+        else:
+            generator = rng if rng is not None else np.random.default_rng(0)
+            reps = poisson_bootstrap_ratio(numerator, denominator, n_boot=n_boot, rng=generator)
+            reps = reps[np.isfinite(reps)]
+            if reps.size < 0.9 * n_boot:
+                flags.append("many bootstrap resamples had no matching round")
+            if reps.size:
+                low, high = (float(q) for q in np.quantile(reps, [alpha / 2, 1 - alpha / 2]))
+    return Estimate(
+        estimator=estimator,
+        value=None if refused else raw,
+        ci_low=low,
+        ci_high=high,
+        se=se,
+        level=level,
+        ci_method=ci,
+        ess=diag.ess,
+        n=n,
+        diagnostics=diag,
+        refused=refused,
+        flags=tuple(flags),
+        raw_value=raw,
+    )
+
+
+# -- reward model for DR -----------------------------------------------------------------------
+
+
+def fit_reward_table(
+    item_idx: np.ndarray,
+    position: np.ndarray,
+    reward: np.ndarray,
+    *,
+    n_items: int,
+    n_positions: int,
+    prior_rounds: float = 20.0,
+) -> np.ndarray:
+    """q[item, slot]: the (item, slot) reward rate shrunk toward the slot's rate.
+
+    q = (sum of rewards + prior_rounds * slot rate) / (rounds + prior_rounds). Slots are
+    1-based: slot p is column p of the returned ``(n_items, n_positions + 1)`` table (column 0
+    is unused).
+    """
+    import numpy as np
+
+    cols = n_positions + 1
+    key = item_idx * cols + position
+    shows = np.bincount(key, minlength=n_items * cols).reshape(n_items, cols)
+    gains = np.bincount(key, weights=reward, minlength=n_items * cols).reshape(n_items, cols)
+    slot_shows = shows.sum(axis=0)
+    slot_rate = np.divide(gains.sum(axis=0), slot_shows, out=np.zeros(cols), where=slot_shows > 0)
+    return (gains + prior_rounds * slot_rate) / (shows + prior_rounds)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class PolicyRounds:
+    """The target policy evaluated at every logged round."""
+
+    target_probs: np.ndarray  # pi(a_i | x_i, p_i)
+    q_logged: np.ndarray  # cross-fitted reward model at the logged item
+    q_policy: np.ndarray  # its expectation under pi
+
+
+def policy_probabilities(
+    model: Recommender,
+    data: TrainingData,
+    *,
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    position: np.ndarray,
+    reward: np.ndarray,
+    fold: np.ndarray,
+    policy: PolicyKind = "topk",
+    temperature: float = 1.0,
+    exclude_seen: bool = False,
+    chunk_users: int = 1024,
+    progress: Callable[[int], None] | None = None,
+) -> PolicyRounds:
+    """pi(a_i | x_i, p_i) for every round, plus the cross-fitted DR reward model terms.
+
+    The model is asked once per distinct user, in chunks of ``chunk_users`` users (memory
+    ``chunk_users x n_items`` for the stochastic policy).
+    """
+    import numpy as np
+
+    from abkit.plugins import softmax_probabilities
+
+    if policy not in POLICIES:
+        raise InputError("--policy: " + unknown_choice("policy", str(policy), POLICIES))
+    n_positions = int(position.max()) if position.size else 1
+    if int(position.min()) < 1:
+        raise InputError("logged positions must be 1-based slot numbers")
+    if policy == "topk" and n_positions > data.n_items:
+        raise InputError(
+            f"the logs have {n_positions} slots but the catalogue only {data.n_items} items"
+        )
+    tables = [
+        fit_reward_table(
+            item_idx[fold == f],
+            position[fold == f],
+            reward[fold == f],
+            n_items=data.n_items,
+            n_positions=n_positions,
+        )
+        for f in (0, 1)
+    ]
+    # each round uses the table fitted on the other fold
+    other = 1 - fold
+    q_logged = np.where(other == 0, tables[0][item_idx, position], tables[1][item_idx, position])
+    target = np.zeros(item_idx.size)
+    q_policy = np.zeros(item_idx.size)
+    users, inverse = np.unique(user_idx, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(users.size + 1))
+    for start in range(0, users.size, chunk_users):
+        stop = min(start + chunk_users, users.size)
+        batch = users[start:stop]
+        rows = order[bounds[start] : bounds[stop]]  # rounds of these users
+        local = inverse[rows] - start
+        pos = position[rows]
+        table_rows = np.where(other[rows] == 0, 0, 1)
+        if policy == "topk":
+            items, _ = model.recommend(data, batch, n_positions, exclude_seen=exclude_seen)
+            shown = items[local, pos - 1]
+            target[rows] = (shown == item_idx[rows]).astype(np.float64)
+            q_policy[rows] = np.where(table_rows == 0, tables[0][shown, pos], tables[1][shown, pos])
+        else:
+            probs_fn = getattr(model, "probabilities", None)
+            if probs_fn is not None:
+                probs = np.asarray(probs_fn(data, batch, temperature), dtype=np.float64)
+            else:
+                probs = softmax_probabilities(model.score(data, batch), temperature)
+            if exclude_seen:
+                probs = np.array(probs, dtype=np.float64)
+                seen = data.seen_rows(batch)
+                seen_rows = np.repeat(np.arange(batch.size), np.diff(seen.indptr))
+                probs[seen_rows, seen.indices] = 0.0
+                totals = probs.sum(axis=1, keepdims=True)
+                probs = np.divide(probs, totals, out=np.zeros_like(probs), where=totals > 0)
+            target[rows] = probs[local, item_idx[rows]]
+            # E_pi[q] for each round: (probabilities @ q table)[user, slot], per fold's table
+            expected = [probs @ tables[0], probs @ tables[1]]  # [users, n_positions + 1] each
+            q_policy[rows] = np.where(
+                table_rows == 0, expected[0][local, pos], expected[1][local, pos]
+            )
+        if progress is not None:
+            progress(stop - start)
+    return PolicyRounds(target_probs=target, q_logged=q_logged, q_policy=q_policy)

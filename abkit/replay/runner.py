@@ -1,0 +1,708 @@
+"""``replay``: fit (or load) a recommender on a split, evaluate it, store the run.
+
+One call does, in order: validate every option; read the split (and, for off-policy runs, the
+logged rounds) from the store, read-only; fit the model or load ``model_path``; rank the whole
+catalogue for the evaluated users in chunks (peak memory ~ chunk x n_items, never
+users x items); compute per-user metrics; run the off-policy estimators; and only then open the
+store for writing and insert the run in one transaction. Any error before the commit leaves
+the file unchanged.
+
+Evaluated users: users with training interactions and at least one relevant test item. With
+seen items filtered (the default), the relevant items are the test items the user had not
+interacted with in training (the others can never be recommended); ``exclude_seen=False``
+(``--keep-seen``) ranks every item and counts every test item as relevant.
+
+Sampled metrics (``sampled=N``) rank each user's relevant items among N random catalogue
+items instead of the whole catalogue. They are off by default and warned about: they do not
+preserve the order of models (Krichene & Rendle 2020, "On sampled metrics for item
+recommendation").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from abkit._util import unknown_choice
+from abkit.errors import InputError, StoreError
+from abkit.replay.offpolicy import POLICIES, Estimate, parse_estimators
+from abkit.replay.splits import SplitSpec, parse_split
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from abkit.data.replay_sql import RoundArrays, SplitArrays
+    from abkit.plugins import Recommender, TrainingData
+
+__all__ = ["MetricValue", "ReplayResult", "code_version", "replay", "run_replay"]
+
+Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
+REWARDS: tuple[str, ...] = ("click", "conversion", "value")
+CHUNK_CELLS = 1 << 23  # users x items per scoring chunk (32 MB of float32 scores)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricValue:
+    """A metric's mean over the evaluated users (coverage: its value over all lists)."""
+
+    name: str  # "ndcg@10"
+    value: float
+    users: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayResult:
+    """A stored run as ``replay`` returns it."""
+
+    run_id: str
+    name: str | None
+    dataset: str
+    model: str
+    kind: str
+    params_json: str
+    split: str
+    ks: tuple[int, ...]
+    users: int
+    cold_users: int
+    n_items: int
+    train_interactions: int
+    rounds: int
+    fingerprint: str
+    code_version: str
+    created_at: datetime
+    device: str
+    policy: str | None
+    metrics: tuple[MetricValue, ...]
+    estimates: tuple[Estimate, ...]
+    warnings: tuple[str, ...]
+
+    def metric(self, name: str) -> float:
+        """The value of ``name`` (e.g. ``"ndcg@10"``); KeyError when not computed."""
+        for m in self.metrics:
+            if m.name == name:
+                return m.value
+        raise KeyError(name)
+
+    def estimate(self, estimator: str) -> Estimate:
+        for e in self.estimates:
+            if e.estimator == estimator:
+                return e
+        raise KeyError(estimator)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "name": self.name,
+            "dataset": self.dataset,
+            "model": self.model,
+            "kind": self.kind,
+            "params": json.loads(self.params_json),
+            "split": self.split,
+            "k": list(self.ks),
+            "users": self.users,
+            "cold_users": self.cold_users,
+            "n_items": self.n_items,
+            "train_interactions": self.train_interactions,
+            "rounds": self.rounds,
+            "fingerprint": self.fingerprint,
+            "code_version": self.code_version,
+            "created_at": self.created_at.isoformat(),
+            "device": self.device,
+            "policy": self.policy,
+            "metrics": {m.name: m.value for m in self.metrics},
+            "estimates": {e.estimator: e.to_dict() for e in self.estimates},
+            "warnings": list(self.warnings),
+        }
+
+
+def code_version() -> str:
+    """``abkit X.Y.Z``, plus the git commit when abkit runs from a checkout."""
+    from abkit import __version__
+
+    version = f"abkit {__version__}"
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            sha = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            sha = ""
+        if sha:
+            version += f" (git {sha})"
+    return version
+
+
+@contextmanager
+def _no_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    def advance(n: int = 1) -> None:
+        return None
+
+    yield advance
+
+
+def _validate(
+    *,
+    ks: Sequence[int] | str,
+    split: str | SplitSpec,
+    estimators: Sequence[str] | str,
+    policy: str,
+    reward: str,
+    sampled: int | None,
+    device: str,
+) -> tuple[tuple[int, ...], SplitSpec, tuple[str, ...]]:
+    from abkit.plugins import DEVICES
+    from abkit.replay.metrics import parse_ks
+
+    k_values = parse_ks(ks)
+    spec = split if isinstance(split, SplitSpec) else parse_split(split)
+    names = (
+        parse_estimators(estimators if isinstance(estimators, str) else tuple(estimators))
+        if estimators
+        else ()
+    )
+    if policy not in POLICIES:
+        raise InputError("--policy: " + unknown_choice("policy", policy, POLICIES))
+    if reward not in REWARDS:
+        raise InputError("--reward: " + unknown_choice("reward", reward, REWARDS))
+    if sampled is not None and sampled < 1:
+        raise InputError(f"--sampled must be a positive number of items, got {sampled}")
+    if device not in DEVICES:
+        raise InputError("--device: " + unknown_choice("device", device, DEVICES))
+    return k_values, spec, names
+
+
+def replay(
+    db: str | Path | None = None,
+    *,
+    model: str,
+    dataset: str | None = None,
+    split: str | SplitSpec = "temporal",
+    ks: Sequence[int] | str = (10,),
+    params: Mapping[str, Any] | None = None,
+    model_path: str | Path | None = None,
+    name: str | None = None,
+    estimators: Sequence[str] | str = (),
+    policy: str = "topk",
+    temperature: float = 1.0,
+    device: str = "auto",
+    exclude_seen: bool = True,
+    sampled: int | None = None,
+    variant: str | None = None,
+    reward: str = "click",
+    alpha: float = 0.05,
+    ci: str = "normal",
+    n_boot: int = 1000,
+    min_ess: float = 30.0,
+    seed: int = 0,
+    map_denominator: str = "min",
+    chunk_users: int | None = None,
+    progress: Progress | None = None,
+    write: bool = True,
+) -> ReplayResult:
+    """Replay ``model`` on a split of the store at ``db`` and store the run.
+
+    Ranking metrics are computed at every K of ``ks`` for the evaluated users; when
+    ``estimators`` are given (``replay``, ``ips``, ``snips``, ``dr``) the run is an off-policy
+    run that also estimates the model's click rate on the logged impressions (of ``variant``,
+    or all), with the model turned into a per-slot ``policy`` (see
+    :mod:`abkit.replay.offpolicy`). ``params`` go to the model's constructor; ``model_path``
+    loads a fitted model instead of fitting. ``write=False`` evaluates without storing.
+    Every bad input raises a one-line :class:`~abkit.errors.AbkitError` and writes nothing.
+    """
+
+    from abkit.data.replay_sql import event_time_range, load_rounds, load_split, variants
+    from abkit.data.store import open_store, utcnow
+    from abkit.plugins import create_recommender
+    from abkit.replay.splits import resolve_cutoff
+
+    k_values, spec, estimator_names = _validate(
+        ks=ks,
+        split=split,
+        estimators=estimators,
+        policy=policy,
+        reward=reward,
+        sampled=sampled,
+        device=device,
+    )
+    model_params = dict(params or {})
+    recommender = create_recommender(model, model_params)
+    if "device" in recommender.params() and "device" not in model_params:
+        recommender = create_recommender(model, {**model_params, "device": device})
+    path = Path(model_path) if model_path is not None else None
+    if path is not None and not path.is_file():
+        raise InputError(f"--model-path {path}: no such file")
+    offpolicy = bool(estimator_names)
+    progress = progress or _no_progress
+
+    with open_store(db) as store:
+        dataset_name = store.resolve_dataset(dataset)
+        first, last, _n_events = event_time_range(store.con, dataset_name)
+        if spec.kind == "temporal" and first is not None and last is not None:
+            spec = resolve_cutoff(spec, first, last)
+        elif spec.kind == "temporal" and not offpolicy:
+            raise InputError(
+                f"dataset '{dataset_name}' has no interaction events (with an item) to split"
+            )
+        cutoff: datetime | None = spec.cutoff
+        if spec.kind == "temporal" and cutoff is None:
+            # off-policy on logs without events (the OBD): nothing to train on, every round
+            cutoff = datetime(1, 1, 1)
+        arrays = load_split(store.con, dataset_name, kind=spec.kind, cutoff=cutoff)
+        rounds = None
+        if offpolicy:
+            if variant is not None:
+                known = variants(store.con, dataset_name)
+                if variant not in known:
+                    raise InputError("--variant: " + unknown_choice("variant", variant, known))
+            since = spec.cutoff if spec.kind == "temporal" else None
+            rounds = load_rounds(
+                store.con,
+                dataset_name,
+                kind=spec.kind,
+                cutoff=cutoff,
+                since=since,
+                variant=variant,
+                reward=reward,
+            )
+            if rounds.impression_id.size == 0:
+                where = f" at or after {spec.cutoff}" if since is not None else ""
+                raise InputError(
+                    f"dataset '{dataset_name}' has no logged impressions{where}"
+                    + (f" of variant '{variant}'" if variant else "")
+                    + " to estimate from"
+                )
+    split_text = str(spec)
+    data = _training_data(arrays, rounds)
+    if data.n_interactions == 0 and getattr(recommender, "needs_training", True):
+        raise InputError(
+            f"the training split of dataset '{dataset_name}' ({split_text}) is empty: "
+            "no interaction to fit the model on"
+        )
+    if max(k_values) > data.n_items:
+        raise InputError(f"--k {max(k_values)} is larger than the catalogue ({data.n_items} items)")
+    eval_users, rel_indptr, rel_items = _relevance(arrays, data, exclude_seen=exclude_seen)
+    if not offpolicy and eval_users.size == 0:
+        raise InputError(
+            f"no user of dataset '{dataset_name}' has both training and new test interactions "
+            f"under split {split_text}; try another --split"
+        )
+
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        if path is not None:
+            recommender.load(path, data)
+        else:
+            with progress(f"fitting {model}", None) as advance:
+                recommender.fit(data)
+                advance(1)
+        metrics, per_user = _rank(
+            recommender,
+            data,
+            eval_users,
+            rel_indptr,
+            rel_items,
+            ks=k_values,
+            exclude_seen=exclude_seen,
+            sampled=sampled,
+            seed=seed,
+            map_denominator=map_denominator,
+            chunk_users=chunk_users,
+            progress=progress,
+        )
+        estimates: tuple[Estimate, ...] = ()
+        round_columns = None
+        if rounds is not None:
+            estimates, round_columns = _offpolicy(
+                recommender,
+                data,
+                rounds,
+                estimator_names,
+                policy=policy,
+                temperature=temperature,
+                exclude_seen=exclude_seen,
+                alpha=alpha,
+                ci=ci,
+                n_boot=n_boot,
+                min_ess=min_ess,
+                seed=seed,
+                progress=progress,
+            )
+    for record in records:
+        text = str(record.message)
+        if text not in caught:
+            caught.append(text)
+    if sampled is not None:
+        caught.append(
+            f"sampled metrics (each user's relevant items ranked among {sampled} random items) "
+            "do not preserve the order of models; use full ranking to compare models"
+        )
+
+    created = utcnow()
+    params_json = json.dumps(
+        {
+            **recommender.params(),
+            "exclude_seen": exclude_seen,
+            **({"sampled": sampled} if sampled is not None else {}),
+            **({"model_path": str(path)} if path is not None else {}),
+            **(
+                {
+                    "policy": policy,
+                    "temperature": temperature,
+                    "reward": reward,
+                    "variant": variant,
+                    "ci": ci,
+                    "alpha": alpha,
+                }
+                if offpolicy
+                else {}
+            ),
+        },
+        sort_keys=True,
+    )
+    fingerprint = _run_fingerprint(
+        data, eval_users, rel_indptr, rel_items, rounds, split_text, exclude_seen, sampled
+    )
+    digest = hashlib.blake2b(
+        f"{model}{params_json}{fingerprint}{created.isoformat()}".encode(), digest_size=3
+    ).hexdigest()
+    run_id = f"{model}-{created:%Y%m%d-%H%M%S}-{digest}"
+    summary = {
+        "metrics": {m.name: m.value for m in metrics},
+        "estimates": {e.estimator: e.to_dict() for e in estimates},
+    }
+    result = ReplayResult(
+        run_id=run_id,
+        name=name,
+        dataset=dataset_name,
+        model=model,
+        kind="offpolicy" if offpolicy else "ranking",
+        params_json=params_json,
+        split=split_text,
+        ks=k_values,
+        users=int(eval_users.size),
+        cold_users=arrays.cold_test_users,
+        n_items=data.n_items,
+        train_interactions=data.n_interactions,
+        rounds=0 if rounds is None else int(rounds.impression_id.size),
+        fingerprint=fingerprint,
+        code_version=code_version(),
+        created_at=created,
+        device=str(getattr(recommender, "used_device", "cpu")),
+        policy=policy if offpolicy else None,
+        metrics=metrics,
+        estimates=estimates,
+        warnings=tuple(caught),
+    )
+    if write:
+        _store(db, result, data, eval_users, per_user, round_columns, summary)
+    return result
+
+
+def _training_data(arrays: SplitArrays, rounds: RoundArrays | None) -> TrainingData:
+    import numpy as np
+
+    from abkit.plugins import TrainingData, fingerprint_arrays
+
+    n_train = int(arrays.user_ids.size)
+    user_ids = arrays.user_ids
+    if rounds is not None and rounds.extra_user_ids.size:
+        user_ids = np.concatenate([user_ids, rounds.extra_user_ids])
+    return TrainingData.from_arrays(
+        user_idx=arrays.train_user_idx,
+        item_idx=arrays.train_item_idx,
+        user_ids=user_ids,
+        item_ids=arrays.item_ids,
+        n_train_users=n_train,
+        fingerprint=fingerprint_arrays(
+            arrays.train_user_idx, arrays.train_item_idx, arrays.user_ids, arrays.item_ids
+        ),
+    )
+
+
+def _relevance(
+    arrays: SplitArrays, data: TrainingData, *, exclude_seen: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(evaluated users, CSR indptr, relevant items) from the test pairs."""
+    import numpy as np
+
+    users, items = arrays.test_user_idx, arrays.test_item_idx
+    if exclude_seen and users.size:
+        keys = users * data.n_items + items
+        m = data.matrix
+        row_of = np.repeat(np.arange(data.n_users, dtype=np.int64), np.diff(m.indptr))
+        seen_keys = np.sort(row_of * data.n_items + m.indices.astype(np.int64))
+        if seen_keys.size:
+            pos = np.clip(np.searchsorted(seen_keys, keys), 0, seen_keys.size - 1)
+            fresh = seen_keys[pos] != keys
+            users, items = users[fresh], items[fresh]
+    eval_users, counts = np.unique(users, return_counts=True)
+    indptr = np.zeros(eval_users.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return eval_users, indptr, items  # pairs are sorted by (user, item) already
+
+
+def _rank(
+    model: Recommender,
+    data: TrainingData,
+    users: np.ndarray,
+    rel_indptr: np.ndarray,
+    rel_items: np.ndarray,
+    *,
+    ks: tuple[int, ...],
+    exclude_seen: bool,
+    sampled: int | None,
+    seed: int,
+    map_denominator: str,
+    chunk_users: int | None,
+    progress: Progress,
+) -> tuple[tuple[MetricValue, ...], dict[str, np.ndarray]]:
+    import numpy as np
+
+    from abkit.replay.metrics import CoverageCounter, ranking_metrics
+
+    if users.size == 0:
+        return (), {}
+    k_max = max(ks)
+    chunk = chunk_users or max(1, min(4096, CHUNK_CELLS // max(data.n_items, 1)))
+    coverage = CoverageCounter(ks, data.n_items)
+    parts: dict[str, list[np.ndarray]] = {}
+    counts = data.item_user_counts()
+    rng = np.random.default_rng(seed)
+    with progress("ranking", int(users.size)) as advance:
+        for start in range(0, users.size, chunk):
+            stop = min(start + chunk, users.size)
+            batch = users[start:stop]
+            indptr = rel_indptr[start : stop + 1] - rel_indptr[start]
+            rel = rel_items[rel_indptr[start] : rel_indptr[stop]]
+            if sampled is None:
+                top, _ = model.recommend(data, batch, k_max, exclude_seen=exclude_seen)
+            else:
+                top = _sampled_top(
+                    model, data, batch, indptr, rel, k_max, sampled, rng, exclude_seen
+                )
+            coverage.update(top)
+            values = ranking_metrics(
+                top,
+                indptr,
+                rel,
+                ks=ks,
+                n_items=data.n_items,
+                item_user_counts=counts,
+                n_train_users=data.n_train_users,
+                map_denominator=map_denominator,  # type: ignore[arg-type]
+            )
+            for key, value in values.items():
+                parts.setdefault(key, []).append(value)
+            advance(stop - start)
+    per_user = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+    means = [
+        MetricValue(name=k, value=float(v.mean()), users=int(v.size)) for k, v in per_user.items()
+    ]
+    means += [
+        MetricValue(name=k, value=v, users=int(users.size)) for k, v in coverage.values().items()
+    ]
+    order = {
+        name: i
+        for i, name in enumerate(
+            (
+                "hit_rate",
+                "precision",
+                "recall",
+                "ndcg",
+                "mrr",
+                "map",
+                "coverage",
+                "novelty",
+                "popularity_bias",
+            )
+        )
+    }
+    means.sort(key=lambda m: (int(m.name.split("@")[1]), order[m.name.split("@")[0]]))
+    return tuple(means), per_user
+
+
+def _sampled_top(
+    model: Recommender,
+    data: TrainingData,
+    batch: np.ndarray,
+    indptr: np.ndarray,
+    rel: np.ndarray,
+    k: int,
+    sampled: int,
+    rng: np.random.Generator,
+    exclude_seen: bool,
+) -> np.ndarray:
+    """Top-k within {relevant items} + ``sampled`` random items per user."""
+    import numpy as np
+
+    from abkit.plugins import top_k_from_scores
+
+    scores = np.asarray(model.score(data, batch), dtype=np.float32)
+    keep = np.zeros(scores.shape, dtype=bool)
+    negatives = rng.integers(0, data.n_items, size=(batch.size, sampled))
+    keep[np.arange(batch.size)[:, None], negatives] = True
+    keep[np.repeat(np.arange(batch.size), np.diff(indptr)), rel] = True
+    scores[~keep] = -np.inf
+    top, _ = top_k_from_scores(scores, k, exclude=data.seen_rows(batch) if exclude_seen else None)
+    return top
+
+
+def _offpolicy(
+    model: Recommender,
+    data: TrainingData,
+    rounds: RoundArrays,
+    estimator_names: tuple[str, ...],
+    *,
+    policy: str,
+    temperature: float,
+    exclude_seen: bool,
+    alpha: float,
+    ci: str,
+    n_boot: int,
+    min_ess: float,
+    seed: int,
+    progress: Progress,
+) -> tuple[tuple[Estimate, ...], dict[str, np.ndarray]]:
+    import numpy as np
+
+    from abkit.replay.offpolicy import estimate_policy_value, policy_probabilities
+
+    fold = (rounds.impression_id % 2).astype(np.int64)
+    n_users = int(np.unique(rounds.user_idx).size)
+    with progress("target policy", n_users) as advance:
+        evaluated = policy_probabilities(
+            model,
+            data,
+            user_idx=rounds.user_idx,
+            item_idx=rounds.item_idx,
+            position=rounds.position,
+            reward=rounds.reward,
+            fold=fold,
+            policy=policy,  # type: ignore[arg-type]
+            temperature=temperature,
+            exclude_seen=exclude_seen,
+            progress=advance,
+        )
+    rng = np.random.default_rng(seed)
+    estimates = tuple(
+        estimate_policy_value(
+            rounds.reward,
+            rounds.propensity,
+            evaluated.target_probs,
+            estimator=name,
+            q_logged=evaluated.q_logged,
+            q_policy=evaluated.q_policy,
+            alpha=alpha,
+            ci=ci,  # type: ignore[arg-type]
+            n_boot=n_boot,
+            rng=rng,
+            min_ess=min_ess,
+        )
+        for name in estimator_names
+    )
+    columns = {
+        "impression_id": rounds.impression_id,
+        "weight": evaluated.target_probs / rounds.propensity,
+        "reward": rounds.reward,
+        "q_logged": evaluated.q_logged,
+        "q_policy": evaluated.q_policy,
+    }
+    return estimates, columns
+
+
+def _run_fingerprint(
+    data: TrainingData,
+    users: np.ndarray,
+    rel_indptr: np.ndarray,
+    rel_items: np.ndarray,
+    rounds: RoundArrays | None,
+    split_text: str,
+    exclude_seen: bool,
+    sampled: int | None,
+) -> str:
+    """Hash of what the run was evaluated on (not of the model): see :mod:`abkit.replay.runs`."""
+    import numpy as np
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(data.fingerprint.encode())
+    digest.update(f"{split_text}|seen={not exclude_seen}|sampled={sampled}".encode())
+    for array in (users, rel_indptr, rel_items):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    if rounds is not None:
+        for array in (rounds.impression_id, rounds.item_idx, rounds.position):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(rounds.propensity).tobytes())
+        digest.update(np.ascontiguousarray(rounds.reward).tobytes())
+    return digest.hexdigest()
+
+
+def _store(
+    db: str | Path | None,
+    result: ReplayResult,
+    data: TrainingData,
+    users: np.ndarray,
+    per_user: dict[str, np.ndarray],
+    round_columns: dict[str, np.ndarray] | None,
+    summary: dict[str, Any],
+) -> None:
+    from abkit.data.replay_sql import insert_run, run_exists
+    from abkit.data.store import open_store
+    from abkit.replay.offpolicy import finite_json
+
+    run = {
+        "run_id": result.run_id,
+        "name": result.name,
+        "dataset": result.dataset,
+        "model": result.model,
+        "kind": result.kind,
+        "params": result.params_json,
+        "split": result.split,
+        "ks": list(result.ks),
+        "fingerprint": result.fingerprint,
+        "code_version": result.code_version,
+        "created_at": result.created_at,
+        "users": result.users,
+        "summary": json.dumps(finite_json(summary), allow_nan=False),
+    }
+    estimates = [
+        {
+            "estimator": e.estimator,
+            "value": e.value,
+            "ci_low": e.ci_low,
+            "ci_high": e.ci_high,
+            "ess": e.ess,
+            "n": e.n,
+            "diagnostics": e.diagnostics_json(),
+        }
+        for e in result.estimates
+    ]
+    with open_store(db, write=True) as store:
+        if run_exists(store.con, result.run_id):
+            raise StoreError(f"{store.path}: run {result.run_id} already exists")
+        with store.transaction() as con:
+            insert_run(
+                con,
+                run=run,
+                user_ids=data.user_ids[users],
+                user_metrics=per_user,
+                estimates=estimates,
+                rounds=round_columns,
+            )
+
+
+#: The public name of :func:`replay` in ``abkit`` (``abkit.replay`` is this package).
+run_replay = replay

@@ -1,0 +1,196 @@
+"""``als``: implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) from ``implicit``.
+
+Training runs on the GPU when ``implicit.gpu.HAS_CUDA`` is true (and ``device`` allows it),
+otherwise on the CPU. BLAS is limited to one thread around everything that calls implicit:
+implicit parallelises itself, and a multi-threaded BLAS underneath it oversubscribes the cores
+(implicit warns about exactly this).
+
+Scoring for ranking is abkit's own: ``user_factors[users] @ item_factors.T`` as one float32
+GEMM per batch of users, seen items set to ``-inf``, top-K by ``argpartition``; the GEMM runs
+with the process's normal BLAS threads because implicit is not involved. On a GPU model the
+top-K comes from implicit's GPU ``recommend`` instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from abkit.errors import MissingExtraError, ModelError
+
+from .baselines import read_npz, write_npz
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from abkit.plugins import TrainingData
+
+__all__ = ["ALSRecommender", "has_cuda"]
+
+
+def has_cuda() -> bool:
+    """``implicit.gpu.HAS_CUDA`` (False when implicit's CUDA extension is absent)."""
+    try:
+        import implicit.gpu
+    except ImportError:
+        return False
+    return bool(getattr(implicit.gpu, "HAS_CUDA", False))
+
+
+class ALSRecommender:
+    """Alternating least squares on implicit feedback (implicit; GPU when available)."""
+
+    name: ClassVar[str] = "als"
+    extra: ClassVar[str | None] = "als"
+    requires: ClassVar[tuple[str, ...]] = ("implicit",)
+    needs_training: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        if factors < 1 or iterations < 1:
+            raise ValueError("factors and iterations must be at least 1")
+        if regularization < 0 or alpha <= 0:
+            raise ValueError("regularization must be >= 0 and alpha > 0")
+        self.factors = int(factors)
+        self.regularization = float(regularization)
+        self.alpha = float(alpha)
+        self.iterations = int(iterations)
+        self.seed = int(seed)
+        self.device = device
+        self.user_factors: np.ndarray | None = None
+        self.item_factors: np.ndarray | None = None
+        self._gpu_model: Any = None
+        self._item_ids: np.ndarray | None = None
+        self._fingerprint = ""
+        self._n_train_users = 0
+        self.used_device = "cpu"
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "regularization": self.regularization,
+            "alpha": self.alpha,
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+    def fit(self, data: TrainingData) -> None:
+        import warnings
+
+        import numpy as np
+        from threadpoolctl import threadpool_limits
+
+        from abkit.plugins import resolve_device
+
+        try:
+            import implicit.als
+        except ImportError:
+            raise MissingExtraError("implicit", "als", "the 'als' model") from None
+        device, note = resolve_device(self.device, cuda_available=has_cuda(), what="als")
+        if note:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+        with threadpool_limits(1, "blas"):
+            model = implicit.als.AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                use_gpu=device == "cuda",
+                calculate_training_loss=False,
+            )
+            model.fit(data.matrix.tocsr().astype(np.float32), show_progress=False)
+        if device == "cuda":
+            self._gpu_model = model
+            cpu = model.to_cpu()
+            self.user_factors = np.ascontiguousarray(cpu.user_factors, dtype=np.float32)
+            self.item_factors = np.ascontiguousarray(cpu.item_factors, dtype=np.float32)
+        else:
+            self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+            self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.used_device = device
+        self._n_train_users = data.n_train_users
+        self._item_ids = data.item_ids
+        self._fingerprint = data.fingerprint
+
+    def _factors(self, data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
+        if self.user_factors is None or self.item_factors is None:
+            raise ModelError("the als model is not fitted; call fit() or load() first")
+        if self.user_factors.shape[0] != data.n_users or self.item_factors.shape[0] != (
+            data.n_items
+        ):
+            raise ModelError(
+                f"als: the model has {self.user_factors.shape[0]} users x "
+                f"{self.item_factors.shape[0]} items, the data {data.n_users} x {data.n_items}"
+            )
+        return self.user_factors, self.item_factors
+
+    def score(self, data: TrainingData, users: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        user_f, item_f = self._factors(data)
+        return user_f[np.asarray(users, dtype=np.int64)] @ item_f.T
+
+    def recommend(
+        self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        from abkit.plugins import top_k_from_scores
+
+        users = np.asarray(users, dtype=np.int64)
+        if self._gpu_model is not None:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1, "blas"):
+                ids, scores = self._gpu_model.recommend(
+                    users, data.matrix[users], N=k, filter_already_liked_items=exclude_seen
+                )
+            return np.asarray(ids, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+        scores = self.score(data, users)
+        return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)
+
+    def save(self, path: Path) -> None:
+        user_f, item_f = self.user_factors, self.item_factors
+        if user_f is None or item_f is None:
+            raise ModelError("the als model is not fitted; nothing to save")
+        # only users with training interactions: the users after them (e.g. impression-only
+        # users of an off-policy run) have no data and differ between runs
+        write_npz(
+            path,
+            {
+                "user_factors": user_f[: self._n_train_users],
+                "item_factors": item_f,
+                "item_ids": self._item_ids,
+            },
+            {"model": self.name, "params": self.params(), "fingerprint": self._fingerprint},
+        )
+
+    def load(self, path: Path, data: TrainingData) -> None:
+        import numpy as np
+
+        arrays, meta = read_npz(
+            path, model=self.name, keys=("user_factors", "item_factors", "item_ids")
+        )
+        data.check_vocabulary(arrays["item_ids"], str(meta.get("fingerprint")), source=str(path))
+        user_f = np.zeros((data.n_users, arrays["user_factors"].shape[1]), dtype=np.float32)
+        n_saved = min(arrays["user_factors"].shape[0], data.n_users)
+        user_f[:n_saved] = arrays["user_factors"][:n_saved]
+        self.user_factors = user_f
+        self._n_train_users = data.n_train_users
+        self.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+        for key, value in meta.get("params", {}).items():
+            if key != "device" and hasattr(self, key):
+                setattr(self, key, value)
+        self._gpu_model = None
+        self._item_ids = data.item_ids
+        self._fingerprint = data.fingerprint

@@ -1,0 +1,382 @@
+"""``lstm``: a next-item sequence model served from an ONNX file by onnxruntime.
+
+The model file is a single ONNX graph plus a JSON sidecar beside it (``model.onnx`` ->
+``model.json``). Inference needs onnxruntime only; torch is needed to *train* one
+(``abkit train lstm``, :mod:`abkit_recommenders.train_lstm`), not to use it.
+
+The graph contract (any ONNX model that keeps it can be served, whatever its inside)::
+
+    inputs   history  int64   [batch, seq_len]  the user's last items as index + 1, left-padded
+                                                with 0 (most recent item in the last column)
+             k        int64   [1]               how many items to return
+             exclude  float32 [batch, n_items]  added to the logits: 0, or -inf for seen items
+    outputs  top_scores float32 [batch, k]      TopK of logits + exclude, descending
+             top_items  int64   [batch, k]      their item indices (0-based, the sidecar's order)
+             logits     float32 [batch, n_items] raw next-item scores (for softmax policies)
+
+Top-K is a ``TopK`` node inside the graph (:func:`add_topk_head`), so only ``k`` items per
+user leave the runtime. The sidecar holds ``item_ids`` (the vocabulary, in index order),
+``seq_len`` and the ``fingerprint`` of the training split; a model is refused on data whose
+catalogue or training fingerprint differ.
+
+Providers: ``device="auto"`` uses ``CUDAExecutionProvider`` when onnxruntime offers it, else
+the CPU; ``device="cuda"`` without CUDA runs on the CPU with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from abkit.errors import MissingExtraError, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from abkit.plugins import TrainingData
+
+__all__ = [
+    "SIDECAR_FORMAT",
+    "LSTMRecommender",
+    "add_topk_head",
+    "lstm_core_graph",
+    "sidecar_path",
+]
+
+SIDECAR_FORMAT = "abkit-lstm/1"
+OPSET = 17
+
+# name -> (element type as onnxruntime reports it, rank)
+_INPUTS = {
+    "history": ("tensor(int64)", 2),
+    "k": ("tensor(int64)", 1),
+    "exclude": ("tensor(float)", 2),
+}
+_OUTPUTS = ("top_scores", "top_items")
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """``model.onnx`` -> ``model.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise MissingExtraError("onnx", "onnx", "building an ONNX graph") from None
+    return onnx
+
+
+def add_topk_head(model: onnx.ModelProto, *, logits: str = "logits") -> onnx.ModelProto:
+    """Append the serving head to a graph that outputs ``logits`` [batch, n_items].
+
+    Adds the inputs ``k`` and ``exclude``, an ``Add`` (logits + exclude) and a ``TopK`` whose
+    outputs are ``top_scores`` / ``top_items``; keeps ``logits`` as an output. Works on graphs
+    built by :func:`lstm_core_graph` or exported by torch.
+    """
+    onnx = _onnx()
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    if logits not in {o.name for o in graph.output}:
+        raise ModelError(f"the graph has no output named '{logits}'")
+    graph.input.append(helper.make_tensor_value_info("k", TensorProto.INT64, [1]))
+    graph.input.append(
+        helper.make_tensor_value_info("exclude", TensorProto.FLOAT, ["batch", "n_items"])
+    )
+    graph.node.append(helper.make_node("Add", [logits, "exclude"], ["abkit_masked_logits"]))
+    graph.node.append(
+        helper.make_node(
+            "TopK",
+            ["abkit_masked_logits", "k"],
+            ["top_scores", "top_items"],
+            axis=-1,
+            largest=1,
+            sorted=1,
+        )
+    )
+    kept = [o for o in graph.output if o.name == logits]
+    del graph.output[:]
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
+            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+            *kept,
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+def lstm_core_graph(
+    *,
+    embedding: np.ndarray,
+    w: np.ndarray,
+    r: np.ndarray,
+    b: np.ndarray,
+    out_w: np.ndarray,
+    out_b: np.ndarray,
+    seq_len: int,
+) -> onnx.ModelProto:
+    """An ONNX graph ``history -> logits`` for a one-layer LSTM, built with ``onnx.helper``.
+
+    ``embedding`` [n_items + 1, E] (row 0 is padding); ``w`` [1, 4H, E], ``r`` [1, 4H, H],
+    ``b`` [1, 8H] in ONNX's LSTM layout (gate order i, o, f, c; input then recurrence bias);
+    ``out_w`` [H, n_items], ``out_b`` [n_items]. The logits are
+    ``h_T @ out_w + out_b`` where ``h_T`` is the hidden state after the last column. Used by
+    the tests (checked against a numpy LSTM) and usable for any externally trained weights.
+    """
+    _onnx()
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    hidden = r.shape[-1]
+    inits = [
+        numpy_helper.from_array(np.asarray(embedding, np.float32), "embedding"),
+        numpy_helper.from_array(np.asarray(w, np.float32), "lstm_w"),
+        numpy_helper.from_array(np.asarray(r, np.float32), "lstm_r"),
+        numpy_helper.from_array(np.asarray(b, np.float32), "lstm_b"),
+        numpy_helper.from_array(np.asarray(out_w, np.float32), "out_w"),
+        numpy_helper.from_array(np.asarray(out_b, np.float32), "out_b"),
+        numpy_helper.from_array(np.asarray([0], np.int64), "axis0"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["embedding", "history"], ["emb"], axis=0),  # [B, T, E]
+        helper.make_node("Transpose", ["emb"], ["emb_t"], perm=[1, 0, 2]),  # [T, B, E]
+        helper.make_node(
+            "LSTM", ["emb_t", "lstm_w", "lstm_r", "lstm_b"], ["", "h_last"], hidden_size=hidden
+        ),  # h_last [1, B, H]
+        helper.make_node("Squeeze", ["h_last", "axis0"], ["h"]),
+        helper.make_node("MatMul", ["h", "out_w"], ["proj"]),
+        helper.make_node("Add", ["proj", "out_b"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "abkit_lstm",
+        [helper.make_tensor_value_info("history", TensorProto.INT64, ["batch", seq_len])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "n_items"])],
+        initializer=inits,
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="abkit"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+class LSTMRecommender:
+    """Next-item LSTM served by onnxruntime from an ONNX file (top-K inside the graph)."""
+
+    name: ClassVar[str] = "lstm"
+    extra: ClassVar[str | None] = "onnx"
+    requires: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    needs_training: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        seq_len: int = 20,
+        embedding: int = 32,
+        hidden: int = 64,
+        epochs: int = 4,
+        seed: int = 0,
+    ) -> None:
+        self.device = device
+        self.seq_len = int(seq_len)
+        self.embedding = int(embedding)
+        self.hidden = int(hidden)
+        self.epochs = int(epochs)
+        self.seed = int(seed)
+        self._session: Any = None
+        self._onnx_bytes: bytes | None = None
+        self._sidecar: dict[str, Any] = {}
+        self._has_logits = False
+        self.used_device = "cpu"
+        self.source = "<unfitted>"
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "seq_len": self.seq_len,
+            "embedding": self.embedding,
+            "hidden": self.hidden,
+            "epochs": self.epochs,
+            "seed": self.seed,
+        }
+
+    # -- building the session -------------------------------------------------------------
+
+    def _open_session(self, model: bytes | Path, source: str) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingExtraError("onnxruntime", "onnx", "the 'lstm' model") from None
+        from abkit.plugins import resolve_device
+
+        available = ort.get_available_providers()
+        device, note = resolve_device(
+            self.device, cuda_available="CUDAExecutionProvider" in available, what="lstm"
+        )
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if device == "cuda"
+            else ["CPUExecutionProvider"]
+        )
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: abkit reports problems itself
+        try:
+            session = ort.InferenceSession(
+                model if isinstance(model, bytes) else str(model), options, providers=providers
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"{source}: not a valid ONNX model ({_first_line(exc)})") from None
+        if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+            device, note = "cpu", "lstm: the CUDA provider failed to start; running on the CPU"
+        if note:
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+        self._check_signature(session, source)
+        self._session = session
+        self.used_device = device
+        self.source = source
+
+    def _check_signature(self, session: Any, source: str) -> None:
+        inputs = {i.name: i for i in session.get_inputs()}
+        expected = ", ".join(
+            f"{n} {t.removeprefix('tensor(')[:-1]}[{r}d]" for n, (t, r) in _INPUTS.items()
+        )
+        for name, (etype, rank) in _INPUTS.items():
+            got = inputs.get(name)
+            if got is None or got.type != etype or len(got.shape) != rank:
+                found = ", ".join(f"{i.name} {i.type}{list(i.shape)}" for i in inputs.values())
+                raise ModelError(
+                    f"{source}: wrong input signature; expected inputs {expected}, found {found}"
+                )
+        if set(inputs) - set(_INPUTS):
+            raise ModelError(
+                f"{source}: wrong input signature; unexpected inputs "
+                f"{', '.join(sorted(set(inputs) - set(_INPUTS)))} (expected {expected})"
+            )
+        outputs = {o.name for o in session.get_outputs()}
+        missing = [o for o in _OUTPUTS if o not in outputs]
+        if missing:
+            raise ModelError(
+                f"{source}: wrong output signature; missing outputs {', '.join(missing)} "
+                "(expected top_scores, top_items and optionally logits)"
+            )
+        self._has_logits = "logits" in outputs
+
+    def _require(self) -> Any:
+        if self._session is None:
+            raise ModelError("the lstm model is not loaded; give --model-path or fit it first")
+        return self._session
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    def fit(self, data: TrainingData) -> None:
+        """Train with torch (``abkit train lstm`` does the same and saves the file)."""
+        from .train_lstm import train_lstm
+
+        trained = train_lstm(
+            data,
+            seq_len=self.seq_len,
+            embedding=self.embedding,
+            hidden=self.hidden,
+            epochs=self.epochs,
+            seed=self.seed,
+        )
+        self._onnx_bytes = trained.onnx_bytes
+        self._sidecar = trained.sidecar
+        self._open_session(trained.onnx_bytes, "lstm (trained in memory)")
+
+    def load(self, path: Path, data: TrainingData) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        side = sidecar_path(path)
+        if not side.is_file():
+            raise ModelError(
+                f"{path}: missing its sidecar {side.name} (item vocabulary, sequence length, "
+                "fingerprint); export models with `abkit train lstm`"
+            )
+        try:
+            sidecar = json.loads(side.read_text(encoding="utf-8"))
+            if sidecar.get("format") != SIDECAR_FORMAT:
+                raise ValueError(f"format {sidecar.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+            item_ids = [str(x) for x in sidecar["item_ids"]]
+            seq_len = int(sidecar["seq_len"])
+            fingerprint = str(sidecar["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{side}: not a valid lstm sidecar ({_first_line(exc)})") from None
+        data.check_vocabulary(item_ids, fingerprint, source=str(path))
+        self._open_session(path, str(path))
+        self._onnx_bytes = path.read_bytes()
+        self._sidecar = sidecar
+        self.seq_len = seq_len
+
+    def save(self, path: Path) -> None:
+        if self._onnx_bytes is None:
+            raise ModelError("the lstm model is not fitted; nothing to save")
+        path = Path(path)
+        path.write_bytes(self._onnx_bytes)
+        sidecar_path(path).write_text(json.dumps(self._sidecar, indent=1), encoding="utf-8")
+
+    def _run(
+        self, outputs: list[str], data: TrainingData, users: np.ndarray, k: int, exclude: Any
+    ) -> list[np.ndarray]:
+        import numpy as np
+
+        session = self._require()
+        users = np.asarray(users, dtype=np.int64)
+        feed = {
+            "history": data.histories(users, self.seq_len),
+            "k": np.asarray([k], dtype=np.int64),
+            "exclude": exclude,
+        }
+        try:
+            return list(session.run(outputs, feed))
+        except Exception as exc:
+            raise ModelError(f"{self.source}: inference failed ({_first_line(exc)})") from None
+
+    def recommend(
+        self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        users = np.asarray(users, dtype=np.int64)
+        exclude = np.zeros((users.size, data.n_items), dtype=np.float32)
+        if exclude_seen:
+            seen = data.seen_rows(users)
+            rows = np.repeat(np.arange(users.size), np.diff(seen.indptr))
+            exclude[rows, seen.indices] = -np.inf
+        scores, items = self._run(["top_scores", "top_items"], data, users, k, exclude)
+        if items.shape != (users.size, k):
+            raise ModelError(
+                f"{self.source}: top_items has shape {list(items.shape)}, "
+                f"expected [{users.size}, {k}]"
+            )
+        if items.size and (items.min() < 0 or items.max() >= data.n_items):
+            raise ModelError(f"{self.source}: returned item indices outside the vocabulary")
+        return items.astype(np.int64), scores.astype(np.float32)
+
+    def score(self, data: TrainingData, users: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        self._require()
+        if not self._has_logits:
+            raise ModelError(f"{self.source}: the graph has no 'logits' output to score with")
+        exclude = np.zeros((len(users), data.n_items), dtype=np.float32)
+        (logits,) = self._run(["logits"], data, users, 1, exclude)
+        if logits.shape != (len(users), data.n_items):
+            raise ModelError(
+                f"{self.source}: logits have shape {list(logits.shape)}, "
+                f"expected [{len(users)}, {data.n_items}]"
+            )
+        return logits.astype(np.float32)
