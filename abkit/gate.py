@@ -41,11 +41,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from abkit.errors import InputError
+from abkit.baseline import users_digest
+from abkit.errors import InputError, SpecError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import numpy.typing as npt
+
+    from abkit.baseline import Baseline
+    from abkit.spec import ExperimentSpec
 
 __all__ = [
     "GateCheck",
@@ -54,7 +60,10 @@ __all__ = [
     "GateTest",
     "MarginType",
     "Multiplicity",
+    "default_checks",
     "evaluate_gates",
+    "gate_run",
+    "gate_spec",
 ]
 
 MarginType = Literal["relative", "absolute"]
@@ -188,6 +197,16 @@ class GateReport:
         return 0 if self.passed else 1
 
     @property
+    def parameter_changes(self) -> str:
+        """Which model parameters differ between the candidate run and the baseline."""
+        return parameter_changes(
+            self.candidate.get("params"),
+            self.baseline.get("params"),
+            candidate_model=self.candidate.get("model"),
+            baseline_model=self.baseline.get("model"),
+        )
+
+    @property
     def decision(self) -> str:
         """A one-line description of how the verdicts were reached."""
         level = f"one-sided alpha {self.alpha:g}"
@@ -211,6 +230,7 @@ class GateReport:
             "exit_code": self.exit_code,
             "failed": self.failed_metrics,
             "decision": self.decision,
+            "parameter_changes": self.parameter_changes,
             "alpha": self.alpha,
             "test": self.test,
             "multiplicity": self.multiplicity,
@@ -234,11 +254,11 @@ class GateReport:
         lines = [
             f"### abkit gate `{self.name}`: {verdict}",
             "",
-            f"Candidate **{_md(cand.get('label', '?'))}** (run `{cand.get('run_id', '?')}`, "
-            f"{_params(cand.get('params'))}) against baseline **{_md(base.get('label', '?'))}** "
-            f"({_md(base.get('source', '?'))}, {_params(base.get('params'))}), paired over "
+            f"Candidate **{_md(cand.get('label', '?'))}** (run `{cand.get('run_id', '?')}`) "
+            f"against baseline **{_md(base.get('label', '?'))}** "
+            f"({_md(base.get('source', '?'))}), paired over "
             f"{self.outcomes[0].n if self.outcomes else 0:,} users; data fingerprint "
-            f"`{self.fingerprint[:12]}`.",
+            f"`{self.fingerprint[:12]}`. {_md(self.parameter_changes)}.",
             "",
             f"| gate | baseline | candidate | change | {pct:g}% upper bound | allowed | "
             "p (adj.) | result |",
@@ -325,10 +345,21 @@ def _p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
-def _params(params: Any) -> str:
-    if not params:
-        return "default parameters"
-    return ", ".join(f"{k}={v}" for k, v in dict(params).items())
+def parameter_changes(
+    candidate: Any, baseline: Any, *, candidate_model: Any = None, baseline_model: Any = None
+) -> str:
+    """``Model parameters changed: factors 16 -> 2`` (or ``... as in the baseline``)."""
+    if candidate_model != baseline_model:
+        return f"Model changed: {baseline_model} (baseline) -> {candidate_model}"
+    cand, base = dict(candidate or {}), dict(baseline or {})
+    changed = [
+        f"{key} {base.get(key, '(unset)')} -> {cand.get(key, '(unset)')}"
+        for key in sorted(set(cand) | set(base))
+        if cand.get(key) != base.get(key)
+    ]
+    if not changed:
+        return "Model parameters as in the baseline"
+    return "Model parameters changed: " + ", ".join(changed)
 
 
 def _details(o: GateOutcome, alpha: float) -> str:
@@ -554,4 +585,161 @@ def _reason(o: GateOutcome, p_adj: float, alpha: float, passed: bool) -> str:
     return (
         f"{o.metric} dropped by {drop}, significantly more than the allowed {limit.lstrip('-')} "
         f"(upper bound {upper}, p {p_adj:.3g} < {alpha:g})"
+    )
+
+
+# -- gating stored runs --------------------------------------------------------------------------
+
+
+def default_checks(
+    baseline: Baseline, *, max_drop: float, margin_type: MarginType
+) -> list[GateCheck]:
+    """One gate per gateable metric of the baseline (``--baseline`` without a spec)."""
+    from abkit.spec import GATE_METRICS
+
+    metrics = [m for m in baseline.metrics if m.split("@")[0] in GATE_METRICS]
+    if not metrics:
+        raise InputError(
+            f"{baseline.source}: the baseline holds no metric a gate can guard "
+            f"({', '.join(baseline.metrics)}); gateable: {', '.join(GATE_METRICS)}"
+        )
+    return [GateCheck(metric=m, max_drop=max_drop, margin_type=margin_type) for m in metrics]
+
+
+def gate_run(
+    db: str | Path | None,
+    *,
+    baseline: Baseline,
+    run: str,
+    checks: Sequence[GateCheck],
+    alpha: float = 0.05,
+    test: GateTest = "t",
+    multiplicity: Multiplicity = "holm",
+    n_resamples: int = 2000,
+    seed: int = 0,
+    name: str = "gate",
+    notes: Sequence[str] = (),
+) -> GateReport:
+    """Gate the stored run ``run`` (id or unique name) against ``baseline``.
+
+    Refuses (:class:`SpecError`, exit 2, never a failed gate) a run on other data than the
+    baseline (a mismatched data fingerprint), one that scored other users, or a gate on a
+    metric that the baseline or the run lacks.
+    """
+    from abkit._util import unknown_choice
+    from abkit.data.runs_sql import fetch_run, paired_user_metrics, run_metric_names
+    from abkit.data.store import open_store
+
+    with open_store(db) as store:
+        record = fetch_run(store.con, run)
+        if record.kind != "ranking":
+            raise InputError(
+                f"run {record.run_id} is an off-policy run; gates compare per-user ranking "
+                "metrics of ranking runs"
+            )
+        if record.fingerprint != baseline.fingerprint:
+            raise SpecError(
+                f"{baseline.source}: mismatched data fingerprint: the baseline was saved from "
+                f"run {baseline.run.get('run_id')} on data {baseline.fingerprint[:12]} "
+                f"(dataset {baseline.run.get('dataset')}, split {baseline.run.get('split')}), "
+                f"run {record.run_id} was replayed on {record.fingerprint[:12]} (dataset "
+                f"{record.dataset}, split {record.split}); replay on the baseline's data or "
+                "save a new baseline"
+            )
+        recorded = run_metric_names(store.con, record.run_id)
+        candidate: dict[str, Any] = {}
+        base_vectors: dict[str, Any] = {}
+        for check in checks:
+            if check.metric not in baseline.metrics:
+                raise SpecError(
+                    f"{baseline.source}: "
+                    + unknown_choice("baseline metric", check.metric, baseline.metrics)
+                    + "; save the baseline again with this metric"
+                )
+            if check.metric not in recorded:
+                raise InputError(
+                    f"run {record.run_id}: " + unknown_choice("metric", check.metric, recorded)
+                )
+            paired = paired_user_metrics(store.con, [record.run_id], check.metric)
+            if users_digest(paired.user_ids.tolist()) != baseline.users_digest:
+                raise SpecError(
+                    f"{baseline.source}: run {record.run_id} scored {paired.user_ids.size:,} "
+                    f"users on {check.metric}, not the baseline's {baseline.n_users:,} users; "
+                    "the runs cannot be paired"
+                )
+            candidate[check.metric] = paired.values[:, 0]
+            base_vectors[check.metric] = baseline.metrics[check.metric].values
+    return evaluate_gates(
+        baseline=base_vectors,
+        candidate=candidate,
+        checks=checks,
+        alpha=alpha,
+        test=test,
+        multiplicity=multiplicity,
+        n_resamples=n_resamples,
+        seed=seed,
+        name=name,
+        candidate_info={
+            "run_id": record.run_id,
+            "label": record.label,
+            "model": record.model,
+            "params": record.params,
+            "dataset": record.dataset,
+            "split": record.split,
+        },
+        baseline_info={
+            "source": baseline.source,
+            "label": baseline.label,
+            "run_id": baseline.run.get("run_id"),
+            "model": baseline.run.get("model"),
+            "params": baseline.run.get("params"),
+            "created_at": baseline.created_at,
+        },
+        fingerprint=record.fingerprint,
+        notes=notes,
+    )
+
+
+def gate_spec(
+    spec: ExperimentSpec,
+    db: str | Path | None,
+    *,
+    run: str | None = None,
+    progress: Any = None,
+) -> GateReport:
+    """``abkit gate SPEC``: replay the spec's candidate model (simulating the dataset when the
+    store lacks it), or take the stored ``run``, and evaluate the ``[gate]`` checks against
+    the spec's baseline file."""
+    from abkit.baseline import load_baseline
+    from abkit.spec import ensure_dataset, replay_model
+
+    gate = spec.gate
+    if gate is None:
+        raise SpecError(
+            f"{spec.path}: no [gate] table; declare candidate, baseline and [[gate.checks]]"
+        )
+    if not gate.baseline.exists():
+        raise SpecError(
+            f"{spec.path}: missing baseline: [gate] baseline {gate.baseline} does not exist; "
+            f"create it with `abkit run {spec.path} --save-baseline`"
+        )
+    baseline = load_baseline(gate.baseline)
+    notes: list[str] = []
+    if run is None:
+        ensure_dataset(spec, db)
+        result = replay_model(spec, gate.candidate, db, progress=progress)
+        run = result.run_id
+        notes += list(result.warnings)
+    return gate_run(
+        db,
+        baseline=baseline,
+        run=run,
+        checks=gate.checks,
+        alpha=gate.alpha,
+        test=gate.test,
+        multiplicity=gate.multiplicity,
+        n_resamples=gate.n_resamples,
+        seed=gate.seed,
+        name=spec.name,
+        notes=notes,
     )

@@ -1,0 +1,663 @@
+"""Experiment specs: ``experiments/NAME.toml`` declares data, split, models, metrics, the
+baseline and the gates. Parsing validates everything up front and raises one-line
+:class:`~abkit.errors.SpecError` messages that name the file, the table and the key.
+
+A complete spec (every table but ``[data]``, ``[models.*]`` and ``[evaluation]`` is optional)::
+
+    name = "ci"                          # default: the file name without .toml
+    description = "ALS on a small simulated shop"
+
+    [data]
+    dataset = "ci"                       # dataset in the store
+    split = "temporal"                   # abkit.replay.splits syntax (default "temporal")
+    # simulate the dataset when the store does not hold it (fields of `abkit simulate`)
+    simulate = { users = 800, items = 150, days = 7, pre_days = 14, seed = 3 }
+    # fingerprint = "3f2a..."            # optional: refuse any other training data
+
+    [models.als]                         # a label; `model` is the registered plug-in
+    model = "als"
+    params = { factors = 32, iterations = 8, seed = 1 }
+
+    [models.popularity]
+    model = "popularity"
+
+    [evaluation]
+    metrics = ["ndcg@10", "hit_rate@10"] # NAME@K; the run computes every metric at these K
+
+    [compare]                            # `abkit run`: each model against the reference
+    reference = "popularity"             # default: the first model
+    confidence = 0.95
+    correction = "holm"                  # across the metrics x models family
+    n_resamples = 2000                   # paired bootstrap (0: t intervals only)
+    seed = 0
+
+    [gate]
+    candidate = "als"                    # the model under test
+    baseline = "ci.baseline.json"        # relative to this file
+    alpha = 0.05                         # one-sided, per gate before the Holm adjustment
+    test = "t"                           # "t" or "bootstrap"
+    multiplicity = "holm"                # or "none"
+
+    [[gate.checks]]
+    metric = "ndcg@10"
+    max_relative_drop = 0.05             # or max_absolute_drop = 0.01
+
+Decisions: keys are checked at every level (an unknown key is an error with "did you mean",
+never silently ignored); a model label is what runs are named, so it must be unique; the
+gate baseline file may be missing while parsing (``abkit run`` creates the runs it is saved
+from) and is required only by ``abkit gate``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from abkit._util import did_you_mean, unknown_choice
+from abkit.errors import AbkitError, SpecError
+from abkit.gate import GateCheck, GateTest, Multiplicity
+
+if TYPE_CHECKING:
+    from abkit.runcompare import RunComparison
+
+__all__ = [
+    "CompareSpec",
+    "DataSpec",
+    "ExperimentRun",
+    "ExperimentSpec",
+    "GateSpec",
+    "ModelSpec",
+    "ensure_dataset",
+    "load_spec",
+    "replay_model",
+    "run_experiment",
+]
+
+# Metrics a gate may guard: higher is better for each. popularity_bias has no better
+# direction and coverage is one number per run, so neither can be a paired gate.
+GATE_METRICS = ("hit_rate", "precision", "recall", "ndcg", "mrr", "map", "novelty")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """One model of the experiment: ``label`` names its runs, ``model`` the plug-in."""
+
+    label: str
+    model: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "model": self.model, "params": dict(self.params)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSpec:
+    """Where the data comes from: a dataset of the store, simulated when missing."""
+
+    dataset: str
+    split: str = "temporal"
+    simulate: Mapping[str, Any] | None = None
+    fingerprint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "simulate": dict(self.simulate) if self.simulate is not None else None,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareSpec:
+    """How ``abkit run`` compares the models (see :func:`abkit.runcompare.compare_runs`)."""
+
+    reference: str
+    confidence: float = 0.95
+    correction: str = "holm"
+    n_resamples: int = 2000
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "confidence": self.confidence,
+            "correction": self.correction,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateSpec:
+    """The gates: ``candidate`` against the baseline file, one :class:`GateCheck` each."""
+
+    candidate: str
+    baseline: Path
+    checks: tuple[GateCheck, ...]
+    alpha: float = 0.05
+    test: GateTest = "t"
+    multiplicity: Multiplicity = "holm"
+    n_resamples: int = 2000
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "baseline": str(self.baseline),
+            "checks": [c.to_dict() for c in self.checks],
+            "alpha": self.alpha,
+            "test": self.test,
+            "multiplicity": self.multiplicity,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    """A parsed, validated ``experiments/*.toml``."""
+
+    path: Path
+    name: str
+    description: str
+    data: DataSpec
+    models: tuple[ModelSpec, ...]
+    metrics: tuple[str, ...]
+    ks: tuple[int, ...]
+    compare: CompareSpec
+    gate: GateSpec | None
+
+    def model(self, label: str) -> ModelSpec:
+        for m in self.models:
+            if m.label == label:
+                return m
+        raise SpecError(
+            f"{self.path}: " + unknown_choice("model label", label, [m.label for m in self.models])
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "name": self.name,
+            "description": self.description,
+            "data": self.data.to_dict(),
+            "models": [m.to_dict() for m in self.models],
+            "metrics": list(self.metrics),
+            "ks": list(self.ks),
+            "compare": self.compare.to_dict(),
+            "gate": self.gate.to_dict() if self.gate else None,
+        }
+
+
+# -- parsing helpers ---------------------------------------------------------------------------
+
+
+class _Table:
+    """A TOML table with its location, for messages like ``[gate] alpha must be ...``."""
+
+    def __init__(self, path: Path, where: str, raw: Any) -> None:
+        self.path = path
+        self.where = where
+        if not isinstance(raw, dict):
+            raise self.error(f"{where} must be a table, got {_show(raw)}")
+        self.raw: dict[str, Any] = raw
+
+    def error(self, message: str) -> SpecError:
+        return SpecError(f"{self.path}: {message}")
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        for key in self.raw:
+            if key not in allowed:
+                raise self.error(
+                    f"unknown key '{key}' in {self.where}{did_you_mean(key, allowed)}; "
+                    f"allowed: {', '.join(allowed)}"
+                )
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.raw:
+            if default is ...:
+                raise self.error(f"missing key '{key}' in {self.where}")
+            return default
+        value = self.raw[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+            value = float(value)
+        if not ok:
+            names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            raise self.error(f"{self.where} {key} must be {names}, got {_show(value)}")
+        return value
+
+    def table(self, key: str, where: str | None = None) -> _Table | None:
+        if key not in self.raw:
+            return None
+        return _Table(self.path, where or f"[{key}]", self.raw[key])
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency)
+        import tomli as tomllib
+    if not path.exists():
+        raise SpecError(f"{path}: no such spec file")
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory, expected a .toml spec file")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML ({exc})") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec ({exc.strerror})") from None
+
+
+def _known_models() -> list[str]:
+    from abkit.plugins import available_recommenders
+
+    return [info.name for info in available_recommenders()]
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def _data(path: Path, top: _Table) -> DataSpec:
+    table = top.table("data")
+    if table is None:
+        raise top.error('missing table [data] (at least: dataset = "NAME")')
+    table.check_keys(("dataset", "split", "simulate", "fingerprint"))
+    dataset = table.get("dataset", str)
+    if not dataset.strip():
+        raise table.error("[data] dataset must not be empty")
+    split = table.get("split", str, "temporal")
+    try:
+        from abkit.replay.splits import parse_split
+
+        parse_split(split)
+    except AbkitError as exc:
+        raise table.error(f"[data] split: {exc}") from None
+    simulate = None
+    sim = table.table("simulate", "[data.simulate]")
+    if sim is not None:
+        simulate = _simulate(sim, dataset)
+    fingerprint = table.get("fingerprint", str, None)
+    return DataSpec(dataset=dataset, split=split, simulate=simulate, fingerprint=fingerprint)
+
+
+def _simulate(sim: _Table, dataset: str) -> dict[str, Any]:
+    from abkit.simulate import SimulationConfig
+
+    allowed = tuple(f.name for f in fields(SimulationConfig) if f.name not in ("dataset",))
+    sim.check_keys(allowed)
+    values = dict(sim.raw)
+    for key in ("arms", "split", "arm_lifts"):
+        if key in values and isinstance(values[key], list):
+            values[key] = tuple(values[key])
+    try:
+        SimulationConfig(**values, dataset=dataset)
+    except AbkitError as exc:
+        raise sim.error(f"[data.simulate]: {exc}") from None
+    except TypeError as exc:
+        raise sim.error(f"[data.simulate]: {exc}") from None
+    return values
+
+
+def _models(path: Path, top: _Table) -> tuple[ModelSpec, ...]:
+    table = top.table("models")
+    if table is None or not table.raw:
+        raise top.error('missing table [models.LABEL] (e.g. [models.als] with model = "als")')
+    known: list[str] | None = None
+    out = []
+    for label, raw in table.raw.items():
+        entry = _Table(path, f"[models.{label}]", raw)
+        entry.check_keys(("model", "params"))
+        model = entry.get("model", str)
+        known = known if known is not None else _known_models()
+        if model not in known:
+            raise entry.error(f"[models.{label}] " + unknown_choice("model", model, known))
+        params = entry.get("params", dict, {})
+        try:
+            from abkit.plugins import create_recommender
+
+            create_recommender(model, params)
+        except AbkitError as exc:
+            raise entry.error(f"[models.{label}] {exc}") from None
+        out.append(ModelSpec(label=label, model=model, params=dict(params)))
+    return tuple(out)
+
+
+def _metrics(
+    top: _Table, simulate: Mapping[str, Any] | None
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    from abkit.replay.metrics import PER_USER_METRICS, parse_metric
+
+    table = top.table("evaluation")
+    if table is None:
+        raise top.error('missing table [evaluation] (e.g. metrics = ["ndcg@10"])')
+    table.check_keys(("metrics",))
+    raw = table.get("metrics", list)
+    if not raw:
+        raise table.error('[evaluation] metrics must name at least one metric, e.g. "ndcg@10"')
+    metrics: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            raise table.error(
+                f'[evaluation] metrics: expected strings like "ndcg@10", got {_show(item)}'
+            )
+        try:
+            spec = parse_metric(item)
+        except AbkitError as exc:
+            raise table.error(f"[evaluation] metrics: {exc}") from None
+        if spec.name not in PER_USER_METRICS:
+            raise table.error(
+                f"[evaluation] metrics: {spec} is one number per run, not per user; "
+                f"per-user metrics: {', '.join(PER_USER_METRICS)}"
+            )
+        items = (simulate or {}).get("items")
+        if isinstance(items, int) and spec.k > items:
+            raise table.error(
+                f"[evaluation] metrics: K={spec.k} in {item!r} exceeds the {items} simulated items"
+            )
+        if str(spec) not in metrics:
+            metrics.append(str(spec))
+    ks = tuple(sorted({int(m.split("@")[1]) for m in metrics}))
+    return tuple(metrics), ks
+
+
+def _compare(top: _Table, models: tuple[ModelSpec, ...]) -> CompareSpec:
+    from abkit.stats.multiplicity import CORRECTIONS
+
+    labels = [m.label for m in models]
+    table = top.table("compare")
+    if table is None:
+        return CompareSpec(reference=labels[0])
+    table.check_keys(("reference", "confidence", "correction", "n_resamples", "seed"))
+    reference = table.get("reference", str, labels[0])
+    if reference not in labels:
+        raise table.error(
+            "[compare] reference: " + unknown_choice("model label", reference, labels)
+        )
+    confidence = table.get("confidence", float, 0.95)
+    if not 0 < confidence < 1:
+        raise table.error(f"[compare] confidence must be between 0 and 1, got {confidence:g}")
+    correction = table.get("correction", str, "holm")
+    if correction not in CORRECTIONS:
+        raise table.error("[compare] " + unknown_choice("correction", correction, CORRECTIONS))
+    n_resamples = table.get("n_resamples", int, 2000)
+    if n_resamples != 0 and n_resamples < 100:
+        raise table.error(f"[compare] n_resamples must be 0 or at least 100, got {n_resamples}")
+    seed = table.get("seed", int, 0)
+    return CompareSpec(
+        reference=reference,
+        confidence=confidence,
+        correction=correction,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
+def _gate(
+    path: Path, top: _Table, models: tuple[ModelSpec, ...], metrics: tuple[str, ...]
+) -> GateSpec | None:
+    table = top.table("gate")
+    if table is None:
+        return None
+    table.check_keys(
+        ("candidate", "baseline", "alpha", "test", "multiplicity", "n_resamples", "seed", "checks")
+    )
+    labels = [m.label for m in models]
+    candidate = table.get("candidate", str, labels[-1] if len(labels) == 1 else ...)
+    if candidate not in labels:
+        raise table.error("[gate] candidate: " + unknown_choice("model label", candidate, labels))
+    baseline_raw = table.get("baseline", str, None)
+    if baseline_raw is None:
+        raise table.error(
+            'missing baseline: [gate] needs baseline = "FILE.json" (save one with '
+            "`abkit baseline save RUN --out FILE.json`)"
+        )
+    baseline = (
+        (path.parent / baseline_raw) if not Path(baseline_raw).is_absolute() else Path(baseline_raw)
+    )
+    alpha = table.get("alpha", float, 0.05)
+    if not 0 < alpha < 0.5:
+        raise table.error(f"[gate] alpha must be between 0 and 0.5, got {alpha:g}")
+    test = table.get("test", str, "t")
+    if test not in ("t", "bootstrap"):
+        raise table.error("[gate] " + unknown_choice("test", test, ("t", "bootstrap")))
+    multiplicity = table.get("multiplicity", str, "holm")
+    if multiplicity not in ("holm", "none"):
+        raise table.error(
+            "[gate] " + unknown_choice("multiplicity", multiplicity, ("holm", "none"))
+        )
+    n_resamples = table.get("n_resamples", int, 2000)
+    if n_resamples < 100:
+        raise table.error(f"[gate] n_resamples must be at least 100, got {n_resamples}")
+    seed = table.get("seed", int, 0)
+    raw_checks = table.get("checks", list, [])
+    if not raw_checks:
+        raise table.error(
+            "[gate] declares no checks; add [[gate.checks]] with metric and max_relative_drop"
+        )
+    checks = []
+    for i, raw in enumerate(raw_checks, start=1):
+        check = _Table(path, f"[[gate.checks]] #{i}", raw)
+        check.check_keys(("metric", "max_relative_drop", "max_absolute_drop"))
+        metric = check.get("metric", str)
+        if metric not in metrics:
+            raise check.error(
+                f"[[gate.checks]] #{i}: metric '{metric}' is not evaluated"
+                f"{did_you_mean(metric, metrics)}; [evaluation] metrics: {', '.join(metrics)}"
+            )
+        name = metric.split("@")[0]
+        if name not in GATE_METRICS:
+            raise check.error(
+                f"[[gate.checks]] #{i}: {metric} cannot be gated (no better direction); "
+                f"gate one of: {', '.join(GATE_METRICS)}"
+            )
+        has_rel = "max_relative_drop" in check.raw
+        has_abs = "max_absolute_drop" in check.raw
+        if has_rel == has_abs:
+            raise check.error(
+                f"[[gate.checks]] #{i} ({metric}): give exactly one of max_relative_drop "
+                "(0.01 = 1%) or max_absolute_drop"
+            )
+        key = "max_relative_drop" if has_rel else "max_absolute_drop"
+        drop = check.get(key, float)
+        try:
+            checks.append(
+                GateCheck(
+                    metric=metric, max_drop=drop, margin_type="relative" if has_rel else "absolute"
+                )
+            )
+        except AbkitError as exc:
+            raise check.error(f"[[gate.checks]] #{i}: {exc}") from None
+    if len({c.metric for c in checks}) != len(checks):
+        raise table.error("[gate] checks: each metric may be gated once")
+    return GateSpec(
+        candidate=candidate,
+        baseline=baseline,
+        checks=tuple(checks),
+        alpha=alpha,
+        test=test,
+        multiplicity=multiplicity,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Parse and validate an experiment spec (format in the module docstring).
+
+    Raises :class:`SpecError` with ``PATH: [table] key ...`` for invalid TOML, an unknown key
+    (with "did you mean"), a wrong type, an unknown model / parameter / metric / K / split,
+    gate checks on metrics that are not evaluated, and a gate without a baseline.
+    """
+    path = Path(path)
+    top = _Table(path, "the top level", _read_toml(path))
+    top.check_keys(("name", "description", "data", "models", "evaluation", "compare", "gate"))
+    name = top.get("name", str, path.stem)
+    description = top.get("description", str, "")
+    data = _data(path, top)
+    models = _models(path, top)
+    metrics, ks = _metrics(top, data.simulate)
+    compare = _compare(top, models)
+    gate = _gate(path, top, models, metrics)
+    return ExperimentSpec(
+        path=path,
+        name=name,
+        description=description,
+        data=data,
+        models=models,
+        metrics=metrics,
+        ks=ks,
+        compare=compare,
+        gate=gate,
+    )
+
+
+# -- executing a spec --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentRun:
+    """What ``abkit run SPEC`` did: the runs it stored (label -> run id) and their comparison
+    with the reference model (None with a single model)."""
+
+    spec: ExperimentSpec
+    dataset: str
+    simulated: bool
+    runs: tuple[tuple[str, str], ...]
+    fingerprint: str
+    comparison: RunComparison | None
+    notes: tuple[str, ...] = ()
+
+    def run_id(self, label: str) -> str:
+        for name, run_id in self.runs:
+            if name == label:
+                return run_id
+        raise KeyError(label)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": str(self.spec.path),
+            "name": self.spec.name,
+            "dataset": self.dataset,
+            "simulated": self.simulated,
+            "fingerprint": self.fingerprint,
+            "runs": {label: run_id for label, run_id in self.runs},
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+            "notes": list(self.notes),
+        }
+
+
+def ensure_dataset(spec: ExperimentSpec, db: str | Path | None) -> bool:
+    """Make sure the store holds the spec's dataset: simulate it from ``[data.simulate]`` when
+    missing (returns True then). A missing dataset without simulator settings is an error."""
+    from abkit.data.store import default_db_path, open_store
+
+    path = Path(db) if db is not None else default_db_path()
+    if path.exists():
+        with open_store(path) as store:
+            if store.has_dataset(spec.data.dataset):
+                return False
+    if spec.data.simulate is None:
+        raise SpecError(
+            f"{spec.path}: dataset '{spec.data.dataset}' is not in {path}, and [data] has no "
+            "simulate table to create it; ingest it first or add [data.simulate]"
+        )
+    from abkit.simulate import SimulationConfig, simulate
+
+    simulate(SimulationConfig(**spec.data.simulate, dataset=spec.data.dataset), path)
+    return True
+
+
+def replay_model(
+    spec: ExperimentSpec, label: str, db: str | Path | None, *, progress: Any = None
+) -> Any:
+    """Replay the spec's model ``label`` on its dataset and split; the stored run is named
+    ``SPEC_NAME/LABEL``. Checks ``[data] fingerprint`` when the spec pins one. Returns the
+    :class:`abkit.replay.runner.ReplayResult`."""
+    from abkit.replay.runner import replay
+
+    model = spec.model(label)
+    result = replay(
+        db,
+        model=model.model,
+        dataset=spec.data.dataset,
+        split=spec.data.split,
+        ks=spec.ks,
+        params=dict(model.params),
+        name=f"{spec.name}/{label}",
+        progress=progress,
+    )
+    pinned = spec.data.fingerprint
+    if pinned is not None and not result.fingerprint.startswith(pinned):
+        raise SpecError(
+            f"{spec.path}: mismatched data fingerprint: [data] fingerprint is {pinned[:12]}, "
+            f"but dataset '{spec.data.dataset}' with split {result.split} gives "
+            f"{result.fingerprint[:12]} (run {result.run_id}); the data changed, update the "
+            "fingerprint or restore the data"
+        )
+    return result
+
+
+def run_experiment(
+    spec: ExperimentSpec, db: str | Path | None, *, progress: Any = None
+) -> ExperimentRun:
+    """``abkit run SPEC``: simulate the dataset if needed, replay every model (stored runs
+    named ``SPEC_NAME/LABEL``), then compare each model with the reference, paired by user
+    (:func:`abkit.runcompare.compare_runs` with the ``[compare]`` settings)."""
+    from abkit.runcompare import compare_runs
+
+    simulated = ensure_dataset(spec, db)
+    runs: list[tuple[str, str]] = []
+    notes: list[str] = []
+    fingerprint = ""
+    order = [spec.compare.reference] + [
+        m.label for m in spec.models if m.label != spec.compare.reference
+    ]
+    for label in order:
+        result = replay_model(spec, label, db, progress=progress)
+        runs.append((label, result.run_id))
+        fingerprint = result.fingerprint
+        notes += [f"{label}: {w}" for w in result.warnings]
+    comparison = None
+    if len(runs) > 1:
+        comparison = compare_runs(
+            db,
+            [run_id for _, run_id in runs],
+            metrics=list(spec.metrics),
+            confidence=spec.compare.confidence,
+            correction=spec.compare.correction,
+            n_resamples=spec.compare.n_resamples,
+            seed=spec.compare.seed,
+        )
+    return ExperimentRun(
+        spec=spec,
+        dataset=spec.data.dataset,
+        simulated=simulated,
+        runs=tuple(runs),
+        fingerprint=fingerprint,
+        comparison=comparison,
+        notes=tuple(notes),
+    )
