@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -188,3 +189,212 @@ def step(number: int, title: str, explanation: str) -> None:
 def line(text: str = "", *, style: str | None = None) -> None:
     """One line of plain text on stdout: no markup is interpreted (safe for data values)."""
     console.print(text, style=style, markup=False, highlight=False, soft_wrap=True, emoji=False)
+
+
+# -- replay-run comparisons, experiment specs, gates (abkit compare RUNS, run, gate) ----------
+
+
+def _signed(value: float, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return "-" if value is None or math.isnan(value) else ("+inf" if value > 0 else "-inf")
+    return f"{value:+.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:+.2e}"
+
+
+def _signed_pct(value: float, digits: int = 1) -> str:
+    if value is None or not math.isfinite(value):
+        return "-" if value is None or math.isnan(value) else ("+inf" if value > 0 else "-inf")
+    return f"{100 * value:+.{digits}f}%"
+
+
+def _interval(low: float, high: float, *, percent: bool = False) -> str:
+    f = _signed_pct if percent else _signed
+    return f"[{f(low)}, {f(high)}]"
+
+
+def _p_value(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "-"
+    if p < 1e-16:  # below double precision of 1 - p: the exact digits mean nothing
+        return "<1e-16"
+    return f"{p:.0e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def _params_text(params: Any) -> str:
+    keep = {k: v for k, v in dict(params or {}).items() if k not in ("device", "exclude_seen")}
+    return ", ".join(f"{k}={v}" for k, v in keep.items()) or "default parameters"
+
+
+def run_comparison(result: Any) -> None:
+    """Render :class:`abkit.runcompare.RunComparison`: one block per metric (or estimator) and
+    model, leading with the relative and absolute differences and their intervals."""
+    ref = result.reference
+    level = f"{100 * result.confidence:g}%"
+    n_rows = len(result.rows) + len(result.offpolicy)
+    adjust = (
+        "not adjusted for multiplicity"
+        if result.correction == "none"
+        else f"{result.correction}-adjusted over {n_rows} comparisons"
+    )
+    if result.kind == "ranking":
+        line(
+            f"Paired comparison on the same {result.paired_users:,} test users (split "
+            f"{ref.split}, data {ref.fingerprint[:12]}); reference {ref.label} ({ref.run_id})."
+        )
+        boot = (
+            f"; bootstrap: percentile, {result.n_resamples} resamples, seed {result.seed}"
+            if result.n_resamples
+            else ""
+        )
+        line(
+            f"{level} intervals paired over users (t; Fieller for relative{boot}); "
+            f"p-values two-sided, {adjust}."
+        )
+        widths = []
+        for r in result.rows:
+            c = r.result
+            line()
+            line(
+                f"{r.metric}: {r.candidate} {c.mean_candidate:.4g} vs {r.reference} "
+                f"{c.mean_baseline:.4g}",
+                style="bold",
+            )
+            line(
+                f"  relative {_signed_pct(c.relative_difference)} "
+                f"{_interval(c.relative_ci_low, c.relative_ci_high, percent=True)}   "
+                f"difference {_signed(c.difference)} {_interval(c.ci_low, c.ci_high)}"
+            )
+            extra = [f"  d_z {c.cohens_dz:+.3f}" if math.isfinite(c.cohens_dz) else "  d_z -"]
+            if c.bootstrap is not None:
+                extra.append(f"bootstrap {_interval(c.bootstrap.ci_low, c.bootstrap.ci_high)}")
+            extra.append(f"p adj. {_p_value(r.p_adjusted)}")
+            if c.mcnemar is not None:
+                extra.append(f"McNemar p {_p_value(c.mcnemar.p_value)}")
+            line("   ".join(extra))
+            paired_width = c.ci_high - c.ci_low
+            if paired_width > 0:
+                widths.append((c.unpaired_ci_high - c.unpaired_ci_low) / paired_width)
+        line()
+        if widths:
+            widths.sort()
+            line(
+                f"Pairing made the intervals {widths[len(widths) // 2]:.1f}x narrower than "
+                "unpaired (Welch) ones on the same runs (median)."
+            )
+        line(
+            "Judge the intervals and d_z (mean difference in per-user SDs; |d_z| < 0.1 is "
+            "small), not p-values: with many users tiny differences are significant."
+        )
+    else:
+        line(
+            f"Off-policy comparison on the same {result.paired_rounds:,} logged rounds; "
+            f"reference {ref.label} ({ref.run_id})."
+        )
+        line(
+            f"{level} intervals paired over rounds (influence-function variance; Fieller for "
+            f"relative); p-values two-sided, {adjust}."
+        )
+        for r in result.offpolicy:
+            c = r.result
+            line()
+            line(
+                f"{r.estimator}: {r.candidate} {c.value_b:.4g} vs {r.reference} {c.value_a:.4g} "
+                "per round",
+                style="bold",
+            )
+            line(
+                f"  relative {_signed_pct(c.relative_difference)} "
+                f"{_interval(c.relative_ci_low, c.relative_ci_high, percent=True)}   "
+                f"difference {_signed(c.difference)} {_interval(c.ci_low, c.ci_high)}"
+            )
+            line(f"  p adj. {_p_value(r.p_adjusted)}")
+            if r.claim is not None:
+                k = r.claim
+                line(
+                    f"  claim: {r.candidate} beats {r.reference} by at least "
+                    f"{_signed_pct(k.claim, 0).lstrip('+')}: {k.verdict.upper()} (the data "
+                    f"support a lift up to {_signed_pct(k.max_supported_lift)}; p = "
+                    f"{_p_value(k.p_value_above)} for H0: lift <= {_signed_pct(k.claim, 0)})",
+                    style="bold",
+                )
+    for text in result.notes:
+        note(text)
+
+
+def experiment_run(result: Any) -> None:
+    """Render :class:`abkit.spec.ExperimentRun`: the stored runs, then their comparison."""
+    spec = result.spec
+    line(
+        f"Experiment {spec.name} ({spec.path})"
+        + (f": {spec.description}" if spec.description else "")
+    )
+    if result.simulated:
+        line(f"Simulated dataset '{result.dataset}' from the spec's simulator settings.")
+    for label, run_id in result.runs:
+        model = spec.model(label)
+        line(f"  {label}: run {run_id} ({model.model}; {_params_text(model.params)})")
+    if result.comparison is not None:
+        line()
+        run_comparison(result.comparison)
+    for text in result.notes:
+        warning(text)
+
+
+def gate_report(report: Any) -> None:
+    """Render :class:`abkit.gate.GateReport`: the verdict, then one row per gate."""
+    cand, base = report.candidate, report.baseline
+    n_users = report.outcomes[0].n if report.outcomes else 0
+    if report.passed:
+        console.print(
+            f"[bold green]gate {report.name}: PASSED[/] ({len(report.outcomes)} gate(s))",
+            markup=True,
+        )
+    else:
+        console.print(
+            f"[bold red]gate {report.name}: FAILED[/] on {', '.join(report.failed_metrics)}",
+            markup=True,
+        )
+    line(
+        f"candidate {cand.get('label')} (run {cand.get('run_id')}) vs baseline "
+        f"{base.get('label')} ({base.get('source')}), {n_users:,} paired users. "
+        f"{report.parameter_changes}."
+    )
+    level = f"{100 * (1 - report.alpha):g}%"
+    rows = []
+    for o in report.outcomes:
+        relative = o.check.margin_type == "relative"
+        show = _signed_pct if relative else _signed
+        rows.append(
+            (
+                o.metric,
+                f"{o.baseline_mean:.4g}",
+                f"{o.candidate_mean:.4g}",
+                show(o.change),
+                show(o.upper_bound),
+                show(o.limit),
+                show(o.standard_error).lstrip("+"),
+                _p_value(o.p_adjusted),
+                "pass" if o.passed else "FAIL",
+            )
+        )
+    columns = ["gate", "base", "cand", "change", f"upper {level}", "allowed", "SE", "p adj.", ""]
+    out = table(None, columns, rows)
+    out.box = box.SIMPLE_HEAD  # no vertical rules, no edge padding: nine columns fit 80
+    out.pad_edge = False
+    out.collapse_padding = True
+    console.print(out)
+    for o in report.outcomes:
+        if not o.passed:
+            line(o.reason, style="bold red")
+    line(f"Decided by: {report.decision}.")
+    for text in report.notes:
+        note(text)
+
+
+def baseline_saved(path: Any, size: int, baseline: Any) -> None:
+    """Confirm ``abkit baseline save`` / ``abkit run --save-baseline``."""
+    run = baseline.run
+    line(
+        f"wrote {path} ({size / 1000:.1f} kB): {len(baseline.metrics)} metric(s) x "
+        f"{baseline.n_users:,} users from run {run.get('run_id')} ({run.get('model')}, "
+        f"{_params_text(run.get('params'))}); commit it next to the spec"
+    )

@@ -24,8 +24,9 @@ def compare(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Replay run ids to compare (not available yet); without them, the A/B arms "
-            "of the dataset's experiment are compared.",
+            help="Replay runs to compare (ids or names; the first is the reference): paired by "
+            "user, or by logged round for off-policy runs. Without them, the A/B arms of the "
+            "dataset's experiment are compared.",
             show_default=False,
         ),
     ] = None,
@@ -113,10 +114,18 @@ def compare(
     json: JsonOption = False,
 ) -> None:
     """Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict."""
-    from abkit.errors import InputError
-
     if targets:
-        raise InputError("comparing replay runs is not available yet")
+        from abkit.cli import render
+        from abkit.runcompare import compare_runs
+
+        result = compare_runs(
+            db, targets, metrics=metric, confidence=1 - alpha, correction=correction, claim=claim
+        )
+        if json:
+            render.print_json(result.to_dict())
+        else:
+            render.run_comparison(result)
+        return
     report = compare_arms_command(
         db=db,
         dataset=dataset,
