@@ -18,7 +18,9 @@ A session starts at most ``86,400 - SESSION_SPAN`` seconds into its day and last
 ``(MAX_VIEWS - 1)·120 + 40 + 100·(MAX_PURCHASES - 1) + 25`` = 4,145 s < ``SESSION_SPAN``
 (7,200 s), so every timestamp lies inside the session's day. Pre-period sessions show the
 control carousel too (the shop's status quo): its clicks are logged as events, its
-impressions are not. Impressions exist for the experiment window only.
+impressions are not. Impressions exist for the experiment window only; their ``conversion``
+and ``value`` columns are NULL, because conversion is planted per user (see
+:mod:`abkit.simulate.world`), not attributed to an impression.
 """
 
 from __future__ import annotations

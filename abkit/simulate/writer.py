@@ -145,6 +145,7 @@ class SimulationWriter:
         )
 
     def write_experiment(self) -> None:
+        """The experiment row; ``end_ts`` is the exclusive end of the window."""
         c = self.config
         self.con.execute(
             "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
