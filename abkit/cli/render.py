@@ -15,6 +15,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,17 +32,22 @@ err_console = Console(stderr=True, highlight=False)
 
 def error(message: str) -> None:
     """One line on stderr, no traceback."""
+    # escape: messages quote user data and spec tables like "[gate]", which are not markup
     err_console.print(
-        f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, emoji=False, highlight=False
+        f"[bold red]error:[/] {escape(message)}",
+        soft_wrap=True,
+        markup=True,
+        emoji=False,
+        highlight=False,
     )
 
 
 def warning(message: str) -> None:
-    err_console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, emoji=False)
+    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True, emoji=False)
 
 
 def note(message: str) -> None:
-    err_console.print(f"[dim]{message}[/]", soft_wrap=True, emoji=False)
+    err_console.print(f"[dim]{escape(message)}[/]", soft_wrap=True, emoji=False)
 
 
 def _jsonable(value: Any) -> Any:
@@ -345,12 +351,13 @@ def gate_report(report: Any) -> None:
     n_users = report.outcomes[0].n if report.outcomes else 0
     if report.passed:
         console.print(
-            f"[bold green]gate {report.name}: PASSED[/] ({len(report.outcomes)} gate(s))",
+            f"[bold green]gate {escape(report.name)}: PASSED[/] ({len(report.outcomes)} gate(s))",
             markup=True,
         )
     else:
         console.print(
-            f"[bold red]gate {report.name}: FAILED[/] on {', '.join(report.failed_metrics)}",
+            f"[bold red]gate {escape(report.name)}: FAILED[/] on "
+            f"{escape(', '.join(report.failed_metrics))}",
             markup=True,
         )
     line(
