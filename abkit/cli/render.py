@@ -405,3 +405,49 @@ def baseline_saved(path: Any, size: int, baseline: Any) -> None:
         f"{baseline.n_users:,} users from run {run.get('run_id')} ({run.get('model')}, "
         f"{_params_text(run.get('params'))}); commit it next to the spec"
     )
+
+
+def simulation_summary(summary: Any) -> None:
+    """Render :class:`abkit.simulate.SimulationSummary`."""
+    truth, config = summary.truth, summary.config
+    console.print(
+        f"Simulated dataset [bold]{summary.dataset}[/] (experiment "
+        f"[bold]{summary.experiment}[/]) into {summary.db} in {summary.elapsed_seconds:.1f} s"
+    )
+    console.print(
+        table(
+            "Rows written",
+            ["table", "rows"],
+            [
+                ["events", summary.events],
+                ["sessions", summary.sessions],
+                ["impressions", summary.impressions],
+                ["assignments", summary.assignments],
+                ["items", summary.items],
+            ],
+        )
+    )
+    rows = []
+    for arm in config.arms:
+        users = summary.arm_users[arm]
+        rows.append([
+            arm,
+            users,
+            pct(users / summary.assignments if summary.assignments else None, 1),
+            pct(truth[f"design_share[{arm}]"], 1),
+            pct(truth[f"conversion_rate[{arm}]"], 3),
+            pct(truth[f"conversion_lift[{arm}]"], 1),
+            pct(truth.get(f"policy_ctr[{arm}]"), 3),
+        ])  # fmt: skip
+    console.print(
+        table(
+            "Arms and planted truth",
+            ["arm", "users", "share", "design", "true conversion", "true lift", "policy CTR"],
+            rows,
+        )
+    )
+    if config.srm:
+        console.print(
+            f"Planted sample-ratio mismatch: {pct(config.srm, 1)} of non-control users "
+            "lost their records."
+        )

@@ -9,7 +9,7 @@ import typer
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
 
 if TYPE_CHECKING:
-    from abkit.simulate import SimulationSummary
+    pass
 
 
 def parse_arms(text: str) -> tuple[str, ...]:
@@ -118,54 +118,9 @@ def simulate(
     if json:
         render.print_json(summary.to_dict())
         return
-    _report(summary)
-
-
-def _report(summary: SimulationSummary) -> None:
     from abkit.cli import render
 
-    truth, config = summary.truth, summary.config
-    render.console.print(
-        f"Simulated dataset [bold]{summary.dataset}[/] (experiment "
-        f"[bold]{summary.experiment}[/]) into {summary.db} in {summary.elapsed_seconds:.1f} s"
-    )
-    render.console.print(
-        render.table(
-            "Rows written",
-            ["table", "rows"],
-            [
-                ["events", summary.events],
-                ["sessions", summary.sessions],
-                ["impressions", summary.impressions],
-                ["assignments", summary.assignments],
-                ["items", summary.items],
-            ],
-        )
-    )
-    rows = []
-    for arm in config.arms:
-        users = summary.arm_users[arm]
-        rows.append([
-            arm,
-            users,
-            render.pct(users / summary.assignments if summary.assignments else None, 1),
-            render.pct(truth[f"design_share[{arm}]"], 1),
-            render.pct(truth[f"conversion_rate[{arm}]"], 3),
-            render.pct(truth[f"conversion_lift[{arm}]"], 1),
-            render.pct(truth.get(f"policy_ctr[{arm}]"), 3),
-        ])  # fmt: skip
-    render.console.print(
-        render.table(
-            "Arms and planted truth",
-            ["arm", "users", "share", "design", "true conversion", "true lift", "policy CTR"],
-            rows,
-        )
-    )
-    if config.srm:
-        render.console.print(
-            f"Planted sample-ratio mismatch: {render.pct(config.srm, 1)} of non-control users "
-            "lost their records."
-        )
+    render.simulation_summary(summary)
     render.note(f"next: abkit info --db {summary.db}")
 
 
