@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abkit.bench import WORKLOADS, BenchLine, run_bench
+from abkit.bench import WORKLOADS, run_bench
 from abkit.bench.harness import measure
 from abkit.bench.runner import evaluate
 from abkit.cli.main import app
@@ -45,11 +45,15 @@ CHECKED = {"ingest-csv", "ingest-parquet", "compare-pandas", "compare-duckdb", "
 
 @pytest.fixture(scope="module")
 def quick_json(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    """One full `abkit bench --quick --json` run shared by the structural tests."""
+    """One full `abkit bench --quick --json` run shared by the tests, on a machine where torch
+    looks missing (``$ABKIT_BENCH_HIDE_MODULES``), so the skip path is exercised too; the
+    ONNX-vs-torch agreement is tested directly below."""
     from typer.testing import CliRunner
 
     work = tmp_path_factory.mktemp("bench")
-    result = CliRunner().invoke(app, ["bench", "--quick", "--json", "--db-dir", str(work)])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ABKIT_BENCH_HIDE_MODULES", "torch")
+        result = CliRunner().invoke(app, ["bench", "--quick", "--json", "--db-dir", str(work)])
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout), work
 
@@ -61,8 +65,8 @@ def test_quick_run_has_every_line_measured(quick_json) -> None:
     names = [line["name"] for line in report["lines"]]
     assert names == EXPECTED_LINES
     for line in report["lines"]:
-        if line["name"] == "lstm" and line["status"] == "skipped":
-            continue  # torch is not installed here (see the skip test)
+        if line["name"] == "lstm":
+            continue  # its reference is skipped (torch hidden; see the skip test)
         assert line["status"] == "ok", (line["name"], line["message"])
         a = line["abkit"]
         assert a["seconds"] > 0
@@ -105,8 +109,6 @@ def test_abkit_and_references_agree_on_the_answer(quick_json) -> None:
     compare = by_name["compare-pandas"]
     assert compare["abkit"]["check"] == compare["reference"]["check"] > 0
     assert by_name["als-ndcg"]["value"] <= 1e-9
-    if by_name["lstm"]["status"] == "ok":
-        assert by_name["lstm"]["agree"] is True  # same top-1 items from onnxruntime and torch
 
 
 def test_offpolicy_reference_is_extrapolated_and_says_so(quick_json) -> None:
@@ -123,19 +125,15 @@ def test_work_folder_is_removed(quick_json) -> None:
     assert list(work.iterdir()) == []
 
 
-def test_missing_torch_skips_the_reference_with_its_install_line(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("ABKIT_BENCH_HIDE_MODULES", "torch")
-    report = run_bench(quick=True, only=["lstm"], work_dir=tmp_path)
-    (line,) = report.lines
-    assert isinstance(line, BenchLine)
-    assert line.status == "skipped"
-    assert line.abkit is not None
-    assert line.reference is None
-    assert line.value is None
-    assert line.holds is None
-    assert line.message == "torch is not installed: pip install torch==2.13.0"
+def test_missing_torch_skips_the_reference_with_its_install_line(quick_json) -> None:
+    report, _ = quick_json
+    line = next(x for x in report["lines"] if x["name"] == "lstm")
+    assert line["status"] == "skipped"
+    assert line["abkit"]["seconds"] > 0  # abkit's side needs no torch
+    assert line["reference"] is None
+    assert line["value"] is None
+    assert line["holds"] is None
+    assert line["message"] == "torch is not installed: pip install torch==2.13.0"
 
 
 def test_peak_memory_is_the_task_process_own_peak() -> None:

@@ -159,7 +159,7 @@ def gemm_probe(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 def torch_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """The same LSTM in torch eager mode on the CPU (``inference_mode``, default threads),
     fed exactly as abkit feeds onnxruntime: the same histories and seen-item mask, built by
-    the same code, the same batch size; top-K by ``torch.topk``."""
+    the same code, in the same chunks of users; top-K by ``torch.topk``."""
     try:
         import torch
     except ImportError:
@@ -167,13 +167,14 @@ def torch_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     import numpy as np
 
     from abkit.bench.lstm_model import torch_next_item
-    from abkit.bench.workloads import training_data
+    from abkit.bench.workloads import _replay_chunk, training_data
 
     weights = dict(np.load(params["weights_npz"], allow_pickle=False))
     arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
     data = training_data(arrays)
     model = torch_next_item(weights)
-    seq_len, k, batch = int(params["seq_len"]), int(params["k"]), int(params["batch"])
+    seq_len, k = int(params["seq_len"]), int(params["k"])
+    batch = _replay_chunk(data.n_items)  # the chunk abkit's replay feeds onnxruntime
     users = np.arange(data.n_users)
 
     def top_items(chunk: np.ndarray) -> np.ndarray:
@@ -192,7 +193,8 @@ def torch_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     return TaskOutcome(
         units=float(users.size),
         check=top1,
-        note=f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+        note=f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"chunks of {batch} users",
     )
 
 

@@ -75,7 +75,6 @@ class BenchSizes:
     als_per_user: float = 20.0
     als_factors: int = 64
     als_iterations: int = 5
-    als_batch: int = 1_000
     gemm_n: int = 2_048
     gemm_repeats: int = 5
     lstm_users: int
@@ -83,7 +82,6 @@ class BenchSizes:
     lstm_seq_len: int = 20
     lstm_embedding: int = 64
     lstm_hidden: int = 128
-    lstm_batch: int = 512
     offpolicy_rounds: int
     offpolicy_actions: int = 80
     offpolicy_bootstrap: int = 1_000
@@ -104,14 +102,12 @@ class BenchSizes:
                 als_items=300,
                 als_factors=8,
                 als_iterations=1,
-                als_batch=128,
                 gemm_n=128,
                 gemm_repeats=2,
                 lstm_users=int(max(50, 300 * scale)),
                 lstm_items=200,
                 lstm_embedding=8,
                 lstm_hidden=16,
-                lstm_batch=128,
                 offpolicy_rounds=int(max(2_000, 20_000 * scale)),
                 offpolicy_bootstrap=20,
                 offpolicy_subsample=2_000,
@@ -566,7 +562,6 @@ def _als(run: _Run) -> None:
         "iterations": s.als_iterations,
         "seed": s.seed,
         "k": s.k,
-        "batch": s.als_batch,
         "arrays_npz": run.path("als-arrays.npz"),
         "split_npz": run.path("als-split.npz"),
         "model_npz": run.path("als-model.npz"),
@@ -649,7 +644,6 @@ def _lstm(run: _Run) -> None:
         "seq_len": s.lstm_seq_len,
         "embedding": s.lstm_embedding,
         "hidden": s.lstm_hidden,
-        "batch": s.lstm_batch,
         "k": s.k,
         "seed": s.seed,
         "weights_npz": run.path("lstm-weights.npz"),
@@ -669,8 +663,7 @@ def _lstm(run: _Run) -> None:
         name="lstm",
         workload="lstm",
         description=f"next-item top-{s.k}, {s.lstm_users:,} sequences of {s.lstm_seq_len}, "
-        f"{s.lstm_items:,} items, E={s.lstm_embedding} H={s.lstm_hidden}, "
-        f"batch {s.lstm_batch}",
+        f"{s.lstm_items:,} items, E={s.lstm_embedding} H={s.lstm_hidden}",
         abkit=a,
         reference_name="torch eager (CPU, inference_mode)",
         reference=r,

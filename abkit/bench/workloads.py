@@ -252,35 +252,52 @@ def _als_model(params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return model, data, arrays
 
 
+def _replay_chunk(n_items: int) -> int:
+    """Users per scoring chunk, as abkit's replay runner chooses it."""
+    from abkit.replay.runner import CHUNK_CELLS
+
+    return max(1, min(4096, CHUNK_CELLS // max(n_items, 1)))
+
+
 def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """abkit's full-ranking replay of one model: for each batch of test users,
-    ``ALSRecommender.recommend`` (one float32 GEMM over the whole catalogue, seen items set to
-    ``-inf``, top-K by argpartition) then :func:`abkit.replay.metrics.ranking_metrics` (all
-    per-user metrics at K) and catalogue coverage; NDCG@K averaged over the test users."""
+    """abkit's full-ranking replay loop (:func:`abkit.replay.runner._rank`, what ``abkit
+    replay`` runs after the split): for each chunk of test users ``ALSRecommender.recommend``
+    (one float32 GEMM over the whole catalogue, seen items set to ``-inf``, top-K by
+    argpartition), then every per-user metric at K, coverage, novelty and popularity bias;
+    the check is the mean NDCG@K. Reading the split from the store and writing the run are
+    not timed (implicit's side has no equivalent)."""
     import numpy as np
 
-    from abkit.replay.metrics import CoverageCounter, ranking_metrics
+    from abkit.replay.runner import _no_progress, _rank
 
     model, data, arrays = _als_model(params)
-    k, batch = int(params["k"]), int(params["batch"])
-    order = np.argsort(arrays["test_user"], kind="stable")
+    k = int(params["k"])
+    order = np.lexsort((arrays["test_item"], arrays["test_user"]))
     test_user, test_item = arrays["test_user"][order], arrays["test_item"][order]
-    users, starts = np.unique(test_user, return_index=True)
-    indptr = np.r_[starts, test_user.size]
-    model.recommend(data, users[:batch], k)  # warm-up
-    ndcg_sum = 0.0
+    users, counts = np.unique(test_user, return_counts=True)
+    indptr = np.zeros(users.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    model.recommend(data, users[:8], k)  # warm-up
     with clock:
-        coverage = CoverageCounter([k], data.n_items)
-        for lo in range(0, users.size, batch):
-            hi = min(lo + batch, users.size)
-            top, _ = model.recommend(data, users[lo:hi], k)
-            rel_indptr = indptr[lo : hi + 1] - indptr[lo]
-            rel_items = test_item[indptr[lo] : indptr[hi]]
-            values = ranking_metrics(top, rel_indptr, rel_items, ks=[k], n_items=data.n_items)
-            coverage.update(top)
-            ndcg_sum += float(values[f"ndcg@{k}"].sum())
-        coverage.values()
-    return TaskOutcome(units=float(users.size), check=ndcg_sum / users.size)
+        _, per_user = _rank(
+            model,
+            data,
+            users,
+            indptr,
+            test_item,
+            ks=(k,),
+            exclude_seen=True,
+            sampled=None,
+            seed=0,
+            map_denominator="min",
+            chunk_users=None,
+            progress=_no_progress,
+        )
+    return TaskOutcome(
+        units=float(users.size),
+        check=float(per_user[f"ndcg@{k}"].mean()),
+        note=f"chunks of {_replay_chunk(data.n_items)} users",
+    )
 
 
 def abkit_als_gemm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
@@ -290,7 +307,7 @@ def abkit_als_gemm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 
     model, data, arrays = _als_model(params)
     users = np.unique(arrays["test_user"])
-    batch = int(params["batch"])
+    batch = _replay_chunk(data.n_items)
     model.score(data, users[:batch])  # warm-up
     with clock:
         for start in range(0, users.size, batch):
@@ -344,25 +361,26 @@ def abkit_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """``LSTMRecommender.recommend`` (onnxruntime, CPU) over every user in batches: histories,
     the seen-item mask, the graph with its in-graph TopK."""
     import numpy as np
+    from abkit_recommenders.lstm import LSTMRecommender
 
-    try:
-        from abkit_recommenders.lstm import LSTMRecommender
-    except ImportError:  # pragma: no cover - onnxruntime is a test dependency
-        raise SkipTask("onnxruntime is not installed", 'pip install "abkit-lift[onnx]"') from None
+    from abkit.errors import MissingExtraError
 
     arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
     data = training_data(arrays)
     model = LSTMRecommender(device="cpu")
-    model.load(Path(params["model_onnx"]), data)
+    try:
+        model.load(Path(params["model_onnx"]), data)
+    except MissingExtraError as exc:
+        raise SkipTask(str(exc), 'pip install "abkit-lift[onnx]"') from None
     users = np.arange(data.n_users)
-    k, batch = int(params["k"]), int(params["batch"])
+    k, batch = int(params["k"]), _replay_chunk(data.n_items)
     model.recommend(data, users[:batch], k)  # warm-up (session arenas, thread pool)
     top1 = 0.0
     with clock:
         for start in range(0, users.size, batch):
             items, _ = model.recommend(data, users[start : start + batch], k)
             top1 += float(items[:, 0].sum())
-    return TaskOutcome(units=float(users.size), check=top1)
+    return TaskOutcome(units=float(users.size), check=top1, note=f"chunks of {batch} users")
 
 
 # -- off-policy estimates ---------------------------------------------------------------------
