@@ -41,6 +41,7 @@ __all__ = [
     "RunComparison",
     "check_comparable",
     "compare_runs",
+    "display_labels",
 ]
 
 OffPolicyEstimatorName = Literal["ips", "snips", "dr"]
@@ -166,6 +167,12 @@ def check_comparable(runs: Sequence[RunRecord]) -> None:
                 )
                 + "), so they cannot be paired"
             )
+
+
+def display_labels(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Run id -> what tables call it: its name or model, or its id when that is ambiguous."""
+    labels = [r.label for r in records]
+    return {r.run_id: (r.label if labels.count(r.label) == 1 else r.run_id) for r in records}
 
 
 def _order_metrics(names: set[str]) -> list[str]:
@@ -309,12 +316,13 @@ def _compare_ranking(
                 f"{metric}: {dropped} user(s) scored by only some runs were left out of the pairing"
             )
     adjusted = adjust([p[2].p_value for p in pending], correction)  # type: ignore[arg-type]
+    names = display_labels(records)
     rows = tuple(
         MetricComparison(
             metric=metric,
-            reference=reference.label,
+            reference=names[reference.run_id],
             reference_run=reference.run_id,
-            candidate=record.label,
+            candidate=names[record.run_id],
             candidate_run=record.run_id,
             result=result,
             p_adjusted=float(p_adj),
@@ -401,12 +409,13 @@ def _compare_offpolicy(
             pending.append((est, record, result))
     adjusted = adjust([p[2].p_value for p in pending], correction)  # type: ignore[arg-type]
     reference = records[0]
+    names = display_labels(records)
     rows = tuple(
         OffPolicyComparison(
             estimator=est,
-            reference=reference.label,
+            reference=names[reference.run_id],
             reference_run=reference.run_id,
-            candidate=record.label,
+            candidate=names[record.run_id],
             candidate_run=record.run_id,
             result=result,
             p_adjusted=float(p_adj),
@@ -444,8 +453,8 @@ def _claim(
 
     comparison = compare_estimates(
         metric=f"{result.estimator} value",
-        control=reference.label,
-        treatment=candidate.label,
+        control=display_labels([reference, candidate])[reference.run_id],
+        treatment=display_labels([reference, candidate])[candidate.run_id],
         treatment_value=result.value_b,
         control_value=result.value_a,
         treatment_var=result.variance_b,

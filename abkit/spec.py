@@ -579,6 +579,7 @@ def ensure_dataset(spec: ExperimentSpec, db: str | Path | None) -> bool:
     if path.exists():
         with open_store(path) as store:
             if store.has_dataset(spec.data.dataset):
+                _check_simulated(spec, path, store)
                 return False
     if spec.data.simulate is None:
         raise SpecError(
@@ -589,6 +590,36 @@ def ensure_dataset(spec: ExperimentSpec, db: str | Path | None) -> bool:
 
     simulate(SimulationConfig(**spec.data.simulate, dataset=spec.data.dataset), path)
     return True
+
+
+def _check_simulated(spec: ExperimentSpec, path: Path, store: Any) -> None:
+    """A dataset the store already holds must be the one the spec's simulator settings
+    describe; otherwise the spec would silently run on other data."""
+    import json
+
+    if spec.data.simulate is None:
+        return
+    from abkit.simulate import SimulationConfig
+
+    wanted = SimulationConfig(**spec.data.simulate, dataset=spec.data.dataset).to_dict()
+    row = store.con.execute(
+        "SELECT source, params FROM datasets WHERE dataset = ?", [spec.data.dataset]
+    ).fetchone()
+    try:
+        stored = json.loads(row[1]) if row and row[1] else {}
+    except json.JSONDecodeError:
+        stored = {}
+    differ = [
+        f"{key} {stored.get(key)!r} vs {value!r}"
+        for key, value in wanted.items()
+        if key in stored and stored[key] != value
+    ]
+    if row is not None and (row[0] != "simulate" or differ):
+        detail = "; ".join(differ) if differ else f"it came from {row[0]}"
+        raise SpecError(
+            f"{spec.path}: dataset '{spec.data.dataset}' in {path} is not the one [data.simulate] "
+            f"describes ({detail}); use another --db or dataset name"
+        )
 
 
 def replay_model(

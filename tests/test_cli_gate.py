@@ -1,0 +1,354 @@
+"""The CLI of runs comparison and gating: `abkit compare RUN_A RUN_B`, `abkit baseline save`,
+`abkit gate`, `abkit run` — exit codes, JSON, JUnit, Markdown, the GitHub step summary, and
+(slow) real replays of the committed CI experiment with a planted regression."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from abkit.cli.main import app
+from tests._fake_runs import add_run, correlated_users
+from tests.conftest import REPO, file_digest
+
+CI_SPEC = REPO / "experiments" / "ci.toml"
+CI_BASELINE = REPO / "experiments" / "ci.baseline.json"
+
+
+@pytest.fixture
+def fake_db(db_path: Path) -> Path:
+    base, cand = correlated_users(1, 800)
+    worse = np.clip(base * 0.8, 0, 1)
+    metrics = lambda v: {"ndcg@10": v, "hit_rate@10": (v > 0.25) * 1.0}  # noqa: E731
+    add_run(db_path, "base", user_metrics=metrics(base), params={"factors": 16}, name="als16")
+    add_run(db_path, "same", user_metrics=metrics(cand), params={"factors": 16})
+    add_run(db_path, "worse", user_metrics=metrics(worse), params={"factors": 2})
+    return db_path
+
+
+def _save(runner: CliRunner, db: Path, out: Path, *extra: str) -> None:
+    result = runner.invoke(
+        app, ["baseline", "save", "base", "--db", str(db), "--out", str(out), *extra]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {out}" in result.stdout
+
+
+def test_gate_exit_codes_and_outputs(
+    runner: CliRunner, fake_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline = tmp_path / "b.json"
+    _save(runner, fake_db, baseline)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+
+    ok = runner.invoke(
+        app, ["gate", "--db", str(fake_db), "--baseline", str(baseline), "--run", "same"]
+    )
+    assert ok.exit_code == 0, ok.stderr
+    assert "gate b: PASSED" in ok.stdout
+    assert "Decided by: paired t test at one-sided alpha 0.05" in ok.stdout
+
+    junit = tmp_path / "gate.xml"
+    markdown = tmp_path / "gate.md"
+    bad = runner.invoke(
+        app,
+        [
+            "gate",
+            "--db",
+            str(fake_db),
+            "--baseline",
+            str(baseline),
+            "--run",
+            "worse",
+            "--max-drop",
+            "0.05",
+            "--junit",
+            str(junit),
+            "--markdown",
+            str(markdown),
+            "--json",
+        ],
+    )
+    assert bad.exit_code == 1, bad.stderr
+    payload = json.loads(bad.stdout)
+    assert payload["passed"] is False
+    assert payload["failed"] == ["hit_rate@10", "ndcg@10"]
+    assert payload["parameter_changes"] == "Model parameters changed: factors 16 -> 2"
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "2"
+    assert markdown.read_text().startswith("### abkit gate `b`: FAILED: hit_rate@10, ndcg@10")
+    # the step summary is appended to, once per gate run, never replaced
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### abkit gate `b`: passed")
+    assert text.count("### abkit gate") == 2
+
+
+def test_gate_margin_and_metric_options(runner: CliRunner, fake_db: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "b.json"
+    _save(runner, fake_db, baseline, "--metric", "ndcg@10")
+    # a 25% allowed drop tolerates the 20% drop of "worse"
+    wide = runner.invoke(
+        app,
+        [
+            "gate",
+            "--db",
+            str(fake_db),
+            "--baseline",
+            str(baseline),
+            "--run",
+            "worse",
+            "--max-drop",
+            "0.25",
+        ],
+    )
+    assert wide.exit_code == 0, wide.stdout
+    absolute = runner.invoke(
+        app,
+        [
+            "gate",
+            "--db",
+            str(fake_db),
+            "--baseline",
+            str(baseline),
+            "--run",
+            "worse",
+            "--max-drop",
+            "0.01",
+            "--absolute",
+            "--test",
+            "bootstrap",
+            "--json",
+        ],
+    )
+    assert absolute.exit_code == 1
+    gate = json.loads(absolute.stdout)["gates"][0]
+    assert gate["gate"] == "ndcg@10 may not drop by more than 0.01 (absolute)"
+    assert gate["test"].startswith("paired bootstrap percentile test, 2000 resamples")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gate"], "abkit gate needs a SPEC, or both --baseline FILE and --run RUN"),
+        (["gate", "--baseline", "{b}", "--run", "nope"], "no run 'nope'"),
+        (
+            ["gate", "--baseline", "{b}", "--run", "same", "--metric", "mrr@10"],
+            "unknown baseline metric 'mrr@10'",
+        ),
+        (
+            ["gate", "--baseline", "{b}", "--run", "same", "--max-drop", "2"],
+            "--max-drop: gate hit_rate@10: a relative drop is a fraction below 1 (0.01 = 1%), "
+            "got 2.0",
+        ),
+        (
+            ["gate", "--baseline", "{b}", "--run", "same", "--test", "z"],
+            "--test: unknown test 'z'; expected one of: bootstrap, t",
+        ),
+        (["gate", "--baseline", "{b}", "--run", "other-data"], "mismatched data fingerprint"),
+        (
+            ["gate", "--baseline", "missing.json", "--run", "same"],
+            "missing.json: baseline file not found",
+        ),
+        (["gate", "{spec}"], "missing baseline: [gate] baseline"),
+        (["baseline", "save", "nope"], "no run 'nope'"),
+        (["compare", "base", "other-data"], "were replayed on different data"),
+    ],
+)
+def test_usage_and_data_errors_exit_2(
+    runner: CliRunner, fake_db: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    baseline = tmp_path / "b.json"
+    _save(runner, fake_db, baseline)
+    base, _ = correlated_users(1, 800)
+    add_run(fake_db, "other-data", user_metrics={"ndcg@10": base}, fingerprint="0" * 32)
+    spec = tmp_path / "s.toml"
+    spec.write_text(CI_SPEC.read_text().replace('"ci.baseline.json"', '"nothing.json"'))
+    before = file_digest(fake_db)
+    argv = [a.format(b=baseline, spec=spec) for a in args] + ["--db", str(fake_db)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert file_digest(fake_db) == before
+
+
+def test_compare_runs_from_the_command_line(runner: CliRunner, fake_db: Path) -> None:
+    result = runner.invoke(app, ["compare", "als16", "same", "worse", "--db", str(fake_db)])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "Paired comparison on the same 800 test users" in out
+    assert "ndcg@10: worse" in out
+    assert "McNemar p" in out
+    assert "x narrower than unpaired (Welch) ones" in out
+    as_json = runner.invoke(
+        app,
+        [
+            "compare",
+            "als16",
+            "worse",
+            "--db",
+            str(fake_db),
+            "--json",
+            "--correction",
+            "bh",
+            "--metric",
+            "ndcg@10",
+        ],
+    )
+    payload = json.loads(as_json.stdout)
+    assert payload["correction"] == "bh"
+    [row] = payload["comparisons"]
+    assert row["relative_difference"] == pytest.approx(-0.2, abs=0.01)
+    assert row["candidate_run"] == "worse"
+
+
+def test_compare_without_runs_still_compares_ab_arms(runner: CliRunner, fake_db: Path) -> None:
+    """No run ids: the A/B path of the statistics issue, not the replay-run path."""
+    result = runner.invoke(app, ["compare", "--db", str(fake_db)])
+    assert result.exit_code == 2
+    assert "holds no dataset" in result.stderr or "no experiment" in result.stderr
+
+
+def test_offpolicy_compare_with_claim(runner: CliRunner, db_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    action = rng.integers(0, 4, n)
+    reward = (rng.random(n) < np.array([0.04, 0.05, 0.06, 0.12])[action]).astype(float)
+    ids = np.arange(n)
+    add_run(
+        db_path,
+        "rand",
+        kind="offpolicy",
+        model="random",
+        rounds={"impression_id": ids, "weight": np.ones(n), "reward": reward},
+    )
+    add_run(
+        db_path,
+        "pers",
+        kind="offpolicy",
+        model="als",
+        rounds={"impression_id": ids, "weight": (action == 3) * 4.0, "reward": reward},
+    )
+    result = runner.invoke(app, ["compare", "rand", "pers", "--claim", "0.2", "--db", str(db_path)])
+    assert result.exit_code == 0, result.stderr
+    assert "Off-policy comparison on the same 4,000 logged rounds" in result.stdout
+    assert "claim: als beats random by at least 20%: SUPPORTED" in result.stdout
+
+
+# -- real replays (the committed CI experiment) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ci_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CI experiment's simulated shop with its runs (als, popularity): ~10 s."""
+    db = tmp_path_factory.mktemp("ci") / "ci.duckdb"
+    result = CliRunner().invoke(app, ["run", str(CI_SPEC), "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload["runs"]) == {"als", "popularity"}
+    assert payload["comparison"]["reference"].startswith("popularity-")
+    return db
+
+
+def _variant(tmp_path: Path, **params: int) -> Path:
+    """The CI spec with other candidate parameters, gated against the committed baseline."""
+    text = CI_SPEC.read_text().replace('"ci.baseline.json"', json.dumps(str(CI_BASELINE)))
+    line = 'params = { factors = 16, iterations = 10, seed = 1, device = "cpu" }'
+    assert text.count(line) == 1
+    values = {"factors": 16, "iterations": 10, "seed": 1, **params}
+    inner = ", ".join(f"{k} = {v}" for k, v in values.items())
+    path = tmp_path / "variant.toml"
+    path.write_text(text.replace(line, f'params = {{ {inner}, device = "cpu" }}'))
+    return path
+
+
+@pytest.mark.slow
+def test_ci_gate_passes_on_the_unchanged_model(
+    runner: CliRunner, ci_store: Path, tmp_path: Path
+) -> None:
+    """What .ci/run does; it also proves the committed baseline matches today's simulator."""
+    shutil.copy(ci_store, tmp_path / "ci.duckdb")
+    result = runner.invoke(app, ["gate", str(CI_SPEC), "--db", str(tmp_path / "ci.duckdb")])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "gate ci: PASSED" in result.stdout
+    assert "Model parameters as in the baseline" in result.stdout
+
+
+@pytest.mark.slow
+def test_ci_gate_fails_on_a_planted_regression(
+    runner: CliRunner, ci_store: Path, tmp_path: Path
+) -> None:
+    """ALS with 2 factors instead of 16: NDCG@10 drops ~20%, beyond the 5% margin: exit 1."""
+    shutil.copy(ci_store, tmp_path / "ci.duckdb")
+    junit = tmp_path / "junit.xml"
+    result = runner.invoke(
+        app,
+        [
+            "gate",
+            str(_variant(tmp_path, factors=2)),
+            "--db",
+            str(tmp_path / "ci.duckdb"),
+            "--junit",
+            str(junit),
+        ],
+    )
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "gate ci: FAILED on ndcg@10" in result.stdout
+    assert "ndcg@10 dropped by" in result.stdout
+    assert "Model parameters changed: factors 16 -> 2" in result.stdout
+    failures = [
+        c for c in ET.parse(junit).getroot().iter("testcase") if c.find("failure") is not None
+    ]
+    assert failures
+    assert (failures[0].get("name") or "").startswith("ndcg@10 may not drop")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 3])
+def test_ci_gate_passes_another_seed_of_the_unchanged_model(
+    runner: CliRunner, ci_store: Path, tmp_path: Path, seed: int
+) -> None:
+    shutil.copy(ci_store, tmp_path / "ci.duckdb")
+    result = runner.invoke(
+        app,
+        ["gate", str(_variant(tmp_path, seed=seed)), "--db", str(tmp_path / "ci.duckdb"), "--json"],
+    )
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    payload = json.loads(result.stdout)
+    assert payload["parameter_changes"] == f"Model parameters changed: seed 1 -> {seed}"
+    for gate in payload["gates"]:
+        assert abs(gate["change"]) < 0.03  # seed-to-seed variation, well inside the 5% margin
+
+
+@pytest.mark.slow
+def test_ci_spec_refuses_other_data(runner: CliRunner, ci_store: Path, tmp_path: Path) -> None:
+    """A store whose dataset was simulated with other settings, or a pinned fingerprint that
+    the data do not have: exit 2 with the reason, never a gate verdict."""
+    shutil.copy(ci_store, tmp_path / "ci.duckdb")
+    db = str(tmp_path / "ci.duckdb")
+    other_seed = tmp_path / "seed.toml"
+    other_seed.write_text(
+        _variant(tmp_path).read_text().replace("pre_days = 28, seed = 3", "pre_days = 28, seed = 4")
+    )
+    result = runner.invoke(app, ["gate", str(other_seed), "--db", db])
+    assert result.exit_code == 2
+    assert "dataset 'ci' in" in result.stderr
+    assert "is not the one [data.simulate] describes (seed 3 vs 4)" in result.stderr
+    pinned = tmp_path / "pinned.toml"
+    pinned.write_text(
+        _variant(tmp_path)
+        .read_text()
+        .replace('split = "temporal"', 'split = "temporal"\nfingerprint = "0123abcd"')
+    )
+    result = runner.invoke(app, ["gate", str(pinned), "--db", db])
+    assert result.exit_code == 2
+    assert "mismatched data fingerprint: [data] fingerprint is 0123abcd" in result.stderr
