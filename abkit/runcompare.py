@@ -202,8 +202,9 @@ def compare_runs(
     reference. See the module docstring for what is computed.
 
     ``metrics`` defaults to every per-user metric all runs recorded; ``estimators`` (off-policy
-    runs) to ``ips`` and ``snips``, plus ``dr`` when the runs stored model predictions;
-    ``claim`` (off-policy only) is a relative lift to test, e.g. 0.2 for +20%.
+    runs) to ``ips`` and ``snips``, plus ``dr`` when every run reported a DR estimate and
+    stored its model predictions; ``claim`` (off-policy only) is a relative lift to test,
+    e.g. 0.2 for +20%.
     """
     from abkit.data.runs_sql import fetch_runs
     from abkit.data.store import open_store
@@ -357,7 +358,7 @@ def _compare_offpolicy(
 ) -> RunComparison:
     import numpy as np
 
-    from abkit.data.runs_sql import paired_rounds
+    from abkit.data.runs_sql import paired_rounds, run_estimator_names
     from abkit.stats.multiplicity import adjust
     from abkit.stats.paired import paired_offpolicy_difference
 
@@ -375,6 +376,8 @@ def _compare_offpolicy(
             "shared round(s): they were evaluated with different --reward columns or logs"
         )
     has_q = bool(np.all(np.isfinite(rounds.q_logged)) and np.all(np.isfinite(rounds.q_policy)))
+    # DR by default only when every run asked for it (else its q columns may be placeholders)
+    dr_everywhere = all("dr" in run_estimator_names(con, r.run_id) for r in records)
     allowed = ("ips", "snips", "dr")
     if estimators:
         for est in estimators:
@@ -387,7 +390,7 @@ def _compare_offpolicy(
                 )
         chosen = list(dict.fromkeys(estimators))
     else:
-        chosen = ["ips", "snips"] + (["dr"] if has_q else [])
+        chosen = ["ips", "snips"] + (["dr"] if has_q and dr_everywhere else [])
     notes = []
     lost = max(rounds.rounds_per_run) - n
     if lost:

@@ -29,10 +29,11 @@ def add_run(
     fingerprint: str = "f" * 32,
     dataset: str = "sim",
     ks: Sequence[int] = (10,),
+    estimators: Sequence[str] = (),
 ) -> None:
     """Insert one run; ``user_metrics`` maps ``"ndcg@10"`` to a vector over ``user_ids``
     (default ``u00000, u00001, ...``); ``rounds`` has impression_id, weight, reward and
-    optionally q_logged / q_policy."""
+    optionally q_logged / q_policy; ``estimators`` adds (empty) rows to run_estimates."""
     with open_store(db, write=True) as store, store.transaction() as con:
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -55,6 +56,11 @@ def add_run(
                 [run_id],
             )
             con.unregister("fake_metrics")
+        for estimator in estimators:
+            con.execute(
+                "INSERT INTO run_estimates (run_id, estimator, value) VALUES (?, ?, 0.0)",
+                [run_id, estimator],
+            )
         if rounds is not None:
             n = len(rounds["impression_id"])
             frame = pd.DataFrame(

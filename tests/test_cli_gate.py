@@ -352,3 +352,19 @@ def test_ci_spec_refuses_other_data(runner: CliRunner, ci_store: Path, tmp_path:
     result = runner.invoke(app, ["gate", str(pinned), "--db", db])
     assert result.exit_code == 2
     assert "mismatched data fingerprint: [data] fingerprint is 0123abcd" in result.stderr
+
+
+def test_the_documented_workflow_uses_real_options(runner: CliRunner) -> None:
+    """docs/ci-github-actions.yml: its gate step names the committed spec and only options
+    that `abkit gate` has (a text check: PyYAML is not a dependency)."""
+    text = (REPO / "docs" / "ci-github-actions.yml").read_text()
+    step = text.split("run: >", 1)[1].split("\n\n", 1)[0]
+    words = step.split()
+    assert words[:3] == ["abkit", "gate", "experiments/ci.toml"]
+    assert (REPO / words[2]).exists()
+    help_text = runner.invoke(app, ["gate", "--help"]).stdout
+    options = [w for w in words if w.startswith("--")]
+    assert options == ["--db", "--junit", "--markdown"]
+    for option in options:
+        assert option in help_text
+    assert "GITHUB_STEP_SUMMARY" in help_text

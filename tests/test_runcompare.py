@@ -137,29 +137,21 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
     ids = np.arange(10)
     reward = np.tile([0.0, 1.0], 5)
     q = np.full(10, 0.5)
+    with_q = {"impression_id": ids, "reward": reward, "q_logged": q, "q_policy": q}
+    all_three = ("ips", "snips", "dr")
     add_run(
         db_path,
         "a",
         kind="offpolicy",
-        rounds={
-            "impression_id": ids,
-            "weight": np.ones(10),
-            "reward": reward,
-            "q_logged": q,
-            "q_policy": q,
-        },
+        rounds={**with_q, "weight": np.ones(10)},
+        estimators=all_three,
     )
     add_run(
         db_path,
         "b",
         kind="offpolicy",
-        rounds={
-            "impression_id": ids,
-            "weight": np.ones(10) * 2,
-            "reward": reward,
-            "q_logged": q,
-            "q_policy": q,
-        },
+        rounds={**with_q, "weight": np.ones(10) * 2},
+        estimators=all_three,
     )
     add_run(
         db_path,
@@ -167,8 +159,18 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
         kind="offpolicy",
         rounds={"impression_id": ids, "weight": np.ones(10), "reward": reward},
     )
+    add_run(
+        db_path,
+        "d",
+        kind="offpolicy",
+        rounds={**with_q, "weight": np.ones(10)},
+        estimators=("ips",),
+    )
     assert compare_runs(db_path, ["a", "b"]).metrics == ("ips", "snips", "dr")
     assert compare_runs(db_path, ["a", "c"]).metrics == ("ips", "snips")
+    # predictions stored but no DR estimate asked for: DR only on request
+    assert compare_runs(db_path, ["a", "d"]).metrics == ("ips", "snips")
+    assert compare_runs(db_path, ["a", "d"], estimators=["dr"]).metrics == ("dr",)
     with pytest.raises(
         InputError, match=re.escape("--estimator dr needs the reward model's predictions")
     ):

@@ -315,11 +315,16 @@ def run_comparison(result: Any) -> None:
             line(f"  p adj. {_p_value(r.p_adjusted)}")
             if r.claim is not None:
                 k = r.claim
+                support = (
+                    f"the data support a lift of at least {_signed_pct(k.max_supported_lift)}"
+                    if math.isfinite(k.max_supported_lift)
+                    else "the lift interval is unbounded: the reference's value is not clearly "
+                    "above 0"
+                )
                 line(
                     f"  claim: {r.candidate} beats {r.reference} by at least "
-                    f"{_signed_pct(k.claim, 0).lstrip('+')}: {k.verdict.upper()} (the data "
-                    f"support a lift up to {_signed_pct(k.max_supported_lift)}; p = "
-                    f"{_p_value(k.p_value_above)} for H0: lift <= {_signed_pct(k.claim, 0)})",
+                    f"{_signed_pct(k.claim, 0).lstrip('+')}: {k.verdict.upper()} ({support}; "
+                    f"p = {_p_value(k.p_value_above)} for H0: lift <= {_signed_pct(k.claim, 0)})",
                     style="bold",
                 )
     for text in result.notes:

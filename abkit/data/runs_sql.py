@@ -28,6 +28,7 @@ __all__ = [
     "fetch_runs",
     "paired_rounds",
     "paired_user_metrics",
+    "run_estimator_names",
     "run_metric_names",
     "run_user_count",
 ]
@@ -145,6 +146,15 @@ def run_metric_names(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     """The per-user metrics a run recorded, sorted."""
     rows = con.execute(
         "SELECT DISTINCT metric FROM run_user_metrics WHERE run_id = ? ORDER BY metric", [run_id]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def run_estimator_names(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """The off-policy estimators a run reported (``run_estimates``), sorted."""
+    rows = con.execute(
+        "SELECT DISTINCT estimator FROM run_estimates WHERE run_id = ? ORDER BY estimator",
+        [run_id],
     ).fetchall()
     return [r[0] for r in rows]
 
