@@ -318,15 +318,27 @@ def test_ci_gate_passes_another_seed_of_the_unchanged_model(
     runner: CliRunner, ci_store: Path, tmp_path: Path, seed: int
 ) -> None:
     shutil.copy(ci_store, tmp_path / "ci.duckdb")
-    result = runner.invoke(
-        app,
-        ["gate", str(_variant(tmp_path, seed=seed)), "--db", str(tmp_path / "ci.duckdb"), "--json"],
-    )
+    db = str(tmp_path / "ci.duckdb")
+    result = runner.invoke(app, ["gate", str(_variant(tmp_path, seed=seed)), "--db", db, "--json"])
     assert result.exit_code == 0, (result.stdout, result.stderr)
     payload = json.loads(result.stdout)
     assert payload["parameter_changes"] == f"Model parameters changed: seed 1 -> {seed}"
     for gate in payload["gates"]:
         assert abs(gate["change"]) < 0.03  # seed-to-seed variation, well inside the 5% margin
+    # the two ALS runs, paired by user: far narrower intervals than unpaired on the same runs
+    from abkit.data.store import open_store
+    from abkit.runcompare import compare_runs
+
+    with open_store(db) as store:
+        row = store.con.execute(
+            "SELECT run_id FROM runs WHERE name = 'ci/als' ORDER BY created_at LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    runs = [row[0], payload["candidate"]["run_id"]]
+    compared = compare_runs(db, runs, metrics=["ndcg@10", "hit_rate@10"], n_resamples=0)
+    for comparison in compared.rows:
+        r = comparison.result
+        assert (r.ci_high - r.ci_low) < 0.7 * (r.unpaired_ci_high - r.unpaired_ci_low)
 
 
 @pytest.mark.slow
