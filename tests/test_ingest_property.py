@@ -59,6 +59,8 @@ def _ts_text(ts: datetime, style: str, offset_minutes: int) -> str:
         return ts.isoformat() + "Z"
     if style == "iso-naive":
         return ts.isoformat(sep=" ")
+    if style == "iso-naive-t":
+        return ts.isoformat()
     if style == "iso-offset":
         zone = timezone(timedelta(minutes=offset_minutes))
         return ts.replace(tzinfo=timezone.utc).astimezone(zone).isoformat()
@@ -112,7 +114,9 @@ def _write_parquet(path: Path, rows: list[dict], style: str, off: int) -> None:
 @given(
     rows=st.lists(events(), min_size=1, max_size=15),
     file_format=st.sampled_from(["csv", "csv-no-header", "csv.gz", "parquet"]),
-    csv_style=st.sampled_from(["iso-z", "iso-naive", "iso-offset", "epoch-s", "epoch-ms"]),
+    csv_style=st.sampled_from(
+        ["iso-z", "iso-naive", "iso-naive-t", "iso-offset", "epoch-s", "epoch-ms"]
+    ),
     parquet_style=st.sampled_from(["timestamp", "timestamptz", "iso-offset", "epoch-us-as-ms"]),
     offset_minutes=st.integers(min_value=-12 * 60, max_value=14 * 60),
     order=st.permutations(COLUMNS),

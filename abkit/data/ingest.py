@@ -87,6 +87,13 @@ _EPOCH_MS_FROM = 1e11  # |x| >= 1e11: milliseconds (1e11 s is the year 5138)
 _EPOCH_MS_LIMIT = 1e14  # 1e14 ms is the year 5138 again: beyond is not a plausible timestamp
 _MAX_VARIANTS = 50
 _CONTROL_NAMES = ("control", "random", "a", "baseline")
+_NAIVE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+)
 _TS_HINT = "expected ISO 8601 such as 2024-01-31T12:00:00Z, or epoch seconds or milliseconds"
 _STAGED = "memory.main.staged"
 _STORE_ALIAS = "abkit_store"
@@ -420,9 +427,17 @@ class _Plan:
                 f"{q if source_type == 'VARCHAR' else f'CAST({q} AS VARCHAR)'} AS {name}"
             )
         elif spec.kind == "event_type":
-            self.select.append(f"lower(trim(CAST({q} AS VARCHAR))) AS {name}")
+            # Normalise case and spaces only where needed: lower(trim()) on every row costs.
+            text = q if source_type == "VARCHAR" else f"CAST({q} AS VARCHAR)"
+            canonical = ", ".join("?" for _ in EVENT_TYPES)
+            self.select.append(
+                f"CASE WHEN {text} IN ({canonical}) THEN {text} ELSE lower(trim({text})) END "
+                f"AS {name}"
+            )
+            self.params.extend(EVENT_TYPES)
         elif spec.kind == "ts":
-            bad = self._add_ts(q, where, raw)
+            self._add_ts(q, where, raw)
+            return  # ts is required; its one check tells empty from unparseable
         else:
             sql_type = _SQL_TYPES[spec.kind]
             if source_type == sql_type:
@@ -490,16 +505,24 @@ class _Plan:
                 lambda row: f"{where(row)}: expected 0 or 1, found {raw(row)}",
             )
 
-    def _add_ts(self, q: str, where: Callable[[int], str], raw: Callable[[int], str]) -> str | None:
+    def _add_ts(self, q: str, where: Callable[[int], str], raw: Callable[[int], str]) -> None:
         if self.ts_format == "native":
             self.select.append(f"CAST({q} AS TIMESTAMP) AS ts")
-            return None
-        if self.ts_format == "iso":
-            parsed = f"CAST(TRY_CAST({q} AS TIMESTAMPTZ) AS TIMESTAMP)"
-            self.select.append(f"{parsed} AS ts")
+            value = "ts"
+        elif self.ts_format == "iso":
+            # Casting text to TIMESTAMPTZ honours offsets and zone names but is several times
+            # slower than strptime, and a cast to TIMESTAMP would silently drop an offset. So
+            # strictly zone-less forms go through strptime (it must match the whole text), and
+            # anything else through TIMESTAMPTZ, whose result is UTC (the session zone).
+            formats = ", ".join(f"'{f}'" for f in _NAIVE_FORMATS)
+            self.select.append(
+                f"coalesce(try_strptime({q}, [{formats}]), "
+                f"CAST(TRY_CAST({q} AS TIMESTAMPTZ) AS TIMESTAMP)) AS ts"
+            )
+            value = "ts"
         else:
-            parsed = f"TRY_CAST({q} AS DECIMAL(38, 6))"
-            self.select.append(f"{parsed} AS _ts_num")
+            self.select.append(f"TRY_CAST({q} AS DECIMAL(38, 6)) AS _ts_num")
+            value = "_ts_num"
             limit = _EPOCH_MS_FROM if self.ts_unit == "s" else _EPOCH_MS_LIMIT
             unit = "seconds" if self.ts_unit == "s" else "milliseconds"
             self._check(
@@ -509,12 +532,16 @@ class _Plan:
                     f"(expected {unit} below {limit:.0e})"
                 ),
             )
-        self.select.append(f"({q} IS NOT NULL AND {parsed} IS NULL) AS _bad_ts")
-        self._check(
-            "_bad_ts",
-            lambda row: f"{where(row)}: cannot parse '{raw(row)}' as a timestamp ({_TS_HINT})",
-        )
-        return "_bad_ts"
+
+        # No per-row flag: a NULL is either an empty cell or text that did not parse, and the
+        # (rare) failing row is read again to tell which.
+        def message(row: int) -> str:
+            text = raw(row)
+            if text == "":
+                return f"{where(row)}: empty (expected a timestamp)"
+            return f"{where(row)}: cannot parse '{text}' as a timestamp ({_TS_HINT})"
+
+        self._check(f"{value} IS NULL", message)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -712,8 +739,7 @@ def _validate(
         "variant_ts_max": f"max({ts_value}) FILTER (WHERE variant IS NOT NULL)"
         if has_variant
         else "NULL",
-        "n_variants": "count(DISTINCT variant)" if has_variant else "0",
-        "users": "count(DISTINCT user_id)" if unit == "user" else "count(*)",
+        "variant_rows": "count(variant)" if has_variant else "0",
         "clicks": "sum(click)" if "click" in staged else "NULL",
         "ms_row": f"min(rowid) FILTER (WHERE abs(_ts_num) >= {_EPOCH_MS_FROM:.0f})"
         if plan.ts_format == "epoch"
@@ -779,26 +805,32 @@ def _validate(
         ts_sql = "ts"
         ts_format = plan.ts_format
     file_variants: tuple[str, ...] = ()
-    if has_variant and stats["n_variants"]:
-        if stats["n_variants"] > _MAX_VARIANTS:
+    users: int | None = int(stats["rows"]) if unit == "impression" else None
+    if has_variant and stats["variant_rows"]:
+        rows = con.execute(
+            f"SELECT variant FROM {_STAGED} WHERE variant IS NOT NULL GROUP BY variant "
+            f"ORDER BY variant LIMIT {_MAX_VARIANTS + 1}"
+        ).fetchall()
+        if len(rows) > _MAX_VARIANTS:
             column = resolved.get("variant", "variant")
             raise InputError(
-                f"{path}: column '{column}' has {stats['n_variants']} distinct variants "
-                f"(at most {_MAX_VARIANTS}); is it really the A/B arm? Use --map variant=COLUMN"
+                f"{path}: column '{column}' has more than {_MAX_VARIANTS} distinct variants; "
+                "is it really the A/B arm? Name the arm column with --map variant=COLUMN"
             )
-        rows = con.execute(
-            f"SELECT DISTINCT variant FROM {_STAGED} WHERE variant IS NOT NULL ORDER BY 1"
-        ).fetchall()
         file_variants = tuple(r[0] for r in rows)
         if unit == "user":
-            _stage_assignments(con, plan, ts_sql)
+            assigned = _stage_assignments(con, plan, ts_sql)
+            if stats["variant_rows"] == stats["rows"]:
+                users = assigned  # every row has a variant: one assignment per user
+    if users is None:
+        users = _count(con.execute(f"SELECT count(DISTINCT user_id) FROM {_STAGED}"))
     return _Staged(
         source=source,
         preset=preset,
         resolved=resolved,
         staged=frozenset(staged),
         rows=int(stats["rows"]),
-        users=int(stats["users"]),
+        users=users,
         clicks=None if stats["clicks"] is None else int(stats["clicks"]),
         ts_sql=ts_sql,
         ts_format=ts_format,
@@ -812,8 +844,10 @@ def _validate(
     )
 
 
-def _stage_assignments(con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str) -> None:
-    """One row per user: their variant and first timestamp; a user in two variants is refused."""
+def _stage_assignments(con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str) -> int:
+    """One row per user: their variant and first timestamp; a user in two variants is refused.
+
+    Returns the number of users with a variant."""
     con.execute(
         f"CREATE TABLE memory.main.file_assign AS SELECT user_id, min(variant) AS variant, "
         f"max(variant) AS other, min({ts_sql}) AS assigned_at FROM {_STAGED} "
@@ -837,6 +871,7 @@ def _stage_assignments(con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str)
             f"{plan.source.path}: row {row + 1}: user '{user}' is in variant '{second}', but "
             f"row {first_row + 1} put them in '{first}' (a user must stay in one variant)"
         )
+    return _count(con.execute("SELECT count(*) FROM memory.main.file_assign"))
 
 
 def _stage_items(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
