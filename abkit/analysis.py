@@ -292,6 +292,16 @@ def _check_values(
             f"--metric {spec.kind}: no '{spec.event}' event of dataset '{dataset}' has a value "
             "in the experiment window; choose another --event"
         )
+    if spec.kind == "ratio" and not any(a.d_sum for a in result.arms):
+        what = {
+            "clicks_per_impression": "impressions",
+            "revenue_per_order": f"'{spec.event}' events",
+            "orders_per_session": "sessions",
+        }[spec.name]
+        raise InputError(
+            f"--ratio {spec.name}: dataset '{dataset}' has no {what} of assigned users in the "
+            "experiment window"
+        )
     if cuped and result.covariate_rows == 0:
         raise InputError(
             f"--cuped: no unit of dataset '{dataset}' has '{spec.event}' events before the "

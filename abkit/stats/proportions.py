@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
+from scipy import optimize, stats
 
 from abkit.errors import InputError
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
@@ -292,7 +292,26 @@ def miettinen_nurminen_interval(
 
 
 def _bisect(func: object, lo: float, hi: float, shape: tuple[int, ...]) -> FloatArray:
-    """Vectorised bisection for a decreasing function: the point where it crosses 0."""
+    """Vectorised bisection for a decreasing function: the point where it crosses 0.
+
+    A single (scalar) problem uses Brent's method instead: same root, far fewer evaluations.
+    Where the function does not change sign the bracket end it keeps is returned; callers
+    test the ends themselves.
+    """
+    if shape == ():
+        f_lo = float(func(np.asarray(lo)))  # type: ignore[operator]
+        f_hi = float(func(np.asarray(hi)))  # type: ignore[operator]
+        if f_lo > 0 > f_hi:
+            root = optimize.brentq(
+                lambda t: float(func(np.asarray(t))),  # type: ignore[operator]
+                lo,
+                hi,
+                xtol=1e-14,
+                rtol=4 * np.finfo(float).eps,
+                maxiter=200,
+            )
+            return np.asarray(root, dtype=np.float64)
+        return np.asarray(hi if f_lo > 0 else lo, dtype=np.float64)
     a = np.full(shape, lo)
     b = np.full(shape, hi)
     for _ in range(_BISECTIONS):

@@ -79,8 +79,8 @@ def compare_ratios(
     ``design_effect`` = delta-method variance of the difference / naive per-row variance (when
     the per-row sums are known).
     """
-    r1, v1 = ratio_estimate(treatment)
     r2, v2 = ratio_estimate(control)
+    r1, v1 = ratio_estimate(treatment)
     design_effect = None
     if treatment.row_y_sum_sq is not None and control.row_y_sum_sq is not None:
         naive = naive_ratio_variance(treatment) + naive_ratio_variance(control)

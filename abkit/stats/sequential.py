@@ -127,7 +127,7 @@ def tune_tau2(final_variance: float, alpha: float = 0.05) -> float:
 def msprt_log_lr(
     estimate: np.ndarray | float,
     variance: np.ndarray | float,
-    tau2: float,
+    tau2: float | np.ndarray,
     null: float = 0.0,
 ) -> np.ndarray:
     """``log Lambda`` of the normal-mixture SPRT (0 where the variance is not positive)."""
@@ -145,7 +145,7 @@ def msprt_log_lr(
 def always_valid_p_values(
     estimates: Sequence[float] | np.ndarray,
     variances: Sequence[float] | np.ndarray,
-    tau2: float,
+    tau2: float | np.ndarray,
 ) -> np.ndarray:
     """Running minimum of ``min(1, 1 / Lambda)`` over the looks (last axis)."""
     p = np.minimum(1.0, np.exp(-msprt_log_lr(np.asarray(estimates), np.asarray(variances), tau2)))
@@ -155,7 +155,7 @@ def always_valid_p_values(
 def confidence_sequence(
     estimate: np.ndarray | float,
     variance: np.ndarray | float,
-    tau2: float,
+    tau2: float | np.ndarray,
     alpha: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The normal-mixture confidence sequence at each look (infinite where V <= 0)."""

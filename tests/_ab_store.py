@@ -1,0 +1,96 @@
+"""Small hand-built A/B stores whose every number can be worked out by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from abkit.data.store import open_store
+
+START = datetime(2024, 1, 10)
+END = datetime(2024, 1, 20)
+
+
+def day(n: float) -> datetime:
+    """``n`` days after the experiment's start."""
+    return START + timedelta(days=n)
+
+
+def build_store(
+    path: Path,
+    *,
+    dataset: str = "shop",
+    experiment: str = "exp",
+    arms: Sequence[str] = ("control", "treatment"),
+    split: Sequence[float] | None = (0.5, 0.5),
+    control: str = "control",
+    assignments: Sequence[tuple[str, str, datetime | None]] = (),
+    events: Sequence[tuple[str, str, datetime, float | None, str | None]] = (),
+    impressions: Sequence[tuple[str, datetime, str | None, int]] = (),
+    unit: str = "user",
+    start: datetime | None = START,
+    end: datetime | None = END,
+    with_experiment: bool = True,
+) -> Path:
+    """Write one dataset: ``assignments`` (user, arm, assigned_at), ``events`` (user, type,
+    ts, value, session) and ``impressions`` (user, ts, variant, click)."""
+    with open_store(path, write=True) as store, store.transaction() as con:
+        store.add_dataset(dataset, source="ingest", unit=unit)
+        if with_experiment:
+            con.execute(
+                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    dataset,
+                    experiment,
+                    list(arms),
+                    list(split) if split else None,
+                    control,
+                    start,
+                    end,
+                ],
+            )
+        if assignments:
+            con.executemany(
+                "INSERT INTO assignments VALUES (?, ?, ?, ?, ?)",
+                [[dataset, experiment, u, a, t] for u, a, t in assignments],
+            )
+        if events:
+            con.executemany(
+                "INSERT INTO events VALUES (?, ?, ?, 'item', ?, ?, ?)",
+                [[dataset, u, s, kind, ts, v] for u, kind, ts, v, s in events],
+            )
+        if impressions:
+            con.executemany(
+                "INSERT INTO impressions VALUES (?, ?, 0, ?, NULL, ?, ?, 'item', 1, 0.5, ?, NULL, NULL)",  # noqa: E501
+                [[dataset, i, u, ts, var, c] for i, (u, ts, var, c) in enumerate(impressions)],
+            )
+    return path
+
+
+def hand_store(path: Path) -> Path:
+    """Two arms of 10 users. In the window control has purchasers c0, c1 (c1 twice) and
+    treatment t0..t3; c2 bought before the start (pre-period) and t4 after the end (ignored).
+    A user assigned to both arms and a user of an unknown arm are excluded."""
+    assignments = [(f"c{i}", "control", day(i * 0.5)) for i in range(10)]
+    assignments += [(f"t{i}", "treatment", day(i * 0.5)) for i in range(10)]
+    assignments += [
+        ("both", "control", day(0)),
+        ("both", "treatment", day(1)),
+        ("ghost", "beta", day(0)),
+    ]
+    events = [
+        ("c0", "purchase", day(1.5), 10.0, "s1"),
+        ("c1", "purchase", day(2.5), 20.0, "s2"),
+        ("c1", "purchase", day(6.5), 5.0, "s3"),
+        ("c2", "purchase", day(-3), 50.0, "s0"),
+        ("t0", "purchase", day(0.5), 30.0, "s4"),
+        ("t1", "purchase", day(3.5), 12.0, "s5"),
+        ("t2", "purchase", day(3.5), 8.0, "s6"),
+        ("t3", "purchase", day(8.5), 40.0, "s7"),
+        ("t4", "purchase", day(11), 99.0, "s8"),
+        ("t0", "view", day(0.4), None, "s4"),
+        ("c0", "view", day(1.4), None, "s1"),
+        ("both", "purchase", day(2), 70.0, "s9"),
+    ]
+    return build_store(path, assignments=assignments, events=events)

@@ -1,0 +1,98 @@
+"""Multiple-testing corrections against statsmodels, and the SRM check for any number of arms."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from abkit.errors import InputError
+from abkit.stats import multiplicity, srm
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+STATSMODELS_NAMES = {
+    "bonferroni": "bonferroni",
+    "holm": "holm",
+    "hochberg": "simes-hochberg",
+    "bh": "fdr_bh",
+    "by": "fdr_by",
+}
+
+
+@SETTINGS
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30), st.sampled_from(list(STATSMODELS_NAMES))
+)
+def test_adjustments_match_statsmodels(pvalues, method) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    reject, adjusted, _, _ = multipletests(pvalues, alpha=0.05, method=STATSMODELS_NAMES[method])
+    ours = multiplicity.adjust(pvalues, method)
+    assert list(ours) == pytest.approx(list(adjusted), abs=1e-12)
+    assert list(multiplicity.reject(pvalues, method, 0.05)) == list(reject)
+
+
+def test_none_and_empty() -> None:
+    assert list(multiplicity.adjust([0.2, 0.01], "none")) == [0.2, 0.01]
+    assert multiplicity.adjust([], "holm").size == 0
+
+
+@pytest.mark.parametrize(
+    ("pvalues", "method", "message"),
+    [
+        ([0.1], "holmes", "unknown correction 'holmes' (did you mean 'holm'?); expected one of: bh, bonferroni, by, hochberg, holm, none"),  # noqa: E501
+        ([0.1, 1.2], "holm", "p-values must be numbers in [0, 1]"),
+        ([0.1, math.nan], "bh", "p-values must be numbers in [0, 1]"),
+    ],
+)  # fmt: skip
+def test_invalid_multiplicity_inputs(pvalues, method, message) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        multiplicity.adjust(pvalues, method)
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 100_000), min_size=2, max_size=6), st.data())
+def test_srm_matches_scipy_for_any_number_of_arms(counts, data) -> None:
+    shares = data.draw(st.lists(st.integers(1, 9), min_size=len(counts), max_size=len(counts)))
+    result = srm.srm_check([f"arm{i}" for i in range(len(counts))], counts, shares)
+    expected = np.array(shares) / sum(shares) * sum(counts)
+    ref = stats.chisquare(counts, expected)
+    assert result.chi2 == pytest.approx(ref.statistic, rel=1e-9)
+    assert result.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+    assert result.df == len(counts) - 1
+    assert result.ok == (result.p_value >= 0.001)
+
+
+def test_srm_three_arms_and_note() -> None:
+    result = srm.srm_check(["a", "b", "c"], [3400, 3300, 3300], srm.parse_split("34/33/33"))
+    assert result.ok
+    assert result.checked
+    bad = srm.srm_check(["a", "b"], [600, 400], (0.5, 0.5))
+    assert not bad.ok
+    assert bad.note.startswith("sample ratio mismatch: the units per arm (a 600, b 400)")
+
+
+def test_srm_without_design_is_skipped_not_passed_silently() -> None:
+    result = srm.srm_check(["a", "b"], [600, 400], None)
+    assert result.ok
+    assert not result.checked
+    assert "pass --split" in result.note
+
+
+@pytest.mark.parametrize(
+    ("text", "arms", "message"),
+    [
+        ("50", 2, "--split '50': expected at least two shares separated by '/', e.g. 50/50"),
+        ("fifty/fifty", 2, "--split 'fifty/fifty': expected shares separated by '/', e.g. 50/50 or 40/30/30"),  # noqa: E501
+        ("50/50", 3, "--split has 2 share(s) but the experiment has 3 arms; give one share per arm, e.g. 1/1/1"),  # noqa: E501
+        ("50/0", 2, "--split shares must be positive numbers, got 50.0/0.0"),
+    ],
+)  # fmt: skip
+def test_invalid_splits(text, arms, message) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        srm.normalise_split(srm.parse_split(text), arms)

@@ -1,0 +1,189 @@
+"""`abkit compare` on the command line: the JSON contract with exact numbers from a hand-built
+store, the report's order (warnings and SRM first), --strict, the options passed through
+unchanged, and the OBD acceptance case. (``abkit compare RUN_A RUN_B`` is tested with the run
+comparisons.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from abkit.cli.main import app
+from tests._ab_store import hand_store
+from tests.conftest import OBD
+
+
+@pytest.fixture
+def hand_db(tmp_path: Path) -> Path:
+    return hand_store(tmp_path / "hand.duckdb")
+
+
+def test_json_contract_with_exact_numbers(runner, hand_db: Path) -> None:
+    result = runner.invoke(app, ["compare", "--db", str(hand_db), "--claim", "0.2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    arms = [{k: a[k] for k in ("name", "units", "conversions", "rate")} for a in payload["arms"]]
+    assert arms == [
+        {"name": "control", "units": 10, "conversions": 2, "rate": 0.2},
+        {"name": "treatment", "units": 10, "conversions": 4, "rate": 0.4},
+    ]
+    (c,) = payload["comparisons"]
+    assert c["control"] == "control"
+    assert c["treatment"] == "treatment"
+    assert c["diff"] == pytest.approx(0.2)
+    assert c["diff_ci"] == pytest.approx([-0.18696208287039146, 0.5210862318923274], abs=1e-12)
+    assert c["lift"] == pytest.approx(1.0)
+    assert c["lift_ci"] == pytest.approx([-0.4637653192684393, 7.125204980927824], abs=1e-9)
+    assert c["p_value"] == pytest.approx(0.6284829721362228, abs=1e-14)
+    assert c["p_adjusted"] == c["p_value"]
+    assert c["method"] == "Fisher's exact test (an expected cell count is below 5)"
+    assert c["significant"] is False
+    assert payload["srm"]["ok"] is True
+    assert payload["srm"]["chi2"] == 0.0
+    assert payload["srm"]["p_value"] == 1.0
+    claim = payload["claim"]
+    assert set(claim) >= {
+        "lift",
+        "p_value_above",
+        "p_value_below",
+        "verdict",
+        "max_supported_lift",
+        "units_needed",
+    }
+    assert claim["verdict"] == "not decided"
+    assert claim["max_supported_lift"] == pytest.approx(-0.4637653192684393, abs=1e-9)
+    assert payload["family"] == ["treatment vs control on conversion"]
+    assert payload["srm_failed"] is False
+
+
+def test_human_report_reads_in_order(runner, hand_db: Path) -> None:
+    result = runner.invoke(app, ["compare", "--db", str(hand_db), "--claim", "0.2", "--bayes"])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    order = [
+        "A/B comparison: dataset shop, experiment exp",
+        "SRM check passed",
+        "Tested: every arm against the control 'control' at alpha 0.05",
+        "difference +20.00 pp, 95% CI [-18.70 pp, +52.11 pp] (Newcombe hybrid score)",
+        "lift       +100.0%, 95% CI [-46.4%, +712.5%]",
+        "p-value    0.628 (Fisher's exact test (an expected cell count is below 5))",
+        "Claim lift >= +20.0% (treatment): NOT DECIDED",
+        "Bayesian view (a posterior probability, NOT a p-value)",
+        "Defaults and definitions:",
+        "share of users with at least one 'purchase' event in the experiment window",
+    ]
+    positions = [out.index(text) for text in order]
+    assert positions == sorted(positions)
+    assert "1 unit(s) were assigned to more than one arm and are excluded" in result.stderr
+
+
+def test_srm_is_shown_first_and_strict_exits_1(runner, hand_db: Path) -> None:
+    args = ["compare", "--db", str(hand_db), "--split", "90/10"]
+    loose = runner.invoke(app, args)
+    assert loose.exit_code == 0
+    first_lines = loose.stdout.splitlines()[:2]
+    assert first_lines[1].startswith("!! SAMPLE RATIO MISMATCH")
+    assert loose.stderr.startswith("warning: sample ratio mismatch")
+    strict = runner.invoke(app, [*args, "--strict"])
+    assert strict.exit_code == 1
+    as_json = runner.invoke(app, [*args, "--strict", "--json"])
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["srm"]["ok"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metric", "conversions"], "error: --metric: unknown metric 'conversions' (did you mean 'conversion'?)"),  # noqa: E501
+        (["--correction", "bonf"], "error: --correction: unknown correction 'bonf'"),
+        (["--control", "x"], "error: --control: unknown arm 'x'"),
+        (["--alpha", "0"], "error: --alpha must be in (0, 1), got 0.0"),
+    ],
+)  # fmt: skip
+def test_bad_options_exit_2(runner, hand_db: Path, args, message) -> None:
+    result = runner.invoke(app, ["compare", "--db", str(hand_db), *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+
+
+def test_command_only_translates_options(
+    runner, monkeypatch: pytest.MonkeyPatch, hand_db: Path
+) -> None:
+    import abkit.analysis
+
+    seen: dict = {}
+    real = abkit.analysis.compare_arms
+
+    def spy(db, **kwargs):
+        seen.update(kwargs, db=db)
+        return real(db, **kwargs)
+
+    monkeypatch.setattr(abkit.analysis, "compare_arms", spy)
+    result = runner.invoke(app, [
+        "compare", "--db", str(hand_db), "--metric", "conversion", "--metric", "mean",
+        "--event", "purchase", "--control", "treatment", "--claim", "0.1", "--alpha", "0.1",
+        "--split", "1/1", "--correction", "bh", "--sequential", "--looks", "daily", "--json",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert seen == {
+        "db": hand_db, "dataset": None, "experiment": None, "metrics": ("conversion", "mean"),
+        "event": "purchase", "ratio": "clicks_per_impression", "control": "treatment",
+        "claim": 0.1, "alpha": 0.1, "split": "1/1", "correction": "bh", "sequential": True,
+        "looks": "daily", "cuped": False, "bayes": False,
+    }  # fmt: skip
+    payload = json.loads(result.stdout)
+    assert payload["control"] == "treatment"
+    assert len(payload["looks"]) == 9
+
+
+def test_cli_json_equals_the_library_report(runner, sim_db: Path) -> None:
+    from abkit.analysis import compare_arms
+    from abkit.cli import render
+
+    result = runner.invoke(
+        app, ["compare", "--db", str(sim_db), "--claim", "0.2", "--cuped", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    expected = json.loads(
+        json.dumps(render._jsonable(compare_arms(sim_db, claim=0.2, cuped=True).to_dict()))
+    )
+    assert json.loads(result.stdout) == expected
+
+
+def test_daily_looks_report(runner, sim_db: Path) -> None:
+    result = runner.invoke(app, ["compare", "--db", str(sim_db), "--looks", "daily"])
+    assert result.exit_code == 0, result.stderr
+    assert "Daily looks, cumulative: treatment vs control on conversion" in result.stdout
+    assert "Sequential (always valid, safe to peek)" in result.stdout
+    assert "The naive p-value is only valid at one pre-planned look" in result.stdout
+
+
+@pytest.mark.skipif(not (OBD / "random" / "all" / "all.csv.gz").exists(), reason="no OBD sample")
+def test_obd_bts_against_random_with_a_claim(runner, tmp_path: Path) -> None:
+    db = tmp_path / "obd.duckdb"
+    for policy in ("random", "bts"):
+        ingested = runner.invoke(
+            app,
+            [
+                "ingest",
+                str(OBD / policy / "all" / "all.csv.gz"),
+                "--preset",
+                "obd",
+                "--db",
+                str(db),
+            ],
+        )
+        assert ingested.exit_code == 0, ingested.stderr
+    result = runner.invoke(app, ["compare", "--db", str(db), "--claim", "0.2"])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "impressions" in out
+    assert "clicks" in out
+    assert "random (control)" in out
+    assert "0.38%" in out
+    assert "0.42%" in out
+    assert "lift       +10.5%, 95% CI [-28.4%, +70.7%]" in out
+    assert "Claim lift >= +20.0% (bts): NOT DECIDED" in out
+    assert "SRM check skipped" in out
