@@ -219,8 +219,7 @@ def test_markdown_summary_renders_the_table() -> None:
     assert cells[5] == "-2.00%"
     assert cells[-1] == "**FAIL**"
     assert rows[1].endswith("| pass |")
-    assert "factors=2)" in text
-    assert "factors=32)" in text
+    assert "Model parameters changed: factors 32 -> 2." in text
     assert "Decided by: paired t test at one-sided alpha 0.05, Holm adjustment over 2 gates" in text
 
 
