@@ -442,3 +442,23 @@ def test_result_is_frozen_and_json_ready(db_path) -> None:
     payload = result.to_dict()
     assert json.loads(json.dumps(payload, default=str))["variants"] == ["control", "treatment"]
     assert len(payload["sha256"]) == 64
+
+
+@needs_obd
+def test_obd_policy_and_campaign_from_a_relative_path(db_path, monkeypatch) -> None:
+    monkeypatch.chdir(OBD / "bts" / "women")
+    result = ingest_file("women.csv.gz", db_path)
+    assert (result.dataset, result.variants) == ("obd-women", ("bts",))
+
+
+def test_crlf_and_byte_order_mark(db_path, tmp_path) -> None:
+    path = tmp_path / "windows.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfuser_id,event_type,ts\r\nu1,view,2024-01-01\r\nu2,click,2024-01-02\r\n"
+    )
+    result = ingest_file(path, db_path)
+    assert result.header is True
+    assert _rows(db_path, "SELECT user_id, event_type, ts FROM events") == [
+        ("u1", "view", datetime(2024, 1, 1)),
+        ("u2", "click", datetime(2024, 1, 2)),
+    ]

@@ -8,7 +8,9 @@ did not exist is not left behind.
 Rules (also in ``abkit ingest --help``):
 
 * **Formats.** Parquet is recognised by its magic bytes, gzip by its magic bytes (any name).
-  Anything else is read as delimited text, UTF-8.
+  Anything else is read as delimited text, UTF-8. Parquet names and types its own columns, so
+  ``header`` and ``delimiter`` do not apply to it. Quoted fields may hold the delimiter and
+  quotes (``""``); a quoted line break inside line 1 is not supported (line 1 is sniffed).
 * **Delimiter.** Without ``--delimiter`` the first of tab, ``::`` and ``,`` found in line 1 is
   used. A line 1 with none of them but a ``;`` or ``|`` is refused with a hint to pass
   ``--delimiter``: semicolon files usually come from locales where ``,`` is the decimal
@@ -101,7 +103,15 @@ _STORE_ALIAS = "abkit_store"
 
 @dataclass(frozen=True, kw_only=True)
 class IngestResult:
-    """What one ingest wrote. ``variants`` are the experiment's variants after it, control first."""
+    """What one ingest wrote.
+
+    ``users`` counts the file's distinct randomisation units (impressions for a per-impression
+    log); ``variants`` are the experiment's variants after this ingest, control first, and
+    ``file_variants`` those seen in this file; ``duplicates_skipped`` counts users the store had
+    already assigned to the same variant (not recorded twice); ``ts_format`` says how ``ts``
+    was read (``iso`` text, ``epoch_s`` / ``epoch_ms`` numbers, ``native`` Parquet timestamps);
+    ``columns`` pairs each abkit column with the file column it came from.
+    """
 
     dataset: str
     table: Literal["events", "impressions"]
@@ -646,7 +656,7 @@ def _open_source(
 
 
 def _obd_policy(path: Path) -> str:
-    for part in reversed(path.parts[:-1]):
+    for part in reversed(path.resolve().parts[:-1]):
         if part.lower() in ("random", "bts"):
             return part.lower()
     raise InputError(
@@ -1305,7 +1315,8 @@ def _default_dataset(path: Path, preset: Preset) -> str:
             name = name[: -len(suffix)]
     if preset.name == "obd":
         campaign = next(
-            (p for p in reversed(path.parts) if p.lower() in ("all", "men", "women")), None
+            (p for p in reversed(path.resolve().parts) if p.lower() in ("all", "men", "women")),
+            None,
         )
         return f"obd-{campaign.lower()}" if campaign else "obd"
     return name or "ingest"
