@@ -154,7 +154,7 @@ def compare_arms(
     arm_rows: list[ArmSummary] = []
     for spec in specs:
         result = results[spec.name]
-        _check_values(spec, result, cuped, name, warnings)
+        _check_values(spec, result, cuped, name, warnings, design.unit)
         arm_rows += [_summary(spec, arm) for arm in result.arms]
         by_name = {a.name: a for a in result.arms}
         for treatment in design.arms:
@@ -284,8 +284,18 @@ def _choose_control(
 
 
 def _check_values(
-    spec: MetricSpec, result: AggregateResult, cuped: bool, dataset: str, warnings: list[str]
+    spec: MetricSpec,
+    result: AggregateResult,
+    cuped: bool,
+    dataset: str,
+    warnings: list[str],
+    unit: str = "user",
 ) -> None:
+    if unit == "impression" and spec.kind == "conversion" and result.value_rows == 0:
+        raise InputError(
+            f"--event {spec.event}: the impressions of dataset '{dataset}' record no "
+            f"{'conversion' if spec.event == 'purchase' else spec.event} outcome; use --event click"
+        )
     needs_values = spec.kind == "mean" or spec.ratio == "revenue_per_order"
     if needs_values and result.value_rows == 0:
         raise InputError(

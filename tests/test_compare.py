@@ -317,6 +317,14 @@ def test_store_without_control_or_experiment(tmp_path: Path) -> None:
         compare_arms(path, control="a", metrics="ratio")
     report = compare_arms(path, control="a")
     assert [a.units for a in report.arms] == [2, 1]
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "--event purchase: the impressions of dataset 'shop' record no conversion outcome; "
+            "use --event click"
+        ),
+    ):
+        compare_arms(path, control="a", event="purchase")
     users = build_store(tmp_path / "users.duckdb", with_experiment=False)
     with pytest.raises(
         StoreError,
@@ -348,3 +356,12 @@ def test_compare_means_zero_control_mean() -> None:
     result = compare_means(control, treatment)
     assert math.isnan(result.lift)
     assert any("control mean is 0" in n for n in result.notes)
+
+
+def test_report_tables(hand_db: Path) -> None:
+    report = compare_arms(hand_db, metrics=("conversion", "mean"))
+    table = report.to_pandas()
+    assert list(table["metric"]) == ["conversion", "mean"]
+    assert {"diff_ci_lower", "lift_ci_upper", "p_adjusted", "significant"} <= set(table.columns)
+    arms = report.arms_to_pandas()
+    assert list(arms["units"]) == [10, 10, 10, 10]

@@ -332,16 +332,15 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
     if c.significant:
         direction = "better" if c.diff > 0 else "worse"
         render.line(
-            f"Found: {c.treatment} is {direction} than {c.control} on {c.metric}: lift "
-            f"{_lift(c.lift)} ({confidence} CI {interval}), p = {_p(c.p_adjusted)} after "
-            f"{report.correction} ({c.method})."
+            f"What it means: {c.treatment} does {direction} than {c.control} on {c.metric}, "
+            f"more than chance explains at alpha {report.alpha:g} after {report.correction}; "
+            f"the plausible lifts run from {interval}."
         )
     else:
         render.line(
-            f"Found: no significant difference between {c.treatment} and {c.control} on "
-            f"{c.metric}: lift {_lift(c.lift)}, but the {confidence} interval {interval} "
-            f"includes no change (p = {_p(c.p_adjusted)} after {report.correction}); the data "
-            "cannot tell this difference from noise."
+            f"What it means: the {confidence} interval ({interval}) includes no change, so the "
+            f"data cannot tell {c.treatment} from {c.control} on {c.metric}. That is not "
+            "evidence of no effect: every lift in the interval is still plausible."
         )
     if c.design_effect is not None:
         render.line(
