@@ -152,28 +152,30 @@ def store_info(result: Any) -> None:
         console.print(table(None, ["table", "rows"], rows))
         if ds.event_types:
             console.print(table(None, ["event type", "events"], sorted(ds.event_types.items())))
+        unit_label = "units (impressions)" if ds.unit == "impression" else "users"
         console.print(
-            f"  users {ds.users:,}, items {ds.items:,}, impressions {ds.impressions:,}, "
+            f"  {unit_label} {ds.users:,}, items {ds.items:,}, impressions {ds.impressions:,}, "
             f"clicks {ds.clicks:,}"
             + (f" (CTR {pct(ds.clicks / ds.impressions, 3)})" if ds.impressions else "")
         )
         for exp in ds.experiments:
-            arm_rows = [
-                (
+            logged = any(a.impressions for a in exp.arms)
+            columns = ["arm", "units", "share", "designed"]
+            if logged:
+                columns += ["impressions", "clicks", "CTR"]
+            arm_rows = []
+            for a in exp.arms:
+                row = [
                     a.variant + (" (control)" if a.variant == exp.control else ""),
                     a.units,
                     pct(a.observed_share, 1),
                     pct(a.design_share, 1) if a.design_share is not None else "-",
-                )
-                for a in exp.arms
-            ]
-            console.print(
-                table(
-                    f"experiment {exp.name}",
-                    ["arm", "units", "share", "designed"],
-                    arm_rows,
-                )
-            )
+                ]
+                if logged:
+                    ctr = a.clicks / a.impressions if a.impressions else None
+                    row += [a.impressions, a.clicks, pct(ctr, 3)]
+                arm_rows.append(row)
+            console.print(table(f"experiment {exp.name}", columns, arm_rows))
         if ds.truth:
             truth_rows = [(t["metric"], t["variant"] or "(all)", t["value"]) for t in ds.truth]
             console.print(

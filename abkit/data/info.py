@@ -21,6 +21,8 @@ class ArmInfo:
     units: int
     design_share: float | None
     observed_share: float
+    impressions: int
+    clicks: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,12 +149,22 @@ def _experiments(con: Any, dataset: str) -> tuple[ExperimentInfo, ...]:
             ).fetchall()
         )
         total = sum(counts.values()) or 1
+        logged = {
+            v: (int(n), int(c))
+            for v, n, c in con.execute(
+                "SELECT variant, count(*), coalesce(sum(click), 0) FROM impressions "
+                "WHERE dataset = ? GROUP BY ALL",
+                [dataset],
+            ).fetchall()
+        }
         arms = tuple(
             ArmInfo(
                 variant=v,
                 units=int(counts.get(v, 0)),
                 design_share=float(split[i]) if split else None,
                 observed_share=counts.get(v, 0) / total,
+                impressions=logged.get(v, (0, 0))[0],
+                clicks=logged.get(v, (0, 0))[1],
             )
             for i, v in enumerate(variants)
         )
