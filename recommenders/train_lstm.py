@@ -82,16 +82,31 @@ def _import_torch() -> Any:
     return torch
 
 
-def training_examples(data: TrainingData, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs [n, seq_len] as item index + 1 left-padded with 0, targets [n]) for every
-    position after the first of every user's training sequence."""
+def training_examples(
+    data: TrainingData, seq_len: int, *, novel_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs [n, seq_len] as item index + 1 left-padded with 0, targets [n]).
+
+    One example per position after the first of every user's training sequence; with
+    ``novel_only`` only positions whose item the user had not interacted with before. Replay
+    filters seen items out of the recommendations, so the task that is graded is "which new
+    item comes next", and repeats (a view, then a click and a cart of the same item) would
+    otherwise dominate the loss.
+    """
     import numpy as np
 
     indptr, items = data.seq_indptr, data.seq_items.astype(np.int64)
     lengths = np.diff(indptr)
     pos = np.arange(items.size)
+    user_of = np.repeat(np.arange(lengths.size), lengths)
     user_start = np.repeat(indptr[:-1], lengths)
     keep = pos > user_start  # a target needs at least one item before it
+    if novel_only and items.size:
+        keys = user_of * data.n_items + items
+        _, first = np.unique(keys, return_index=True)  # first occurrence of each (user, item)
+        novel = np.zeros(items.size, dtype=bool)
+        novel[first] = True
+        keep &= novel
     targets_pos = pos[keep]
     starts = user_start[keep]
     columns = targets_pos[:, None] - seq_len + np.arange(seq_len)[None, :]

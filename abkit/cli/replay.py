@@ -1,9 +1,342 @@
-"""CLI commands: replay (being written)."""
+"""CLI commands: ``replay``, ``runs``, ``models`` and ``train lstm``.
+
+Each command parses its options, calls one library function (:func:`abkit.replay.runner.replay`,
+:func:`abkit.replay.runs.list_runs`, :func:`abkit.plugins.available_recommenders`,
+:func:`abkit.replay.runner.train`) and renders the result.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from abkit.cli.common import DatasetOption, DbOption, JsonOption
+
+DEFAULT_DB = Path("abkit.duckdb")
+
+SplitOption = Annotated[
+    str,
+    typer.Option(
+        "--split",
+        help="temporal (cut-off at 80% of the time range), temporal:2024-01-10, temporal:0.3 "
+        "(last 30% for test) or leave-last-out.",
+    ),
+]
+
+
+def _params(values: list[str] | None) -> dict[str, str]:
+    from abkit.errors import InputError
+
+    out: dict[str, str] = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--param {value!r}: expected KEY=VALUE, e.g. factors=32")
+        out[key.strip()] = raw.strip()
+    return out
+
+
+def replay_command(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Recommender to replay (see `abkit models`).")
+    ],
+    db: DbOption = DEFAULT_DB,
+    dataset: DatasetOption = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs K, comma-separated.")] = "10",
+    split: SplitOption = "temporal",
+    model_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-path", help="Load a fitted model (.onnx for lstm, .npz) instead of fitting."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the stored run.")] = None,
+    estimator: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--estimator",
+            help="Off-policy estimator(s) on the logged impressions: replay, ips, snips, dr "
+            "(repeatable or comma-separated). Makes this an off-policy run.",
+        ),
+    ] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="How the model acts in a slot: topk (slot p shows its "
+            "p-th item) or stochastic (draws from its distribution).",
+        ),
+    ] = "topk",
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="Softmax temperature of stochastic policies.")
+    ] = 1.0,
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="Use only the impressions logged by this variant."),
+    ] = None,
+    reward: Annotated[
+        str, typer.Option("--reward", help="Reward of a round: click, conversion or value.")
+    ] = "click",
+    ci: Annotated[
+        str,
+        typer.Option(
+            "--ci",
+            help="Interval method: normal (CLT / delta method) or bootstrap (Poisson bootstrap).",
+        ),
+    ] = "normal",
+    device: Annotated[
+        str,
+        typer.Option("--device", help="auto, cpu or cuda (falls back to the CPU with a warning)."),
+    ] = "auto",
+    keep_seen: Annotated[
+        bool, typer.Option("--keep-seen", help="Allow items from the user's training history.")
+    ] = False,
+    sampled: Annotated[
+        int | None,
+        typer.Option(
+            "--sampled",
+            help="Rank among N sampled items instead of the whole "
+            "catalogue (does not preserve model order; off by default).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling and bootstrap.")] = 0,
+    json_output: JsonOption = False,
+) -> None:
+    """Replay a recommender offline: ranking metrics per user, optional off-policy estimates.
+
+    The run (parameters, split, data fingerprint, per-user values) is stored in the database;
+    list runs with `abkit runs`.
+    """
+    from abkit.cli import render
+    from abkit.replay.runner import replay
+
+    estimators = ",".join(estimator) if estimator else ""
+    progress = None if json_output else render.progress
+    result = replay(
+        db,
+        model=model,
+        dataset=dataset,
+        split=split,
+        ks=k,
+        params=_params(param),
+        model_path=model_path,
+        name=name,
+        estimators=estimators,
+        policy=policy,
+        temperature=temperature,
+        device=device,
+        exclude_seen=not keep_seen,
+        sampled=sampled,
+        variant=variant,
+        reward=reward,
+        ci=ci,
+        seed=seed,
+        progress=progress,
+    )
+    for message in result.warnings:
+        render.warning(message)
+    if json_output:
+        render.print_json(result.to_dict())
+        return
+    _render_result(result)
+
+
+def _render_result(result: Any) -> None:
+    from abkit.cli import render
+
+    render.console.print(
+        f"run [bold]{result.run_id}[/]  model {result.model}  dataset {result.dataset}  "
+        f"split {result.split}  device {result.device}"
+    )
+    render.console.print(
+        f"{result.users:,} users evaluated ({result.cold_users:,} cold test users skipped), "
+        f"{result.n_items:,} items, {result.train_interactions:,} training interactions"
+    )
+    if result.metrics:
+        names: list[str] = []
+        values: dict[tuple[str, int], float] = {}
+        for metric in result.metrics:
+            base, _, k = metric.name.partition("@")
+            if base not in names:
+                names.append(base)
+            values[(base, int(k))] = metric.value
+        rows = [[base, *[values.get((base, k)) for k in result.ks]] for base in names]
+        render.console.print(
+            render.table(
+                "ranking metrics (mean over users)", ["metric", *[f"@{k}" for k in result.ks]], rows
+            )
+        )
+    if result.estimates:
+        rows = []
+        for est in result.estimates:
+            ci = (
+                "-"
+                if est.ci_low is None
+                else f"{render.fmt(est.ci_low)} .. {render.fmt(est.ci_high)}"
+            )
+            rows.append(
+                [
+                    est.estimator,
+                    est.value,
+                    ci,
+                    est.ess,
+                    est.diagnostics.max_weight,
+                    est.refused or "; ".join(est.flags) or "ok",
+                ]
+            )
+        render.console.print(
+            render.table(
+                f"off-policy estimates of the {result.policy} policy ({result.rounds:,} rounds)",
+                [
+                    "estimator",
+                    "value",
+                    f"{round(100 * result.estimates[0].level)}% CI",
+                    "ESS",
+                    "max weight",
+                    "status",
+                ],
+                rows,
+            )
+        )
+
+
+def runs_command(
+    db: DbOption = DEFAULT_DB,
+    dataset: DatasetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the stored replay runs (oldest first)."""
+    from abkit.cli import render
+    from abkit.replay.runs import list_runs
+
+    records = list_runs(db, dataset=dataset)
+    if json_output:
+        render.print_json({"runs": [r.to_dict() for r in records]})
+        return
+    if not records:
+        render.note("no replay runs yet; create one with `abkit replay --model NAME`")
+        return
+    rows = []
+    for r in records:
+        metrics = r.summary.get("metrics", {})
+        first_k = r.ks[0] if r.ks else 10
+        rows.append(
+            [
+                r.run_id,
+                r.name,
+                r.dataset,
+                r.model,
+                r.kind,
+                r.split,
+                r.users,
+                metrics.get(f"ndcg@{first_k}"),
+                r.created_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+        )
+    render.console.print(
+        render.table(
+            "replay runs",
+            [
+                "run",
+                "name",
+                "dataset",
+                "model",
+                "kind",
+                "split",
+                "users",
+                "ndcg@K",
+                "created (UTC)",
+            ],
+            rows,
+        )
+    )
+
+
+def models_command(json_output: JsonOption = False) -> None:
+    """List the installed recommenders, their status and the extra a missing one needs."""
+    from abkit.cli import render
+    from abkit.plugins import available_recommenders
+
+    infos = available_recommenders()
+    if json_output:
+        render.print_json({"models": [i.to_dict() for i in infos]})
+        return
+    rows = [[i.name, i.status, i.extra or "-", i.install or "", i.description] for i in infos]
+    render.console.print(
+        render.table(
+            "recommenders (entry-point group abkit.recommenders)",
+            ["model", "status", "extra", "install", "about"],
+            rows,
+            justify_numbers=False,
+        )
+    )
+
+
+def train_lstm_command(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Model file to write (.onnx); the sidecar .json goes beside it."
+        ),
+    ],
+    db: DbOption = DEFAULT_DB,
+    dataset: DatasetOption = None,
+    split: SplitOption = "temporal",
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 4,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Items of history per input.")] = 20,
+    hidden: Annotated[int, typer.Option("--hidden", help="LSTM hidden units.")] = 64,
+    embedding: Annotated[int, typer.Option("--embedding", help="Item embedding size.")] = 32,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    exporter: Annotated[
+        str, typer.Option("--exporter", help="weights (fast, exact) or dynamo (torch.onnx).")
+    ] = "weights",
+    json_output: JsonOption = False,
+) -> None:
+    """Train the next-item LSTM on the training split (needs torch) and export it to ONNX.
+
+    Use the file with `abkit replay --model lstm --model-path FILE`; replay needs no torch.
+    """
+    from abkit.cli import render
+    from abkit.replay.runner import train
+
+    progress = None if json_output else render.progress
+    result = train(
+        db,
+        out=out,
+        dataset=dataset,
+        split=split,
+        seq_len=seq_len,
+        embedding=embedding,
+        hidden=hidden,
+        epochs=epochs,
+        seed=seed,
+        exporter=exporter,
+        progress=progress,
+    )
+    if json_output:
+        render.print_json(result.to_dict())
+        return
+    render.console.print(
+        f"wrote {result.path} and {result.sidecar}: {result.examples:,} training examples, "
+        f"{result.epochs} epochs, final loss {render.fmt(result.final_loss)}, "
+        f"split {result.split}, fingerprint {result.fingerprint[:12]}"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("replay")(replay_command)
+    app.command("runs")(runs_command)
+    app.command("models")(models_command)
+    train_app = typer.Typer(
+        help="Train a model on a store's training split (needs torch).",
+        no_args_is_help=True,
+    )
+    train_app.command("lstm")(train_lstm_command)
+    app.add_typer(train_app, name="train")

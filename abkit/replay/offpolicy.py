@@ -238,7 +238,9 @@ def _check_inputs(rewards: np.ndarray, propensities: np.ndarray, target: np.ndar
         raise InputError("rewards must be finite numbers")
     if not np.all((propensities > 0) & (propensities <= 1)):
         bad = int(np.argmax(~((propensities > 0) & (propensities <= 1))))
-        raise InputError(f"propensity of round {bad} is {propensities[bad]!r}, expected (0, 1]")
+        raise InputError(
+            f"propensity of round {bad} is {float(propensities[bad])!r}, expected (0, 1]"
+        )
     if not np.all((target >= 0) & (target <= 1 + 1e-9)):
         raise InputError("target policy probabilities must lie in [0, 1]")
 

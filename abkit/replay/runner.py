@@ -42,7 +42,16 @@ if TYPE_CHECKING:
     from abkit.data.replay_sql import RoundArrays, SplitArrays
     from abkit.plugins import Recommender, TrainingData
 
-__all__ = ["MetricValue", "ReplayResult", "code_version", "replay", "run_replay"]
+__all__ = [
+    "MetricValue",
+    "ReplayResult",
+    "TrainResult",
+    "code_version",
+    "load_training_data",
+    "replay",
+    "run_replay",
+    "train",
+]
 
 Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
 REWARDS: tuple[str, ...] = ("click", "conversion", "value")
@@ -706,3 +715,117 @@ def _store(
 
 #: The public name of :func:`replay` in ``abkit`` (``abkit.replay`` is this package).
 run_replay = replay
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """What ``abkit train lstm`` wrote and what it learned from."""
+
+    model: str
+    path: str
+    sidecar: str
+    dataset: str
+    split: str
+    fingerprint: str
+    n_items: int
+    train_interactions: int
+    examples: int
+    epochs: int
+    final_loss: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "path": self.path,
+            "sidecar": self.sidecar,
+            "dataset": self.dataset,
+            "split": self.split,
+            "fingerprint": self.fingerprint,
+            "n_items": self.n_items,
+            "train_interactions": self.train_interactions,
+            "examples": self.examples,
+            "epochs": self.epochs,
+            "final_loss": self.final_loss,
+        }
+
+
+def load_training_data(
+    db: str | Path | None, *, dataset: str | None = None, split: str | SplitSpec = "temporal"
+) -> tuple[TrainingData, str, str]:
+    """(training data, resolved split string, dataset) exactly as :func:`replay` builds them
+    for a ranking run, so a model trained on it matches the replay's fingerprint."""
+    from abkit.data.replay_sql import event_time_range, load_split
+    from abkit.data.store import open_store
+    from abkit.replay.splits import resolve_cutoff
+
+    spec = split if isinstance(split, SplitSpec) else parse_split(split)
+    with open_store(db) as store:
+        name = store.resolve_dataset(dataset)
+        first, last, _ = event_time_range(store.con, name)
+        if first is None or last is None:
+            raise InputError(f"dataset '{name}' has no interaction events (with an item) to split")
+        spec = resolve_cutoff(spec, first, last)
+        arrays = load_split(store.con, name, kind=spec.kind, cutoff=spec.cutoff)
+    data = _training_data(arrays, None)
+    if data.n_interactions == 0:
+        raise InputError(
+            f"the training split of dataset '{name}' ({spec}) is empty: "
+            "no interaction to fit the model on"
+        )
+    return data, str(spec), name
+
+
+def train(
+    db: str | Path | None = None,
+    *,
+    out: str | Path,
+    dataset: str | None = None,
+    split: str | SplitSpec = "temporal",
+    seq_len: int = 20,
+    embedding: int = 32,
+    hidden: int = 64,
+    epochs: int = 4,
+    seed: int = 0,
+    exporter: str = "weights",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train the LSTM on the training split and write ``out`` (ONNX) plus its JSON sidecar.
+
+    Needs torch (:class:`~abkit_recommenders.train_lstm.TorchMissingError` names the install
+    line). The store is only read.
+    """
+    out_path = Path(out)
+    if out_path.suffix != ".onnx":
+        raise InputError(f"--out {out_path}: the model file must end in .onnx")
+    if not out_path.parent.exists():
+        raise InputError(f"--out {out_path}: folder {out_path.parent} does not exist")
+    from abkit_recommenders.train_lstm import _import_torch, save_trained, train_lstm
+
+    _import_torch()  # fail before reading anything when torch is missing
+    data, split_text, name = load_training_data(db, dataset=dataset, split=split)
+    progress = progress or _no_progress
+    with progress("training lstm (epochs)", epochs) as advance:
+        trained = train_lstm(
+            data,
+            seq_len=seq_len,
+            embedding=embedding,
+            hidden=hidden,
+            epochs=epochs,
+            seed=seed,
+            exporter=exporter,
+            progress=advance,
+        )
+    model_file, sidecar = save_trained(trained, out_path)
+    return TrainResult(
+        model="lstm",
+        path=str(model_file),
+        sidecar=str(sidecar),
+        dataset=name,
+        split=split_text,
+        fingerprint=data.fingerprint,
+        n_items=data.n_items,
+        train_interactions=data.n_interactions,
+        examples=trained.examples,
+        epochs=trained.epochs,
+        final_loss=trained.final_loss,
+    )
