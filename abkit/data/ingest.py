@@ -913,27 +913,9 @@ def _stage_items(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
 
 def _attach_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> Store:
     """Attach the store file to the staging connection, checked as :func:`open_store` does."""
-    import duckdb
+    from abkit.data.store import attach_store
 
-    from abkit.data.store import Store, _check_schema, _initialise, _translate_open_error
-
-    if db_path.is_dir():
-        raise StoreError(f"{db_path}: is a directory, expected a DuckDB file")
-    if not db_path.exists() and not db_path.parent.exists():
-        raise StoreError(f"{db_path}: folder {db_path.parent} does not exist")
-    try:
-        con.execute(f"ATTACH ? AS {_STORE_ALIAS}", [str(db_path)])
-    except duckdb.Error as exc:
-        raise _translate_open_error(db_path, exc) from None
-    con.execute(f"USE {_STORE_ALIAS}")
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ?", [_STORE_ALIAS]
-    ).fetchone()
-    if found is not None and found[0] == 0:
-        _initialise(con)  # a new file, or an empty DuckDB file
-    else:
-        _check_schema(db_path, con)
-    return Store(db_path, con, read_only=False)
+    return attach_store(con, db_path, _STORE_ALIAS)
 
 
 def _choose_control(variants: set[str], explicit: str | None, recorded: str | None) -> str:

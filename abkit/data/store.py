@@ -165,8 +165,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def _check_schema(path: Path, con: duckdb.DuckDBPyConnection) -> None:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = _tables(con)
     if "abkit_meta" not in tables:
         raise StoreError(
             f"{path}: a DuckDB database but not an abkit store (it has no abkit_meta table)"
@@ -196,6 +203,27 @@ def _initialise(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMIT")
 
 
+def _check_path(db_path: Path, *, write: bool) -> bool:
+    """Refuse paths that cannot be a store; return whether the file exists."""
+    if db_path.is_dir():
+        raise StoreError(f"{db_path}: is a directory, expected a DuckDB file")
+    exists = db_path.exists()
+    if not exists and not write:
+        raise StoreError(
+            f"{db_path}: no such database; create one with `abkit simulate` or `abkit ingest`"
+        )
+    if not exists and not db_path.parent.exists():
+        raise StoreError(f"{db_path}: folder {db_path.parent} does not exist")
+    return exists
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection, db_path: Path, *, write: bool) -> None:
+    """Create the schema in a new or empty file (when writing), then check its version."""
+    if write and not _tables(con):
+        _initialise(con)  # a new file, or an empty DuckDB file (e.g. from `duckdb x.duckdb`)
+    _check_schema(db_path, con)
+
+
 def open_store(path: str | Path | None = None, *, write: bool = False) -> Store:
     """Open the store at ``path`` (default :func:`default_db_path`).
 
@@ -206,28 +234,33 @@ def open_store(path: str | Path | None = None, *, write: bool = False) -> Store:
     import duckdb
 
     db_path = Path(path) if path is not None else default_db_path()
-    if db_path.is_dir():
-        raise StoreError(f"{db_path}: is a directory, expected a DuckDB file")
-    exists = db_path.exists()
-    if not exists and not write:
-        raise StoreError(
-            f"{db_path}: no such database; create one with `abkit simulate` or `abkit ingest`"
-        )
-    if not exists and not db_path.parent.exists():
-        raise StoreError(f"{db_path}: folder {db_path.parent} does not exist")
+    _check_path(db_path, write=write)
     try:
         con = duckdb.connect(str(db_path), read_only=not write)
     except duckdb.Error as exc:
         raise _translate_open_error(db_path, exc) from None
     try:
-        if not exists:
-            _initialise(con)
-        else:
-            tables = con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
-            if write and tables is not None and tables[0] == 0:
-                _initialise(con)  # an empty DuckDB file (e.g. created by `duckdb x.duckdb`)
-            _check_schema(db_path, con)
+        _ensure_schema(con, db_path, write=write)
     except BaseException:
         con.close()
         raise
     return Store(db_path, con, read_only=not write)
+
+
+def attach_store(con: duckdb.DuckDBPyConnection, path: str | Path, alias: str) -> Store:
+    """Attach the store at ``path`` for writing to an existing connection and make it current.
+
+    Used by ingest, which stages and validates a file in an in-memory database first and
+    then copies it into the store on the same connection. Same checks as :func:`open_store`.
+    """
+    import duckdb
+
+    db_path = Path(path)
+    _check_path(db_path, write=True)
+    try:
+        con.execute(f"ATTACH ? AS {quote_ident(alias)}", [str(db_path)])
+    except duckdb.Error as exc:
+        raise _translate_open_error(db_path, exc) from None
+    con.execute(f"USE {quote_ident(alias)}")
+    _ensure_schema(con, db_path, write=True)
+    return Store(db_path, con, read_only=False)
