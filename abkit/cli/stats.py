@@ -223,6 +223,8 @@ def _lift(value: float) -> str:
 def _p(value: float) -> str:
     if not math.isfinite(value):
         return "-"
+    if value < 1e-16:
+        return "< 1e-16"  # below double precision's resolution next to 1; never print 0
     if value < 1e-4:
         return f"{value:.1e}"
     return f"{value:.3g}" if value < 0.1 else f"{value:.3f}"
