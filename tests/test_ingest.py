@@ -179,7 +179,7 @@ def test_plain_ab_export_records_assignments_and_the_experiment(db_path: Path) -
             None,
             "control",
             datetime(2024, 3, 1, 9, 0),
-            datetime(2024, 3, 2, 9, 0),
+            datetime(2024, 3, 2, 9, 0, 0, 1),  # exclusive end: one microsecond after the last
         )
     ]
     assert _rows(db_path, "SELECT value FROM events WHERE event_type = 'purchase'") == [(12.5,)]
@@ -220,7 +220,7 @@ def test_second_file_adds_a_variant_and_skips_known_users(db_path, tmp_path) -> 
     assert result.variants == ("control", "treatment", "treatment_2")
     assert (result.assignments_added, result.duplicates_skipped) == (1, 1)
     assert _rows(db_path, "SELECT split, end_ts FROM experiments") == [
-        (None, datetime(2024, 3, 4))  # the recorded split no longer fits three variants
+        (None, datetime(2024, 3, 4, 0, 0, 0, 1))  # split no longer fits 3 variants; end exclusive
     ]
 
 

@@ -5,7 +5,7 @@ One query per analysis: DuckDB first reduces the logs to one row per randomisati
 handful of numbers :class:`abkit.stats.sufficient.ArmAggregates` holds. Python never sees a
 per-event or per-unit row: every query returns at most (arms + 1) x looks rows.
 
-Definitions (the experiment window is ``experiments.start_ts <= ts <= end_ts``, a missing bound
+Definitions (the experiment window is ``experiments.start_ts <= ts < end_ts``, a missing bound
 meaning unbounded; the pre-period is ``ts < start_ts``):
 
 * units: every user in ``assignments`` for the experiment, whether or not they did anything
@@ -180,7 +180,7 @@ def _window(
         clauses += f" AND {column} >= ?"
         params.append(start)
     if end is not None:
-        clauses += f" AND {column} <= ?"
+        clauses += f" AND {column} < ?"  # end_ts is exclusive (schema.py)
         params.append(end)
     return clauses, params
 

@@ -60,7 +60,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -1264,6 +1264,8 @@ def _upsert_experiment(
         [dataset, experiment],
     ).fetchone()
     start, end = staged.variant_ts_min, staged.variant_ts_max
+    if end is not None:
+        end += timedelta(microseconds=1)  # experiments.end_ts is exclusive (schema.py)
     if row is None:
         con.execute(
             "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -25,8 +25,9 @@ position, propensity, click, conversion, value)``
 ``assignments(dataset, experiment, user_id, variant, assigned_at)``
     Which A/B arm each randomisation unit was assigned to.
 ``experiments(dataset, experiment, variants, split, control, start_ts, end_ts)``
-    ``variants`` in a fixed order; ``split`` the designed shares (NULL when unknown);
-    events before ``start_ts`` form the pre-experiment period used by CUPED.
+    ``variants`` in a fixed order; ``split`` the designed shares (NULL when unknown). The
+    experiment window is ``start_ts <= ts < end_ts`` (end exclusive); events before
+    ``start_ts`` form the pre-experiment period used by CUPED.
 ``items(dataset, item_id, category, price)``
     The catalogue, when known (the simulator writes it; OBD item context fills ids).
 ``truth(dataset, experiment, variant, metric, value)``
