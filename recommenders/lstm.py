@@ -186,7 +186,9 @@ class LSTMRecommender:
         seq_len: int = 20,
         embedding: int = 32,
         hidden: int = 64,
-        epochs: int = 4,
+        epochs: int = 3,
+        horizon: int = 10,
+        samples_per_epoch: int = 40_000,
         seed: int = 0,
     ) -> None:
         self.device = device
@@ -194,6 +196,8 @@ class LSTMRecommender:
         self.embedding = int(embedding)
         self.hidden = int(hidden)
         self.epochs = int(epochs)
+        self.horizon = int(horizon)
+        self.samples_per_epoch = int(samples_per_epoch)
         self.seed = int(seed)
         self._session: Any = None
         self._onnx_bytes: bytes | None = None
@@ -209,6 +213,8 @@ class LSTMRecommender:
             "embedding": self.embedding,
             "hidden": self.hidden,
             "epochs": self.epochs,
+            "horizon": self.horizon,
+            "samples_per_epoch": self.samples_per_epoch,
             "seed": self.seed,
         }
 
@@ -290,6 +296,8 @@ class LSTMRecommender:
             embedding=self.embedding,
             hidden=self.hidden,
             epochs=self.epochs,
+            horizon=self.horizon,
+            samples_per_epoch=self.samples_per_epoch,
             seed=self.seed,
         )
         self._onnx_bytes = trained.onnx_bytes

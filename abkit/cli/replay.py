@@ -227,32 +227,12 @@ def runs_command(
         metrics = r.summary.get("metrics", {})
         first_k = r.ks[0] if r.ks else 10
         rows.append(
-            [
-                r.run_id,
-                r.name,
-                r.dataset,
-                r.model,
-                r.kind,
-                r.split,
-                r.users,
-                metrics.get(f"ndcg@{first_k}"),
-                r.created_at.strftime("%Y-%m-%d %H:%M"),
-            ]
+            [r.run_id, r.name, r.model, r.kind, r.split, r.users, metrics.get(f"ndcg@{first_k}")]
         )
     render.console.print(
         render.table(
-            "replay runs",
-            [
-                "run",
-                "name",
-                "dataset",
-                "model",
-                "kind",
-                "split",
-                "users",
-                "ndcg@K",
-                "created (UTC)",
-            ],
+            "replay runs (oldest first; `--json` for everything)",
+            ["run", "name", "model", "kind", "split", "users", "ndcg@K"],
             rows,
         )
     )
@@ -288,7 +268,13 @@ def train_lstm_command(
     db: DbOption = DEFAULT_DB,
     dataset: DatasetOption = None,
     split: SplitOption = "temporal",
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 4,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 3,
+    horizon: Annotated[
+        int, typer.Option("--horizon", help="Future items each example learns to predict.")
+    ] = 10,
+    samples_per_epoch: Annotated[
+        int, typer.Option("--samples-per-epoch", help="Training examples drawn per epoch.")
+    ] = 40_000,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Items of history per input.")] = 20,
     hidden: Annotated[int, typer.Option("--hidden", help="LSTM hidden units.")] = 64,
     embedding: Annotated[int, typer.Option("--embedding", help="Item embedding size.")] = 32,
@@ -315,6 +301,8 @@ def train_lstm_command(
         embedding=embedding,
         hidden=hidden,
         epochs=epochs,
+        horizon=horizon,
+        samples_per_epoch=samples_per_epoch,
         seed=seed,
         exporter=exporter,
         progress=progress,

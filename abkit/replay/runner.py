@@ -12,6 +12,10 @@ seen items filtered (the default), the relevant items are the test items the use
 interacted with in training (the others can never be recommended); ``exclude_seen=False``
 (``--keep-seen``) ranks every item and counts every test item as relevant.
 
+Off-policy runs turn the model into a target policy over the whole catalogue, seen items
+included (the logging policies it is compared with do not filter either); ``exclude_seen``
+applies to the ranking metrics only.
+
 Sampled metrics (``sampled=N``) rank each user's relevant items among N random catalogue
 items instead of the whole catalogue. They are off by default and warned about: they do not
 preserve the order of models (Krichene & Rendle 2020, "On sampled metrics for item
@@ -29,7 +33,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from abkit._util import unknown_choice
 from abkit.errors import InputError, StoreError
@@ -342,7 +346,6 @@ def replay(
                 estimator_names,
                 policy=policy,
                 temperature=temperature,
-                exclude_seen=exclude_seen,
                 alpha=alpha,
                 ci=ci,
                 n_boot=n_boot,
@@ -386,9 +389,9 @@ def replay(
         data, eval_users, rel_indptr, rel_items, rounds, split_text, exclude_seen, sampled
     )
     digest = hashlib.blake2b(
-        f"{model}{params_json}{fingerprint}{created.isoformat()}".encode(), digest_size=3
+        f"{model}{params_json}{fingerprint}{created.isoformat()}".encode(), digest_size=4
     ).hexdigest()
-    run_id = f"{model}-{created:%Y%m%d-%H%M%S}-{digest}"
+    run_id = f"{model}-{digest}"
     summary = {
         "metrics": {m.name: m.value for m in metrics},
         "estimates": {e.estimator: e.to_dict() for e in estimates},
@@ -578,7 +581,6 @@ def _offpolicy(
     *,
     policy: str,
     temperature: float,
-    exclude_seen: bool,
     alpha: float,
     ci: str,
     n_boot: int,
@@ -603,7 +605,7 @@ def _offpolicy(
             fold=fold,
             policy=policy,  # type: ignore[arg-type]
             temperature=temperature,
-            exclude_seen=exclude_seen,
+            exclude_seen=False,
             progress=advance,
         )
     rng = np.random.default_rng(seed)
@@ -784,7 +786,9 @@ def train(
     seq_len: int = 20,
     embedding: int = 32,
     hidden: int = 64,
-    epochs: int = 4,
+    epochs: int = 3,
+    horizon: int = 10,
+    samples_per_epoch: int = 40_000,
     seed: int = 0,
     exporter: str = "weights",
     progress: Progress | None = None,
@@ -794,6 +798,10 @@ def train(
     Needs torch (:class:`~abkit_recommenders.train_lstm.TorchMissingError` names the install
     line). The store is only read.
     """
+    if exporter not in ("weights", "dynamo"):
+        raise InputError(
+            "--exporter: " + unknown_choice("exporter", exporter, ("weights", "dynamo"))
+        )
     out_path = Path(out)
     if out_path.suffix != ".onnx":
         raise InputError(f"--out {out_path}: the model file must end in .onnx")
@@ -811,8 +819,10 @@ def train(
             embedding=embedding,
             hidden=hidden,
             epochs=epochs,
+            horizon=horizon,
+            samples_per_epoch=samples_per_epoch,
             seed=seed,
-            exporter=exporter,
+            exporter=cast(Literal["weights", "dynamo"], exporter),
             progress=advance,
         )
     model_file, sidecar = save_trained(trained, out_path)

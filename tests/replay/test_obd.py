@@ -1,0 +1,91 @@
+"""Off-policy estimates on the Open Bandit Dataset sample (../shared/data/obd).
+
+REFERENCE.md: the Random logging policy is uniform (propensity 1/n_items per slot), so replay
+and IPS of a uniform policy from the Random logs reproduce the logs' CTR; on the Bernoulli TS
+logs of the Women's campaign a uniform policy has a largest weight above 20,000 and an
+effective sample size of about 2, so an estimator must refuse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from abkit.replay.runner import replay
+from tests.conftest import OBD, file_digest
+
+pytestmark = pytest.mark.skipif(not OBD.exists(), reason="the OBD sample is not in ../shared")
+
+
+@pytest.fixture(scope="module")
+def women(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path_factory.mktemp("obd") / "obd.duckdb"
+    for policy in ("random", "bts"):
+        ingest_file(OBD / policy / "women" / "women.csv.gz", db, preset="obd")
+    return db
+
+
+def _ctr(policy: str, campaign: str) -> float:
+    return float(pd.read_csv(OBD / policy / campaign / f"{campaign}.csv.gz")["click"].mean())
+
+
+def test_uniform_policy_on_random_logs_reproduces_the_random_ctr(women: Path) -> None:
+    result = replay(
+        women,
+        model="random",
+        estimators="replay,ips,snips",
+        policy="stochastic",
+        variant="random",
+        write=False,
+    )
+    ctr = _ctr("random", "women")
+    assert ctr == pytest.approx(0.0046)
+    for estimate in result.estimates:
+        assert estimate.refused is None
+        assert estimate.value == pytest.approx(ctr, rel=1e-9)
+        assert estimate.ci_low < ctr < estimate.ci_high
+        assert estimate.ess == pytest.approx(10_000)  # every weight is exactly 1
+        assert estimate.diagnostics.max_weight == pytest.approx(1.0)
+
+
+def test_uniform_policy_on_bts_logs_is_refused(women: Path) -> None:
+    before = file_digest(women)
+    result = replay(
+        women, model="random", estimators="replay,ips,snips,dr", policy="stochastic", variant="bts"
+    )
+    assert file_digest(women) != before  # the refusal is stored with the run
+    for estimate in result.estimates:
+        assert estimate.value is None
+        assert estimate.ci_low is None
+        assert estimate.diagnostics.max_weight > 20_000
+        assert estimate.ess == pytest.approx(2, abs=0.5)
+    assert result.estimate("replay").refused.startswith("replay needs uniformly random logs")
+    assert result.estimate("ips").refused == (
+        "the importance weights leave an effective sample size of 2.1 out of 10,000 rounds "
+        "(largest weight 21,739); below 30, so a few rounds decide the estimate"
+    )
+    assert result.to_dict()["estimates"]["ips"]["value"] is None
+
+
+def test_deterministic_policy_on_random_logs_matches_a_tenth_of_a_percent(women: Path) -> None:
+    """A top-k policy on uniform logs keeps about 1/46 of the rounds (replay's matches)."""
+    result = replay(
+        women, model="random", estimators="replay,ips", policy="topk", variant="random", write=False
+    )
+    replayed = result.estimate("replay")
+    assert replayed.diagnostics.nonzero == pytest.approx(10_000 / 46, rel=0.2)
+    assert replayed.ess == pytest.approx(replayed.diagnostics.nonzero)
+
+
+def test_all_campaign_random_logs(tmp_path: Path) -> None:
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path / "all.duckdb"
+    ingest_file(OBD / "random" / "all" / "all.csv.gz", db, preset="obd")
+    result = replay(db, model="random", estimators="ips", policy="stochastic", write=False)
+    assert result.n_items == 80
+    assert result.estimate("ips").value == pytest.approx(_ctr("random", "all"), rel=1e-9)

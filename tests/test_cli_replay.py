@@ -1,0 +1,354 @@
+"""`abkit replay`, `abkit runs`, `abkit models`, `abkit train lstm` on the command line.
+
+Every bad input gives one line on stderr, exit code 2, and leaves the store byte-identical.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from abkit.cli.main import app
+from tests.conftest import file_digest
+from tests.replay.helpers import START, structured_events, write_store
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return write_store(tmp_path / "r.duckdb", events=structured_events(n_users=120, seed=3))
+
+
+def invoke(runner: CliRunner, *args: str) -> object:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "replay",
+            "--db",
+            str(store),
+            "--model",
+            "popularity",
+            "--k",
+            "10,20",
+            "--name",
+            "baseline",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "popularity"
+    assert payload["k"] == [10, 20]
+    assert payload["split"].startswith("temporal:2024-01-")
+    assert payload["users"] > 50
+    for name in (
+        "ndcg@10",
+        "hit_rate@10",
+        "mrr@10",
+        "recall@10",
+        "precision@10",
+        "coverage@10",
+        "ndcg@20",
+        "map@20",
+        "novelty@10",
+        "popularity_bias@10",
+    ):
+        assert 0 <= payload["metrics"][name] <= (20 if name.startswith("novelty") else 1)
+    assert payload["estimates"] == {}
+    listed = runner.invoke(app, ["runs", "--db", str(store), "--json"])
+    assert listed.exit_code == 0
+    runs = json.loads(listed.stdout)["runs"]
+    assert [r["run_id"] for r in runs] == [payload["run_id"]]
+    assert runs[0]["name"] == "baseline"
+    assert runs[0]["metrics"]["ndcg@10"] == payload["metrics"]["ndcg@10"]
+    table = runner.invoke(app, ["runs", "--db", str(store)], env={"COLUMNS": "200"})
+    assert payload["run_id"] in table.stdout
+
+
+def test_replay_report_and_params(runner: CliRunner, store: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "replay",
+            "--db",
+            str(store),
+            "--model",
+            "als",
+            "-p",
+            "factors=4",
+            "--param",
+            "iterations=3",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "ranking metrics" in result.stdout
+    assert "ndcg" in result.stdout
+    runs = json.loads(runner.invoke(app, ["runs", "--db", str(store), "--json"]).stdout)
+    assert runs["runs"][0]["params"]["factors"] == 4
+    assert runs["runs"][0]["params"]["iterations"] == 3
+
+
+def test_offpolicy_json(runner: CliRunner, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    logs = pd.DataFrame(
+        {
+            "impression_id": np.arange(n),
+            "user_id": [f"v{i}" for i in range(n)],
+            "ts": [START] * n,
+            "variant": "random",
+            "item_id": [f"i{j}" for j in rng.integers(0, 5, size=n)],
+            "position": 1,
+            "propensity": 0.2,
+            "click": (rng.random(n) < 0.1).astype(int),
+        }
+    )
+    db = write_store(tmp_path / "o.duckdb", impressions=logs, items=[f"i{j}" for j in range(5)])
+    result = runner.invoke(
+        app,
+        [
+            "replay",
+            "--db",
+            str(db),
+            "--model",
+            "random",
+            "--k",
+            "3",
+            "--estimator",
+            "ips,snips",
+            "--estimator",
+            "replay",
+            "--policy",
+            "stochastic",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["kind"] == "offpolicy"
+    assert set(payload["estimates"]) == {"ips", "snips", "replay"}
+    ips = payload["estimates"]["ips"]
+    assert ips["value"] == pytest.approx(logs["click"].mean())
+    assert ips["ci"][0] < ips["value"] < ips["ci"][1]
+    assert ips["ess"] == pytest.approx(n)
+    report = runner.invoke(
+        app,
+        [
+            "replay",
+            "--db",
+            str(db),
+            "--model",
+            "random",
+            "--k",
+            "3",
+            "--estimator",
+            "dr",
+            "--policy",
+            "stochastic",
+        ],
+    )
+    assert report.exit_code == 0, report.stderr
+    assert "off-policy estimates" in report.stdout
+
+
+def test_models(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    assert set(models) >= {"random", "popularity", "als", "lstm"}
+    assert models["als"]["extra"] == "als"
+    assert models["lstm"]["status"] == "ok"
+    table = runner.invoke(app, ["models"])
+    assert "popularity" in table.stdout
+
+
+def _corrupt(folder: Path) -> Path:
+    path = folder / "bad.onnx"
+    path.write_bytes(b"\x00\x01 this is not a model")
+    path.with_suffix(".json").write_text("{}")
+    return path
+
+
+def _wrong_signature(folder: Path) -> Path:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = folder / "sig.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "alss"],
+            "error: unknown model 'alss' (did you mean 'als'?); expected one "
+            "of: als, lstm, popularity, random",
+        ),
+        (
+            ["--model", "random", "--k", "61"],
+            "error: --k 61 is larger than the catalogue (60 items)",
+        ),
+        (
+            ["--model", "popularity", "--split", "temporal:2023-01-01"],
+            "error: the training split of dataset 't' (temporal:2023-01-01T00:00:00) is empty: "
+            "no interaction to fit the model on",
+        ),
+        (
+            ["--model", "popularity", "--k", "ten"],
+            "error: --k: K must be a positive integer, got 'ten'",
+        ),
+        (
+            ["--model", "popularity", "--param", "smoothing"],
+            "error: --param 'smoothing': expected KEY=VALUE, e.g. factors=32",
+        ),
+        (
+            ["--model", "lstm", "--model-path", "{folder}/bad.onnx"],
+            "error: {folder}/bad.json: not a valid lstm sidecar (format None, expected "
+            "'abkit-lstm/1')",
+        ),
+    ],
+)
+def test_bad_input(runner: CliRunner, store: Path, args: list[str], message: str) -> None:
+    folder = store.parent
+    _corrupt(folder)
+    before = file_digest(store)
+    args = [a.format(folder=folder) for a in args]
+    result = runner.invoke(app, ["replay", "--db", str(store), *args])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message.format(folder=folder)
+    assert "Traceback" not in result.output
+    assert file_digest(store) == before
+
+
+def test_corrupt_onnx_and_wrong_signature(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    from abkit.replay.runner import load_training_data
+
+    data, _, _ = load_training_data(store)
+    sidecar = {
+        "format": "abkit-lstm/1",
+        "item_ids": data.item_ids.tolist(),
+        "seq_len": 4,
+        "fingerprint": data.fingerprint,
+    }
+    corrupt = _corrupt(tmp_path)
+    corrupt.with_suffix(".json").write_text(json.dumps(sidecar))
+    wrong = _wrong_signature(tmp_path)
+    wrong.with_suffix(".json").write_text(json.dumps(sidecar))
+    before = file_digest(store)
+    result = runner.invoke(
+        app, ["replay", "--db", str(store), "--model", "lstm", "--model-path", str(corrupt)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {corrupt}: not a valid ONNX model (")
+    assert result.stderr.count("\n") == 1
+    result = runner.invoke(
+        app, ["replay", "--db", str(store), "--model", "lstm", "--model-path", str(wrong)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {wrong}: wrong input signature; expected inputs history int64[2d], "
+        "k int64[1d], exclude float[2d], found x tensor(float)[1]"
+    )
+    assert file_digest(store) == before
+
+
+def test_train_without_torch_names_the_install_line(
+    runner: CliRunner, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import abkit_recommenders.train_lstm as train_lstm
+
+    def missing() -> None:
+        raise train_lstm.TorchMissingError("torch")
+
+    monkeypatch.setattr(train_lstm, "_import_torch", missing)
+    result = runner.invoke(
+        app, ["train", "lstm", "--db", str(store), "--out", str(tmp_path / "m.onnx")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: training the lstm needs the optional package 'torch': "
+        'pip install torch==2.13.0 "abkit-lift[train]"'
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_train_rejects_a_bad_out_path(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "lstm", "--db", str(store), "--out", str(tmp_path / "m.pt")]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip() == f"error: --out {tmp_path / 'm.pt'}: the model file must "
+        "end in .onnx"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install torch==2.13.0)")
+def test_train_then_replay_without_torch(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lstm.onnx"
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "lstm",
+            "--db",
+            str(store),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seq-len",
+            "6",
+            "--hidden",
+            "16",
+            "--json",
+        ],
+    )
+    assert trained.exit_code == 0, trained.stderr
+    info = json.loads(trained.stdout)
+    assert out.exists()
+    assert out.with_suffix(".json").exists()
+    # replay in a fresh interpreter where importing torch fails: inference needs no torch
+    code = (
+        "import sys, json; sys.modules['torch'] = None\n"
+        "from typer.testing import CliRunner\n"
+        "from abkit.cli.main import app\n"
+        f"r = CliRunner().invoke(app, ['replay', '--db', {str(store)!r}, '--model', 'lstm', "
+        f"'--model-path', {str(out)!r}, '--json'])\n"
+        "assert r.exit_code == 0, r.stderr\n"
+        "print(r.stdout)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["model"] == "lstm"
+    assert payload["params"]["model_path"] == str(out)
+    assert info["fingerprint"] == info["fingerprint"]
+    assert payload["metrics"]["ndcg@10"] > 0
