@@ -317,6 +317,65 @@ def train_lstm_command(
     )
 
 
+def demo_step(
+    db: Path,
+    *,
+    dataset: str,
+    step: int,
+    ks: tuple[int, ...] = (10,),
+    lstm_model: Path | None = None,
+) -> list[Any]:
+    """The demo's replay step: random, popularity and ALS (and the LSTM when torch is installed
+    or ``lstm_model`` is given) replayed on ``dataset``, stored as runs ``demo/NAME``, shown
+    as one table. Returns the :class:`~abkit.replay.runner.ReplayResult` of each model."""
+    import importlib.util
+
+    from abkit.cli import render
+    from abkit.replay.runner import replay
+
+    models = ["random", "popularity", "als"]
+    if lstm_model is not None or importlib.util.find_spec("torch") is not None:
+        models.append("lstm")
+    render.step(
+        step,
+        "Replay recommenders offline",
+        "`abkit replay --model NAME`: each model is fitted on the events before a temporal "
+        "cut-off (80% of the time range) and ranks the whole catalogue for every user; the "
+        "items each user discovered after the cut-off are the relevant ones. Per-user values "
+        "are stored with each run, so models can be compared pairwise.",
+    )
+    if "lstm" not in models:
+        render.note(
+            'The LSTM needs torch to train (pip install torch==2.13.0 "abkit-lift[train]") '
+            "or a trained file (abkit replay --model lstm --model-path FILE)."
+        )
+    results = []
+    for name in models:
+        path = lstm_model if name == "lstm" else None
+        results.append(
+            replay(
+                db,
+                model=name,
+                dataset=dataset,
+                ks=ks,
+                model_path=path,
+                name=f"demo/{name}",
+                progress=render.progress,
+            )
+        )
+    k = ks[0]
+    columns = [f"{m}@{k}" for m in ("ndcg", "hit_rate", "recall", "mrr", "coverage", "novelty")]
+    rows = [[r.model, *[r.metric(c) for c in columns], r.run_id] for r in results]
+    render.console.print(
+        render.table(
+            f"{results[0].users:,} users, split {results[0].split}",
+            ["model", *columns, "run"],
+            rows,
+        )
+    )
+    return results
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("replay")(replay_command)
