@@ -198,8 +198,9 @@ def test_onnx_graph_and_torch_module_rank_the_same_items() -> None:
     (onnx_items,) = session.run(
         ["top_items"], {"history": history, "k": np.array([5]), "exclude": exclude}
     )
+    rows, items = np.nonzero(np.isinf(exclude))
     with torch.inference_mode():
         torch_items = torch_next_item(weights)(
-            torch.from_numpy(history), torch.from_numpy(exclude), 5
+            torch.from_numpy(history), torch.from_numpy(rows), torch.from_numpy(items), 5
         ).numpy()
     np.testing.assert_array_equal(onnx_items, torch_items)

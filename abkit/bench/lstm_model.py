@@ -8,7 +8,7 @@ torch's layout:
 + 1); ``w_ih (4H, E)``, ``w_hh (4H, H)``, ``b_ih (4H)``, ``b_hh (4H)`` the LSTM with torch's
 gate order (input, forget, cell, output); ``out (V, H)`` and ``out_bias (V)`` the output layer.
 For histories ``(B, T)``: ``h_T = LSTM(embedding[history])``, ``logits = h_T out^T + out_bias``,
-then the top ``K`` of ``logits + exclude`` (``-inf`` on seen items).
+then the top ``K`` items other than the user's seen ones.
 
 The ONNX side is :func:`abkit_recommenders.lstm.lstm_core_graph` plus its
 :func:`~abkit_recommenders.lstm.add_topk_head`, exactly what ``abkit replay --model lstm``
@@ -72,7 +72,9 @@ def onnx_model_bytes(weights: Mapping[str, np.ndarray], *, seq_len: int) -> byte
 
 
 def torch_next_item(weights: Mapping[str, np.ndarray]) -> Any:
-    """The same model as a torch module: ``module(history, exclude, k) -> top item indices``."""
+    """The same model as a torch module: ``module(history, seen_rows, seen_items, k) -> top
+    item indices``. Seen items are excluded the way torch code does it, by writing ``-inf``
+    at their (row, item) positions of the logits (``index_put_``), not with a dense mask."""
     import torch
 
     class TorchNextItem(torch.nn.Module):
@@ -82,9 +84,12 @@ def torch_next_item(weights: Mapping[str, np.ndarray]) -> Any:
             self.lstm = torch.nn.LSTM(embedding, hidden, batch_first=True)
             self.out = torch.nn.Linear(hidden, items)
 
-        def forward(self, history: torch.Tensor, exclude: torch.Tensor, k: int) -> torch.Tensor:
+        def forward(
+            self, history: torch.Tensor, seen_rows: torch.Tensor, seen_items: torch.Tensor, k: int
+        ) -> torch.Tensor:
             _, (h, _) = self.lstm(self.embedding(history))
-            logits = self.out(h[0]) + exclude
+            logits = self.out(h[0])
+            logits.index_put_((seen_rows, seen_items), torch.tensor(float("-inf")))
             return torch.topk(logits, k, dim=1).indices
 
     items, hidden = weights["out"].shape

@@ -158,8 +158,8 @@ def gemm_probe(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 
 def torch_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """The same LSTM in torch eager mode on the CPU (``inference_mode``, default threads),
-    fed exactly as abkit feeds onnxruntime: the same histories and seen-item mask, built by
-    the same code, in the same chunks of users; top-K by ``torch.topk``."""
+    on the same histories (built by the same code) in the same chunks of users; seen items
+    set to ``-inf`` in the logits by index (as torch code does it), top-K by ``torch.topk``."""
     try:
         import torch
     except ImportError:
@@ -178,11 +178,11 @@ def torch_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     users = np.arange(data.n_users)
 
     def top_items(chunk: np.ndarray) -> np.ndarray:
-        exclude = np.zeros((chunk.size, data.n_items), dtype=np.float32)
         seen = data.seen_rows(chunk)
-        exclude[np.repeat(np.arange(chunk.size), np.diff(seen.indptr)), seen.indices] = -np.inf
+        rows = torch.from_numpy(np.repeat(np.arange(chunk.size), np.diff(seen.indptr)))
+        items = torch.from_numpy(seen.indices.astype(np.int64))
         history = torch.from_numpy(data.histories(chunk, seq_len))
-        return model(history, torch.from_numpy(exclude), k).numpy()
+        return model(history, rows, items, k).numpy()
 
     top1 = 0.0
     with torch.inference_mode():

@@ -99,6 +99,9 @@ def prep_export(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
         "AND experiment = $exp) a USING (user_id) ORDER BY e.user_id, e.ts"
     )
     bind = {"ds": ds, "exp": exp, "n": int(params["ingest_rows"])}
+    if not bind["n"]:
+        con.close()
+        return TaskOutcome(units=0.0)
     con.execute(
         f"COPY ({source}) TO '{_sql_path(params['ingest_csv'])}' (FORMAT csv, HEADER)", bind
     )
