@@ -288,8 +288,14 @@ class LSTMRecommender:
 
     def fit(self, data: TrainingData) -> None:
         """Train with torch (``abkit train lstm`` does the same and saves the file)."""
-        from .train_lstm import train_lstm
+        from .train_lstm import TorchMissingError, _import_torch, train_lstm
 
+        try:
+            _import_torch()
+        except TorchMissingError as exc:
+            raise TorchMissingError(
+                exc.package, "; or replay a trained model with --model-path FILE.onnx"
+            ) from None
         trained = train_lstm(
             data,
             seq_len=self.seq_len,

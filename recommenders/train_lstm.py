@@ -48,10 +48,10 @@ TORCH_INSTALL = 'pip install torch==2.13.0 "abkit-lift[train]"'
 class TorchMissingError(MissingExtraError):
     """torch (or the exporter's onnxscript) is not installed; gives the exact install line."""
 
-    def __init__(self, package: str) -> None:
+    def __init__(self, package: str, hint: str = "") -> None:
         # MissingExtraError's message names only the extra; torch must be pinned by hand
         super(MissingExtraError, self).__init__(
-            f"training the lstm needs the optional package '{package}': {TORCH_INSTALL}"
+            f"training the lstm needs the optional package '{package}': {TORCH_INSTALL}{hint}"
         )
         self.package = package
         self.extra = "train"

@@ -352,3 +352,23 @@ def test_train_then_replay_without_torch(runner: CliRunner, store: Path, tmp_pat
     assert payload["params"]["model_path"] == str(out)
     assert info["fingerprint"] == info["fingerprint"]
     assert payload["metrics"]["ndcg@10"] > 0
+
+
+def test_replay_lstm_without_torch_or_model_file(
+    runner: CliRunner, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import abkit_recommenders.train_lstm as train_lstm
+
+    def missing() -> None:
+        raise train_lstm.TorchMissingError("torch")
+
+    monkeypatch.setattr(train_lstm, "_import_torch", missing)
+    before = file_digest(store)
+    result = runner.invoke(app, ["replay", "--db", str(store), "--model", "lstm"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: training the lstm needs the optional package 'torch': "
+        'pip install torch==2.13.0 "abkit-lift[train]"; or replay a trained model with '
+        "--model-path FILE.onnx"
+    )
+    assert file_digest(store) == before
