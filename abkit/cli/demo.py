@@ -7,7 +7,7 @@ shows exactly what a user would see running the commands one by one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +36,9 @@ def demo(
     render.heading("abkit demo", "a guided tour on simulated traffic with a known, planted lift")
     _step_simulate(db, users=users, lift=lift, seed=seed, fresh=fresh)
     _step_compare(db, claim=0.2)
+    results = _step_replay(db)
+    _step_compare_runs(db, results)
+    _step_gate(db)
     render.console.print()
     render.note("Run `abkit --help` to see every command; `abkit COMMAND --help` for details.")
 
@@ -59,9 +62,14 @@ def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool)
     if db.exists():
         with open_store(db, write=True) as store:
             existing = store.has_dataset(DEMO_DATASET)
+            if existing and not fresh and _stored_params(store) != _comparable(config.to_dict()):
+                render.note(f"{db} holds a demo simulated with other settings; simulating again.")
+                fresh = True
             if existing and fresh:
                 store.drop_dataset(DEMO_DATASET)
                 existing = False
+            elif existing:
+                store.drop_runs(DEMO_DATASET, name_prefix="demo/")  # this tour's earlier runs
     if existing:
         render.note(f"{db} already holds the demo dataset; reusing it (--fresh simulates again).")
     else:
@@ -75,6 +83,24 @@ def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool)
             summary = simulate(config, db, on_progress=on_progress)
         render.simulation_summary(summary)
     render.store_info(store_info(db, dataset=DEMO_DATASET))
+
+
+def _comparable(params: dict[str, Any]) -> dict[str, Any]:
+    """Simulation parameters as JSON would give them back (tuples become lists)."""
+    import json
+
+    return {
+        k: v for k, v in json.loads(json.dumps(params, default=str)).items() if k != "generator"
+    }
+
+
+def _stored_params(store: Any) -> dict[str, Any]:
+    import json
+
+    row = store.con.execute(
+        "SELECT params FROM datasets WHERE dataset = ?", [DEMO_DATASET]
+    ).fetchone()
+    return _comparable(json.loads(row[0])) if row and row[0] else {}
 
 
 def _step_compare(db: Path, *, claim: float) -> None:
@@ -98,6 +124,66 @@ def _step_compare(db: Path, *, claim: float) -> None:
         "delta method, not a per-impression test):"
     )
     render_arm_report(report)
+
+
+def _step_replay(db: Path) -> list[Any]:
+    from abkit.cli.replay import demo_step
+
+    return demo_step(db, dataset=DEMO_DATASET, step=3)
+
+
+def _step_compare_runs(db: Path, results: list[Any]) -> None:
+    from abkit.cli import render
+    from abkit.runcompare import compare_runs
+
+    names = [r.name for r in results if r.model != "random"]
+    run_ids = [r.run_id for r in results if r.model != "random"]
+    render.step(
+        4,
+        "Compare the models offline, paired by user",
+        f"`abkit compare {' '.join(names)}`: every user was scored by every model, so the "
+        "differences are paired per user (narrower intervals than comparing two averages). "
+        "With thousands of users everything is 'significant': read the effect and its interval.",
+    )
+    render.run_comparison(
+        compare_runs(db, run_ids, metrics=["ndcg@10", "hit_rate@10"], correction="holm")
+    )
+
+
+def _step_gate(db: Path) -> None:
+    from abkit.baseline import baseline_from_run
+    from abkit.cli import render
+    from abkit.data.runs_sql import fetch_run
+    from abkit.data.store import open_store
+    from abkit.gate import GateCheck, gate_run
+    from abkit.replay.runner import replay
+
+    render.step(
+        5,
+        "Gate a model change as CI would",
+        "`abkit gate`: the ALS run is the stored baseline; a candidate fails only when it is "
+        "significantly worse by more than the margin (here NDCG@10 may not drop by more than "
+        "5%, one-sided paired test at alpha 0.05). First ALS retrained with another seed, "
+        "then a deliberately degraded ALS with 2 factors.",
+    )
+    with open_store(db) as store:
+        baseline = baseline_from_run(store.con, fetch_run(store.con, "demo/als"))
+    checks = [GateCheck(metric="ndcg@10", max_drop=0.05)]
+    for label, params in (("als-seed2", {"seed": 2}), ("als-2-factors", {"factors": 2})):
+        run = replay(
+            db,
+            model="als",
+            dataset=DEMO_DATASET,
+            ks=(10,),
+            params=params,
+            name=f"demo/{label}",
+            progress=render.progress,
+        )
+        report = gate_run(
+            db, baseline=baseline, run=run.run_id, checks=checks, name=f"demo {label}"
+        )
+        render.gate_report(report)
+        render.console.print(f"  exit code in CI: {0 if report.passed else 1}", style="bold")
 
 
 def register(app: typer.Typer) -> None:

@@ -364,12 +364,12 @@ def demo_step(
             )
         )
     k = ks[0]
-    columns = [f"{m}@{k}" for m in ("ndcg", "hit_rate", "recall", "mrr", "coverage", "novelty")]
-    rows = [[r.model, *[r.metric(c) for c in columns], r.run_id] for r in results]
+    metrics = ("ndcg", "hit_rate", "recall", "mrr", "coverage")
+    rows = [[r.name, *[r.metric(f"{m}@{k}") for m in metrics]] for r in results]
     render.console.print(
         render.table(
-            f"{results[0].users:,} users, split {results[0].split}",
-            ["model", *columns, "run"],
+            f"{results[0].users:,} test users, split {results[0].split}, K = {k}",
+            ["run", *metrics],
             rows,
         )
     )

@@ -220,6 +220,12 @@ def _lift(value: float) -> str:
     return f"{100 * value:+.1f}%"
 
 
+def _p_eq(value: float) -> str:
+    """``p = 0.021`` or ``p < 1e-16``."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _p(value: float) -> str:
     if not math.isfinite(value):
         return "-"
@@ -244,7 +250,7 @@ def render_arm_report(report: ArmComparisonReport) -> None:
     if report.srm_failed:
         render.line(
             "!! SAMPLE RATIO MISMATCH: the units per arm do not match the designed split "
-            f"(chi2 = {report.srm.chi2:.4g}, p = {_p(report.srm.p_value)} < {report.srm.alpha:g}). "
+            f"(chi2 = {report.srm.chi2:.4g}, {_p_eq(report.srm.p_value)} < {report.srm.alpha:g}). "
             "Fix the assignment before trusting anything below.",
             style="bold red",
         )
@@ -252,7 +258,7 @@ def render_arm_report(report: ArmComparisonReport) -> None:
         shares = "/".join(f"{100 * s:g}" for s in report.srm.split)
         render.line(
             f"SRM check passed: units per arm fit the designed split {shares} "
-            f"(chi2 = {report.srm.chi2:.3g}, p = {_p(report.srm.p_value)}).",
+            f"(chi2 = {report.srm.chi2:.3g}, {_p_eq(report.srm.p_value)}).",
             style="green",
         )
     else:
@@ -360,19 +366,19 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
         if k.verdict == "supported":
             meaning = (
                 f"SUPPORTED: the whole {confidence} interval lies above {_lift(k.claim)} "
-                f"(p = {_p(k.p_value_above)} for H0: lift <= {_lift(k.claim)})."
+                f"({_p_eq(k.p_value_above)} for H0: lift <= {_lift(k.claim)})."
             )
         elif k.verdict == "refuted":
             meaning = (
                 f"REFUTED: the lift is below {_lift(k.claim)} with {confidence} confidence "
-                f"(p = {_p(k.p_value_below)} for H0: lift >= {_lift(k.claim)}); the data rule "
+                f"({_p_eq(k.p_value_below)} for H0: lift >= {_lift(k.claim)}); the data rule "
                 f"out lifts above {_lift(k.min_refuted_lift)}."
             )
         else:
             meaning = (
                 f"NOT DECIDED: the {confidence} interval contains {_lift(k.claim)} "
-                f"(p = {_p(k.p_value_above)} for H0: lift <= {_lift(k.claim)}, "
-                f"p = {_p(k.p_value_below)} for H0: lift >= {_lift(k.claim)})."
+                f"({_p_eq(k.p_value_above)} for H0: lift <= {_lift(k.claim)}, "
+                f"{_p_eq(k.p_value_below)} for H0: lift >= {_lift(k.claim)})."
             )
         render.line(f"Claim {claim_text} ({c.treatment}): {meaning}", style="bold")
         render.line(
@@ -387,7 +393,7 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
     if c.sequential is not None:
         s = c.sequential
         render.line(
-            f"  Sequential (always valid, safe to peek): p = {_p(s.p_adjusted)}, lift "
+            f"  Sequential (always valid, safe to peek): {_p_eq(s.p_adjusted)}, lift "
             f"confidence sequence {_lift(s.lift_cs_lower)} to {_lift(s.lift_cs_upper)} over "
             f"{s.looks} look(s): {'significant' if s.significant else 'not significant'}."
         )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from abkit._util import unknown_choice
 from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
@@ -134,16 +134,30 @@ class Store:
 
     def drop_dataset(self, name: str) -> None:
         """Delete a dataset and everything derived from it (runs included), atomically."""
-        run_children = ("run_user_metrics", "run_estimates", "run_rounds")
         with self.transaction() as con:
-            for table in run_children:
-                con.execute(
-                    f"DELETE FROM {quote_ident(table)} WHERE run_id IN "
-                    "(SELECT run_id FROM runs WHERE dataset = ?)",
-                    [name],
-                )
+            self._delete_runs(con, "dataset = ?", [name])
             for table in _DATASET_TABLES:
                 con.execute(f"DELETE FROM {quote_ident(table)} WHERE dataset = ?", [name])
+
+    def drop_runs(self, dataset: str, *, name_prefix: str) -> int:
+        """Delete the runs of ``dataset`` whose name starts with ``name_prefix``; their count."""
+        with self.transaction() as con:
+            return self._delete_runs(
+                con, "dataset = ? AND starts_with(name, ?)", [dataset, name_prefix]
+            )
+
+    @staticmethod
+    def _delete_runs(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
+        """Delete the runs matching ``where`` (a fixed SQL condition on ``runs``) and their rows."""
+        ids = [
+            r[0] for r in con.execute(f"SELECT run_id FROM runs WHERE {where}", params).fetchall()
+        ]
+        if ids:
+            for table in ("run_user_metrics", "run_estimates", "run_rounds", "runs"):
+                con.execute(
+                    f"DELETE FROM {quote_ident(table)} WHERE list_contains(?, run_id)", [ids]
+                )
+        return len(ids)
 
 
 # Tables keyed by dataset; children first so a future foreign key would not object.
