@@ -185,6 +185,12 @@ def _print_report(report: BenchReport) -> None:
     render.console.print(
         f"[bold]abkit bench[/] scale {report.scale:g}{' (quick)' if report.quick else ''}: "
         f"{m.get('cpus')} CPUs ({m.get('processor')}), {report.seconds:,.0f} s in all"
+        + (
+            f", load average {m['load_average_1m']:.1f} at the end (other processes share "
+            "the CPUs: the ratios are only as steady as that)"
+            if "load_average_1m" in m
+            else ""
+        )
     )
     render.console.print(render.table(None, _COLUMNS, [_row(line) for line in report.lines]))
     render.console.print()
