@@ -87,6 +87,22 @@ def test_several_arms_split_alpha_by_bonferroni() -> None:
     assert any("Bonferroni" in note for note in three.notes)
 
 
+def test_claim_units_match_compare_whatever_the_number_of_arms() -> None:
+    # `abkit power --claim --arms 3` once split alpha over 2 comparisons while `abkit compare
+    # --claim` (whose verdicts are per comparison, unadjusted) sized at alpha: one convention
+    # now, the unadjusted alpha, one-sided at alpha/2.
+    from abkit.stats.proportions import claim_check_proportions
+
+    x_t, x_c, n = 330, 250, 5000
+    check = claim_check_proportions(x_t, n, x_c, n, 0.1)
+    for arms in (2, 3, 5):
+        result = pw.power(baseline=x_c / n, mde=(x_t / x_c) - 1, claim=0.1, arms=arms)
+        assert result.n_per_arm == check.units_needed
+        assert result.alpha_per_comparison == 0.05
+        assert result.total_units == arms * result.n_per_arm
+    assert any("unadjusted alpha" in note for note in result.notes)
+
+
 def test_absolute_mde() -> None:
     relative = pw.power(baseline=0.05, mde=0.2)
     absolute = pw.power(baseline=0.05, mde=0.01, relative=False)

@@ -207,6 +207,7 @@ def _claim_check(
         min_refuted_lift=lift_bounds[1] - 1,
         units_needed=needed,
         alpha=alpha,
+        level_each_side=alpha / 2,
         method="Fieller test of the ratio at 1 + claim, one-sided at alpha/2 each way",
     )
 

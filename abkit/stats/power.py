@@ -26,7 +26,11 @@ at the same ``alpha / (k - 1)`` and can only reject more, so the stated power is
 
 **Claims.** "Units needed to show lift > c": the one-sided score test of ``H0: p2 / p1 <= 1 + c``
 at level ``alpha / 2`` (so the verdict agrees with the two-sided (1 - alpha) interval, as in
-``abkit compare --claim``), with Farrington & Manning's (1990, Stat Med 9:1447) formula
+``abkit compare --claim``). The claim is checked in each comparison at the *unadjusted* alpha
+-- ``abkit compare --claim`` does not correct claim verdicts for the family, and its
+``units_needed`` uses the same level -- so with ``--arms k`` the claim's sample size is NOT
+split by Bonferroni (only ``total_units`` grows with ``k``); the two commands agree.
+Farrington & Manning's (1990, Stat Med 9:1447) formula
 ``n = (z_a sqrt(p2~ q2~ + th^2 p1~ q1~) + z_b sqrt(p2 q2 + th^2 p1 q1))^2 / (p2 - th p1)^2``,
 ``th = 1 + c`` and ``p~`` the restricted maximum-likelihood rates under ``p2 = th p1``.
 """
@@ -281,9 +285,7 @@ def power(
             sd=sd,
             target_power=target_power,
             alpha=alpha,
-            alpha_each=alpha_each,
             arms=arms,
-            notes=notes,
             n_per_arm=n_per_arm,
         )
     if mde is None and n_per_arm is None:
@@ -387,11 +389,11 @@ def _claim_power(
     sd: float | None,
     target_power: float,
     alpha: float,
-    alpha_each: float,
     arms: int,
-    notes: list[str],
     n_per_arm: int | None,
 ) -> PowerResult:
+    """Units per arm to show "lift > claim" (module docstring): one-sided at alpha/2, the
+    unadjusted alpha of each comparison, exactly as ``abkit compare --claim`` decides it."""
     if mde is None:
         raise InputError("--claim needs --mde, the true relative lift you expect (e.g. --mde 0.3)")
     if n_per_arm is not None:
@@ -409,7 +411,7 @@ def _claim_power(
     if metric == "conversion":
         _check_rate("the target rate (baseline x (1 + MDE))", target)
         n_exact = sample_size_ratio_test(
-            baseline, target, theta0, alpha=alpha_each, power=target_power, sides=2
+            baseline, target, theta0, alpha=alpha, power=target_power, sides=2
         )
         chosen = "farrington-manning"
         description = (
@@ -417,7 +419,7 @@ def _claim_power(
             "one-sided at alpha/2"
         )
     else:
-        za = _z_alpha(alpha_each, 2)
+        za = _z_alpha(alpha, 2)
         zb = float(stats.norm.ppf(target_power))
         # Var(m_T - theta0 m_C) per unit with a common sd: sd^2 (1 + theta0^2).
         spread = float(sd or 0.0)
@@ -425,11 +427,17 @@ def _claim_power(
         chosen = "fieller-normal"
         description = "normal test of m_T - (1 + claim) m_C, one-sided at alpha/2 (Fieller)"
     n_units = math.ceil(n_exact - 1e-9)
-    notes.append(
+    notes = [
         f"units needed to show the lift exceeds {100 * claim:g}% when the true lift is "
-        f"{100 * mde:g}%: the one-sided test runs at alpha/2, so the verdict agrees with "
-        "the two-sided interval that `abkit compare --claim` reports"
-    )
+        f"{100 * mde:g}%: the one-sided test runs at alpha/2 = {alpha / 2:g}, so the verdict "
+        "agrees with the two-sided interval that `abkit compare --claim` reports"
+    ]
+    if arms > 2:
+        notes.append(
+            f"the claim is checked in each of the {arms - 1} comparisons at the unadjusted alpha "
+            f"{alpha:g}, as `abkit compare --claim` does (claim verdicts are not corrected for "
+            "the family); the alpha split over comparisons applies to the difference tests only"
+        )
     return PowerResult(
         metric=metric,
         solved_for="n",
@@ -444,7 +452,7 @@ def _claim_power(
         comparisons=arms - 1,
         power=target_power,
         alpha=alpha,
-        alpha_per_comparison=alpha_each,
+        alpha_per_comparison=alpha,
         sides=2,
         method=chosen,
         method_description=description,

@@ -22,10 +22,22 @@ abkit's defaults for a conversion metric (:func:`compare_proportions`):
   uncertainty; Katz's log interval is erratic for small counts; Fagerland, Lydersen & Laake
   2015, Stat Methods Med Res 24:224, recommend Koopman's.)
 * **small counts**: when an expected cell of the 2x2 table is below 5 (Cochran's rule) the
-  p-value comes from Fisher's exact test and the result says so. Fisher rather than
+  result also carries Fisher's exact p-value (``exact_p_value``) and a note; when the exact
+  and the score test disagree at alpha, the note says so (the result is then fragile). The
+  reported ``p_value`` and ``significant`` stay the pooled z / score test *on purpose*: that
+  test is the dual of the Koopman lift interval and of the claim check, so the p-value, the
+  lift interval and the claim verdict can never contradict each other (swapping only the
+  p-value for Fisher's, as abkit once did, gave p = 0.054 "not significant" on 7/34 vs 1/34
+  next to a lift interval excluding 0 and a "supported" claim). Fisher rather than
   Barnard/Boschloo: those unconditional tests maximise over a nuisance parameter, which costs
   time growing with ``n1 * n2`` (seconds at a few hundred units), while Fisher's is exact
   (conservative) at any size.
+* **the difference interval** (Newcombe) is *not* exactly dual to the pooled z-test: in rare
+  borderline tables it can exclude 0 while ``p > alpha`` or the reverse. The lift interval
+  (Koopman) is exactly dual, so decisions read off the lift interval and the p-value.
+
+"Significant" means ``p <= alpha`` everywhere in abkit's comparisons (and a claim side is
+decided when its one-sided p-value is ``<= alpha / 2``).
 
 The other classic intervals (Wald, Agresti-Caffo, Miettinen-Nurminen, Katz log, adjusted log,
 Wilson), the one-sample z-test and McNemar's test are here for reference checks and for
@@ -485,6 +497,7 @@ def claim_check_proportions(
         min_refuted_lift=float(upper) - 1,
         units_needed=units,
         alpha=alpha,
+        level_each_side=alpha / 2,
         method="Koopman score test of the rate ratio at 1 + claim, one-sided at alpha/2 each way",
     )
 
@@ -500,25 +513,33 @@ def compare_proportions(
 ) -> Comparison:
     """Compare two conversion rates with abkit's defaults (see the module docstring).
 
-    ``exact="auto"`` switches the p-value to Fisher's exact test when an expected cell count
-    is below 5; ``"always"`` / ``"never"`` force the choice. ``p_adjusted`` is set to the raw
-    p-value here; :func:`abkit.stats.multiplicity.adjust` corrects it over the family.
+    ``p_value`` and ``significant`` always come from the pooled z-test, the dual of the
+    Koopman lift interval and of the claim check. ``exact="auto"`` adds Fisher's exact p-value
+    (``exact_p_value``, with a note) when an expected cell count is below 5; ``"always"`` adds
+    it for every table, ``"never"`` never. When the exact and the score test disagree at
+    ``alpha`` a note says so. ``p_adjusted`` is set to the raw p-value here;
+    :func:`abkit.stats.multiplicity.adjust` corrects it over the family.
     """
     x1, n1 = _counts(treatment)
     x2, n2 = _counts(control)
     p1, p2 = x1 / n1, x2 / n2
-    _, p_value = pooled_z_test(x1, n1, x2, n2)
-    use_exact = exact == "always" or (exact == "auto" and needs_exact(x1, n1, x2, n2))
+    p_value = float(pooled_z_test(x1, n1, x2, n2)[1])
+    small = needs_exact(x1, n1, x2, n2)
+    use_exact = exact == "always" or (exact == "auto" and small)
     notes: list[str] = []
-    method = "pooled two-proportion z-test"
+    exact_p: float | None = None
     if use_exact:
-        p_value = fisher_exact_test(x1, n1, x2, n2)
-        method = "Fisher's exact test"
-        if exact == "auto":
-            method += " (an expected cell count is below 5)"
+        exact_p = fisher_exact_test(x1, n1, x2, n2)
+        reason = "small counts (an expected cell count is below 5)" if small else "requested"
+        notes.append(
+            f"{reason}: Fisher's exact p = {exact_p:.3g} is shown next to the score-test "
+            f"p = {p_value:.3g}; the p-value, intervals and claim stay score-based so they agree"
+        )
+        if (exact_p <= alpha) != (p_value <= alpha):
             notes.append(
-                "small counts: the p-value is Fisher's exact test instead of the z-test; "
-                "the intervals remain score intervals"
+                f"the exact test (Fisher p = {exact_p:.3g}) and the score test (p = "
+                f"{p_value:.3g}) disagree at alpha {alpha:g}: with counts this small the "
+                "verdict is fragile; collect more data before acting on it"
             )
     d_lo, d_hi = newcombe_interval(x1, n1, x2, n2, alpha)
     r_lo, r_hi = koopman_interval(x1, n1, x2, n2, alpha)
@@ -527,7 +548,6 @@ def compare_proportions(
     else:
         lift = math.inf if p1 > 0 else math.nan
         notes.append(f"control '{control.name}' has no conversions: the lift is undefined")
-    p_value = float(p_value)
     claim_check = (
         claim_check_proportions(x1, n1, x2, n2, claim, alpha=alpha) if claim is not None else None
     )
@@ -547,10 +567,12 @@ def compare_proportions(
         p_adjusted=p_value,
         significant=p_value <= alpha,
         alpha=alpha,
-        method=method,
+        method="pooled two-proportion z-test",
         diff_ci_method="Newcombe hybrid score",
         lift_ci_method="Koopman asymptotic score (rate ratio)",
         exact=use_exact,
+        exact_p_value=exact_p,
+        exact_method="Fisher's exact test (two-sided, conditional)" if use_exact else None,
         claim=claim_check,
         notes=tuple(notes),
     )

@@ -40,7 +40,9 @@ class ClaimCheck(_ToDict):
     """The claim "treatment lifts the metric by at least ``claim``" tested on the ratio scale.
 
     ``p_value_above`` tests H0: lift <= claim against H1: lift > claim; ``p_value_below`` tests
-    H0: lift >= claim against H1: lift < claim. Each one-sided test runs at level alpha/2, so
+    H0: lift >= claim against H1: lift < claim. Both are raw one-sided p-values; each is
+    compared with ``level_each_side`` = alpha/2 (a side is decided when its p-value is
+    ``<= alpha / 2``), so
     the verdict reads straight off the two-sided (1 - alpha) lift interval: *supported* when its
     lower bound exceeds the claim, *refuted* when its upper bound is below it, else *not
     decided*. ``max_supported_lift`` is that lower bound: the largest lift the data support.
@@ -58,12 +60,19 @@ class ClaimCheck(_ToDict):
     min_refuted_lift: float
     units_needed: int | None
     alpha: float
+    level_each_side: float
     method: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SequentialResult(_ToDict):
-    """Always-valid inference at the last look (see :mod:`abkit.stats.sequential`)."""
+    """Always-valid inference at the last look (see :mod:`abkit.stats.sequential`).
+
+    The confidence sequences are the running intersections over the looks (so they agree with
+    the running-minimum p-value); when an intersection is empty its bounds are NaN and
+    ``notes`` says so. ``horizon`` is the planned units per arm the mixture was tuned for,
+    fixed before the data; ``tau2_*`` are the mixture variances at the last look.
+    """
 
     method: str
     p_value: float
@@ -74,8 +83,10 @@ class SequentialResult(_ToDict):
     lift_cs_upper: float
     tau2_diff: float
     tau2_log_lift: float
+    horizon: int
     looks: int
     significant: bool
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +112,9 @@ class Comparison(_ToDict):
     ``diff`` = treatment - control on the metric's scale; ``lift`` = treatment / control - 1.
     ``p_value`` tests "no difference" two-sided; ``p_adjusted`` is it after the multiple-testing
     correction over the report's family, and ``significant`` means ``p_adjusted <= alpha``.
-    The ``*_method`` fields name the method behind each number.
+    The ``*_method`` fields name the method behind each number. ``exact_p_value`` is an exact
+    test's p-value shown *next to* ``p_value`` for small counts (``exact`` is then True); it
+    never replaces it (see :mod:`abkit.stats.proportions`).
     """
 
     metric: str
@@ -123,6 +136,8 @@ class Comparison(_ToDict):
     diff_ci_method: str
     lift_ci_method: str
     exact: bool = False
+    exact_p_value: float | None = None
+    exact_method: str | None = None
     claim: ClaimCheck | None = None
     sequential: SequentialResult | None = None
     bayes: BayesResult | None = None
@@ -149,8 +164,8 @@ class Comparison(_ToDict):
 class SRMResult(_ToDict):
     """Sample-ratio-mismatch check: chi-square goodness of fit of the units per arm.
 
-    ``checked`` is False when no designed split is known (then ``ok`` is True and ``note``
-    says how to check it).
+    ``checked`` is False when no designed split is known or the experiment has fewer than two
+    arms (then ``ok`` is True and ``note`` says why). A mismatch is ``p_value <= alpha``.
     """
 
     arms: tuple[str, ...]
@@ -217,6 +232,8 @@ class ArmComparisonReport(_ToDict):
 
     ``warnings`` come first in any rendering (an SRM failure above all); ``defaults`` lists
     every choice that was not made explicitly, so a reader can reproduce the analysis.
+    ``claim`` is the claim check of the single comparison, and None when there are several
+    (each comparison carries its own ``claim``).
     """
 
     dataset: str
@@ -292,7 +309,9 @@ class PowerResult(_ToDict):
 
     ``n_per_arm`` is rounded up; ``n_per_arm_exact`` is the unrounded solution (published
     tables often round it to the nearest unit instead). ``alpha_per_comparison`` is ``alpha``
-    split by Bonferroni over the ``comparisons = arms - 1`` treatment-vs-control tests.
+    split by Bonferroni over the ``comparisons = arms - 1`` treatment-vs-control tests, except
+    for a claim (``claim`` set), which is checked per comparison at the unadjusted ``alpha``
+    (one-sided at alpha/2), as ``abkit compare --claim`` does.
     """
 
     metric: str

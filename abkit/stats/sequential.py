@@ -12,23 +12,40 @@ Fleming's ``c sqrt(K / k)`` boundary (O'Brien & Fleming 1979, Biometrics 35:549)
 **Always-valid inference** (``abkit compare --sequential``): the mixture sequential probability
 ratio test (mSPRT; Robbins 1970; Johari, Koomen, Pekelis & Walsh 2017, "Peeking at A/B tests",
 KDD; Johari et al. 2022, Oper Res 70:1806). For an estimate ``theta^`` of the difference with
-variance ``V`` (re-estimated at each look, the asymptotic form of Howard, Ramdas, McAuliffe &
-Sekhon 2021, Ann Stat 49:1055 and Waudby-Smith et al. 2023), mixing the alternative over
+variance ``V`` (re-estimated at each look), mixing the alternative over
 ``theta ~ N(theta0, tau^2)`` gives the likelihood ratio
 
     Lambda = sqrt(V / (V + tau^2)) exp(tau^2 (theta^ - theta0)^2 / (2 V (V + tau^2)))
 
 a nonnegative martingale under H0; by Ville's inequality ``P(ever Lambda >= 1/alpha) <= alpha``.
 The always-valid p-value is the running minimum of ``min(1, 1/Lambda)``, and the confidence
-sequence is ``theta^ +- sqrt(V (V + tau^2) / tau^2 (2 log(1/alpha) + log((V + tau^2) / V)))``.
-Both can be looked at after every day (or every unit) without inflating the error rate.
+sequence is the running *intersection* over the looks of the bands
+``theta^ +- sqrt(V (V + tau^2) / tau^2 (2 log(1/alpha) + log((V + tau^2) / V)))``, so the two
+agree: the p-value is ``<= alpha`` exactly when the sequence excludes ``theta0``. (An empty
+intersection means the bands of different looks contradict each other -- a drifting effect or
+a failed normal approximation -- and the result says so.) Both may be looked at after every
+day (or every unit) without inflating the error rate.
 
-**Tuning** ``tau^2``: the normal mixture is tightest near one sample size. abkit uses Howard et
-al.'s (2021, eq. 14) optimum for the *final* look, ``tau^2 = V_final (2 log(1/alpha) +
-log(1 + 2 log(1/alpha)))``, where ``V_final`` is the variance of the estimate with all the
-data. It depends on the data only through a variance, not the effect; a smaller ``tau^2`` would
-favour later looks, a larger one earlier looks. The relative lift gets its own sequence on the
-log scale (delta-method variance of ``log(p_T / p_C)``), tuned the same way.
+**Tuning, fixed in advance.** The mixture is put on the *standardised* effect: with ``sigma^2``
+the per-unit variance of the difference (``sigma_T^2 + sigma_C^2``; ``V = sigma_T^2 / n_T +
+sigma_C^2 / n_C``), ``tau^2 = rho^2 sigma^2`` where ``rho^2`` is chosen before the data and
+``sigma^2`` is a plug-in estimate at each look -- the asymptotic confidence sequences of
+Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas (2021, "Time-uniform central limit theory and
+asymptotic confidence sequences", arXiv:2103.06476) and the normal mixture of Howard, Ramdas,
+McAuliffe & Sekhon (2021, Ann Stat 49:1055). ``rho^2`` makes the sequence tightest at a planned
+horizon of ``n*`` units per arm (Howard et al. 2021, eq. 14):
+
+    rho^2 = (2 log(1/alpha) + log(1 + 2 log(1/alpha))) / n*
+
+``n*`` is ``--horizon`` (default :data:`DEFAULT_HORIZON` = 10,000 units per arm); it must be
+fixed before looking and never set to the observed final ``n``. With balanced arms
+``V / tau^2 = 1 / (rho^2 n)``, so ``Lambda`` at a look depends only on that look's z statistic
+and its ``n``: re-running the whole analysis every day on the data so far reproduces the same
+p-value path, and reading "today's" p-value each day is reading one always-valid path. (abkit
+once tuned ``tau^2`` to the variance at the *latest* look; every daily re-run then used a
+different mixture, and the union of those tests over many re-runs exceeds alpha.) A horizon far
+from the real size costs width, never validity. The relative lift gets its own sequence on the
+log scale (delta-method per-unit variance of ``log(m_T / m_C)``), tuned the same way.
 """
 
 from __future__ import annotations
@@ -117,11 +134,33 @@ def obrien_fleming_bounds(looks: int, alpha: float = 0.05) -> tuple[float, ...]:
 
 # -- mSPRT and confidence sequences -----------------------------------------------------------
 
+DEFAULT_HORIZON = 10_000
+"""Planned units per arm the mixture is tuned for when no ``--horizon`` is given."""
+
 
 def tune_tau2(final_variance: float, alpha: float = 0.05) -> float:
-    """Mixture variance tightest at the final look (Howard et al. 2021, eq. 14)."""
+    """Mixture variance tightest where the estimate's variance is ``final_variance``
+    (Howard et al. 2021, eq. 14): ``V (2 log(1/alpha) + log(1 + 2 log(1/alpha)))``."""
     log_term = 2 * math.log(1 / alpha)
     return float(final_variance * (log_term + math.log(1 + log_term)))
+
+
+def mixture_tau2(
+    unit_variance: np.ndarray | float, horizon: int, alpha: float = 0.05
+) -> np.ndarray:
+    """``tau^2 = rho^2 sigma^2`` at each look: ``rho^2`` fixed by the planned ``horizon`` (units
+    per arm), ``sigma^2 = unit_variance`` the plug-in per-unit variance of the difference at
+    that look (module docstring). Equals :func:`tune_tau2` of the variance at the horizon."""
+    return np.asarray(unit_variance, dtype=np.float64) * tune_tau2(1.0, alpha) / horizon
+
+
+def check_horizon(horizon: int) -> int:
+    """The planned units per arm, validated (``--horizon``)."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 2:
+        raise InputError(
+            f"--horizon must be a whole number of units per arm, at least 2, got {horizon}"
+        )
+    return int(horizon)
 
 
 def msprt_log_lr(
@@ -130,14 +169,16 @@ def msprt_log_lr(
     tau2: float | np.ndarray,
     null: float = 0.0,
 ) -> np.ndarray:
-    """``log Lambda`` of the normal-mixture SPRT (0 where the variance is not positive)."""
+    """``log Lambda`` of the normal-mixture SPRT (0 where ``V`` or ``tau^2`` is not positive)."""
     est = np.asarray(estimate, dtype=np.float64)
     var = np.asarray(variance, dtype=np.float64)
-    ok = np.isfinite(est) & np.isfinite(var) & (var > 0)
+    tau = np.asarray(tau2, dtype=np.float64)
+    ok = np.isfinite(est) & np.isfinite(var) & (var > 0) & np.isfinite(tau) & (tau > 0)
     safe_var = np.where(ok, var, 1.0)
     safe_est = np.where(ok, est, null)
-    value = 0.5 * np.log(safe_var / (safe_var + tau2)) + tau2 * (safe_est - null) ** 2 / (
-        2 * safe_var * (safe_var + tau2)
+    safe_tau = np.where(ok, tau, 1.0)
+    value = 0.5 * np.log(safe_var / (safe_var + safe_tau)) + safe_tau * (safe_est - null) ** 2 / (
+        2 * safe_var * (safe_var + safe_tau)
     )
     return np.where(ok, value, 0.0)
 
@@ -158,16 +199,35 @@ def confidence_sequence(
     tau2: float | np.ndarray,
     alpha: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The normal-mixture confidence sequence at each look (infinite where V <= 0)."""
+    """The normal-mixture band at each look, by itself (infinite where ``V`` or ``tau^2`` is
+    not positive). The confidence *sequence* is the running intersection of these bands:
+    :func:`running_intersection`."""
     est = np.asarray(estimate, dtype=np.float64)
     var = np.asarray(variance, dtype=np.float64)
-    ok = np.isfinite(var) & (var > 0)
+    tau = np.asarray(tau2, dtype=np.float64)
+    ok = np.isfinite(var) & (var > 0) & np.isfinite(tau) & (tau > 0)
     safe = np.where(ok, var, 1.0)
+    safe_tau = np.where(ok, tau, 1.0)
     half = np.sqrt(
-        safe * (safe + tau2) / tau2 * (2 * math.log(1 / alpha) + np.log((safe + tau2) / safe))
+        safe
+        * (safe + safe_tau)
+        / safe_tau
+        * (2 * math.log(1 / alpha) + np.log((safe + safe_tau) / safe))
     )
     half = np.where(ok, half, np.inf)
     return est - half, est + half
+
+
+def running_intersection(
+    lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(max of the lower bounds so far, min of the upper bounds so far, empty)`` over the
+    looks (last axis); looks without a band (NaN) are skipped. Where the intersection is empty
+    both bounds are NaN and ``empty`` is True."""
+    lo = np.fmax.accumulate(np.asarray(lower, dtype=np.float64), axis=-1)
+    hi = np.fmin.accumulate(np.asarray(upper, dtype=np.float64), axis=-1)
+    empty = lo > hi
+    return np.where(empty, np.nan, lo), np.where(empty, np.nan, hi), empty
 
 
 # -- a comparison over looks ------------------------------------------------------------------
@@ -177,18 +237,19 @@ Kind = Literal["conversion", "mean", "ratio"]
 
 def _estimates(
     kind: Kind, control: ArmAggregates, treatment: ArmAggregates
-) -> tuple[float, float, float, float, float]:
-    """``(diff, Var diff, log ratio, Var log ratio, naive p)`` at one look."""
+) -> tuple[float, float, float, float, float, float, float]:
+    """``(diff, Var diff, per-unit var of the diff, log ratio, Var log ratio, per-unit var of the
+    log ratio, naive p)`` at one look; a per-unit variance is ``n_T V_T + n_C V_C``."""
     from abkit.stats.means import welch_test
     from abkit.stats.proportions import pooled_z_test
     from abkit.stats.ratio import ratio_estimate
 
     nan = math.nan
     if min(control.units, treatment.units) < 2:
-        return nan, nan, nan, nan, nan
+        return nan, nan, nan, nan, nan, nan, nan
     if kind == "ratio":
         if not (control.d_sum and treatment.d_sum):
-            return nan, nan, nan, nan, nan
+            return nan, nan, nan, nan, nan, nan, nan
         m_t, v_t = ratio_estimate(treatment)
         m_c, v_c = ratio_estimate(control)
         diff, var = m_t - m_c, v_t + v_c
@@ -212,11 +273,14 @@ def _estimates(
                 else 1.0
             )
         diff, var = m_t - m_c, v_t + v_c
+    n_t, n_c = treatment.units, control.units
+    unit_var = n_t * v_t + n_c * v_c
     if m_t > 0 and m_c > 0:
         log_ratio, log_var = math.log(m_t / m_c), v_t / m_t**2 + v_c / m_c**2
+        log_unit_var = n_t * v_t / m_t**2 + n_c * v_c / m_c**2
     else:
-        log_ratio, log_var = nan, nan
-    return diff, var, log_ratio, log_var, float(naive_p)
+        log_ratio, log_var, log_unit_var = nan, nan, nan
+    return diff, var, unit_var, log_ratio, log_var, log_unit_var, float(naive_p)
 
 
 def sequential_comparison(
@@ -224,38 +288,49 @@ def sequential_comparison(
     looks: Sequence[tuple[ArmAggregates, ArmAggregates]],
     *,
     alpha: float = 0.05,
+    horizon: int = DEFAULT_HORIZON,
     metric: str | None = None,
+    look_labels: Sequence[str] | None = None,
 ) -> tuple[SequentialResult, tuple[LookComparison, ...]]:
     """Always-valid p-values and confidence sequences over cumulative looks.
 
     ``looks`` holds ``(control, treatment)`` aggregates of the cumulative data at each look,
-    oldest first (one look = a single analysis). Returns the result at the last look and the
-    path (one :class:`LookComparison` per look).
+    oldest first (one look = a single analysis). ``horizon`` is the planned units per arm the
+    mixture is tuned for, fixed before the data (module docstring). ``look_labels`` name the
+    looks in notes (default ``look 1``, ``look 2``...). Returns the result at the last look and
+    the path (one :class:`LookComparison` per look); a look's values depend only on the data
+    up to it, so re-running on a prefix of ``looks`` reproduces that prefix of the path.
     """
     if not looks:
         raise InputError("a sequential analysis needs at least one look")
+    horizon = check_horizon(horizon)
     rows = np.array([_estimates(kind, c, t) for c, t in looks], dtype=np.float64)
-    diff, var, log_ratio, log_var, naive_p = rows.T
-    final_var = var[-1]
-    final_log_var = log_var[-1]
-    if not (math.isfinite(final_var) and final_var > 0):
+    diff, var, unit_var, log_ratio, log_var, log_unit_var, naive_p = rows.T
+    if not (math.isfinite(var[-1]) and var[-1] > 0):
         raise InputError(
             "the sequential test needs a positive variance at the last look "
             "(every unit has the same outcome)"
         )
-    tau2 = tune_tau2(float(final_var), alpha)
-    tau2_log = (
-        tune_tau2(float(final_log_var), alpha)
-        if math.isfinite(final_log_var) and final_log_var > 0
-        else math.nan
-    )
+    tau2 = mixture_tau2(unit_var, horizon, alpha)
+    tau2_log = mixture_tau2(log_unit_var, horizon, alpha)
     p_path = always_valid_p_values(diff, var, tau2)
-    d_lo, d_hi = confidence_sequence(diff, var, tau2, alpha)
-    if math.isfinite(tau2_log):
-        l_lo, l_hi = confidence_sequence(log_ratio, log_var, tau2_log, alpha)
-        l_lo, l_hi = np.exp(l_lo) - 1, np.exp(l_hi) - 1
-    else:
-        l_lo = l_hi = np.full(len(looks), math.nan)
+    d_lo, d_hi, d_empty = running_intersection(*confidence_sequence(diff, var, tau2, alpha))
+    l_lo, l_hi, l_empty = running_intersection(
+        *confidence_sequence(log_ratio, log_var, tau2_log, alpha)
+    )
+    l_lo, l_hi = np.expm1(l_lo), np.expm1(l_hi)
+    labels = list(look_labels) if look_labels is not None else []
+    if len(labels) != len(looks):
+        labels = [f"look {i + 1}" for i in range(len(looks))]
+    notes = []
+    for name, empty in (("difference", d_empty), ("lift", l_empty)):
+        if empty[-1]:
+            first = labels[int(np.argmax(empty))]
+            notes.append(
+                f"the confidence sequence for the {name} is empty from {first} on: the bands of "
+                "different looks exclude each other, so the effect is not stable over time (or "
+                "the normal approximation fails); no single value is consistent with every look"
+            )
     name = metric or kind
     path = tuple(
         LookComparison(
@@ -274,16 +349,19 @@ def sequential_comparison(
     )
     last = path[-1]
     result = SequentialResult(
-        method="mSPRT with a normal mixture (always-valid p-value, confidence sequence)",
+        method="mSPRT with a normal mixture on the standardised effect (always-valid p-value, "
+        "confidence sequence = running intersection)",
         p_value=last.always_valid_p_value,
         p_adjusted=last.always_valid_p_value,
         diff_cs_lower=last.diff_cs_lower,
         diff_cs_upper=last.diff_cs_upper,
         lift_cs_lower=last.lift_cs_lower,
         lift_cs_upper=last.lift_cs_upper,
-        tau2_diff=tau2,
-        tau2_log_lift=tau2_log,
+        tau2_diff=float(tau2[-1]),
+        tau2_log_lift=float(tau2_log[-1]),
+        horizon=horizon,
         looks=len(looks),
         significant=last.always_valid_p_value <= alpha,
+        notes=tuple(notes),
     )
     return result, path

@@ -5,7 +5,9 @@ Pearson's chi-square goodness of fit of the observed units per arm against the d
 of freedom. A mismatch means the assignment or the logging is broken, and every other number
 of the experiment is suspect (Kohavi, Tang & Xu 2020, *Trustworthy Online Controlled
 Experiments*, ch. 3 and 21; Fabijan et al. 2019, KDD). abkit tests at alpha = 0.001 by default
-so that routine checks on every experiment rarely raise false alarms.
+so that routine checks on every experiment rarely raise false alarms. A mismatch is
+``p <= alpha``, the same convention as "significant" everywhere in abkit. With fewer than two
+arms there is no split to test: the check is skipped (``checked=False``) and says why.
 """
 
 from __future__ import annotations
@@ -65,10 +67,17 @@ def srm_check(
 ) -> SRMResult:
     """Chi-square goodness of fit of ``observed`` units per arm against ``split``.
 
-    ``split=None`` (no designed split known) returns an unchecked result with ``ok=True``.
+    ``split=None`` (no designed split known) or fewer than two arms returns an unchecked
+    result with ``ok=True`` and a note saying why. A mismatch is ``p_value <= alpha``.
     """
     counts = tuple(int(c) for c in observed)
-    if split is None:
+    if len(counts) < 2 or split is None:
+        note = (
+            f"the experiment has {len(counts)} arm(s); a sample ratio check needs at least two"
+            if len(counts) < 2
+            else "no designed split is known for this experiment; pass --split (e.g. 50/50) "
+            "to check for a sample ratio mismatch"
+        )
         return SRMResult(
             arms=tuple(arms),
             observed=counts,
@@ -80,8 +89,7 @@ def srm_check(
             alpha=alpha,
             ok=True,
             checked=False,
-            note="no designed split is known for this experiment; pass --split (e.g. 50/50) "
-            "to check for a sample ratio mismatch",
+            note=note,
         )
     shares = normalise_split(split, len(counts))
     total = sum(counts)
@@ -90,7 +98,7 @@ def srm_check(
     expected = tuple(total * s for s in shares)
     result = stats.chisquare(counts, expected)
     chi2, p_value = float(result.statistic), float(result.pvalue)
-    ok = p_value >= alpha
+    ok = p_value > alpha  # a mismatch is p <= alpha, abkit's one convention
     observed_text = ", ".join(f"{a} {c:,}" for a, c in zip(arms, counts, strict=True))
     note = (
         ""
@@ -98,7 +106,7 @@ def srm_check(
         else (
             f"sample ratio mismatch: the units per arm ({observed_text}) "
             f"do not fit the designed split {'/'.join(f'{100 * s:g}' for s in shares)} "
-            f"(chi2 = {chi2:.4g}, p = {p_value:.3g} < {alpha:g}); the assignment or logging is "
+            f"(chi2 = {chi2:.4g}, p = {p_value:.3g} <= {alpha:g}); the assignment or logging is "
             "broken and every result below is suspect"
         )
     )

@@ -65,7 +65,7 @@ def test_srm_matches_scipy_for_any_number_of_arms(counts, data) -> None:
     assert result.chi2 == pytest.approx(ref.statistic, rel=1e-9)
     assert result.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
     assert result.df == len(counts) - 1
-    assert result.ok == (result.p_value >= 0.001)
+    assert result.ok == (result.p_value > 0.001)  # a mismatch is p <= alpha
 
 
 def test_srm_three_arms_and_note() -> None:
@@ -75,6 +75,22 @@ def test_srm_three_arms_and_note() -> None:
     bad = srm.srm_check(["a", "b"], [600, 400], (0.5, 0.5))
     assert not bad.ok
     assert bad.note.startswith("sample ratio mismatch: the units per arm (a 600, b 400)")
+
+
+def test_srm_mismatch_is_p_at_or_below_alpha() -> None:
+    # One convention everywhere: "significant" / "mismatch" means p <= alpha.
+    p = srm.srm_check(["a", "b"], [600, 400], (1, 1)).p_value
+    assert not srm.srm_check(["a", "b"], [600, 400], (1, 1), alpha=p).ok
+    assert srm.srm_check(["a", "b"], [600, 400], (1, 1), alpha=p * 0.999).ok
+
+
+@pytest.mark.parametrize("split", [(1.0,), None])
+def test_srm_with_one_arm_is_skipped_and_says_why(split) -> None:
+    # It once computed chi2 = 0, p = NaN and reported "mismatch p = nan" (ok=False).
+    result = srm.srm_check(["only"], [1234], split)
+    assert not result.checked
+    assert result.ok
+    assert result.note == "the experiment has 1 arm(s); a sample ratio check needs at least two"
 
 
 def test_srm_without_design_is_skipped_not_passed_silently() -> None:

@@ -193,15 +193,82 @@ def test_compare_proportions_hand_worked() -> None:
     assert result.p_adjusted == result.p_value
 
 
-def test_small_counts_switch_to_fisher_and_say_so() -> None:
-    result = proportions.compare_proportions(_arm("A", 1, 40), _arm("B", 7, 40))
+def test_small_counts_keep_the_score_test_and_show_fisher_next_to_it() -> None:
+    # The reviewer's table, 7/34 vs 1/34 with claim +10%. abkit once swapped only the p-value
+    # for Fisher's (p = 0.054, "not significant") while the score intervals excluded 0 and the
+    # claim was "supported". Now p_value / significant stay the pooled z-test (the dual of the
+    # Koopman lift interval); Fisher is reported next to it with a warning that they disagree.
+    result = proportions.compare_proportions(_arm("C", 1, 34), _arm("T", 7, 34), claim=0.1)
+    assert result.p_value == pytest.approx(0.023925843480626655, rel=1e-12)
+    assert result.significant
+    assert result.method == "pooled two-proportion z-test"
     assert result.exact
-    assert result.method == "Fisher's exact test (an expected cell count is below 5)"
-    assert result.p_value == pytest.approx(stats.fisher_exact([[7, 33], [1, 39]]).pvalue)
-    assert any("Fisher" in note for note in result.notes)
-    forced = proportions.compare_proportions(_arm("A", 1, 40), _arm("B", 7, 40), exact="never")
-    assert not forced.exact
-    assert forced.method == "pooled two-proportion z-test"
+    assert result.exact_p_value == pytest.approx(0.054400130495065674, rel=1e-12)
+    assert result.exact_p_value == pytest.approx(stats.fisher_exact([[7, 27], [1, 33]]).pvalue)
+    assert result.exact_method == "Fisher's exact test (two-sided, conditional)"
+    assert (result.diff_ci_lower, result.diff_ci_upper) == pytest.approx(
+        (0.018921443885772993, 0.3403686870327073), rel=1e-12
+    )
+    assert result.lift_ci_lower == pytest.approx(0.2208528535148115, rel=1e-9)
+    assert result.claim is not None
+    assert result.claim.verdict == "supported"
+    assert result.notes == (
+        "small counts (an expected cell count is below 5): Fisher's exact p = 0.0544 is shown "
+        "next to the score-test p = 0.0239; the p-value, intervals and claim stay score-based so "
+        "they agree",
+        "the exact test (Fisher p = 0.0544) and the score test (p = 0.0239) disagree at alpha "
+        "0.05: with counts this small the verdict is fragile; collect more data before acting "
+        "on it",
+    )
+
+
+def test_exact_modes() -> None:
+    never = proportions.compare_proportions(_arm("A", 1, 40), _arm("B", 7, 40), exact="never")
+    assert not never.exact
+    assert never.exact_p_value is None
+    assert never.notes == ()
+    # Large counts: Fisher only when asked for, and no disagreement to report here.
+    big = proportions.compare_proportions(_arm("A", 100, 1000), _arm("B", 150, 1000))
+    assert big.exact_p_value is None
+    forced = proportions.compare_proportions(
+        _arm("A", 100, 1000), _arm("B", 150, 1000), exact="always"
+    )
+    assert forced.p_value == big.p_value
+    assert forced.exact_p_value == pytest.approx(
+        stats.fisher_exact([[150, 850], [100, 900]]).pvalue
+    )
+    assert len(forced.notes) == 1
+    assert forced.notes[0].startswith("requested: Fisher's exact p = ")
+
+
+@SETTINGS
+@given(two_arms(min_n=2, max_n=60), st.sampled_from([0.01, 0.05, 0.1]), st.floats(-0.5, 2.0))
+def test_p_value_lift_interval_and_claim_never_contradict_small_counts(arms, alpha, claim) -> None:
+    # Through compare_proportions (where the exact switch happens), on small tables.
+    x1, n1, x2, n2 = arms
+    result = proportions.compare_proportions(
+        _arm("C", x2, n2), _arm("T", x1, n1), alpha=alpha, claim=claim
+    )
+    if x1 + x2 in (0, n1 + n2) or abs(result.p_value - alpha) < 1e-9:
+        return  # no information, or on the boundary where either answer is right
+    excludes_zero = result.lift_ci_lower > 0 or result.lift_ci_upper < 0
+    assert result.significant == excludes_zero
+    check = result.claim
+    assert check is not None
+    margin = 1e-7
+    if result.lift_ci_lower > claim + margin:
+        assert check.verdict == "supported"
+    elif result.lift_ci_upper < claim - margin:
+        assert check.verdict == "refuted"
+    elif result.lift_ci_lower < claim - margin and result.lift_ci_upper > claim + margin:
+        assert check.verdict == "not decided"
+
+
+def test_claim_reports_the_level_of_each_side() -> None:
+    check = proportions.claim_check_proportions(30, 200, 20, 200, 0.2, alpha=0.1)
+    assert check.level_each_side == 0.05
+    assert check.to_dict()["level_each_side"] == 0.05
+    assert check.p_value_above + check.p_value_below == pytest.approx(1.0)
 
 
 def test_needs_exact_is_cochrans_rule() -> None:

@@ -46,14 +46,16 @@ def test_difference_intervals_fagerland(function, expected) -> None:
 
 
 def test_miettinen_nurminen_difference_interval() -> None:
-    # The sources disagree in the third decimal: Fagerland et al. print 0.028-0.34 (REFERENCE
-    # 0.028-0.343, from statsmodels' test, whose iterative solver gives 0.0273-0.3434); R's
-    # PropCIs::diffscoreci gives 0.0270416-0.3452912. abkit solves the Farrington-Manning cubic
-    # in closed form and matches PropCIs to 1e-6, and the REFERENCE values within 0.0015.
+    # Two intervals, two sources. (1) Miettinen-Nurminen WITH the N/(N-1) variance correction,
+    # abkit's default: R PropCIs::diffscoreci(7, 34, 1, 34, 0.95) prints 0.0270416-0.3452912,
+    # pinned to 1e-6. (2) Mee's interval, the same score interval WITHOUT the correction:
+    # 0.0284-0.3439 at the printed precision (the REFERENCE row 0.028-0.343, from
+    # statsmodels' test, is close to this one; statsmodels' own iterative solver gives
+    # 0.0273-0.3434, so it is not used as the reference).
     lower, upper = proportions.miettinen_nurminen_interval(7, 34, 1, 34)
     assert (lower, upper) == pytest.approx((0.0270416, 0.3452912), abs=1e-6)
-    assert lower == pytest.approx(0.028, abs=0.0015)
-    assert upper == pytest.approx(0.343, abs=0.0025)
+    mee = proportions.miettinen_nurminen_interval(7, 34, 1, 34, correction=False)
+    assert mee == pytest.approx((0.0284, 0.3439), abs=5e-5)
 
 
 @pytest.mark.parametrize(
