@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,7 @@ from abkit.stats.results import (
     Comparison,
     Look,
     LookComparison,
+    SRMResult,
 )
 from abkit.stats.sufficient import ArmAggregates
 
@@ -74,6 +76,7 @@ def compare_arms(
     bayes: bool = False,
     exact: ExactMode = "auto",
     srm_alpha: float = 0.001,
+    horizon: int | None = None,
 ) -> ArmComparisonReport:
     """Compare every treatment arm of an experiment with its control.
 
@@ -85,11 +88,19 @@ def compare_arms(
     the SRM check at ``srm_alpha``. The family for ``correction`` is every treatment x metric
     comparison with the control. ``sequential`` adds always-valid p-values and confidence
     sequences; ``looks="daily"`` also computes the path over days (and implies
-    ``sequential``). ``cuped`` adjusts conversion/mean metrics with the pre-period;
-    ``bayes`` adds the Beta-Binomial view of conversion metrics.
+    ``sequential``); ``horizon`` is the planned units per arm the sequential mixture is tuned
+    for, fixed before the data (default :data:`abkit.stats.sequential.DEFAULT_HORIZON`, never
+    the observed size, so daily re-runs stay always valid). ``cuped`` adjusts conversion/mean
+    metrics with the pre-period; ``bayes`` adds the Beta-Binomial view of conversion metrics.
+    ``exact`` controls when Fisher's exact p-value is shown next to the score-test p-value of a
+    conversion metric (it never replaces it).
+
+    Raises :class:`~abkit.errors.InputError` when the experiment has fewer than two arms, or
+    an arm has no units (the message carries the SRM result, the most extreme mismatch).
     """
     from abkit.data.aggregate import arm_aggregates, daily_aggregates, load_design
     from abkit.data.store import open_store
+    from abkit.stats.sequential import DEFAULT_HORIZON, check_horizon
     from abkit.stats.srm import normalise_split, parse_split, srm_check
 
     metric_list = _validate(
@@ -106,6 +117,7 @@ def compare_arms(
     )
     split_values = parse_split(split) if isinstance(split, str) else split
     sequential = sequential or looks == "daily"
+    planned = check_horizon(horizon) if horizon is not None else DEFAULT_HORIZON
 
     with open_store(db) as store:
         name = store.resolve_dataset(dataset)
@@ -148,7 +160,10 @@ def compare_arms(
         )
     for aggregate in first.arms:
         if aggregate.units == 0:
-            raise InputError(f"arm '{aggregate.name}' of dataset '{name}' has no units to analyse")
+            raise InputError(
+                f"arm '{aggregate.name}' of dataset '{name}' has no units to analyse; "
+                + _srm_text(srm)
+            )
 
     comparisons: list[Comparison] = []
     arm_rows: list[ArmSummary] = []
@@ -176,13 +191,14 @@ def compare_arms(
     look_rows: tuple[Look, ...] = ()
     if sequential:
         comparisons, look_rows = _sequential(
-            specs, comparisons, results, daily, design.arms, control_arm, alpha
+            specs, comparisons, results, daily, design.arms, control_arm, alpha, planned
         )
     comparisons = _correct(comparisons, correction, alpha)
     family = tuple(f"{c.treatment} vs {c.control} on {c.metric}" for c in comparisons)
 
     for c in comparisons:
-        warnings += [f"{c.treatment} vs {c.control} ({c.metric}): {n}" for n in c.notes]
+        notes = c.notes + (c.sequential.notes if c.sequential is not None else ())
+        warnings += [f"{c.treatment} vs {c.control} ({c.metric}): {n}" for n in notes]
     if claim is not None and len(comparisons) > 1:
         warnings.append(
             f"the claim is checked separately in each of the {len(comparisons)} comparisons; "
@@ -202,6 +218,8 @@ def compare_arms(
         looks=looks,
         claim=claim,
         cuped=cuped,
+        horizon=planned,
+        horizon_given=horizon is not None,
     )
     return ArmComparisonReport(
         dataset=name,
@@ -216,7 +234,9 @@ def compare_arms(
         alpha=alpha,
         correction=correction,
         family=family,
-        claim=comparisons[0].claim if comparisons else None,
+        # With several comparisons no one claim check speaks for the report: each
+        # comparison carries its own.
+        claim=comparisons[0].claim if len(comparisons) == 1 else None,
         looks=look_rows,
         window_start=design.start_ts,
         window_end=design.end_ts,
@@ -280,6 +300,21 @@ def _choose_control(
     raise InputError(
         f"dataset '{dataset}' does not say which arm is the control; "
         f"choose it with --control (arms: {', '.join(arms)})"
+    )
+
+
+def _srm_text(srm: SRMResult) -> str:
+    """The SRM result in words, for the error raised when an arm has no units (an empty arm is
+    the most extreme sample ratio mismatch, whatever the chi-square p-value of a tiny
+    experiment says)."""
+    observed = ", ".join(f"{a} {c:,}" for a, c in zip(srm.arms, srm.observed, strict=True))
+    if not srm.checked:
+        return f"units per arm: {observed}; SRM check skipped: {srm.note}"
+    shares = "/".join(f"{100 * s:g}" for s in srm.split)
+    return (
+        f"units per arm: {observed}; SRM check against the designed split {shares}: "
+        f"chi2 = {srm.chi2:.4g}, p = {srm.p_value:.3g}. An empty arm is the most extreme "
+        "sample ratio mismatch: the assignment or logging is broken"
     )
 
 
@@ -392,42 +427,83 @@ def _sequential(
     arms: tuple[str, ...],
     control: str,
     alpha: float,
+    horizon: int,
 ) -> tuple[list[Comparison], tuple[Look, ...]]:
+    """Sequential results for every comparison and, with daily looks, the path keyed by day.
+
+    Every metric's daily series is aligned on the union of the days: a metric without a row
+    for a later day (no new data after its last day) carries its last cumulative sums forward,
+    so look ``k`` of every path is the same calendar day.
+    """
     from abkit.stats.sequential import sequential_comparison
 
+    days, aligned = _align_days(daily, arms)
+    labels = [_day_label(daily, day) for day in days]
     out: list[Comparison] = []
-    paths: dict[tuple[str, str], tuple[LookComparison, ...]] = {}
+    paths: list[tuple[LookComparison, ...]] = []
     for comparison in comparisons:
         spec = next(s for s in specs if s.name == comparison.metric)
         i_c, i_t = arms.index(control), arms.index(comparison.treatment)
-        days = daily.get(spec.name)
-        if days is not None:
-            looks = [(look[i_c], look[i_t]) for look in days.looks]
+        if daily:
+            looks = [(look[i_c], look[i_t]) for look in aligned[spec.name]]
         else:
             final = results[spec.name]
             looks = [(final.arms[i_c], final.arms[i_t])]
-        result, path = sequential_comparison(spec.kind, looks, alpha=alpha, metric=spec.name)
-        paths[(spec.name, comparison.treatment)] = path
+        result, path = sequential_comparison(
+            spec.kind,
+            looks,
+            alpha=alpha,
+            horizon=horizon,
+            metric=spec.name,
+            look_labels=labels if daily else None,
+        )
+        paths.append(path)
         out.append(dataclasses.replace(comparison, sequential=result))
     look_rows: list[Look] = []
-    if daily:
-        first = daily[specs[0].name]
-        for k, day in enumerate(first.days):
-            look_rows.append(
-                Look(
-                    day=day,
-                    day_start=first.day_start(day),
-                    units=tuple(a.units for a in first.looks[k]),
-                    rates=tuple(
-                        a.mean
-                        if specs[0].kind != "ratio"
-                        else (a.y_sum / a.d_sum if a.d_sum else math.nan)
-                        for a in first.looks[k]
-                    ),
-                    comparisons=tuple(path[k] for path in paths.values() if k < len(path)),
-                )
+    first = specs[0]
+    for k, day in enumerate(days):
+        arms_today = aligned[first.name][k]
+        look_rows.append(
+            Look(
+                day=day,
+                day_start=_day_start(daily, day),
+                units=tuple(a.units for a in arms_today),
+                rates=tuple(
+                    a.mean
+                    if first.kind != "ratio"
+                    else (a.y_sum / a.d_sum if a.d_sum else math.nan)
+                    for a in arms_today
+                ),
+                comparisons=tuple(path[k] for path in paths),
             )
+        )
     return out, tuple(look_rows)
+
+
+def _align_days(
+    daily: dict[str, DailyAggregates], arms: tuple[str, ...]
+) -> tuple[list[int], dict[str, list[tuple[ArmAggregates, ...]]]]:
+    """The union of the days over the metrics, and each metric's cumulative sums on it."""
+    days = sorted(set().union(*(d.days for d in daily.values()))) if daily else []
+    aligned: dict[str, list[tuple[ArmAggregates, ...]]] = {}
+    for name, series in daily.items():
+        by_day = dict(zip(series.days, series.looks, strict=True))
+        current = tuple(ArmAggregates(name=a, units=0, y_sum=0.0, y_sum_sq=0.0) for a in arms)
+        row = []
+        for day in days:
+            current = by_day.get(day, current)
+            row.append(current)
+        aligned[name] = row
+    return days, aligned
+
+
+def _day_start(daily: dict[str, DailyAggregates], day: int) -> datetime | None:
+    return next(iter(daily.values())).day_start(day) if daily else None
+
+
+def _day_label(daily: dict[str, DailyAggregates], day: int) -> str:
+    start = _day_start(daily, day)
+    return start.date().isoformat() if start is not None else f"day {day}"
 
 
 def _correct(
@@ -478,6 +554,8 @@ def _defaults(
     looks: str,
     claim: float | None,
     cuped: bool,
+    horizon: int,
+    horizon_given: bool,
 ) -> list[str]:
     unit = design.unit
     lines = []
@@ -486,21 +564,31 @@ def _defaults(
         text = table.get(spec.name, table.get(spec.kind, spec.name))
         lines.append(f"metric {spec.name}: " + text.format(unit=unit, event=spec.event))
     lines.append(f"randomisation unit: {unit}")
+    if unit == "impression":
+        lines.append(
+            "impression-unit dataset: every impression is its own unit, so the tests assume "
+            "impressions are independent; repeated impressions of one user are correlated, "
+            "which makes the intervals too narrow when users see many impressions"
+        )
     start = design.start_ts.isoformat(sep=" ") if design.start_ts else "the first record"
     end = design.end_ts.isoformat(sep=" ") if design.end_ts else "the last record"
     lines.append(f"experiment window: {start} to {end}")
     lines.append(
         f"control: {control}" + ("" if control_given else " (from the experiment's design)")
     )
-    lines.append(f"alpha {alpha:g}, two-sided; confidence intervals at {100 * (1 - alpha):g}%")
+    lines.append(
+        f"alpha {alpha:g}, two-sided; confidence intervals at {100 * (1 - alpha):g}%; "
+        "'significant' means p <= alpha (adjusted p for the family)"
+    )
     lines.append(
         f"multiple testing: {DESCRIPTIONS[correction]} over a family of {family} comparison(s): "
         "every treatment x metric against the control"
     )
     if split_given or design.split is not None:
         lines.append(
-            f"SRM check: chi-square goodness of fit at alpha {srm_alpha:g} against "
+            "SRM check: chi-square goodness of fit against "
             + ("the --split given" if split_given else "the experiment's designed split")
+            + f"; a mismatch is p <= {srm_alpha:g}"
         )
     else:
         lines.append("SRM check: skipped, the store records no designed split (pass --split)")
@@ -512,8 +600,11 @@ def _defaults(
         )
     if "conversion" in kinds and not cuped:
         lines.append(
-            "conversion: p-value pooled two-proportion z-test (Fisher's exact test when an "
-            "expected cell is below 5); difference CI Newcombe hybrid score; lift CI Koopman score"
+            "conversion: p-value pooled two-proportion z-test, the score test whose dual is the "
+            "Koopman lift CI (so the p-value, the lift CI and the claim always agree); with an "
+            "expected cell below 5 Fisher's exact p-value is shown next to it, and a warning "
+            "says when the two disagree; difference CI Newcombe hybrid score, which is not "
+            "exactly dual to the z-test (in borderline cases it can disagree with the p-value)"
         )
     if "mean" in kinds and not cuped:
         lines.append("mean: Welch t-test and interval; lift CI Fieller")
@@ -523,12 +614,16 @@ def _defaults(
         )
     if claim is not None:
         lines.append(
-            f"claim: lift >= {claim:g} tested one-sided at alpha/2 each way (agrees with the "
-            "two-sided interval); units needed at 80% power"
+            f"claim: lift >= {claim:g} tested one-sided at {100 * alpha / 2:g}% each way "
+            "(alpha/2, so it agrees with the two-sided interval), in each comparison, not "
+            "adjusted for the family; units needed at 80% power at the same level"
         )
     if sequential:
         lines.append(
-            "sequential: mSPRT with a normal mixture, tau^2 tuned to be tightest at the last "
-            f"look; looks: {looks}"
+            "sequential: mSPRT with a normal mixture on the standardised effect, tuned to be "
+            f"tightest at a planned {horizon:,} {unit}s per arm "
+            + ("(--horizon)" if horizon_given else "(the default; set it with --horizon)")
+            + ", fixed before the data so daily re-runs stay always valid; confidence sequence "
+            f"= running intersection over the looks; looks: {looks}"
         )
     return lines

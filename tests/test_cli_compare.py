@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from abkit.cli.main import app
-from tests._ab_store import hand_store
+from tests._ab_store import day, hand_store
 from tests.conftest import OBD
 
 
@@ -36,9 +36,12 @@ def test_json_contract_with_exact_numbers(runner, hand_db: Path) -> None:
     assert c["diff_ci"] == pytest.approx([-0.18696208287039146, 0.5210862318923274], abs=1e-12)
     assert c["lift"] == pytest.approx(1.0)
     assert c["lift_ci"] == pytest.approx([-0.4637653192684393, 7.125204980927824], abs=1e-9)
-    assert c["p_value"] == pytest.approx(0.6284829721362228, abs=1e-14)
+    # The pooled z-test stays the p-value (the dual of the lift interval); Fisher's exact
+    # p-value is shown next to it for these small counts.
+    assert c["p_value"] == pytest.approx(0.3291139859786082, abs=1e-14)
     assert c["p_adjusted"] == c["p_value"]
-    assert c["method"] == "Fisher's exact test (an expected cell count is below 5)"
+    assert c["method"] == "pooled two-proportion z-test"
+    assert c["exact_p_value"] == pytest.approx(0.6284829721362228, abs=1e-14)
     assert c["significant"] is False
     assert payload["srm"]["ok"] is True
     assert payload["srm"]["chi2"] == 0.0
@@ -53,6 +56,8 @@ def test_json_contract_with_exact_numbers(runner, hand_db: Path) -> None:
         "units_needed",
     }
     assert claim["verdict"] == "not decided"
+    assert claim["level_each_side"] == 0.025
+    assert claim == c["claim"]
     assert claim["max_supported_lift"] == pytest.approx(-0.4637653192684393, abs=1e-9)
     assert payload["family"] == ["treatment vs control on conversion"]
     assert payload["srm_failed"] is False
@@ -68,8 +73,11 @@ def test_human_report_reads_in_order(runner, hand_db: Path) -> None:
         "Tested: every arm against the control 'control' at alpha 0.05",
         "difference +20.00 pp, 95% CI [-18.70 pp, +52.11 pp] (Newcombe hybrid score)",
         "lift       +100.0%, 95% CI [-46.4%, +712.5%]",
-        "p-value    0.628 (Fisher's exact test (an expected cell count is below 5))",
+        "p-value    0.329 (pooled two-proportion z-test)",
+        "exact      0.628 (Fisher's exact test (two-sided, conditional), shown for small "
+        "counts): agrees with the score test",
         "Claim lift >= +20.0% (treatment): NOT DECIDED",
+        "The claim is tested one-sided at 2.5% each way",
         "Bayesian view (a posterior probability, NOT a p-value)",
         "Defaults and definitions:",
         "share of users with at least one 'purchase' event in the experiment window",
@@ -124,14 +132,15 @@ def test_command_only_translates_options(
     result = runner.invoke(app, [
         "compare", "--db", str(hand_db), "--metric", "conversion", "--metric", "mean",
         "--event", "purchase", "--control", "treatment", "--claim", "0.1", "--alpha", "0.1",
-        "--split", "1/1", "--correction", "bh", "--sequential", "--looks", "daily", "--json",
+        "--split", "1/1", "--correction", "bh", "--sequential", "--looks", "daily",
+        "--horizon", "500", "--json",
     ])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert seen == {
         "db": hand_db, "dataset": None, "experiment": None, "metrics": ("conversion", "mean"),
         "event": "purchase", "ratio": "clicks_per_impression", "control": "treatment",
         "claim": 0.1, "alpha": 0.1, "split": "1/1", "correction": "bh", "sequential": True,
-        "looks": "daily", "cuped": False, "bayes": False,
+        "looks": "daily", "horizon": 500, "cuped": False, "bayes": False,
     }  # fmt: skip
     payload = json.loads(result.stdout)
     assert payload["control"] == "treatment"
@@ -156,7 +165,7 @@ def test_daily_looks_report(runner, sim_db: Path) -> None:
     result = runner.invoke(app, ["compare", "--db", str(sim_db), "--looks", "daily"])
     assert result.exit_code == 0, result.stderr
     assert "Daily looks, cumulative: treatment vs control on conversion" in result.stdout
-    assert "Sequential (always valid, safe to peek)" in result.stdout
+    assert "Sequential (always valid, safe to peek; tuned for 10,000 per arm)" in result.stdout
     assert "The naive p-value is only valid at one pre-planned look" in result.stdout
 
 
@@ -187,3 +196,47 @@ def test_obd_bts_against_random_with_a_claim(runner, tmp_path: Path) -> None:
     assert "lift       +10.5%, 95% CI [-28.4%, +70.7%]" in out
     assert "Claim lift >= +20.0% (bts): NOT DECIDED" in out
     assert "SRM check skipped" in out
+
+
+def test_single_arm_experiment_exits_2_even_with_strict(runner, tmp_path: Path) -> None:
+    # It once exited 1 under --strict ("mismatch p = nan") and compared nothing.
+    from tests._ab_store import build_store
+
+    path = build_store(
+        tmp_path / "one.duckdb",
+        arms=("control",),
+        split=(1.0,),
+        assignments=[(f"c{i}", "control", None) for i in range(5)],
+    )
+    result = runner.invoke(app, ["compare", "--db", str(path), "--strict"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: experiment 'exp' of dataset 'shop' has 1 arm(s) (control); an A/B comparison "
+        "needs at least two"
+    )
+
+
+def test_small_counts_that_disagree_are_flagged(runner, tmp_path: Path) -> None:
+    # 7/34 vs 1/34: the score test says p = 0.024, Fisher 0.054; both shown, the clash warned.
+    from tests._ab_store import build_store
+
+    assignments = [(f"c{i}", "control", None) for i in range(34)]
+    assignments += [(f"t{i}", "treatment", None) for i in range(34)]
+    events = [("c0", "purchase", day(1), 1.0, None)]
+    events += [(f"t{i}", "purchase", day(1), 1.0, None) for i in range(7)]
+    path = build_store(tmp_path / "small.duckdb", assignments=assignments, events=events)
+    result = runner.invoke(app, ["compare", "--db", str(path), "--claim", "0.1"])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "p-value    0.0239 (pooled two-proportion z-test); holm-adjusted 0.0239: significant"
+        in (result.stdout)
+    )
+    assert "exact      0.0544 (Fisher's exact test (two-sided, conditional), shown for small " in (
+        result.stdout
+    )
+    assert "DISAGREES with the score test at alpha 0.05; the verdict is fragile" in result.stdout
+    assert "Claim lift >= +10.0% (treatment): SUPPORTED" in result.stdout
+    assert (
+        "warning: treatment vs control (conversion): the exact test (Fisher p = 0.0544) and the "
+        "score test (p = 0.0239) disagree at alpha 0.05"
+    ) in result.stderr

@@ -37,10 +37,12 @@ def test_conversion_by_hand(hand_db: Path) -> None:
     assert report.srm.ok
     assert report.srm.observed == (10, 10)
     (c,) = report.comparisons
-    # Expected cells of [[4, 6], [2, 8]] are 3 and 7: Fisher's exact test, said so.
+    # Expected cells of [[4, 6], [2, 8]] are 3 and 7: Fisher's exact p-value is shown next to
+    # the pooled z-test, which stays the p-value (the dual of the lift interval).
     assert c.exact
-    assert c.method.startswith("Fisher's exact test")
-    assert c.p_value == pytest.approx(stats.fisher_exact([[4, 6], [2, 8]]).pvalue, rel=1e-12)
+    assert c.method == "pooled two-proportion z-test"
+    assert c.p_value == pytest.approx(float(proportions.pooled_z_test(4, 10, 2, 10)[1]), rel=1e-12)
+    assert c.exact_p_value == pytest.approx(stats.fisher_exact([[4, 6], [2, 8]]).pvalue, rel=1e-12)
     assert c.diff == pytest.approx(0.2)
     assert c.lift == pytest.approx(1.0)
     assert (c.lift_ci_lower, c.lift_ci_upper) == pytest.approx(
@@ -117,6 +119,30 @@ def test_cuped_by_hand(hand_db: Path) -> None:
     assert c.variance_reduction is not None
     assert report.comparisons[0].treatment == "treatment"
     _ = y_t
+
+
+def test_definitions_say_what_is_dual_to_what(hand_db: Path) -> None:
+    defaults = " | ".join(compare_arms(hand_db, claim=0.2, sequential=True).defaults)
+    assert "the score test whose dual is the Koopman lift CI" in defaults
+    assert "difference CI Newcombe hybrid score, which is not exactly dual to the z-test" in (
+        defaults
+    )
+    assert "'significant' means p <= alpha" in defaults
+    assert "a mismatch is p <= 0.001" in defaults
+    assert "tested one-sided at 2.5% each way" in defaults
+    assert "tightest at a planned 10,000 users per arm (the default; set it with --horizon)" in (
+        defaults
+    )
+
+
+def test_several_comparisons_have_no_top_level_claim(hand_db: Path) -> None:
+    report = compare_arms(hand_db, metrics=("conversion", "mean"), claim=0.2)
+    assert report.claim is None  # it once was the first comparison's, arbitrarily
+    assert all(c.claim is not None for c in report.comparisons)
+    payload = report.to_dict()
+    assert payload["claim"] is None
+    assert [c["claim"]["claim"] for c in payload["comparisons"]] == [0.2, 0.2]
+    assert [c["claim"]["level_each_side"] for c in payload["comparisons"]] == [0.025, 0.025]
 
 
 def test_daily_looks_end_where_the_single_analysis_ends(hand_db: Path) -> None:
@@ -275,6 +301,7 @@ def test_obd_bts_against_random(tmp_path: Path) -> None:
         ({"looks": "weekly"}, InputError, "--looks: unknown looks 'weekly'; expected one of: daily, final"),  # noqa: E501
         ({"cuped": True, "sequential": True}, InputError, "--cuped cannot be combined with --sequential or --looks daily yet"),  # noqa: E501
         ({"metrics": "mean", "bayes": True}, InputError, "--bayes needs the conversion metric (--metric conversion)"),  # noqa: E501
+        ({"horizon": 1, "sequential": True}, InputError, "--horizon must be a whole number of units per arm, at least 2, got 1"),  # noqa: E501
         ({"claim": -2.0}, InputError, "--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got -2.0"),  # noqa: E501
         ({"split": "50/25/25"}, InputError, "--split has 3 share(s) but the experiment has 2 arms; give one share per arm, e.g. 50/50"),  # noqa: E501
         ({"metrics": "mean", "event": "view"}, InputError, "--metric mean: no 'view' event of dataset 'shop' has a value in the experiment window; choose another --event"),  # noqa: E501
@@ -317,6 +344,11 @@ def test_store_without_control_or_experiment(tmp_path: Path) -> None:
         compare_arms(path, control="a", metrics="ratio")
     report = compare_arms(path, control="a")
     assert [a.units for a in report.arms] == [2, 1]
+    assert (
+        "impression-unit dataset: every impression is its own unit, so the tests assume "
+        "impressions are independent; repeated impressions of one user are correlated, which "
+        "makes the intervals too narrow when users see many impressions"
+    ) in report.defaults
     with pytest.raises(
         InputError,
         match=re.escape(
@@ -365,3 +397,130 @@ def test_report_tables(hand_db: Path) -> None:
     assert {"diff_ci_lower", "lift_ci_upper", "p_adjusted", "significant"} <= set(table.columns)
     arms = report.arms_to_pandas()
     assert list(arms["units"]) == [10, 10, 10, 10]
+
+
+# -- fewer than two arms, empty arms ------------------------------------------------------------
+
+
+def test_single_arm_experiment_is_an_input_error(tmp_path: Path) -> None:
+    # It once ran: SRM chi2 = 0, p = NaN, "mismatch p = nan" and zero comparisons, silently.
+    path = build_store(
+        tmp_path / "one.duckdb",
+        arms=("control",),
+        split=(1.0,),
+        assignments=[(f"c{i}", "control", None) for i in range(5)],
+    )
+    before = file_digest(path)
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "experiment 'exp' of dataset 'shop' has 1 arm(s) (control); an A/B comparison "
+            "needs at least two"
+        ),
+    ):
+        compare_arms(path)
+    assert file_digest(path) == before
+
+
+def test_an_empty_arm_names_the_srm(tmp_path: Path) -> None:
+    path = build_store(
+        tmp_path / "empty.duckdb", assignments=[(f"c{i}", "control", None) for i in range(10)]
+    )
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "arm 'treatment' of dataset 'shop' has no units to analyse; units per arm: "
+            "control 10, treatment 0; SRM check against the designed split 50/50: chi2 = 10, "
+            "p = 0.00157. An empty arm is the most extreme sample ratio mismatch: the "
+            "assignment or logging is broken"
+        ),
+    ):
+        compare_arms(path)
+
+
+# -- daily looks: the last look is the single analysis ------------------------------------------
+
+
+def _edge_store(path: Path) -> Path:
+    """Purchases before the user's assignment day, a session crossing midnight, impressions
+    and purchases that end on different days."""
+    assignments = [(f"c{i}", "control", day(i)) for i in range(4)]
+    assignments += [(f"t{i}", "treatment", day(i)) for i in range(4)]
+    events = [
+        ("c2", "purchase", day(0.5), 10.0, "s1"),  # day 0, before c2's assignment on day 2
+        ("c3", "purchase", day(1.2), 4.0, "s2"),
+        ("t1", "purchase", day(1.9), 7.0, "s3"),  # session s3 crosses midnight:
+        ("t1", "purchase", day(2.1), 3.0, "s3"),  # one session, two orders
+        ("t1", "view", day(2.2), None, "s3"),
+        ("t2", "purchase", day(2.5), 8.0, "s4"),
+        ("t3", "purchase", day(3.5), 6.0, "s5"),
+        ("c0", "purchase", day(3.5), 5.0, "s6"),
+    ]
+    impressions = [(f"{a}{i}", day(i + 1.5), None, (i + j) % 2) for a in "ct" for i in range(4)
+                   for j in range(3)]  # fmt: skip
+    impressions += [("c0", day(7.5), None, 1), ("t0", day(6.5), None, 0)]
+    return build_store(path, assignments=assignments, events=events, impressions=impressions)
+
+
+@pytest.mark.parametrize(
+    ("metric", "ratio"),
+    [
+        ("conversion", None),
+        ("mean", None),
+        ("ratio", "revenue_per_order"),
+        ("ratio", "orders_per_session"),
+        ("ratio", "clicks_per_impression"),
+    ],
+)
+def test_last_daily_look_is_the_single_analysis_exactly(tmp_path: Path, metric, ratio) -> None:
+    # Daily aggregation once dropped outcomes from before a user's assignment day and counted
+    # a session crossing midnight twice, so its last look differed from the final analysis.
+    from abkit.data.aggregate import MetricSpec, arm_aggregates, daily_aggregates, load_design
+    from abkit.data.store import open_store
+
+    path = _edge_store(tmp_path / "edge.duckdb")
+    spec = MetricSpec(kind=metric, event="purchase", ratio=ratio)
+    with open_store(path) as store:
+        design = load_design(store.con, "shop", None)
+        final = arm_aggregates(store.con, design, spec)
+        daily = daily_aggregates(store.con, design, spec)
+    assert daily.looks[-1] == final.arms
+    if ratio == "orders_per_session":
+        assert [a.d_sum for a in final.arms] == [3.0, 3.0]  # s3 is one session
+
+
+def test_last_daily_look_is_the_single_analysis_on_the_simulator(sim_db: Path) -> None:
+    from abkit.data.aggregate import MetricSpec, arm_aggregates, daily_aggregates, load_design
+    from abkit.data.store import open_store
+
+    with open_store(sim_db) as store:
+        design = load_design(store.con, "sim", None)
+        metrics = [("conversion", None), ("mean", None), ("ratio", "orders_per_session"),
+                   ("ratio", "clicks_per_impression"), ("ratio", "revenue_per_order")]  # fmt: skip
+        for kind, ratio in metrics:
+            spec = MetricSpec(kind=kind, event="purchase", ratio=ratio)
+            final = arm_aggregates(store.con, design, spec).arms
+            last = daily_aggregates(store.con, design, spec).looks[-1]
+            for a, b in zip(final, last, strict=True):
+                assert (a.name, a.units) == (b.name, b.units)
+                # Counts are exact; revenue sums differ only by floating-point summation order.
+                for key, value in a.to_dict().items():
+                    if value is None:
+                        assert getattr(b, key) is None
+                    elif key not in ("name", "units"):
+                        assert getattr(b, key) == pytest.approx(value, rel=1e-12), (kind, key)
+
+
+def test_daily_paths_are_keyed_by_day_across_metrics(tmp_path: Path) -> None:
+    # Purchases end on day 3, impressions run to day 7: every look carries both metrics, and
+    # the conversion path stays where it was after its last data (day 3).
+    path = _edge_store(tmp_path / "edge.duckdb")
+    report = compare_arms(path, metrics=("conversion", "ratio"), looks="daily")
+    assert [look.day for look in report.looks] == list(range(8))
+    for look in report.looks:
+        assert [c.metric for c in look.comparisons] == ["conversion", "clicks_per_impression"]
+    conversion = [look.comparisons[0] for look in report.looks]
+    assert all(c == conversion[3] for c in conversion[3:])
+    clicks = report.looks[-1].comparisons[1]
+    final = compare_arms(path, metrics="ratio")
+    assert clicks.diff == pytest.approx(final.comparisons[0].diff, rel=1e-12)

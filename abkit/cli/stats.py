@@ -97,6 +97,14 @@ def compare(
             help="final (one analysis) or daily (the path day by day; implies --sequential)."
         ),
     ] = "final",
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            help="Planned units per arm the sequential test is tuned for (default 10,000). Fix "
+            "it before the experiment; never set it to the size observed so far.",
+            show_default=False,
+        ),
+    ] = None,
     cuped: Annotated[
         bool,
         typer.Option("--cuped", help="Reduce variance with the pre-experiment period (CUPED)."),
@@ -140,6 +148,7 @@ def compare(
         correction=correction,
         sequential=sequential,
         looks=looks,
+        horizon=horizon,
         cuped=cuped,
         bayes=bayes,
         json=json,
@@ -163,6 +172,7 @@ def compare_arms_command(
     correction: str,
     sequential: bool,
     looks: str,
+    horizon: int | None,
     cuped: bool,
     bayes: bool,
     json: bool,
@@ -185,6 +195,7 @@ def compare_arms_command(
         correction=correction,  # type: ignore[arg-type]
         sequential=sequential,
         looks=looks,  # type: ignore[arg-type]
+        horizon=horizon,
         cuped=cuped,
         bayes=bayes,
     )
@@ -250,7 +261,7 @@ def render_arm_report(report: ArmComparisonReport) -> None:
     if report.srm_failed:
         render.line(
             "!! SAMPLE RATIO MISMATCH: the units per arm do not match the designed split "
-            f"(chi2 = {report.srm.chi2:.4g}, {_p_eq(report.srm.p_value)} < {report.srm.alpha:g}). "
+            f"(chi2 = {report.srm.chi2:.4g}, {_p_eq(report.srm.p_value)} <= {report.srm.alpha:g}). "
             "Fix the assignment before trusting anything below.",
             style="bold red",
         )
@@ -336,6 +347,17 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
         f"{_p(c.p_adjusted)}: {'significant' if c.significant else 'not significant'} at "
         f"alpha {report.alpha:g}"
     )
+    if c.exact_p_value is not None:
+        agree = (c.exact_p_value <= report.alpha) == (c.p_value <= report.alpha)
+        render.line(
+            f"  exact      {_p(c.exact_p_value)} ({c.exact_method}, shown for small counts): "
+            + (
+                "agrees with the score test"
+                if agree
+                else f"DISAGREES with the score test at alpha {report.alpha:g}; the verdict is "
+                "fragile"
+            )
+        )
     interval = f"{_lift(c.lift_ci_lower)} to {_lift(c.lift_ci_upper)}"
     if c.significant:
         direction = "better" if c.diff > 0 else "worse"
@@ -363,6 +385,7 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
     if c.claim is not None:
         k = c.claim
         claim_text = f"lift >= {_lift(k.claim)}"
+        each_side = f"tested one-sided at {100 * k.level_each_side:g}% each way"
         if k.verdict == "supported":
             meaning = (
                 f"SUPPORTED: the whole {confidence} interval lies above {_lift(k.claim)} "
@@ -382,6 +405,9 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
             )
         render.line(f"Claim {claim_text} ({c.treatment}): {meaning}", style="bold")
         render.line(
+            f"  The claim is {each_side} (alpha/2, so it agrees with the {confidence} interval)."
+        )
+        render.line(
             f"  The largest lift the data support is {_lift(k.max_supported_lift)} (the lower "
             f"{confidence} bound)."
         )
@@ -392,9 +418,14 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
             )
     if c.sequential is not None:
         s = c.sequential
+        sequence = (
+            f"{_lift(s.lift_cs_lower)} to {_lift(s.lift_cs_upper)}"
+            if math.isfinite(s.lift_cs_lower) or math.isfinite(s.lift_cs_upper)
+            else "empty or undefined"
+        )
         render.line(
-            f"  Sequential (always valid, safe to peek): {_p_eq(s.p_adjusted)}, lift "
-            f"confidence sequence {_lift(s.lift_cs_lower)} to {_lift(s.lift_cs_upper)} over "
+            f"  Sequential (always valid, safe to peek; tuned for {s.horizon:,} per arm): "
+            f"{_p_eq(s.p_adjusted)}, lift confidence sequence {sequence} over "
             f"{s.looks} look(s): {'significant' if s.significant else 'not significant'}."
         )
     if c.bayes is not None:
@@ -475,7 +506,10 @@ def power_command(
     alpha: Annotated[float, typer.Option(help="Significance level (two-sided).")] = 0.05,
     arms: Annotated[
         int,
-        typer.Option(help="Arms including the control; alpha is split over arms - 1 comparisons."),
+        typer.Option(
+            help="Arms including the control; alpha is split over arms - 1 comparisons (not for "
+            "--claim, which is checked per comparison at alpha, as compare --claim does)."
+        ),
     ] = 2,
     metric: Annotated[str, typer.Option(help="conversion or mean.")] = "conversion",
     sd: Annotated[

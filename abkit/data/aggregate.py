@@ -110,7 +110,8 @@ def load_design(
     con: duckdb.DuckDBPyConnection, dataset: str, experiment: str | None
 ) -> ExperimentDesign:
     """Read the experiment's design; for an impression dataset without one, the arms are the
-    distinct ``impressions.variant`` values."""
+    distinct ``impressions.variant`` values. Fewer than two arms is an :class:`InputError`
+    naming the experiment: there is nothing to compare."""
     row = con.execute("SELECT unit FROM datasets WHERE dataset = ?", [dataset]).fetchone()
     unit = str(row[0]) if row else "user"
     rows = con.execute(
@@ -129,6 +130,11 @@ def load_design(
     if rows:
         chosen = next(r for r in rows if experiment is None or r[0] == experiment)
         name, variants, split, control, start, end = chosen
+        if len(variants) < 2:
+            raise InputError(
+                f"experiment '{name}' of dataset '{dataset}' has {len(variants)} arm(s) "
+                f"({', '.join(variants) or 'none'}); an A/B comparison needs at least two"
+            )
         return ExperimentDesign(
             dataset=dataset,
             unit=unit,
@@ -150,7 +156,7 @@ def load_design(
         [dataset],
     ).fetchall()
     if len(variants) < 2:
-        raise StoreError(
+        raise InputError(
             f"dataset '{dataset}': its impressions carry {len(variants)} variant(s); "
             "an A/B comparison needs at least two"
         )
@@ -222,15 +228,32 @@ def _unit_outcomes(
         )
     if metric.kind == "ratio" and metric.ratio == "orders_per_session":
         where, params = _window("ts", design.start_ts, design.end_ts, pre)
-        day_sel = f", {daily} AS day" if daily else ""
-        return (
-            f"SELECT user_id AS unit{', day' if daily else ''}, sum(orders) AS y, "
-            f"count(*)::DOUBLE AS d, sum(orders * orders) AS row_y_sq, 0 AS value_rows FROM ("
-            f"SELECT user_id{day_sel}, session_id, "
-            f"count(*) FILTER (WHERE event_type = ?)::DOUBLE AS orders FROM events "
+        sessions = (
+            f"SELECT user_id, session_id{', ' + daily + ' AS day' if daily else ''}, "
+            "count(*) FILTER (WHERE event_type = ?)::DOUBLE AS orders FROM events "
             f"WHERE dataset = ? AND session_id IS NOT NULL{where} "
-            f"GROUP BY user_id{', day' if daily else ''}, session_id) "
-            f"GROUP BY user_id{', day' if daily else ''}",
+            f"GROUP BY user_id, session_id{', day' if daily else ''}"
+        )
+        if not daily:
+            return (
+                "SELECT user_id AS unit, sum(orders) AS y, count(*)::DOUBLE AS d, "
+                f"sum(orders * orders) AS row_y_sq, 0 AS value_rows FROM ({sessions}) "
+                "GROUP BY user_id",
+                [metric.event, ds, *params],
+            )
+        # A session that crosses midnight has rows on two days but is ONE session: it counts
+        # in the denominator on its first day only, and its squared order count (for the naive
+        # variance) grows by o_k (2 O_(k-1) + o_k) on day k, so the cumulative sums at the last
+        # look equal the single analysis exactly.
+        return (
+            "SELECT user_id AS unit, day, sum(orders) AS y, sum(first) AS d, "
+            "sum(square_step) AS row_y_sq, 0 AS value_rows FROM ("
+            "SELECT user_id, day, orders, "
+            "CASE WHEN day = min(day) OVER (PARTITION BY user_id, session_id) "
+            "THEN 1.0 ELSE 0.0 END AS first, "
+            "orders * (2 * coalesce(sum(orders) OVER (PARTITION BY user_id, session_id "
+            "ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0.0) + orders) "
+            f"AS square_step FROM ({sessions})) GROUP BY user_id, day",
             [metric.event, ds, *params],
         )
     where, params = _window("ts", design.start_ts, design.end_ts, pre)
@@ -389,10 +412,13 @@ def daily_aggregates(
 ) -> DailyAggregates:
     """Cumulative per-arm sums at the end of every day, in ONE query.
 
-    Day 0 starts at ``start_ts`` (or the first event / impression when it is unknown). A user
-    counts from the day of ``assigned_at`` (day 0 when unknown); their cumulative outcome is
-    carried through every later day, so the sums of squares are of the cumulative per-unit
-    values, as the statistics need.
+    Day 0 starts at ``start_ts`` (or, when it is unknown, the first event or impression of the
+    dataset in the window -- the same day 0 for every metric). A user counts from the day of
+    ``assigned_at`` (day 0 when unknown); their cumulative outcome is carried through every
+    later day, so the sums of squares are of the cumulative per-unit values, as the statistics
+    need. Outcomes in the window from before a user's assignment day count on the assignment
+    day, as the single analysis (:func:`arm_aggregates`) counts every outcome in the window:
+    the last look equals the single analysis exactly.
     """
     _check_metric(design, metric)
     if design.unit == "impression":
@@ -422,20 +448,24 @@ def daily_aggregates(
         return _collect_daily(design, metric, data)
 
     where, wparams = _window("ts", design.start_ts, design.end_ts, False)
-    source = "impressions" if metric.ratio == "clicks_per_impression" else "events"
     day_expr = (
         "CAST(floor(date_diff('second', (SELECT start FROM bounds), ts) / 86400.0) AS BIGINT)"
     )
     outcome_sql, outcome_params = _unit_outcomes(design, metric, pre=False, daily=day_expr)
     cap = "least(y, 1.0)" if metric.kind == "conversion" else "y"
     sql = (
-        f"WITH bounds AS (SELECT coalesce(?::TIMESTAMP, min(ts)) AS start FROM {source} "
-        f"WHERE dataset = ?{where}), "
+        "WITH bounds AS (SELECT coalesce(?::TIMESTAMP, (SELECT min(ts) FROM ("
+        f"SELECT ts FROM events WHERE dataset = ?{where} UNION ALL "
+        f"SELECT ts FROM impressions WHERE dataset = ?{where}))) AS start), "
         f"{_ASSIGNED}, "
         "units AS (SELECT unit, arm, CASE WHEN assigned_at IS NULL THEN 0 ELSE greatest(0, "
         "CAST(floor(date_diff('second', (SELECT start FROM bounds), assigned_at) / 86400.0) "
         "AS BIGINT)) END AS first_day FROM assigned WHERE n_arms = 1), "
-        f"increments AS ({outcome_sql}), "
+        f"raw_increments AS ({outcome_sql}), "
+        # Outcomes from before the assignment day are folded into that day (docstring).
+        "increments AS (SELECT r.unit, greatest(r.day, u.first_day) AS day, sum(r.y) AS y, "
+        "sum(r.d) AS d, sum(r.row_y_sq) AS row_y_sq FROM raw_increments r "
+        "JOIN units u ON u.unit = r.unit GROUP BY r.unit, greatest(r.day, u.first_day)), "
         "days AS (SELECT unnest(generate_series(0, greatest("
         "(SELECT coalesce(max(day), 0) FROM increments), "
         "(SELECT coalesce(max(first_day), 0) FROM units)))) AS day), "
@@ -453,6 +483,8 @@ def daily_aggregates(
     )
     params = [
         design.start_ts,
+        design.dataset,
+        *wparams,
         design.dataset,
         *wparams,
         design.dataset,
