@@ -12,9 +12,11 @@ p-values of the whole metrics x models family are adjusted together (Holm by def
 Benjamini-Hochberg...; :mod:`abkit.stats.multiplicity`).
 
 Off-policy runs: per estimator and policy, :func:`abkit.stats.paired.paired_offpolicy_difference`
-on the rounds both runs scored, and optionally the ``--claim`` check of the relative lift
-(:func:`abkit.stats.means.compare_estimates`, the same Fieller claim test as ``abkit compare``
-on A/B arms): "does the personalised policy beat random by 20%?" from logs alone.
+on the rounds both runs scored, with its variance clustered by randomisation unit (the logged
+round's user; the slate or impression for impression-level datasets), and optionally the
+``--claim`` check of the relative lift (:func:`abkit.stats.means.compare_estimates`, the same
+Fieller claim test as ``abkit compare`` on A/B arms): "does the personalised policy beat
+random by 20%?" from logs alone.
 
 Results lead with effect sizes and intervals: with thousands of users every difference is
 "significant", so a p-value says little about whether a difference matters.
@@ -116,6 +118,7 @@ class RunComparison:
     offpolicy: tuple[OffPolicyComparison, ...] = ()
     paired_users: int = 0
     paired_rounds: int = 0
+    paired_units: int = 0  # off-policy: the independent units (clusters) of the paired rounds
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -134,6 +137,7 @@ class RunComparison:
             "seed": self.seed,
             "paired_users": self.paired_users,
             "paired_rounds": self.paired_rounds,
+            "paired_units": self.paired_units,
             "comparisons": [r.to_dict() for r in self.rows],
             "offpolicy": [r.to_dict() for r in self.offpolicy],
             "notes": list(self.notes),
@@ -395,6 +399,11 @@ def _compare_offpolicy(
     lost = max(rounds.rounds_per_run) - n
     if lost:
         notes.append(f"{lost} logged round(s) scored by only some runs were left out")
+    if rounds.unlogged_rounds:
+        notes.append(
+            f"{rounds.unlogged_rounds} round(s) are no longer in the logged impressions, so "
+            "their user is unknown: each counts as its own unit in the clustered variance"
+        )
     pending: list[tuple[str, RunRecord, OffPolicyDifference]] = []
     for est in chosen:
         for j, record in enumerate(records[1:], start=1):
@@ -407,6 +416,7 @@ def _compare_offpolicy(
                 q_policy_a=rounds.q_policy[:, 0] if est == "dr" else None,
                 q_logged_b=rounds.q_logged[:, j] if est == "dr" else None,
                 q_policy_b=rounds.q_policy[:, j] if est == "dr" else None,
+                clusters=rounds.cluster_ids,
                 confidence=confidence,
             )
             pending.append((est, record, result))
@@ -438,6 +448,7 @@ def _compare_offpolicy(
         seed=seed,
         offpolicy=rows,
         paired_rounds=n,
+        paired_units=int(np.unique(rounds.cluster_ids).size),
         notes=tuple(notes),
     )
 

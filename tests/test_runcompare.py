@@ -133,6 +133,108 @@ def test_offpolicy_runs_compare_estimators_with_a_claim(db_path: Path) -> None:
     assert refuted.offpolicy[0].claim.verdict == "refuted"
 
 
+def _log_impressions(
+    db: Path, user: np.ndarray, *, unit: str = "user", slate: np.ndarray | None = None
+) -> None:
+    """The logged impressions behind fake off-policy runs: impression i belongs to user[i]."""
+    import pandas as pd
+
+    from abkit.data.store import open_store, utcnow
+
+    n = user.size
+    frame = pd.DataFrame(
+        {
+            "impression_id": np.arange(n, dtype=np.int64),
+            "slate_id": slate if slate is not None else np.arange(n, dtype=np.int64),
+            "user_id": [f"user{u}" for u in user],
+            "item_id": "i0",
+            "position": 1,
+            "propensity": 0.25,
+            "click": 0,
+        }
+    )
+    with open_store(db, write=True) as store, store.transaction() as con:
+        store.add_dataset("sim", source="test", unit=unit)
+        con.register("fake_log", frame)
+        con.execute(
+            "INSERT INTO impressions (dataset, impression_id, slate_id, user_id, ts, item_id, "
+            "position, propensity, click) SELECT 'sim', impression_id, slate_id, user_id, ?, "
+            "item_id, position, propensity, click FROM fake_log",
+            [utcnow()],
+        )
+        con.unregister("fake_log")
+
+
+def _two_policies(db: Path, user: np.ndarray, seed: int = 6) -> tuple[np.ndarray, ...]:
+    """Uniform logs over 4 actions, persistent per-user tastes for action 3; stores a
+    uniform-policy run and an always-action-3 run on the same rounds."""
+    rng = np.random.default_rng(seed)
+    taste = rng.beta(0.5, 2.0, user.max() + 1)[user]
+    action = rng.integers(0, 4, user.size)
+    reward = (rng.random(user.size) < np.where(action == 3, taste, 0.05)).astype(float)
+    ids = np.arange(user.size)
+    w_random, w_best = np.ones(user.size), (action == 3) * 4.0
+    add_run(db, "random", kind="offpolicy", model="random",
+            rounds={"impression_id": ids, "weight": w_random, "reward": reward})  # fmt: skip
+    add_run(db, "best", kind="offpolicy",
+            rounds={"impression_id": ids, "weight": w_best, "reward": reward})  # fmt: skip
+    return reward, w_random, w_best
+
+
+def test_offpolicy_comparison_is_clustered_by_the_logged_user(db_path: Path) -> None:
+    """150 users x 20 rounds: the rounds of a user share the user's taste. The comparison
+    clusters by the user of each logged impression; per-round SEs would be too narrow."""
+    user = np.repeat(np.arange(150), 20)
+    _log_impressions(db_path, user)
+    reward, w_random, w_best = _two_policies(db_path, user)
+    result = compare_runs(db_path, ["random", "best"])
+    assert result.paired_rounds == 3000
+    assert result.paired_units == 150
+    assert result.to_dict()["paired_units"] == 150
+    assert result.notes == ()
+    for row in result.offpolicy:
+        clustered = paired_offpolicy_difference(
+            reward=reward, weight_a=w_random, weight_b=w_best,
+            estimator=row.estimator,  # type: ignore[arg-type]
+            clusters=user,
+        )  # fmt: skip
+        per_round = paired_offpolicy_difference(
+            reward=reward, weight_a=w_random, weight_b=w_best,
+            estimator=row.estimator,  # type: ignore[arg-type]
+        )  # fmt: skip
+        assert row.result.n_clusters == 150
+        assert row.result.standard_error == pytest.approx(clustered.standard_error, rel=1e-12)
+        assert row.result.standard_error > 1.3 * per_round.standard_error
+
+
+def test_offpolicy_comparison_on_impression_level_logs_clusters_by_slate(db_path: Path) -> None:
+    """Datasets whose unit is the impression (OBD) cluster the slots of one slate together."""
+    user = np.arange(3000)  # no user ids: each row is its own "user"
+    slate = np.repeat(np.arange(1000), 3)
+    _log_impressions(db_path, user, unit="impression", slate=slate)
+    reward, w_random, w_best = _two_policies(db_path, slate)
+    result = compare_runs(db_path, ["random", "best"], estimators=["ips"])
+    assert result.paired_units == 1000
+    expected = paired_offpolicy_difference(
+        reward=reward, weight_a=w_random, weight_b=w_best, clusters=slate
+    )
+    assert result.offpolicy[0].result.standard_error == pytest.approx(expected.standard_error)
+
+
+def test_offpolicy_rounds_without_logged_impressions_are_their_own_units(db_path: Path) -> None:
+    user = np.repeat(np.arange(50), 4)
+    reward, w_random, w_best = _two_policies(db_path, user)  # no impressions in the store
+    result = compare_runs(db_path, ["random", "best"], estimators=["ips"])
+    assert result.paired_units == 200
+    assert result.notes == (
+        "200 round(s) are no longer in the logged impressions, so their user is unknown: "
+        "each counts as its own unit in the clustered variance",
+    )
+    expected = paired_offpolicy_difference(reward=reward, weight_a=w_random, weight_b=w_best)
+    assert result.offpolicy[0].result.n_clusters == 200
+    assert result.offpolicy[0].result.standard_error == pytest.approx(expected.standard_error)
+
+
 def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
     ids = np.arange(10)
     reward = np.tile([0.0, 1.0], 5)

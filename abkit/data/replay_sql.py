@@ -67,6 +67,9 @@ class RoundArrays:
     propensity: np.ndarray  # float64
     reward: np.ndarray  # float64
     variant: np.ndarray  # str
+    # int64 codes 0..G-1 of each round's randomisation unit: the user for user-level
+    # datasets; for impression-level ones (OBD) the slate, else the impression itself
+    cluster_idx: np.ndarray
 
 
 def _catalogue_cte() -> str:
@@ -194,7 +197,8 @@ def load_rounds(
 
     ``reward`` is a column of ``impressions`` (``click``, ``conversion`` or ``value``); NULL
     rewards count as 0. Users are indexed like the split's training users, then the users
-    seen only here.
+    seen only here. ``cluster_idx`` numbers the randomisation units the off-policy intervals
+    are clustered by (see :class:`RoundArrays`).
     """
     import numpy as np
 
@@ -233,7 +237,12 @@ def load_rounds(
         SELECT g.impression_id, coalesce(u.user_idx, x.user_idx) AS user_idx, c.item_idx,
                g.position, g.propensity,
                coalesce(CAST(g.{quote_ident(reward)} AS DOUBLE), 0.0) AS reward,
-               coalesce(g.variant, '') AS variant
+               coalesce(g.variant, '') AS variant,
+               dense_rank() OVER (ORDER BY CASE
+                   WHEN (SELECT unit FROM datasets WHERE dataset = $dataset) = 'impression'
+                   THEN 's' || coalesce(CAST(g.slate_id AS VARCHAR),
+                                        'i' || CAST(g.impression_id AS VARCHAR))
+                   ELSE 'u' || g.user_id END) - 1 AS cluster_idx
         FROM logged g
         JOIN catalogue c USING (item_id)
         LEFT JOIN train_users u ON u.user_id = g.user_id
@@ -250,6 +259,7 @@ def load_rounds(
         propensity=np.asarray(rows["propensity"], dtype=np.float64),
         reward=np.asarray(rows["reward"], dtype=np.float64),
         variant=np.asarray(rows["variant"], dtype=str),
+        cluster_idx=np.asarray(rows["cluster_idx"], dtype=np.int64),
     )
 
 

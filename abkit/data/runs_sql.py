@@ -238,10 +238,16 @@ class PairedRounds:
     ``reward`` comes from the first run (the logs are shared; ``reward_mismatches`` counts
     rounds where another run recorded a different reward, which means different logs).
     ``weight``, ``q_logged``, ``q_policy`` have one column per run (NaN where NULL).
+    ``cluster_ids`` (int64 codes ``0..G-1``) name each round's randomisation unit in the
+    logged impressions of the first run's dataset: the user for user-level datasets, the
+    slate (else the impression) for impression-level ones. A round whose impression is no
+    longer in the store is its own unit; ``unlogged_rounds`` counts those.
     """
 
     run_ids: tuple[str, ...]
     impression_ids: np.ndarray
+    cluster_ids: np.ndarray
+    unlogged_rounds: int
     reward: np.ndarray
     weight: np.ndarray
     q_logged: np.ndarray
@@ -274,11 +280,27 @@ def paired_rounds(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> PairedR
             f"{a}.q_logged AS {quote_ident(f'q_logged{i}')}",
             f"{a}.q_policy AS {quote_ident(f'q_policy{i}')}",
         ]
-    sql = f"SELECT {', '.join(cols)} FROM {parts[0]}"
+    # the randomisation unit of each logged round, from the impressions the runs replayed
+    dataset_row = con.execute("SELECT dataset FROM runs WHERE run_id = ?", [run_ids[0]]).fetchone()
+    units = """units AS (
+        SELECT impression_id, min(CASE
+            WHEN (SELECT unit FROM datasets WHERE dataset = ?) = 'impression'
+            THEN 's' || coalesce(CAST(slate_id AS VARCHAR), 'i' || CAST(impression_id AS VARCHAR))
+            ELSE 'u' || user_id END) AS unit_key
+        FROM impressions WHERE dataset = ? GROUP BY impression_id)"""
+    dataset = dataset_row[0] if dataset_row else None
+    first = quote_ident("r0")
+    cols += [
+        "dense_rank() OVER (ORDER BY coalesce(units.unit_key, "
+        f"'r' || CAST({first}.impression_id AS VARCHAR))) - 1 AS cluster_idx",
+        "units.unit_key IS NULL AS unlogged",
+    ]
+    sql = f"WITH {units} SELECT {', '.join(cols)} FROM {parts[0]}"
     for i in range(1, len(run_ids)):
         sql += f" JOIN {parts[i]} USING (impression_id)"
-    sql += " ORDER BY impression_id"
-    data = con.execute(sql, params).fetchnumpy()
+    sql += f" LEFT JOIN units ON units.impression_id = {first}.impression_id"
+    sql += f" ORDER BY {first}.impression_id"
+    data = con.execute(sql, [dataset, dataset, *params]).fetchnumpy()
     k = len(run_ids)
 
     def stack(prefix: str) -> np.ndarray:
@@ -304,6 +326,8 @@ def paired_rounds(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> PairedR
     return PairedRounds(
         run_ids=tuple(run_ids),
         impression_ids=np.asarray(data["impression_id"], dtype=np.int64),
+        cluster_ids=np.asarray(data["cluster_idx"], dtype=np.int64),
+        unlogged_rounds=int(np.count_nonzero(np.asarray(data["unlogged"], dtype=bool))),
         reward=reward,
         weight=stack("weight"),
         q_logged=stack("q_logged"),

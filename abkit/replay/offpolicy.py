@@ -20,14 +20,28 @@ w_i = pi_i / mu_i. With n rounds:
   (weighted by pi_i for stochastic policies). Exact only on uniformly random logs; abkit
   refuses it when the propensities are not all equal.
 
-Confidence intervals (level 1 - alpha): ``normal`` (the default) uses the CLT, with
-SE = sd(t_i) / sqrt(n) for the mean-type estimators (IPS, DR: t_i the per-round term) and the
-delta method SE = sqrt(sum w_i^2 (r_i - V)^2) / sum w_i for the ratio estimators (SNIPS,
-replay). ``bootstrap`` is the Poisson bootstrap (Hanley & MacGibbon 2006; Chamandy et al.
-2012): each round gets an independent Poisson(1) count per resample, and the estimate is
-recomputed as a ratio of weighted sums; rounds with identical terms are pooled first (a sum of
-m Poisson(1) counts is Poisson(m)), so uniformly random logs with a deterministic policy
-cost O(resamples x distinct terms), not O(resamples x rounds). Percentile intervals.
+Estimand and confidence intervals (level 1 - alpha). The estimand is the target policy's
+expected reward **per logged round**, over the population of randomisation units (users) that
+produced the logs: V = E[sum of a unit's round values] / E[its number of rounds]. The rounds of
+one user share the user (and the slots of one slate share the context and the logging draw),
+so they are not independent: every interval is **clustered** by ``clusters`` (the replay
+runner passes the user for user-level datasets, the slate, or else the impression, for
+impression-level datasets such as OBD; None treats every round as its own unit). Each
+estimator is a ratio of sums, V = sum num_i / sum den_i (den_i = 1 for IPS and DR, w_i for
+SNIPS, pi_i for replay), whose linearisation is e_i = num_i - V den_i; with cluster totals
+E_g = sum_{i in g} e_i over G clusters,
+
+    SE = sqrt(G / (G - 1) * sum_g E_g^2) / sum_i den_i
+
+(the cluster-robust "CR1" sandwich: Liang & Zeger 1986; Cameron & Miller 2015, J. Human
+Resources 50:317). With one round per cluster it is the usual sd / sqrt(n) for IPS and DR and
+the delta-method SE of the ratio estimators (times sqrt(n / (n - 1))). ``normal`` (the
+default) is V +/- z SE. ``bootstrap`` is the Poisson bootstrap (Hanley & MacGibbon 2006;
+Chamandy et al. 2012) over CLUSTERS: each cluster gets one Poisson(1) count per resample,
+shared by all its rounds, and the estimate is recomputed as a ratio of weighted sums; that is
+done on the per-cluster totals of num and den (one ``np.bincount`` pass), and clusters with
+identical totals are pooled (a sum of m Poisson(1) counts is Poisson(m)), so uniformly random
+logs with a deterministic policy cost O(resamples x distinct totals). Percentile intervals.
 
 Weight diagnostics: Kish's effective sample size ESS = (sum w)^2 / sum w^2, ESS / n, the largest
 weight and the mean weight (which is 1 in expectation when the propensities are right). An
@@ -134,6 +148,7 @@ class Estimate:
     ci_method: str
     ess: float
     n: int
+    clusters: int  # independent units the interval rests on (n when rounds are independent)
     diagnostics: WeightDiagnostics
     refused: str | None
     flags: tuple[str, ...]
@@ -148,6 +163,7 @@ class Estimate:
             "ci_method": self.ci_method,
             "ess": self.ess,
             "n": self.n,
+            "clusters": self.clusters,
             "refused": self.refused,
             "flags": list(self.flags),
             "diagnostics": self.diagnostics.to_dict(),
@@ -156,6 +172,7 @@ class Estimate:
     def diagnostics_json(self) -> str:
         payload = self.diagnostics.to_dict()
         payload.update(
+            clusters=self.clusters,
             refused=self.refused,
             flags=list(self.flags),
             raw_value=self.raw_value,
@@ -201,17 +218,25 @@ def poisson_bootstrap_ratio(
     n_boot: int,
     rng: np.random.Generator,
     block: int = 1 << 20,
+    skip_empty: bool = False,
 ) -> np.ndarray:
     """``n_boot`` Poisson-bootstrap replicates of sum(numerator) / sum(denominator).
 
-    Rounds with identical (numerator, denominator) pairs are pooled (a sum of m independent
-    Poisson(1) counts is Poisson(m)); the remaining distinct pairs are processed in blocks of
-    ``block`` resample x group cells, so memory stays bounded. A replicate whose denominator
-    is 0 is NaN.
+    Each entry (a round, or a cluster's totals) gets an independent Poisson(1) count per
+    replicate. Entries with identical (numerator, denominator) pairs are pooled (a sum of m
+    independent Poisson(1) counts is Poisson(m)); the remaining distinct pairs are processed
+    in blocks of ``block`` resample x group cells, so memory stays bounded. ``skip_empty``
+    drops (0, 0) entries first (codes of empty clusters; they cannot change a replicate).
+    A replicate whose denominator is 0 is NaN.
     """
     import numpy as np
 
-    pairs = np.asarray(numerator, dtype=np.float64) + 1j * np.asarray(denominator, np.float64)
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    if skip_empty:
+        keep = (num != 0) | (den != 0)
+        num, den = num[keep], den[keep]
+    pairs = num + 1j * den
     distinct, counts = np.unique(pairs, return_counts=True)
     num_values, den_values = distinct.real.copy(), distinct.imag.copy()
     num_sum = np.zeros(n_boot)
@@ -258,15 +283,20 @@ def estimate_policy_value(
     n_boot: int = 1000,
     rng: np.random.Generator | None = None,
     min_ess: float = DEFAULT_MIN_ESS,
+    clusters: np.ndarray | None = None,
 ) -> Estimate:
     """Estimate the target policy's mean reward per round (see the module docstring).
 
     ``target_probs`` is pi(a_i | x_i, p_i) for each logged round; ``q_logged`` / ``q_policy``
     (the reward model at the logged item, and its expectation under pi) are needed by ``dr``.
-    ``rng`` drives the bootstrap only.
+    ``clusters`` labels each round's randomisation unit (user id or index; slate or impression
+    for impression-level logs): the SE and the bootstrap treat units, not rounds, as the
+    independent draws. None: every round is its own unit. ``rng`` drives the bootstrap only.
     """
     import numpy as np
     from scipy import stats
+
+    from abkit.stats.paired import cluster_codes, clustered_covariance
 
     if estimator not in ESTIMATORS:
         raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
@@ -279,6 +309,7 @@ def estimate_policy_value(
     pi = np.asarray(target_probs, dtype=np.float64)
     _check_inputs(r, mu, pi)
     n = r.size
+    codes, n_clusters = cluster_codes(clusters, n)
     w = pi / mu
     diag = weight_diagnostics(w)
     flags: list[str] = []
@@ -320,9 +351,11 @@ def estimate_policy_value(
             f"uneven weights: ESS is {100 * diag.ess_ratio:.2g}% of the rounds; "
             "the interval may undercover"
         )
-    if n > 1 and estimator in ("ips", "dr", "snips"):
-        sd_w = float(w.std(ddof=1))
-        if sd_w > 0 and abs(diag.mean_weight - 1) > 4 * sd_w / math.sqrt(n):
+    if n_clusters > 1 and estimator in ("ips", "dr", "snips"):
+        # E[w] = 1 under the logging policy; its SE is clustered like the estimates'
+        var_w = float(clustered_covariance(w - diag.mean_weight, codes, n_clusters)[0, 0])
+        se_w = math.sqrt(var_w) / n if var_w > 0 else 0.0
+        if se_w > 0 and abs(diag.mean_weight - 1) > 4 * se_w:
             flags.append(
                 f"the mean weight is {diag.mean_weight:.3g}, not 1: the propensities may not "
                 "be those of the logging policy"
@@ -333,15 +366,21 @@ def estimate_policy_value(
     low = high = None
     if refused is None and math.isfinite(raw):
         z = float(stats.norm.ppf(1 - alpha / 2))
-        if estimator in ("ips", "dr"):
-            se = float(numerator.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        else:
-            se = float(math.sqrt(float(np.sum(denominator**2 * (r - raw) ** 2))) / den_total)
+        # ratio linearisation e_i = num_i - V den_i, summed per cluster (module docstring)
+        var = clustered_covariance(numerator - raw * denominator, codes, n_clusters)[0, 0]
+        se = float(math.sqrt(var) / den_total) if math.isfinite(var) else math.nan
         if ci == "normal":
             low, high = raw - z * se, raw + z * se
         else:
             generator = rng if rng is not None else np.random.default_rng(0)
-            reps = poisson_bootstrap_ratio(numerator, denominator, n_boot=n_boot, rng=generator)
+            size = int(codes.max()) + 1
+            reps = poisson_bootstrap_ratio(
+                np.bincount(codes, weights=numerator, minlength=size),
+                np.bincount(codes, weights=denominator, minlength=size),
+                n_boot=n_boot,
+                rng=generator,
+                skip_empty=True,
+            )
             reps = reps[np.isfinite(reps)]
             if reps.size < 0.9 * n_boot:
                 flags.append("many bootstrap resamples had no matching round")
@@ -357,6 +396,7 @@ def estimate_policy_value(
         ci_method=ci,
         ess=diag.ess,
         n=n,
+        clusters=n_clusters,
         diagnostics=diag,
         refused=refused,
         flags=tuple(flags),

@@ -622,6 +622,7 @@ def _offpolicy(
             n_boot=n_boot,
             rng=rng,
             min_ess=min_ess,
+            clusters=rounds.cluster_idx,
         )
         for name in estimator_names
     )
