@@ -8,15 +8,28 @@ and ``c_i`` of the candidate on the same users):
   ``H1: mean(c) / mean(b) < 1 - m`` (a regression beyond the margin);
 * absolute margin m: ``H0: mean(c) - mean(b) ≥ -m`` against ``H1: mean(c) - mean(b) < -m``.
 
-The gate FAILS only when H0 is rejected at one-sided level alpha, i.e. when the data show
-a regression beyond the margin. Both hypotheses are statements about the mean of one per-user
-contrast, ``d_i = c_i - (1 - m) b_i`` (relative; Fieller's construction, exact for a ratio of
-means) or ``d_i = c_i - b_i + m`` (absolute): H0 is ``E[d] ≥ 0``. The test is the one-sided
-paired t test on ``d`` (default) or a paired bootstrap percentile test on it, and the gate
-fails when the (1 - alpha) upper confidence bound of ``E[d]`` is below 0, equivalently when the
-one-sided upper bound of the change (relative: Fieller; absolute: t) is below ``-m``. With
-several gates, Holm's step-down adjustment of the one-sided p-values (default) keeps the chance
-of ANY false failure at most alpha.
+The gate FAILS only when H0 is rejected at one-sided level alpha. Both hypotheses are
+statements about the mean of one per-user contrast, ``d_i = c_i - (1 - m) b_i`` (relative;
+Fieller's construction, exact for a ratio of means) or ``d_i = c_i - b_i + m`` (absolute):
+H0 is ``E[d] ≥ 0``. The test is the one-sided paired t test on ``d`` (default) or a paired
+bootstrap test (resampled changes ``θ*``, ``p = (1 + #{θ* ≥ -m}) / (B + 1)``). With several
+gates, Holm's step-down adjustment of the one-sided p-values (default;
+:func:`abkit.stats.multiplicity.adjust`) keeps the chance of ANY false failure at most alpha.
+A gate fails when its adjusted p-value is ``≤ alpha`` (the rule ``abkit compare`` uses too).
+
+The reported ``upper_bound`` is the one-sided upper confidence bound of the change at the
+level the decision used, so the table can never contradict the verdict: with the gates'
+p-values sorted ascending and ``r`` of them rejected, the gate of rank ``j`` gets level
+``alpha / (m - j + 1)`` when ``j ≤ r + 1`` (Holm's step-down levels up to and including the
+first non-rejection) and ``alpha / (m - r)`` after it (Holm stops there); one gate, or
+``multiplicity = "none"``: ``alpha``. A gate fails exactly when its bound is below ``-m``
+(t test: at or below; relative: Fieller's bound at critical value ``t_{1-level, n-1}``;
+absolute: the t bound; bootstrap: the inverted bootstrap test of
+:func:`abkit.stats.paired.bootstrap_one_sided`).
+These are the levels of Holm-adjusted simultaneous bounds (Strassburger & Bretz 2008,
+Stat Med 27:4914, whose strictly simultaneous version reports just ``-m`` for failed gates;
+abkit shows the bound at the level Holm used for that gate, which is more informative and
+agrees with every verdict). ``bound_confidence`` is ``1 - level``.
 
 Why this way round (a test of inferiority, not of non-inferiority): CI must never fail on
 noise alone. When nothing changed, ``E[d] = m · mean(b) ≥ 0`` lies inside H0, so the gate fails
@@ -117,11 +130,13 @@ class GateOutcome:
     """The verdict of one gate, effect size first.
 
     ``change`` is the candidate's change in the margin's scale (relative: ``mean(c)/mean(b)
-    - 1``; absolute: ``mean(c) - mean(b)``), ``upper_bound`` its one-sided (1 - alpha) upper
-    confidence bound, ``limit`` = ``-max_drop``. ``p_value`` is the one-sided p-value of H0
+    - 1``; absolute: ``mean(c) - mean(b)``), ``upper_bound`` its one-sided upper confidence
+    bound at confidence ``bound_confidence`` (the level Holm used for this gate: see the
+    module docstring), ``limit`` = ``-max_drop``. ``p_value`` is the one-sided p-value of H0
     "no regression beyond the margin", ``p_adjusted`` after the multiplicity adjustment;
-    the gate fails when ``p_adjusted < alpha``. ``standard_error`` is that of ``change``
-    (delta method for the relative scale).
+    the gate fails when ``p_adjusted ≤ alpha``, which is when ``upper_bound`` is below
+    ``limit``. ``standard_error`` is that of ``change`` (delta method for the relative
+    scale).
     """
 
     check: GateCheck
@@ -132,6 +147,7 @@ class GateOutcome:
     relative_difference: float
     change: float
     upper_bound: float
+    bound_confidence: float
     limit: float
     standard_error: float
     p_value: float
@@ -158,6 +174,7 @@ class GateOutcome:
             "relative_difference": self.relative_difference,
             "change": self.change,
             "upper_bound": self.upper_bound,
+            "bound_confidence": self.bound_confidence,
             "limit": self.limit,
             "standard_error": self.standard_error,
             "p_value": self.p_value,
@@ -220,7 +237,22 @@ class GateReport:
         )
         return (
             f"{test} at {level}, {adjust}; a gate fails only when the data show a drop "
-            "beyond its margin (upper confidence bound of the change below -margin)"
+            "beyond its margin (adjusted p <= alpha: its upper confidence bound, at the "
+            "level the test used, is below -margin)"
+        )
+
+    @property
+    def bounds_note(self) -> str:
+        """What the upper bounds are: one-sided, at the level each gate was tested at."""
+        if self.multiplicity != "holm" or len(self.outcomes) < 2:
+            return (
+                f"Upper bounds are one-sided {_confidence(1 - self.alpha)} confidence bounds "
+                "of the change."
+            )
+        each = ", ".join(f"{o.metric} {_confidence(o.bound_confidence)}" for o in self.outcomes)
+        return (
+            "Upper bounds are one-sided, at the confidence Holm's step-down used for each "
+            f"gate ({each}), so each agrees with its verdict."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,6 +262,7 @@ class GateReport:
             "exit_code": self.exit_code,
             "failed": self.failed_metrics,
             "decision": self.decision,
+            "bounds": self.bounds_note,
             "parameter_changes": self.parameter_changes,
             "alpha": self.alpha,
             "test": self.test,
@@ -250,7 +283,6 @@ class GateReport:
         verdict = "passed" if self.passed else "FAILED: " + ", ".join(self.failed_metrics)
         cand = self.candidate
         base = self.baseline
-        pct = 100 * (1 - self.alpha)
         lines = [
             f"### abkit gate `{self.name}`: {verdict}",
             "",
@@ -260,7 +292,7 @@ class GateReport:
             f"{self.outcomes[0].n if self.outcomes else 0:,} users; data fingerprint "
             f"`{self.fingerprint[:12]}`. {_md(self.parameter_changes)}.",
             "",
-            f"| gate | baseline | candidate | change | {pct:g}% upper bound | allowed | "
+            "| gate | baseline | candidate | change | upper bound (confidence) | allowed | "
             "p (adj.) | result |",
             "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
@@ -269,10 +301,11 @@ class GateReport:
             lines.append(
                 f"| {_md(o.metric)} | {_num(o.baseline_mean)} | {_num(o.candidate_mean)} | "
                 f"{_change(o.change, o.check.margin_type)} | "
-                f"{_change(o.upper_bound, o.check.margin_type)} | "
+                f"{_change(o.upper_bound, o.check.margin_type)} "
+                f"({_confidence(o.bound_confidence)}) | "
                 f"{_change(o.limit, o.check.margin_type)} | {_p(o.p_adjusted)} | {result} |"
             )
-        lines += ["", f"Decided by: {self.decision}."]
+        lines += ["", f"Decided by: {self.decision}.", "", self.bounds_note]
         for note in self.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines) + "\n"
@@ -345,6 +378,11 @@ def _p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
+def _confidence(value: float) -> str:
+    """0.975 -> ``97.5%``; 1 - 0.05/3 -> ``98.33%``."""
+    return f"{round(100 * value, 2):g}%"
+
+
 def parameter_changes(
     candidate: Any, baseline: Any, *, candidate_model: Any = None, baseline_model: Any = None
 ) -> str:
@@ -369,35 +407,27 @@ def _details(o: GateOutcome, alpha: float) -> str:
         f"{o.check.describe()}. baseline {o.baseline_mean:.6g}, candidate "
         f"{o.candidate_mean:.6g} over {o.n} paired users; change "
         f"{_change(o.change, kind)} (SE {se}), "
-        f"{100 * (1 - alpha):g}% upper bound {_change(o.upper_bound, o.check.margin_type)} vs "
-        f"allowed {_change(o.limit, o.check.margin_type)}; one-sided p {o.p_value:.3g} "
-        f"(adjusted {o.p_adjusted:.3g}); {o.test}"
+        f"one-sided {_confidence(o.bound_confidence)} upper bound "
+        f"{_change(o.upper_bound, o.check.margin_type)} vs allowed "
+        f"{_change(o.limit, o.check.margin_type)}; one-sided p {o.p_value:.3g} "
+        f"(adjusted {o.p_adjusted:.3g}, fails when <= {alpha:g}); {o.test}"
     )
 
 
 # --------------------------------------------------------------------------------------------
 
 
-def _holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values; from abkit.stats.multiplicity when it provides them."""
-    try:
-        from abkit.stats.multiplicity import adjust_p_values  # type: ignore[attr-defined]
-    except ImportError:
-        adjust_p_values = None
-    if adjust_p_values is not None:
-        return [float(p) for p in adjust_p_values(list(p_values), method="holm")]
-    # Holm (1979): sort ascending, p_(i) * (m - i + 1), running maximum, capped at 1.
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _Prepared:
+    """One gate's data and raw test, waiting for the level Holm assigns to its bound."""
+
+    outcome: GateOutcome
+    baseline: npt.NDArray[np.float64]
+    candidate: npt.NDArray[np.float64]
+    draws: npt.NDArray[np.float64] | None  # bootstrap: resampled changes
 
 
-def _one_gate(
+def _prepare_gate(
     check: GateCheck,
     baseline: npt.NDArray[np.float64],
     candidate: npt.NDArray[np.float64],
@@ -406,15 +436,15 @@ def _one_gate(
     test: GateTest,
     n_resamples: int,
     seed: int,
-) -> tuple[GateOutcome, float]:
+) -> _Prepared:
+    """The raw one-sided p-value of H0 "no regression beyond the margin" (module docstring)."""
     import numpy as np
-    from scipy import stats
 
     from abkit.stats.paired import (
-        bootstrap_upper_bound,
+        _resampled_means,
+        bootstrap_one_sided,
         fieller_ratio,
         one_sample_t,
-        paired_bootstrap,
     )
 
     n = int(baseline.size)
@@ -425,39 +455,34 @@ def _one_gate(
     if check.margin_type == "relative":
         contrast = candidate - (1 - m) * baseline
         change = relative
-    else:
-        contrast = candidate - baseline + m
-        change = difference
-    # H0: E[contrast] >= 0 ("no regression beyond the margin"); reject when clearly below.
-    t = one_sample_t(contrast, confidence=1 - alpha, alternative="less")
-    d = candidate - baseline
-    se_diff = float(d.std(ddof=1)) / math.sqrt(n)
-    crit = float(stats.t.ppf(1 - alpha, n - 1))
-    if check.margin_type == "relative":
         cov = np.cov(np.vstack([baseline, candidate]), ddof=1) / n
-        ratio = fieller_ratio(
-            mean_b, mean_c, float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1]),
-            critical=crit, confidence=1 - 2 * alpha,
-        )  # fmt: skip
-        upper = ratio.ci_high
         delta = fieller_ratio(
             mean_b, mean_c, float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1]),
             critical=1.0, confidence=0.6827, method="delta",
         )  # fmt: skip
         se = (delta.ci_high - delta.ci_low) / 2
     else:
-        upper = difference + crit * se_diff
-        se = se_diff
-    p = t.p_value
+        contrast = candidate - baseline + m
+        change = difference
+        se = float((candidate - baseline).std(ddof=1)) / math.sqrt(n)
+    draws = None
     test_name = TEST_NAMES[test]
-    if test == "bootstrap":
-        p, _ = bootstrap_upper_bound(
-            contrast, threshold=0.0, alpha=alpha, seed=seed, n_resamples=n_resamples
-        )
-        boot = paired_bootstrap(
-            baseline, candidate, seed=seed, confidence=1 - 2 * alpha, n_resamples=n_resamples
-        )
-        upper = boot.relative_ci_high if check.margin_type == "relative" else boot.ci_high
+    if test == "t":
+        # H0: E[contrast] >= 0; reject when clearly below
+        p = one_sample_t(contrast, confidence=1 - alpha, alternative="less").p_value
+    else:
+        means = _resampled_means(np.column_stack([baseline, candidate]), n_resamples, seed)
+        mb, mc = means[:, 0], means[:, 1]
+        if check.margin_type == "relative":
+            # θ* ≥ -m exactly when the resampled contrast mean is ≥ 0; a resample whose
+            # baseline mean is not positive gets ±inf by the contrast's sign
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = mc / np.where(mb > 0, mb, 1.0) - 1
+            sign = np.where(mc - (1 - m) * mb >= 0, math.inf, -math.inf)
+            draws = np.where(mb > 0, ratio, sign)
+        else:
+            draws = mc - mb
+        p, _ = bootstrap_one_sided(draws, threshold=-m, alpha=alpha)
         test_name += f", {n_resamples} resamples, seed {seed}"
     outcome = GateOutcome(
         check=check,
@@ -467,16 +492,59 @@ def _one_gate(
         difference=difference,
         relative_difference=relative,
         change=change,
-        upper_bound=upper,
+        upper_bound=math.nan,
+        bound_confidence=math.nan,
         limit=-m,
         standard_error=se,
-        p_value=p,
-        p_adjusted=p,
+        p_value=float(p),
+        p_adjusted=float(p),
         passed=True,
         test=test_name,
         reason="",
     )
-    return outcome, p
+    return _Prepared(outcome=outcome, baseline=baseline, candidate=candidate, draws=draws)
+
+
+def _upper_bound(prepared: _Prepared, *, alpha: float, multiplier: int) -> float:
+    """The one-sided upper bound of the change at level ``alpha / multiplier``, the bound
+    that agrees with the test's decision at that level."""
+    import numpy as np
+    from scipy import stats
+
+    from abkit.stats.paired import bootstrap_one_sided, fieller_ratio
+
+    o = prepared.outcome
+    if prepared.draws is not None:
+        _, upper = bootstrap_one_sided(
+            prepared.draws, threshold=o.limit, alpha=alpha, multiplier=multiplier
+        )
+        return upper
+    b, c = prepared.baseline, prepared.candidate
+    n = o.n
+    crit = float(stats.t.ppf(1 - alpha / multiplier, n - 1))
+    if o.check.margin_type == "relative":
+        cov = np.cov(np.vstack([b, c]), ddof=1) / n
+        ratio = fieller_ratio(
+            o.baseline_mean, o.candidate_mean, float(cov[0, 0]), float(cov[1, 1]),
+            float(cov[0, 1]), critical=crit, confidence=1 - 2 * alpha / multiplier,
+        )  # fmt: skip
+        return ratio.ci_high
+    se_diff = float((c - b).std(ddof=1)) / math.sqrt(n)
+    return o.difference + crit * se_diff
+
+
+def _holm_multipliers(p_values: Sequence[float], passed: Sequence[bool]) -> list[int]:
+    """Holm's step-down factor behind each gate's decision: ``m - j + 1`` for the gate of
+    rank ``j`` (p-values ascending, ties in input order, as in
+    :func:`abkit.stats.multiplicity.adjust`) up to the first non-rejection, ``m - r`` after
+    it (``r`` rejections; Holm stops at the first non-rejection)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])  # stable, like argsort(kind="stable")
+    rejected = sum(1 for ok in passed if not ok)
+    out = [1] * m
+    for rank, i in enumerate(order, start=1):
+        out[i] = m - min(rank, rejected + 1) + 1
+    return out
 
 
 def evaluate_gates(
@@ -496,13 +564,16 @@ def evaluate_gates(
     notes: Sequence[str] = (),
 ) -> GateReport:
     """Evaluate every gate on paired per-user vectors (``baseline[metric][i]`` and
-    ``candidate[metric][i]`` are the same user). See the module docstring for the hypothesis.
+    ``candidate[metric][i]`` are the same user). See the module docstring for the hypothesis,
+    the Holm adjustment (a gate fails when its adjusted p-value is ``≤ alpha``) and the level
+    of each reported upper bound.
 
     Raises :class:`InputError` for an empty gate list, a metric missing from either side,
     vectors of different lengths, fewer than 2 users, or an unknown option.
     """
     import numpy as np
 
+    from abkit.stats.multiplicity import adjust
     from abkit.stats.paired import _pair
 
     if not checks:
@@ -515,8 +586,7 @@ def evaluate_gates(
         raise InputError(f"multiplicity must be 'holm' or 'none', got {multiplicity!r}")
     if test == "bootstrap" and n_resamples < 100:
         raise InputError(f"n_resamples must be at least 100, got {n_resamples}")
-    outcomes: list[GateOutcome] = []
-    p_values: list[float] = []
+    prepared: list[_Prepared] = []
     for check in checks:
         for side, vectors in (("baseline", baseline), ("candidate", candidate)):
             if check.metric not in vectors:
@@ -527,29 +597,33 @@ def evaluate_gates(
                     + unknown_choice("metric", check.metric, vectors)
                 )
         b, c = _pair(baseline[check.metric], candidate[check.metric])
-        outcome, p = _one_gate(
-            check,
-            np.asarray(b),
-            np.asarray(c),
-            alpha=alpha,
-            test=test,
-            n_resamples=n_resamples,
-            seed=seed,
-        )
-        outcomes.append(outcome)
-        p_values.append(p)
-    adjusted = _holm(p_values) if multiplicity == "holm" else list(p_values)
-    final: list[GateOutcome] = []
-    for outcome, p_adj in zip(outcomes, adjusted, strict=True):
-        passed = not p_adj < alpha
-        final.append(
-            _replace(
-                outcome,
-                p_adjusted=p_adj,
-                passed=passed,
-                reason=_reason(outcome, p_adj, alpha, passed),
+        prepared.append(
+            _prepare_gate(
+                check,
+                np.asarray(b),
+                np.asarray(c),
+                alpha=alpha,
+                test=test,
+                n_resamples=n_resamples,
+                seed=seed,
             )
         )
+    p_values = [g.outcome.p_value for g in prepared]
+    adjusted = [float(p) for p in adjust(p_values, "holm" if multiplicity == "holm" else "none")]
+    passed = [not p_adj <= alpha for p_adj in adjusted]
+    multipliers = (
+        _holm_multipliers(p_values, passed) if multiplicity == "holm" else [1] * len(prepared)
+    )
+    final: list[GateOutcome] = []
+    for g, p_adj, ok, k in zip(prepared, adjusted, passed, multipliers, strict=True):
+        outcome = _replace(
+            g.outcome,
+            p_adjusted=p_adj,
+            passed=ok,
+            upper_bound=_upper_bound(g, alpha=alpha, multiplier=k),
+            bound_confidence=1 - alpha / k,
+        )
+        final.append(_replace(outcome, reason=_reason(outcome, alpha)))
     return GateReport(
         name=name,
         candidate=dict(candidate_info or {}),
@@ -571,20 +645,30 @@ def _replace(outcome: GateOutcome, **changes: Any) -> GateOutcome:
     return dataclasses.replace(outcome, **changes)
 
 
-def _reason(o: GateOutcome, p_adj: float, alpha: float, passed: bool) -> str:
+def _reason(o: GateOutcome, alpha: float) -> str:
+    """One line that states the verdict, the bound at the level used, and the p-value."""
     kind = o.check.margin_type
     change = _change(o.change, kind)
     limit = _change(o.limit, kind)
-    upper = _change(o.upper_bound, kind)
-    if passed:
+    bound = f"{_confidence(o.bound_confidence)} upper bound {_change(o.upper_bound, kind)}"
+    if o.passed:
         return (
             f"{o.metric} changed by {change}; no significant drop beyond {limit} "
-            f"(upper bound {upper}, p {p_adj:.3g} >= {alpha:g})"
+            f"({bound} is not below it; adjusted p {o.p_adjusted:.3g} > {alpha:g})"
         )
     drop = _change(-o.change, kind).lstrip("+")
+    if o.upper_bound < o.limit:
+        evidence = f"{bound} is below {limit}"
+    elif o.upper_bound == o.limit:
+        evidence = f"{bound} is at {limit}"
+    else:  # Fieller's set is not an interval: the baseline mean is within noise of 0
+        evidence = (
+            "the relative change has no finite upper bound: the baseline mean is not clearly "
+            "above 0"
+        )
     return (
         f"{o.metric} dropped by {drop}, significantly more than the allowed {limit.lstrip('-')} "
-        f"(upper bound {upper}, p {p_adj:.3g} < {alpha:g})"
+        f"({evidence}; adjusted p {o.p_adjusted:.3g} <= {alpha:g})"
     )
 
 

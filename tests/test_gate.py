@@ -7,6 +7,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -19,8 +20,9 @@ from abkit.data.runs_sql import fetch_run
 from abkit.data.store import open_store
 from abkit.errors import InputError, SpecError, StoreError
 from abkit.gate import GateCheck, evaluate_gates
+from abkit.stats import multiplicity
 from abkit.stats.multiplicity import adjust
-from abkit.stats.paired import relative_difference_interval
+from abkit.stats.paired import _resampled_means, fieller_ratio, relative_difference_interval
 from tests._fake_runs import add_run, correlated_users
 
 NDCG = GateCheck(metric="ndcg@10", max_drop=0.02)
@@ -107,6 +109,169 @@ def test_several_gates_use_holm_on_the_one_sided_p_values() -> None:
         baseline=vectors_b, candidate=vectors_c, checks=checks, multiplicity="none"
     )
     assert [o.p_adjusted for o in plain.outcomes] == raw
+
+
+def test_holm_comes_from_abkit_stats_multiplicity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate used to look for a function that does not exist and fall back to a private
+    copy of Holm; it must call abkit.stats.multiplicity.adjust."""
+    calls: list[tuple[list[float], str]] = []
+    real = multiplicity.adjust
+
+    def spy(p: Any, method: Any = "holm") -> Any:
+        calls.append((list(p), method))
+        return real(p, method)
+
+    monkeypatch.setattr(multiplicity, "adjust", spy)
+    base, cand = correlated_users(3, 300, shift=-0.03)
+    report = evaluate_gates(
+        baseline={"a": base, "b": base},
+        candidate={"a": cand, "b": cand},
+        checks=[GateCheck(metric="a", max_drop=0.01), GateCheck(metric="b", max_drop=0.02)],
+    )
+    assert calls == [([o.p_value for o in report.outcomes], "holm")]
+
+
+def _absolute_gate_with_p(seed: int, p: float, n: int = 300):
+    """Per-user vectors and an absolute margin whose one-sided t p-value is exactly ``p``."""
+    base, cand = correlated_users(seed, n, shift=-0.05)
+    d = cand - base
+    se = d.std(ddof=1) / math.sqrt(n)
+    margin = float(stats.t.ppf(p, n - 1) * se - d.mean())
+    assert margin > 0
+    return base, cand, margin, d.mean(), se
+
+
+def _holm_reference(p_values: list[float], alpha: float) -> tuple[list[bool], list[float]]:
+    """Holm's step-down walk, written out: reject while p_(j) <= alpha / (m - j + 1); each
+    gate's level is the one it was tested at (after the first non-rejection, that one's)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    rejected, levels = [False] * m, [alpha] * m
+    stop = None
+    for rank, i in enumerate(order, start=1):
+        if stop is None and p_values[i] <= alpha / (m - rank + 1):
+            rejected[i] = True
+            levels[i] = alpha / (m - rank + 1)
+        else:
+            stop = rank if stop is None else stop
+            levels[i] = alpha / (m - stop + 1)
+    return rejected, levels
+
+
+@pytest.mark.parametrize(
+    ("p_values", "confidences", "failed"),
+    [
+        # the reviewer's case: both raw p < alpha, neither survives Holm; the old table showed
+        # 95% bounds below the allowed drop next to "pass"
+        ([0.03, 0.03], [0.975, 0.975], []),
+        ([0.01, 0.04], [0.975, 0.95], ["m0", "m1"]),
+        ([0.04, 0.01, 0.3], [1 - 0.05 / 2, 1 - 0.05 / 3, 1 - 0.05 / 2], ["m1"]),
+    ],
+)
+def test_several_gates_show_the_bound_at_the_level_holm_used(
+    p_values: list[float], confidences: list[float], failed: list[str]
+) -> None:
+    data = [_absolute_gate_with_p(10 + i, p) for i, p in enumerate(p_values)]
+    checks = [
+        GateCheck(metric=f"m{i}", max_drop=margin, margin_type="absolute")
+        for i, (_, _, margin, _, _) in enumerate(data)
+    ]
+    report = evaluate_gates(
+        baseline={f"m{i}": d[0] for i, d in enumerate(data)},
+        candidate={f"m{i}": d[1] for i, d in enumerate(data)},
+        checks=checks,
+    )
+    assert [o.p_value for o in report.outcomes] == pytest.approx(p_values, rel=1e-9)
+    assert report.failed_metrics == failed
+    n = 300
+    for o, (_, _, margin, mean, se), conf in zip(report.outcomes, data, confidences, strict=True):
+        assert o.bound_confidence == pytest.approx(conf)
+        assert o.upper_bound == pytest.approx(mean + stats.t.ppf(conf, n - 1) * se)
+        # the bound agrees with the verdict, and the reason says so
+        assert o.passed == (o.upper_bound > -margin)
+        assert ("is not below" in o.reason) == o.passed
+        if o.passed:
+            assert "adjusted p" in o.reason
+            assert "> 0.05" in o.reason
+    if p_values == [0.03, 0.03]:
+        # what the old table showed: the unadjusted 95% bound, below the allowed drop
+        _, _, margin, mean, se = data[0]
+        assert mean + stats.t.ppf(0.95, n - 1) * se < -margin
+        text = report.to_markdown()
+        assert "(97.5%) |" in text
+        assert "one-sided, at the confidence Holm's step-down used for each gate" in text
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shifts=st.lists(st.floats(-0.12, 0.03), min_size=2, max_size=4),
+    margin=st.floats(0.0, 0.06),
+    relative=st.booleans(),
+    test=st.sampled_from(["t", "bootstrap"]),
+)
+def test_with_holm_every_bound_agrees_with_its_verdict(
+    seed: int, shifts: list[float], margin: float, relative: bool, test: Literal["t", "bootstrap"]
+) -> None:
+    """Several gates, Holm, t or bootstrap: a gate fails exactly when its reported bound is
+    below the allowed drop, at the level Holm's step-down walk assigns to it."""
+    kind: Literal["relative", "absolute"] = "relative" if relative else "absolute"
+    base_v, cand_v = {}, {}
+    for i, shift in enumerate(shifts):
+        base_v[f"m{i}"], cand_v[f"m{i}"] = correlated_users(seed + i, 120, shift=shift)
+    checks = [GateCheck(metric=k, max_drop=margin, margin_type=kind) for k in base_v]
+    report = evaluate_gates(
+        baseline=base_v, candidate=cand_v, checks=checks, test=test, n_resamples=199, seed=seed
+    )
+    p_values = [o.p_value for o in report.outcomes]
+    rejected, levels = _holm_reference(p_values, 0.05)
+    for o, rej, level in zip(report.outcomes, rejected, levels, strict=True):
+        assert o.p_adjusted <= 0.05 or o.passed
+        if abs(o.upper_bound - o.limit) < 1e-9 or abs(o.p_adjusted - 0.05) < 1e-12:
+            continue  # exactly on the boundary: floating point decides
+        assert o.passed == (not rej)
+        assert o.bound_confidence == pytest.approx(1 - level)
+        assert o.passed == (o.upper_bound >= o.limit)
+
+
+def test_adjusted_p_equal_to_alpha_fails() -> None:
+    """Rejection is p <= alpha, as in abkit compare: B = 199 resamples with exactly 9 resampled
+    changes at or above -m give p = 10/200 = 0.05, and the gate fails (it passed under the
+    old p < alpha)."""
+    base, cand = correlated_users(8, 300, shift=-0.2)
+    means = _resampled_means(np.column_stack([base, cand]), 199, 5)
+    draws = np.sort(means[:, 1] - means[:, 0])[::-1]
+    assert draws[0] < 0
+    margin = -float(draws[8])  # the 9th largest change is exactly -margin
+    check = GateCheck(metric="ndcg@10", max_drop=margin, margin_type="absolute")
+    outcome = _gate(base, cand, check, test="bootstrap", n_resamples=199, seed=5).outcomes[0]
+    assert outcome.p_value == outcome.p_adjusted == 10 / 200
+    assert not outcome.passed
+    assert outcome.upper_bound < outcome.limit
+    assert outcome.upper_bound == draws[9]  # (k + 1)-th largest, k = 9
+    assert outcome.reason.endswith("adjusted p 0.05 <= 0.05)")
+
+
+def test_relative_bootstrap_bound_inverts_the_contrast_test() -> None:
+    """One relative gate by bootstrap: the bound is an order statistic of the resampled
+    relative changes, the p-value counts resampled contrasts at or above 0: they agree."""
+    base, cand = correlated_users(9, 400, shift=-0.06)
+    outcome = _gate(base, cand, test="bootstrap", n_resamples=999, seed=2).outcomes[0]
+    means = _resampled_means(np.column_stack([base, cand]), 999, 2)
+    contrast = means[:, 1] - 0.98 * means[:, 0]
+    assert outcome.p_value == (1 + np.count_nonzero(contrast >= 0)) / 1000
+    rel = np.sort(means[:, 1] / means[:, 0] - 1)[::-1]
+    assert outcome.upper_bound == rel[49]  # k = 49: (1 + 49) / 1000 <= 0.05
+    assert outcome.passed == (outcome.upper_bound >= -0.02)
+    assert outcome.bound_confidence == 0.95
+    # t variant of the same gate: the one-sided Fieller bound at critical t_{0.95}
+    t_outcome = _gate(base, cand).outcomes[0]
+    cov = np.cov(np.vstack([base, cand]), ddof=1) / 400
+    fieller = fieller_ratio(
+        base.mean(), cand.mean(), cov[0, 0], cov[1, 1], cov[0, 1],
+        critical=stats.t.ppf(0.95, 399), confidence=0.9,
+    )  # fmt: skip
+    assert t_outcome.upper_bound == pytest.approx(fieller.ci_high)
 
 
 def test_planted_regression_fails_and_names_the_metric() -> None:
@@ -209,16 +374,19 @@ def test_markdown_summary_renders_the_table() -> None:
     assert lines[0] == "### abkit gate `ci`: FAILED: ndcg@10"
     header = next(i for i, line in enumerate(lines) if line.startswith("| gate |"))
     assert lines[header] == (
-        "| gate | baseline | candidate | change | 95% upper bound | allowed | p (adj.) | result |"
+        "| gate | baseline | candidate | change | upper bound (confidence) | allowed | "
+        "p (adj.) | result |"
     )
     assert lines[header + 1] == "|---|---:|---:|---:|---:|---:|---:|---|"
     rows = [line for line in lines[header + 2 :] if line.startswith("|")]
     assert len(rows) == 2
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert cells[0] == "ndcg@10"
+    assert cells[4].endswith("% (97.5%)")  # failed first in Holm's walk: alpha / 2
     assert cells[5] == "-2.00%"
     assert cells[-1] == "**FAIL**"
     assert rows[1].endswith("| pass |")
+    assert "(95%) |" in rows[1]  # the first non-rejection, tested at alpha / 1
     assert "Model parameters changed: factors 32 -> 2." in text
     assert "Decided by: paired t test at one-sided alpha 0.05, Holm adjustment over 2 gates" in text
 

@@ -15,6 +15,7 @@ from scipy import stats
 from abkit.errors import InputError
 from abkit.stats import paired
 from abkit.stats.paired import (
+    bootstrap_one_sided,
     bootstrap_upper_bound,
     cohens_dz,
     compare_paired,
@@ -191,6 +192,43 @@ def test_bootstrap_upper_bound_test() -> None:
     assert upper > -2.0
 
 
+def test_bootstrap_bound_agrees_with_the_add_one_p_value_by_hand() -> None:
+    """Draws 1..99 (B = 99), alpha 0.05: p = (1 + #{θ* ≥ x}) / 100 ≤ 0.05 needs at most 4
+    draws at or above x, so the bound is the 5th largest draw, 95. The plain 95% quantile
+    (94.1) disagrees with the test for any x in (94.1, 95]: the old rule's defect."""
+    draws = np.arange(1.0, 100.0)
+    p, upper = bootstrap_one_sided(draws, threshold=94.5, alpha=0.05)
+    assert p == pytest.approx(6 / 100)  # 95..99 are >= 94.5: not rejected
+    assert upper == 95.0
+    assert upper >= 94.5  # the bound agrees: 94.5 is inside it
+    assert np.quantile(draws, 0.95) == pytest.approx(94.1)  # the old bound said "below"
+    p, upper = bootstrap_one_sided(draws, threshold=95.5, alpha=0.05)
+    assert p == pytest.approx(5 / 100)  # rejected (p <= alpha)
+    assert upper == 95.0 < 95.5
+    # Holm's factor 2 halves the level: at most 1 draw (p <= 0.025) -> the 2nd largest
+    assert bootstrap_one_sided(draws, threshold=0.0, alpha=0.05, multiplier=2)[1] == 98.0
+    # too few resamples for the level: never rejects, unbounded
+    assert bootstrap_one_sided(draws[:10], threshold=1e9, alpha=0.05)[1] == math.inf
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    draws=st.lists(st.integers(-20, 20), min_size=20, max_size=300),
+    threshold=st.integers(-21, 21).map(lambda v: v / 2),
+    alpha=st.sampled_from([0.01, 0.025, 0.05, 0.1, 0.2]),
+    multiplier=st.integers(1, 5),
+)
+def test_bootstrap_decision_and_bound_never_disagree(
+    draws: list[int], threshold: float, alpha: float, multiplier: int
+) -> None:
+    """Ties and thresholds on the draws included: rejected (Holm-adjusted add-one p <=
+    alpha) exactly when the bound is below the threshold."""
+    p, upper = bootstrap_one_sided(
+        np.asarray(draws, float), threshold=threshold, alpha=alpha, multiplier=multiplier
+    )
+    assert (min(1.0, multiplier * p) <= alpha) == (upper < threshold)
+
+
 # -- McNemar (REFERENCE.md) ---------------------------------------------------------------------
 
 
@@ -237,6 +275,27 @@ def test_offpolicy_ips_difference_hand_worked() -> None:
     assert (r.value_a, r.value_b, r.difference) == (0.5, 1.0, 0.5)
     assert r.standard_error == pytest.approx(math.sqrt((1 / 3) / 4))
     assert r.relative_difference == pytest.approx(1.0)
+
+
+def test_offpolicy_difference_clustered_by_hand() -> None:
+    """Same rounds as above; rounds 2 and 3 belong to one user. ψ_B - ψ_A =
+    (.5, -.5, .5, -.5); cluster totals (.5, 0, -.5), G = 3: V = 3/2 (.25 + .25) = .75,
+    SE = sqrt(.75) / 4."""
+    reward = np.array([1.0, 0.0, 1.0, 0.0])
+    wa = np.ones(4)
+    wb = np.array([2.0, 0.0, 2.0, 0.0])
+    r = paired_offpolicy_difference(reward=reward, weight_a=wa, weight_b=wb, clusters=[0, 1, 1, 2])
+    assert r.n_clusters == 3
+    assert r.n_rounds == 4
+    assert r.standard_error == pytest.approx(math.sqrt(0.75) / 4)
+    # psi_A totals (.5, 0, -.5): V_A = 3/2 * .5 / 16
+    assert r.variance_a == pytest.approx(0.75 / 16)
+    rows = paired_offpolicy_difference(reward=reward, weight_a=wa, weight_b=wb)
+    per_round = paired_offpolicy_difference(
+        reward=reward, weight_a=wa, weight_b=wb, clusters=["a", "b", "c", "d"]
+    )
+    assert per_round == rows
+    assert rows.n_clusters == 4
 
 
 def test_offpolicy_same_policy_is_no_difference() -> None:
@@ -321,6 +380,22 @@ def test_offpolicy_snips_value() -> None:
             "policy A: every importance weight is 0; SNIPS is undefined",
         ),
         (
+            lambda: paired_offpolicy_difference(
+                reward=[1, 0], weight_a=[1, 1], weight_b=[1, 1], clusters=[4, 4]
+            ),
+            "an off-policy comparison needs at least 2 independent units (clusters), got 1",
+        ),
+        (
+            lambda: paired_offpolicy_difference(
+                reward=[1, 0], weight_a=[1, 1], weight_b=[1, 1], clusters=[1, 2, 3]
+            ),
+            "clusters: expected one cluster label per row (2), got shape (3,)",
+        ),
+        (
+            lambda: bootstrap_one_sided([], threshold=0, alpha=0.05),
+            "bootstrap draws must be a non-empty 1-D vector without NaN",
+        ),
+        (
             lambda: relative_difference_interval([1, 2], [1, 2], method="bayes"),  # type: ignore[arg-type]
             "method must be 'fieller' or 'delta', got 'bayes'",
         ),
@@ -393,3 +468,35 @@ def test_offpolicy_difference_covers_the_true_difference() -> None:
     for estimator, count in hits.items():
         assert _band(count / sims, sims), (estimator, count / sims)
     assert _band(rel_hits / sims, sims), rel_hits / sims
+
+
+@pytest.mark.slow
+def test_offpolicy_difference_clustered_by_user_covers_and_per_round_does_not() -> None:
+    """Users contribute 40 rounds each and differ in how much they like action 4 (a
+    persistent taste ~ Beta(0.5, 2), mean 0.2); every other action clicks at 0.1. Uniform
+    logs over 5 actions; policy A plays action 0, policy B action 4: the true difference per
+    round is 0.2 - 0.1 = 0.1. The old per-round variance treats 4,000 correlated rounds as
+    independent and under-covers; clustering by user is in the binomial band of 95%."""
+    rng = np.random.default_rng(31)
+    sims, users, rounds = 400, 100, 40
+    user = np.repeat(np.arange(users), rounds)
+    taste = rng.beta(0.5, 2.0, size=(sims, users))[:, user]  # (sims, rounds), drawn at once
+    action = rng.integers(0, 5, size=taste.shape)
+    rate = np.where(action == 4, taste, 0.1)
+    reward = (rng.random(taste.shape) < rate).astype(float)
+    wa, wb = (action == 0) * 5.0, (action == 4) * 5.0
+    truth = 0.1
+    hits = {("ips", True): 0, ("ips", False): 0, ("snips", True): 0, ("snips", False): 0}
+    for s in range(sims):
+        for estimator, clustered in hits:
+            r = paired_offpolicy_difference(
+                reward=reward[s],
+                weight_a=wa[s],
+                weight_b=wb[s],
+                estimator=estimator,  # type: ignore[arg-type]
+                clusters=user if clustered else None,
+            )
+            hits[estimator, clustered] += r.ci_low <= truth <= r.ci_high
+    for estimator in ("ips", "snips"):
+        assert _band(hits[estimator, True] / sims, sims), (estimator, hits)
+        assert hits[estimator, False] / sims < 0.90, (estimator, hits)

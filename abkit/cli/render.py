@@ -298,8 +298,9 @@ def run_comparison(result: Any) -> None:
             f"reference {ref.label} ({ref.run_id})."
         )
         line(
-            f"{level} intervals paired over rounds (influence-function variance; Fieller for "
-            f"relative); p-values two-sided, {adjust}."
+            f"{level} intervals paired over rounds (influence-function variance clustered by "
+            f"{result.paired_units:,} users or units; Fieller for relative); p-values "
+            f"two-sided, {adjust}."
         )
         for r in result.offpolicy:
             c = r.result
@@ -372,7 +373,6 @@ def gate_report(report: Any) -> None:
         f"{base.get('label')} ({base.get('source')}), {n_users:,} paired users. "
         f"{report.parameter_changes}."
     )
-    level = f"{100 * (1 - report.alpha):g}%"
     rows = []
     for o in report.outcomes:
         relative = o.check.margin_type == "relative"
@@ -390,7 +390,7 @@ def gate_report(report: Any) -> None:
                 "pass" if o.passed else "FAIL",
             )
         )
-    columns = ["gate", "base", "cand", "change", f"upper {level}", "allowed", "SE", "p adj.", ""]
+    columns = ["gate", "base", "cand", "change", "upper", "allowed", "SE", "p adj.", ""]
     out = table(None, columns, rows)
     out.box = box.SIMPLE_HEAD  # no vertical rules, no edge padding: nine columns fit 80
     out.pad_edge = False
@@ -400,6 +400,7 @@ def gate_report(report: Any) -> None:
         if not o.passed:
             line(o.reason, style="bold red")
     line(f"Decided by: {report.decision}.")
+    line(report.bounds_note)
     for text in report.notes:
         note(text)
 

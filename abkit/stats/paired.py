@@ -22,7 +22,11 @@ Methods (each function's docstring gives its formula):
 * :func:`welch_interval` - the unpaired interval on the same numbers, to show what pairing buys.
 * :func:`compare_paired` - all of the above for one metric, as one result.
 * :func:`paired_offpolicy_difference` - the difference of two policies' off-policy value
-  estimates on the same logs, with an influence-function (delta-method) interval.
+  estimates on the same logs, with an influence-function (delta-method) interval whose
+  variance is clustered by randomisation unit (:func:`cluster_codes`,
+  :func:`clustered_covariance`).
+* :func:`bootstrap_one_sided` - a one-sided bootstrap test and the upper bound that agrees
+  with it exactly (the gate's bootstrap variant).
 """
 
 from __future__ import annotations
@@ -45,7 +49,10 @@ __all__ = [
     "PairedComparison",
     "RatioInterval",
     "TTestResult",
+    "bootstrap_one_sided",
     "bootstrap_upper_bound",
+    "cluster_codes",
+    "clustered_covariance",
     "cohens_dz",
     "compare_paired",
     "fieller_ratio",
@@ -491,16 +498,60 @@ def paired_bootstrap(
     )
 
 
+def bootstrap_one_sided(
+    draws: ArrayLike, *, threshold: float, alpha: float, multiplier: int = 1
+) -> tuple[float, float]:
+    """One-sided bootstrap test of ``H0: θ ≥ threshold`` against ``θ < threshold`` from the
+    bootstrap draws ``θ*_1..θ*_B``, and the upper confidence bound that agrees with it.
+
+    ``p = (1 + #{θ* ≥ threshold}) / (B + 1)`` (the add-one form never reports 0; Davison &
+    Hinkley 1997, *Bootstrap Methods and their Application*, eq. 4.11, and sec. 4.4 for
+    bounds obtained by inverting a test). H0 is rejected when ``min(1, multiplier · p) ≤
+    alpha``; ``multiplier`` is Holm's step-down factor ``m - j + 1`` (1 for a single test),
+    computed exactly as :func:`abkit.stats.multiplicity.adjust` computes adjusted p-values.
+    The bound inverts the same rule: with ``k`` the largest count ``c`` for which
+    ``min(1, multiplier · (1 + c) / (B + 1)) ≤ alpha``, ``upper`` is the ``(k + 1)``-th
+    largest draw, so that ``#{θ* ≥ threshold} ≤ k`` exactly when ``upper < threshold``:
+    the decision and the bound can never disagree (a plain ``(1 - alpha)`` quantile can, at
+    the margin). ``upper`` is ``+inf`` when no count is small enough (``B`` too small for the
+    level). Non-finite draws count as they compare (``+inf ≥ threshold``).
+    """
+    d = np.asarray(draws, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0 or np.any(np.isnan(d)):
+        raise InputError("bootstrap draws must be a non-empty 1-D vector without NaN")
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
+    if multiplier < 1:
+        raise InputError(f"multiplier must be a positive integer, got {multiplier}")
+    b = int(d.size)
+    count = int(np.count_nonzero(d >= threshold))
+    p = (1 + count) / (b + 1)
+
+    def rejects(c: int) -> bool:
+        return min(1.0, multiplier * ((1 + c) / (b + 1))) <= alpha
+
+    # start from the real-number solution, then settle it with the float rule itself
+    k = math.floor(alpha * (b + 1) / multiplier) - 1
+    while k + 1 <= b and rejects(k + 1):
+        k += 1
+    while k >= 0 and not rejects(k):
+        k -= 1
+    if k < 0:
+        upper = math.inf
+    elif k >= b:
+        upper = -math.inf
+    else:
+        upper = float(np.partition(d, b - 1 - k)[b - 1 - k])  # the (k + 1)-th largest
+    return p, upper
+
+
 def bootstrap_upper_bound(
     values: ArrayLike, *, threshold: float, alpha: float, seed: int, n_resamples: int = 2000
 ) -> tuple[float, float]:
-    """One-sided bootstrap test of ``H0: mean(values) ≥ threshold`` against ``mean < threshold``.
-
-    Resamples units with replacement (as :func:`paired_bootstrap`) and returns
-    ``(p, upper)``: ``upper`` is the percentile upper bound ``m*_(1-α)`` of the mean, and
-    ``p = (1 + #{m* ≥ threshold}) / (B + 1)`` (the add-one form never reports 0; Davison &
-    Hinkley 1997, *Bootstrap Methods and their Application*, eq. 4.11). Reject when
-    ``upper < threshold``.
+    """One-sided bootstrap test of ``H0: mean(values) ≥ threshold`` against ``mean <
+    threshold``: resamples units with replacement (as :func:`paired_bootstrap`) and applies
+    :func:`bootstrap_one_sided` to the resampled means. Returns ``(p, upper)``; H0 is rejected
+    (``p ≤ alpha``) exactly when ``upper < threshold``.
     """
     x = _vector(values, "values")
     if x.size < 2:
@@ -508,8 +559,7 @@ def bootstrap_upper_bound(
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
     means = _resampled_means(x[:, None], n_resamples, seed)[:, 0]
-    p = (1 + int(np.count_nonzero(means >= threshold))) / (n_resamples + 1)
-    return p, float(np.quantile(means, 1 - alpha))
+    return bootstrap_one_sided(means, threshold=threshold, alpha=alpha)
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,6 +727,61 @@ def compare_paired(
 
 
 # --------------------------------------------------------------------------------------------
+# clustered variance
+
+
+def cluster_codes(
+    clusters: ArrayLike | None, n: int, name: str = "clusters"
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Dense codes ``0..G-1`` of a per-row cluster label (user id, slate id...) and ``G``.
+
+    ``None`` makes every row its own cluster (independent rows). Non-negative integer labels
+    below ``4 n`` are used as they are (one ``bincount`` pass, no sort; empty codes are
+    harmless); any other labels (strings, large ids) are densified with ``np.unique``.
+    """
+    if clusters is None:
+        return np.arange(n, dtype=np.int64), n
+    labels = np.asarray(clusters)
+    if labels.ndim != 1 or labels.size != n:
+        raise InputError(f"{name}: expected one cluster label per row ({n}), got shape "
+                         f"{labels.shape}")  # fmt: skip
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    if labels.dtype.kind in "iu" and int(labels.min()) >= 0 and int(labels.max()) < 4 * n:
+        codes = labels.astype(np.int64, copy=False)
+        return codes, int(np.count_nonzero(np.bincount(codes)))
+    _, inverse = np.unique(labels, return_inverse=True)
+    codes = inverse.astype(np.int64).reshape(-1)
+    return codes, int(codes.max()) + 1
+
+
+def clustered_covariance(
+    influence: ArrayLike, codes: npt.NDArray[np.int64], n_clusters: int
+) -> FloatArray:
+    """Cluster-robust covariance of the SUMS of per-row influence values.
+
+    With ``ψ_i`` (rows x k, each column summing to ~0) and clusters ``g``:
+    ``S_g = Σ_{i∈g} ψ_i`` and ``V = G/(G-1) · Σ_g S_g S_gᵀ`` (the CR1 "sandwich" of Liang &
+    Zeger 1986, Biometrika 73:13; Cameron & Miller 2015, J. Human Resources 50:317, eq. 11).
+    Rows of one cluster may be arbitrarily dependent (a user's many rounds, the slots of one
+    slate); clusters must be independent draws from the population. With one row per cluster
+    ``V/n²`` is the usual ``s²/n`` (ddof 1). NaN when there are fewer than 2 clusters.
+    Vectorised: one ``np.bincount`` per column.
+    """
+    psi = np.asarray(influence, dtype=np.float64)
+    if psi.ndim == 1:
+        psi = psi[:, None]
+    k = psi.shape[1]
+    if n_clusters < 2:
+        return np.full((k, k), math.nan)
+    minlength = int(codes.max()) + 1 if codes.size else 0
+    sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=minlength)
+                            for j in range(k)])  # fmt: skip
+    out = np.asarray((sums.T @ sums) * (n_clusters / (n_clusters - 1)), dtype=np.float64)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # off-policy: two policies on the same logs
 
 
@@ -688,11 +793,14 @@ class OffPolicyDifference(_Dict):
     ``difference`` = value_b - value_a with a paired normal interval; ``relative_*`` the
     Fieller interval of ``value_b / value_a - 1``; ``p_value`` two-sided for difference 0.
     ``variance_a``, ``variance_b``, ``covariance``: the sampling (co)variances of the two
-    estimates (``Var(ψ)/n``), for further tests such as a claim check on the ratio.
+    estimates (cluster-robust, see :func:`paired_offpolicy_difference`), for further tests
+    such as a claim check on the ratio. ``n_clusters``: the independent units the variance
+    rests on (users; ``n_rounds`` when every round is its own unit).
     """
 
     estimator: OffPolicyEstimator
     n_rounds: int
+    n_clusters: int
     value_a: float
     value_b: float
     difference: float
@@ -717,8 +825,8 @@ def _offpolicy_influence(
     q_policy: FloatArray | None,
     which: str,
 ) -> tuple[float, FloatArray]:
-    """The estimate and its per-round influence function ψ_i (mean 0), so that
-    ``Var(V̂) ≈ Var(ψ) / n``."""
+    """The estimate and its per-round influence function ψ_i (summing to 0), so that
+    ``Var(V̂) ≈ V/n²`` with ``V`` the clustered covariance of the sums of ψ."""
     if estimator == "ips":
         g = weight * reward
         value = float(g.mean())
@@ -748,6 +856,7 @@ def paired_offpolicy_difference(
     q_policy_a: ArrayLike | None = None,
     q_logged_b: ArrayLike | None = None,
     q_policy_b: ArrayLike | None = None,
+    clusters: ArrayLike | None = None,
     confidence: float = 0.95,
 ) -> OffPolicyDifference:
     """Difference of two policies' off-policy values on the SAME logged rounds.
@@ -759,13 +868,20 @@ def paired_offpolicy_difference(
     * SNIPS: ``V̂ = Σ w r / Σ w``, influence ``ψ_i = w_i (r_i - V̂) / mean(w)`` (delta method).
     * DR: ``V̂ = mean(q̂_π(x_i) + w_i (r_i - q̂(x_i, a_i)))``, influence ``g_i - V̂``.
 
-    The difference ``D = V̂_B - V̂_A`` has ``Var(D) ≈ Var(ψ_B - ψ_A) / n`` (sample variance):
-    the two estimates share the logs, so their covariance is subtracted, exactly as for paired
-    per-user means. Interval ``D ± z_{1-α/2} · SE``. The relative difference uses Fieller with
-    ``V_A = Var(ψ_A)/n``, ``V_B = Var(ψ_B)/n``, ``C_AB = Cov(ψ_A, ψ_B)/n``.
+    The estimand is the value per logged round over the population of randomisation units
+    (users): ``clusters`` labels each round's unit (None: every round is independent). The
+    rounds of one user share the user, those of one slate also the logging draw, so the
+    influence values are summed per cluster before the variance is taken
+    (:func:`clustered_covariance`); ``ψ_i`` above is also the ratio linearisation of
+    ``Σ_g T_g / Σ_g n_g`` over clusters, so users with many rounds are handled exactly.
+    ``Var(D) = (V_AA + V_BB - 2 V_AB) / n²`` for ``D = V̂_B - V̂_A``: the two estimates share
+    the logs, so their covariance is subtracted, as for paired per-user means. Interval
+    ``D ± z_{1-α/2} · SE``. The relative difference uses Fieller with ``V_A = V_AA/n²``,
+    ``V_B = V_BB/n²``, ``C_AB = V_AB/n²``.
     References: Dudík, Langford & Li (2011), ICML, "Doubly robust policy evaluation and
     learning"; Swaminathan & Joachims (2015), NeurIPS (SNIPS); van der Vaart (1998),
-    *Asymptotic Statistics*, ch. 3 (delta method).
+    *Asymptotic Statistics*, ch. 3 (delta method); Cameron & Miller (2015), J. Human
+    Resources 50:317 (cluster-robust variance).
     """
     from scipy import stats
 
@@ -784,6 +900,12 @@ def paired_offpolicy_difference(
     if estimator not in ("ips", "snips", "dr"):
         raise InputError(f"estimator must be 'ips', 'snips' or 'dr', got {estimator!r}")
     confidence = _confidence(confidence)
+    codes, n_clusters = cluster_codes(clusters, r.size)
+    if n_clusters < 2:
+        raise InputError(
+            f"an off-policy comparison needs at least 2 independent units (clusters), got "
+            f"{n_clusters}"
+        )
 
     def opt(v: ArrayLike | None, name: str) -> FloatArray | None:
         return None if v is None else _vector(v, name)
@@ -795,8 +917,8 @@ def paired_offpolicy_difference(
         estimator, r, wb, opt(q_logged_b, "q_logged_b"), opt(q_policy_b, "q_policy_b"), "B"
     )
     n = r.size
-    cov = np.cov(np.vstack([psi_a, psi_b]), ddof=1)
-    var_a, var_b, cov_ab = float(cov[0, 0]) / n, float(cov[1, 1]) / n, float(cov[0, 1]) / n
+    cov = clustered_covariance(np.column_stack([psi_a, psi_b]), codes, n_clusters) / n**2
+    var_a, var_b, cov_ab = float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1])
     diff = vb - va
     se = math.sqrt(max(var_a + var_b - 2 * cov_ab, 0.0))
     z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
@@ -806,6 +928,7 @@ def paired_offpolicy_difference(
     return OffPolicyDifference(
         estimator=estimator,
         n_rounds=int(n),
+        n_clusters=n_clusters,
         value_a=va,
         value_b=vb,
         difference=diff,
