@@ -34,6 +34,10 @@ _LAZY: dict[str, str] = {
     "available_recommenders": "abkit.plugins",
     "ranking_metrics": "abkit.replay.metrics",
     "estimate_policy_value": "abkit.replay.offpolicy",
+    "compare_runs": "abkit.runcompare",
+    "gate_spec": "abkit.gate",
+    "gate_run": "abkit.gate",
+    "GateReport": "abkit.gate",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
