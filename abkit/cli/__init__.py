@@ -1,1 +1,4 @@
-"""The command line. The only package that knows typer; ``render`` is the only module that knows rich."""
+"""The command line: the only package that knows typer.
+
+``render`` is the only module that imports rich.
+"""
