@@ -1,8 +1,9 @@
 """Ingest CSV, CSV.gz and Parquet logs into the traffic store: whole, or not at all.
 
 :func:`ingest_file` reads the whole file with DuckDB (never a Python loop over rows), casts and
-validates it in an in-memory database, and only then attaches the store and inserts everything
-in ONE transaction. A failure at any point leaves the store byte-identical, and a store file that
+validates it in an in-memory database (text into a staging table; Parquet through a view over
+the file, read again by the insert), and only then attaches the store and inserts everything in
+ONE transaction. A failure at any point leaves the store byte-identical, and a store file that
 did not exist is not left behind.
 
 Rules (also in ``abkit ingest --help``):
@@ -585,6 +586,14 @@ class _Staged:
     file_variants: tuple[str, ...]
     unit: Literal["user", "impression"]
     has_items: bool
+    # (size, mtime) of the file when ``_STAGED`` is a view over it, else None: the insert
+    # reads the file again, so it must be the file that was validated.
+    file_stamp: tuple[int, int] | None = None
+
+
+def _file_stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _translate_read_error(path: Path, exc: Exception, source: _Source | None) -> InputError:
@@ -685,8 +694,9 @@ def _ts_format(
     if source_type != "VARCHAR" or ts_unit != "auto":
         return "epoch"
     q = quote_ident(column)
-    first = con.execute(f"SELECT {q} FROM source WHERE {q} IS NOT NULL LIMIT 1").fetchone()
-    return "epoch" if first is not None and _NUMBER.match(str(first[0]).strip()) else "iso"
+    # fetchall, not fetchone: an unfinished result would block the next relation (DuckDB 2)
+    rows = con.execute(f"SELECT {q} FROM source WHERE {q} IS NOT NULL LIMIT 1").fetchall()
+    return "epoch" if rows and _NUMBER.match(str(rows[0][0]).strip()) else "iso"
 
 
 def _epoch_sql(value: str, unit: Literal["s", "ms"]) -> str:
@@ -724,15 +734,35 @@ def _stage(
         ).fetchone()
         return "" if value is None or value[0] is None else str(value[0])
 
+    # Parquet is typed and columnar: validating through a view and inserting from the same view
+    # reads the file twice but never copies it into memory (peak memory O(row group), not
+    # O(file)); measured on 2M bench rows this is faster than the staging table. The row
+    # number comes from the reader (file_row_number), as rowid does for the staging table.
+    # Text is parsed once into the staging table instead: parsing it twice costs more.
+    lazy = file_format == "parquet" and "file_row_number" not in (c.lower() for c in source.columns)
+    stamp = _file_stamp(path) if lazy else None
     try:
         ts_format = _ts_format(con, source, resolved["ts"], ts_unit)
         plan = _Plan(source, resolved, preset.columns, constants, ts_format, ts_unit, raw)
-        con.execute(
-            f"CREATE TABLE {_STAGED} AS SELECT {', '.join(plan.select)} FROM source", plan.params
+        if lazy:
+            con.read_parquet(str(path), file_row_number=True).create_view("source_rows")
+            # A relation binds its parameters, which CREATE VIEW cannot; it lands in
+            # memory.main, i.e. _STAGED.
+            con.sql(
+                f"SELECT {', '.join(plan.select)}, file_row_number AS rowid FROM source_rows",
+                params=plan.params or None,
+            ).create_view(_STAGED.rsplit(".", 1)[1])
+        else:
+            con.execute(
+                f"CREATE TABLE {_STAGED} AS SELECT {', '.join(plan.select)} FROM source",
+                plan.params,
+            )
+        # With a view the file is read here: a damaged file fails here, as with the table.
+        return _validate(
+            con, source, preset, resolved, plan, ts_unit, read_all=lazy, file_stamp=stamp
         )
     except duckdb.Error as exc:
         raise _translate_read_error(path, exc, source) from None
-    return _validate(con, source, preset, resolved, plan, ts_unit)
 
 
 def _validate(
@@ -742,7 +772,15 @@ def _validate(
     resolved: Mapping[str, str],
     plan: _Plan,
     ts_unit: TsUnit,
+    *,
+    read_all: bool = False,
+    file_stamp: tuple[int, int] | None = None,
 ) -> _Staged:
+    """Run every row check in one aggregate pass and collect what the write needs.
+
+    ``read_all`` (``_STAGED`` is a view over the file) makes that pass read every column, so
+    that a damaged file is reported here as unreadable rather than later as a failed write.
+    """
     path = source.path
     staged = plan.staged
     ts_value = "_ts_num" if plan.ts_format == "epoch" else "ts"
@@ -770,6 +808,10 @@ def _validate(
         else "NULL",
         "duplicate_ids": "count(impression_id) - count(DISTINCT impression_id)"
         if "impression_id" in staged
+        else "0",
+        # ts is read by its own check (and is _ts_num for epoch numbers)
+        "read_all": " + ".join(f"count({quote_ident(c)})" for c in sorted(staged - {"ts"}))
+        if read_all
         else "0",
     }
     query = f"SELECT {', '.join([*aggregates, *extra.values()])} FROM {_STAGED}"
@@ -862,6 +904,7 @@ def _validate(
         file_variants=file_variants,
         unit=unit,
         has_items=_stage_items(con, path) if preset.name == "obd" else False,
+        file_stamp=file_stamp,
     )
 
 
@@ -1055,6 +1098,9 @@ def _write(
             "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?)",
             [dataset, str(path.resolve()), sha256, table, staged.rows, utcnow()],
         )
+        # Parquet was read again by the inserts: it must still be the file that was validated.
+        if staged.file_stamp is not None and _file_stamp(path) != staged.file_stamp:
+            raise InputError(f"{path}: the file changed while it was ingested; nothing was written")
     return IngestResult(
         dataset=dataset,
         table=table,
