@@ -271,16 +271,33 @@ class Recommender(Protocol):
 # -- helpers shared by the built-ins ------------------------------------------------------
 
 
+_TOP_K_BLOCK = 64  # items per block for the block-max pruning of top_k_from_scores
+
+
 def top_k_from_scores(
     scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` items of each row by ``argpartition`` then a sort of the ``k`` winners.
+    """Top-``k`` items of each row: by score descending, ties by item index ascending.
 
     ``exclude`` (CSR rows aligned with ``scores``) marks items set to ``-inf`` first; excluded
     items can only appear when a row has fewer than ``k`` allowed items, which callers
-    prevent by checking ``k`` against the catalogue. Ties are ordered by item index. Cost
-    O(n_items) per row plus O(k log k); ``scores`` is modified in place when ``exclude`` is
-    given.
+    prevent by checking ``k`` against the catalogue. The order is total: of several items
+    with the same score, the lower index comes first, also at the cut (the k-th place).
+    ``scores`` is modified in place when ``exclude`` is given.
+
+    Exact block-max pruning, so that a wide catalogue is not selected over in full: cut each
+    row into blocks of 64 items and keep the ``k`` blocks with the largest maxima (ties: lower
+    block first) plus the last, partial block. Every top-``k`` item is in them: an item ranked
+    above the k-th has a block whose maximum ranks above it, and fewer than ``k`` items do, so
+    fewer than ``k`` blocks rank above the block of any top-``k`` item; among blocks whose
+    maxima tie with the k-th score, lower blocks hold lower items. The selection then runs
+    over those ``64 k`` candidates: the k-th largest value ``t`` (``np.partition``), every
+    candidate above ``t`` and the lowest-index ones equal to ``t``, then one sort of the
+    ``k`` winners. Cost O(n_items) per row for the block maxima (a contiguous reduction)
+    plus O(64 k) for the selection, instead of an ``argpartition`` over the whole row (about
+    85% of a full-ranking replay at 20,000 items). Rows holding NaN are ranked as before
+    this pruning existed (``argpartition`` of ``-scores``: NaN last, ties at the cut in
+    ``argpartition``'s order).
     """
     import numpy as np
 
@@ -288,12 +305,67 @@ def top_k_from_scores(
     if exclude is not None and exclude.nnz:
         rows = np.repeat(np.arange(n_rows), np.diff(exclude.indptr))
         scores[rows, exclude.indices] = -np.inf
+    k = min(k, n_items)
+    if n_rows == 0 or k <= 0:
+        empty = np.zeros((n_rows, max(k, 0)))
+        return empty.astype(np.int64), empty.astype(np.float32)
+    block = _TOP_K_BLOCK
+    n_blocks = n_items // block
+    if k * block * 2 <= n_items:
+        full = scores[:, : n_blocks * block].reshape(n_rows, n_blocks, block)
+        block_max = full.max(axis=2)
+        if np.isnan(block_max).any() or (
+            n_items > n_blocks * block and np.isnan(scores[:, n_blocks * block :]).any()
+        ):
+            return _top_k_nan(scores, k)
+        chosen = _first_k_largest(block_max, k)  # (n_rows, k) block indices, ascending
+        candidates = full[np.arange(n_rows)[:, None], chosen].reshape(n_rows, k * block)
+        index = (chosen[:, :, None] * block + np.arange(block)).reshape(n_rows, k * block)
+        if n_items > n_blocks * block:  # the partial last block is always a candidate
+            tail = np.arange(n_blocks * block, n_items)
+            candidates = np.concatenate([candidates, scores[:, tail]], axis=1)
+            index = np.concatenate([index, np.broadcast_to(tail, (n_rows, tail.size))], axis=1)
+    else:
+        if np.isnan(scores).any():
+            return _top_k_nan(scores, k)
+        candidates = scores
+        index = np.broadcast_to(np.arange(n_items), (n_rows, n_items))
+    picked = _first_k_largest(candidates, k)
+    items = np.take_along_axis(index, picked, axis=1)
+    values = np.take_along_axis(candidates, picked, axis=1)
+    # sort by score descending, ties by item index ascending
+    order = np.lexsort((items, -values), axis=1)
+    return (
+        np.take_along_axis(items, order, axis=1).astype(np.int64),
+        np.take_along_axis(values, order, axis=1).astype(np.float32),
+    )
+
+
+def _first_k_largest(values: np.ndarray, k: int) -> np.ndarray:
+    """Column positions (ascending, ``(n_rows, k)``) of each row's ``k`` largest values,
+    ties broken by position: everything above the k-th largest value, then the first
+    positions equal to it. ``values`` holds no NaN."""
+    import numpy as np
+
+    n_cols = values.shape[1]
+    kth = np.partition(values, n_cols - k, axis=1)[:, n_cols - k, None]
+    above = values > kth
+    at = values == kth
+    room = k - above.sum(axis=1, keepdims=True)
+    take = above | (at & (np.cumsum(at, axis=1) <= room))
+    return np.nonzero(take)[1].reshape(values.shape[0], k)
+
+
+def _top_k_nan(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The selection for score matrices holding NaN, unchanged from before the pruning."""
+    import numpy as np
+
+    n_rows, n_items = scores.shape
     if k >= n_items:
         part = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
     else:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    # sort by score descending, ties by item index ascending
     order = np.lexsort((part, -part_scores), axis=1)
     items = np.take_along_axis(part, order, axis=1).astype(np.int64)
     return items, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)

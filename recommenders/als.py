@@ -6,7 +6,8 @@ implicit parallelises itself, and a multi-threaded BLAS underneath it oversubscr
 (implicit warns about exactly this).
 
 Scoring for ranking is abkit's own: ``user_factors[users] @ item_factors.T`` as one float32
-GEMM per batch of users, seen items set to ``-inf``, top-K by ``argpartition``; the GEMM runs
+GEMM per batch of users, seen items set to ``-inf``, top-K by
+:func:`abkit.plugins.top_k_from_scores` (exact block-max pruning); the GEMM runs
 with the process's normal BLAS threads because implicit is not involved. On a GPU model the
 top-K comes from implicit's GPU ``recommend`` instead.
 """

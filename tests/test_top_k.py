@@ -1,0 +1,108 @@
+"""``top_k_from_scores``: exact top-K (score descending, ties by item index) with block pruning.
+
+The reference is a full ``lexsort`` of every row by (-score, item index), cut at ``k``: the
+block-max pruning must return exactly its items and scores, whatever the ties (also at the
+cut, also across blocks), the excluded items, the partial last block and the dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from abkit.plugins import top_k_from_scores
+
+
+def _reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    index = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    order = np.lexsort((index, -scores), axis=1)[:, : min(k, scores.shape[1])]
+    return order.astype(np.int64), np.take_along_axis(scores, order, axis=1).astype(np.float32)
+
+
+def _check(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> None:
+    expected_scores = scores.copy()
+    if exclude is not None:
+        expected_scores[exclude.toarray() != 0] = -np.inf
+    items, values = top_k_from_scores(scores.copy(), k, exclude=exclude)
+    want_items, want_values = _reference(expected_scores, k)
+    assert items.dtype == np.int64
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(values, want_values)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n_rows=st.integers(1, 6),
+    n_items=st.integers(1, 1500),
+    k=st.integers(1, 12),
+    levels=st.sampled_from([2, 5, 1000]),
+    inf_share=st.sampled_from([0.0, 0.5, 0.99]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+    excluded=st.booleans(),
+)
+def test_equals_a_full_sort(n_rows, n_items, k, levels, inf_share, dtype, seed, excluded) -> None:
+    rng = np.random.default_rng(seed)
+    # few levels: ties everywhere, also across blocks and at the cut
+    scores = rng.integers(0, levels, size=(n_rows, n_items)).astype(dtype)
+    scores[rng.random((n_rows, n_items)) < inf_share] = -np.inf
+    exclude = None
+    if excluded:
+        exclude = sp.random(n_rows, n_items, density=0.1, format="csr", random_state=seed)
+    _check(scores, k, exclude)
+
+
+def test_ties_at_the_cut_take_the_lowest_items() -> None:
+    # 3,000 items, all tied except two: the cut falls inside a tie spread over every block
+    scores = np.zeros((2, 3000), dtype=np.float32)
+    scores[0, 2999] = 1.0
+    scores[1, 1500] = -1.0
+    items, values = top_k_from_scores(scores, 4)
+    assert items.tolist() == [[2999, 0, 1, 2], [0, 1, 2, 3]]
+    assert values.tolist() == [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+def test_best_items_in_the_partial_last_block_and_in_one_block() -> None:
+    scores = np.zeros((1, 64 * 40 + 7), dtype=np.float32)
+    scores[0, -3:] = [5.0, 7.0, 6.0]  # the partial last block
+    scores[0, 128:131] = [4.0, 9.0, 8.0]  # three winners in one block
+    items, _ = top_k_from_scores(scores, 5)
+    assert items.tolist() == [[129, 130, 2565, 2566, 2564]]
+
+
+def test_fewer_allowed_items_than_k_fill_with_excluded_ones_by_index() -> None:
+    scores = np.arange(2000, dtype=np.float32)[None, :].repeat(2, axis=0)
+    seen = np.ones((2, 2000))
+    seen[1, 7] = 0
+    exclude = sp.csr_matrix(seen)
+    items, values = top_k_from_scores(scores, 3, exclude=exclude)
+    assert items.tolist() == [[0, 1, 2], [7, 0, 1]]
+    assert values[1, 0] == 7.0
+    assert np.isneginf(values[0]).all()
+
+
+@pytest.mark.parametrize("k", [1, 10, 3000])
+def test_nan_scores_rank_last(k: int) -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((3, 2500)).astype(np.float32)
+    scores[:, ::3] = np.nan
+    items, values = top_k_from_scores(scores.copy(), k)
+    finite = np.where(np.isnan(scores), -np.inf, scores)
+    want_items, want_values = _reference(finite, min(k, 2500 - 834))
+    n = want_items.shape[1]
+    np.testing.assert_array_equal(items[:, :n], want_items)
+    np.testing.assert_array_equal(values[:, :n], want_values)
+    assert items.shape == (3, min(k, 2500))
+
+
+def test_empty_rows_and_k_beyond_the_catalogue() -> None:
+    items, values = top_k_from_scores(np.zeros((0, 100), dtype=np.float32), 5)
+    assert items.shape == values.shape == (0, 5)
+    scores = np.array([[0.5, 2.0, 2.0]], dtype=np.float32)
+    items, values = top_k_from_scores(scores, 10)
+    assert items.tolist() == [[1, 2, 0]]
+    assert values.tolist() == [[2.0, 2.0, 0.5]]
