@@ -139,7 +139,7 @@ def baseline_from_run(
 
     from abkit import __version__
     from abkit._util import unknown_choice
-    from abkit.data.runs_sql import paired_user_metrics, run_metric_names
+    from abkit.data.runs_sql import run_metric_names, user_values
     from abkit.data.store import utcnow
 
     if run.kind != "ranking":
@@ -160,9 +160,9 @@ def baseline_from_run(
     digest = ""
     n_users = 0
     for name in chosen:
-        paired = paired_user_metrics(con, [run.run_id], name)
-        values = np.round(paired.values[:, 0], decimals)
-        this_digest = users_digest(paired.user_ids.tolist())
+        user_ids, raw = user_values(con, run.run_id, name)
+        values = np.round(raw, decimals)
+        this_digest = users_digest(user_ids.tolist())
         if digest and this_digest != digest:
             raise StoreError(
                 f"run {run.run_id}: metric {name} was recorded for other users than "
@@ -175,10 +175,9 @@ def baseline_from_run(
             sd=float(values.std(ddof=1)) if values.size > 1 else math.nan,
             values=values,
         )
-    record = run.to_dict()
     return Baseline(
         source=f"run {run.run_id}",
-        run=record,
+        run=run.to_provenance_dict(),
         n_users=n_users,
         users_digest=digest,
         decimals=decimals,

@@ -711,7 +711,7 @@ def gate_run(
     metric that the baseline or the run lacks.
     """
     from abkit._util import unknown_choice
-    from abkit.data.runs_sql import fetch_run, paired_user_metrics, run_metric_names
+    from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
     from abkit.data.store import open_store
 
     with open_store(db) as store:
@@ -744,14 +744,14 @@ def gate_run(
                 raise InputError(
                     f"run {record.run_id}: " + unknown_choice("metric", check.metric, recorded)
                 )
-            paired = paired_user_metrics(store.con, [record.run_id], check.metric)
-            if users_digest(paired.user_ids.tolist()) != baseline.users_digest:
+            user_ids, values = user_values(store.con, record.run_id, check.metric)
+            if users_digest(user_ids.tolist()) != baseline.users_digest:
                 raise SpecError(
-                    f"{baseline.source}: run {record.run_id} scored {paired.user_ids.size:,} "
+                    f"{baseline.source}: run {record.run_id} scored {user_ids.size:,} "
                     f"users on {check.metric}, not the baseline's {baseline.n_users:,} users; "
                     "the runs cannot be paired"
                 )
-            candidate[check.metric] = paired.values[:, 0]
+            candidate[check.metric] = values
             base_vectors[check.metric] = baseline.metrics[check.metric].values
     return evaluate_gates(
         baseline=base_vectors,

@@ -24,10 +24,11 @@ Results lead with effect sizes and intervals: with thousands of users every diff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from abkit._util import unknown_choice
 from abkit.errors import InputError, StoreError
@@ -129,7 +130,7 @@ class RunComparison:
         return {
             "kind": self.kind,
             "reference": self.reference.run_id,
-            "runs": [r.to_dict() for r in self.runs],
+            "runs": [r.to_provenance_dict() for r in self.runs],
             "metrics": list(self.metrics),
             "confidence": self.confidence,
             "correction": self.correction,
@@ -231,53 +232,66 @@ def compare_runs(
         if len({r.run_id for r in records}) != len(records):
             raise InputError("two arguments name the same run; list each run once")
         check_comparable(records)
-        if records[0].kind == "offpolicy":
-            if metrics:
-                raise InputError(
-                    "--metric applies to ranking runs; off-policy runs compare estimators"
-                )
-            return _compare_offpolicy(
-                store.con,
-                records,
-                confidence=confidence,
-                correction=correction,
-                estimators=estimators,
-                claim=claim,
-                n_resamples=n_resamples,
-                seed=seed,
-            )
-        if claim is not None:
+        offpolicy = records[0].kind == "offpolicy"
+        if offpolicy and metrics:
+            raise InputError("--metric applies to ranking runs; off-policy runs compare estimators")
+        if not offpolicy and claim is not None:
             raise InputError(
                 "--claim applies to off-policy runs (a policy's estimated conversion rate); "
                 "for ranking runs read the relative difference interval"
             )
-        if estimators:
+        if not offpolicy and estimators:
             raise InputError("--estimator applies to off-policy runs")
-        return _compare_ranking(
-            store.con,
-            records,
-            metrics=metrics,
+        # what every comparison reports; each kind fills in its rows
+        settings = RunComparison(
+            kind="offpolicy" if offpolicy else "ranking",
+            runs=tuple(records),
+            metrics=(),
             confidence=confidence,
             correction=correction,
             n_resamples=n_resamples,
             seed=seed,
         )
+        if offpolicy:
+            return _compare_offpolicy(store.con, settings, estimators=estimators, claim=claim)
+        return _compare_ranking(store.con, settings, metrics=metrics)
+
+
+_Row = TypeVar("_Row", MetricComparison, OffPolicyComparison)
+
+
+class _Versus(TypedDict):
+    reference: str
+    reference_run: str
+    candidate: str
+    candidate_run: str
+
+
+def _versus(names: dict[str, str], reference: RunRecord, candidate: RunRecord) -> _Versus:
+    """Which runs a comparison row compares, by id and by what tables call them."""
+    return _Versus(
+        reference=names[reference.run_id],
+        reference_run=reference.run_id,
+        candidate=names[candidate.run_id],
+        candidate_run=candidate.run_id,
+    )
+
+
+def _adjusted(rows: list[_Row], correction: str) -> tuple[_Row, ...]:
+    """``rows`` with their p-values adjusted together, as one family, by ``correction``."""
+    from abkit.stats.multiplicity import adjust
+
+    p_adjusted = adjust([r.result.p_value for r in rows], correction)  # type: ignore[arg-type]
+    return tuple(replace(row, p_adjusted=float(p)) for row, p in zip(rows, p_adjusted, strict=True))
 
 
 def _compare_ranking(
-    con: Any,
-    records: list[RunRecord],
-    *,
-    metrics: Sequence[str] | None,
-    confidence: float,
-    correction: str,
-    n_resamples: int,
-    seed: int,
+    con: Any, settings: RunComparison, *, metrics: Sequence[str] | None
 ) -> RunComparison:
     from abkit.data.runs_sql import paired_user_metrics, run_metric_names
-    from abkit.stats.multiplicity import adjust
     from abkit.stats.paired import compare_paired
 
+    records = settings.runs
     per_run = [set(run_metric_names(con, r.run_id)) for r in records]
     common = set.intersection(*per_run)
     if not common:
@@ -292,8 +306,9 @@ def _compare_ranking(
         chosen = list(dict.fromkeys(metrics))
     else:
         chosen = _order_metrics(common)
-    reference = records[0]
-    pending: list[tuple[str, RunRecord, PairedComparison, int]] = []
+    reference = settings.reference
+    names = display_labels(records)
+    rows: list[MetricComparison] = []
     notes: list[str] = []
     paired_users = 0
     run_ids = [r.run_id for r in records]
@@ -311,39 +326,27 @@ def _compare_ranking(
             result = compare_paired(
                 paired.values[:, 0],
                 paired.values[:, j],
-                confidence=confidence,
-                n_resamples=n_resamples,
-                seed=seed,
+                confidence=settings.confidence,
+                n_resamples=settings.n_resamples,
+                seed=settings.seed,
             )
-            pending.append((metric, record, result, paired.users_per_run[j] - n))
+            rows.append(
+                MetricComparison(
+                    metric=metric,
+                    **_versus(names, reference, record),
+                    result=result,
+                    p_adjusted=math.nan,  # set by _adjusted over the whole family
+                    users_unpaired=paired.users_per_run[j] - n,
+                )
+            )
         if dropped:
             notes.append(
                 f"{metric}: {dropped} user(s) scored by only some runs were left out of the pairing"
             )
-    adjusted = adjust([p[2].p_value for p in pending], correction)  # type: ignore[arg-type]
-    names = display_labels(records)
-    rows = tuple(
-        MetricComparison(
-            metric=metric,
-            reference=names[reference.run_id],
-            reference_run=reference.run_id,
-            candidate=names[record.run_id],
-            candidate_run=record.run_id,
-            result=result,
-            p_adjusted=float(p_adj),
-            users_unpaired=unpaired,
-        )
-        for (metric, record, result, unpaired), p_adj in zip(pending, adjusted, strict=True)
-    )
-    return RunComparison(
-        kind="ranking",
-        runs=tuple(records),
+    return replace(
+        settings,
         metrics=tuple(chosen),
-        confidence=confidence,
-        correction=correction,
-        n_resamples=n_resamples,
-        seed=seed,
-        rows=rows,
+        rows=_adjusted(rows, settings.correction),
         paired_users=paired_users,
         notes=tuple(dict.fromkeys(notes)),
     )
@@ -351,21 +354,17 @@ def _compare_ranking(
 
 def _compare_offpolicy(
     con: Any,
-    records: list[RunRecord],
+    settings: RunComparison,
     *,
-    confidence: float,
-    correction: str,
     estimators: Sequence[str] | None,
     claim: float | None,
-    n_resamples: int,
-    seed: int,
 ) -> RunComparison:
     import numpy as np
 
     from abkit.data.runs_sql import paired_rounds, run_estimator_names
-    from abkit.stats.multiplicity import adjust
     from abkit.stats.paired import paired_offpolicy_difference
 
+    records = settings.runs
     run_ids = [r.run_id for r in records]
     rounds = paired_rounds(con, run_ids)
     n = int(rounds.impression_ids.size)
@@ -404,49 +403,39 @@ def _compare_offpolicy(
             f"{rounds.unlogged_rounds} round(s) are no longer in the logged impressions, so "
             "their user is unknown: each counts as its own unit in the clustered variance"
         )
-    pending: list[tuple[str, RunRecord, OffPolicyDifference]] = []
+    reference = settings.reference
+    names = display_labels(records)
+    rows: list[OffPolicyComparison] = []
     for est in chosen:
         for j, record in enumerate(records[1:], start=1):
+            dr = est == "dr"
             result = paired_offpolicy_difference(
                 reward=rounds.reward,
                 weight_a=rounds.weight[:, 0],
                 weight_b=rounds.weight[:, j],
                 estimator=est,  # type: ignore[arg-type]
-                q_logged_a=rounds.q_logged[:, 0] if est == "dr" else None,
-                q_policy_a=rounds.q_policy[:, 0] if est == "dr" else None,
-                q_logged_b=rounds.q_logged[:, j] if est == "dr" else None,
-                q_policy_b=rounds.q_policy[:, j] if est == "dr" else None,
+                q_logged_a=rounds.q_logged[:, 0] if dr else None,
+                q_policy_a=rounds.q_policy[:, 0] if dr else None,
+                q_logged_b=rounds.q_logged[:, j] if dr else None,
+                q_policy_b=rounds.q_policy[:, j] if dr else None,
                 clusters=rounds.cluster_ids,
-                confidence=confidence,
+                confidence=settings.confidence,
             )
-            pending.append((est, record, result))
-    adjusted = adjust([p[2].p_value for p in pending], correction)  # type: ignore[arg-type]
-    reference = records[0]
-    names = display_labels(records)
-    rows = tuple(
-        OffPolicyComparison(
-            estimator=est,
-            reference=names[reference.run_id],
-            reference_run=reference.run_id,
-            candidate=names[record.run_id],
-            candidate_run=record.run_id,
-            result=result,
-            p_adjusted=float(p_adj),
-            claim=_claim(result, claim, confidence, reference, record)
-            if claim is not None
-            else None,
-        )
-        for (est, record, result), p_adj in zip(pending, adjusted, strict=True)
-    )
-    return RunComparison(
-        kind="offpolicy",
-        runs=tuple(records),
+            rows.append(
+                OffPolicyComparison(
+                    estimator=est,
+                    **_versus(names, reference, record),
+                    result=result,
+                    p_adjusted=math.nan,  # set by _adjusted over the whole family
+                    claim=None
+                    if claim is None
+                    else _claim(result, claim, settings.confidence, reference, record),
+                )
+            )
+    return replace(
+        settings,
         metrics=tuple(chosen),
-        confidence=confidence,
-        correction=correction,
-        n_resamples=n_resamples,
-        seed=seed,
-        offpolicy=rows,
+        offpolicy=_adjusted(rows, settings.correction),
         paired_rounds=n,
         paired_units=int(np.unique(rounds.cluster_ids).size),
         notes=tuple(notes),
@@ -465,10 +454,11 @@ def _claim(
     covariance (the same logs) enters the Fieller test of ``value_b / value_a = 1 + claim``."""
     from abkit.stats.means import compare_estimates
 
+    labels = display_labels([reference, candidate])
     comparison = compare_estimates(
         metric=f"{result.estimator} value",
-        control=display_labels([reference, candidate])[reference.run_id],
-        treatment=display_labels([reference, candidate])[candidate.run_id],
+        control=labels[reference.run_id],
+        treatment=labels[candidate.run_id],
         treatment_value=result.value_b,
         control_value=result.value_a,
         treatment_var=result.variance_b,

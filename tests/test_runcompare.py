@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from abkit.data.runs_sql import RunRecord, fetch_run
+from abkit.data.store import open_store
 from abkit.errors import InputError, StoreError
+from abkit.replay.runs import get_run, list_runs, run_rounds, run_user_values
 from abkit.runcompare import compare_runs
 from abkit.stats.multiplicity import adjust
 from abkit.stats.paired import compare_paired, paired_offpolicy_difference
@@ -363,3 +370,86 @@ def test_ambiguous_name_and_empty_store(db_path: Path) -> None:
         StoreError, match=re.escape("run name 'als' is ambiguous (x1, x2); pass a run id")
     ):
         compare_runs(db_path, ["als", "x1"])
+
+
+def test_one_lookup_rule_for_every_reader(db_path: Path) -> None:
+    """Run id first, else a unique name; the same errors from the library's every entry."""
+    with open_store(db_path, write=True):
+        pass
+    with pytest.raises(
+        StoreError,
+        match=re.escape(
+            "unknown run 'x1': the store holds no replay runs; create one with `abkit replay`"
+        ),
+    ):
+        get_run(db_path, "x1")
+    base, _ = correlated_users(3, 5)
+    add_run(db_path, "x1", user_metrics={"ndcg@10": base}, name="als")
+    add_run(db_path, "x2", user_metrics={"ndcg@10": base}, name="als")
+    add_run(db_path, "als", user_metrics={"ndcg@10": base}, name="solo")
+    assert get_run(db_path, "x2").run_id == "x2"
+    assert get_run(db_path, "solo").run_id == "als"  # a unique name
+    assert get_run(db_path, "als").run_id == "als"  # an id wins over a name
+    assert run_user_values(db_path, "solo", "ndcg@10")[1].tolist() == base.tolist()
+    unknown = (
+        "unknown run 'sol': the store has no run 'sol' (did you mean 'solo'?); "
+        "list the runs with `abkit runs`"
+    )
+    for read in (
+        lambda: get_run(db_path, "sol"),
+        lambda: run_user_values(db_path, "sol", "ndcg@10"),
+        lambda: run_rounds(db_path, "sol"),
+        lambda: compare_runs(db_path, ["x1", "sol"]),
+    ):
+        with pytest.raises(StoreError, match=re.escape(unknown)):
+            read()
+    add_run(db_path, "x3", user_metrics={"ndcg@10": base}, name="pop")
+    add_run(db_path, "x4", user_metrics={"ndcg@10": base}, name="pop")
+    with (
+        open_store(db_path) as store,
+        pytest.raises(
+            StoreError, match=re.escape("run name 'pop' is ambiguous (x3, x4); pass a run id")
+        ),
+    ):
+        fetch_run(store.con, "pop")
+
+
+def test_run_record_has_one_type_and_two_views(db_path: Path) -> None:
+    base, _ = correlated_users(3, 5)
+    add_run(db_path, "x1", user_metrics={"ndcg@10": base}, params={"factors": 8}, ks=(5, 10))
+    [listed] = list_runs(db_path)
+    with open_store(db_path) as store:
+        fetched = fetch_run(store.con, "x1")
+        created = store.con.execute(
+            "SELECT CAST(created_at AS VARCHAR) FROM runs WHERE run_id = 'x1'"
+        ).fetchone()
+    assert isinstance(listed, RunRecord)
+    assert listed == fetched
+    assert (listed.params, listed.ks, listed.summary, listed.label) == (
+        {"factors": 8},
+        (5, 10),
+        {},
+        "als",
+    )
+    full = listed.to_dict()
+    assert (full["k"], full["metrics"], full["estimates"]) == ([5, 10], {}, {})
+    assert full["created_at"] == listed.created_at.isoformat()
+    provenance = listed.to_provenance_dict()
+    assert list(provenance) == [
+        "run_id", "name", "dataset", "model", "kind", "params", "split", "ks", "fingerprint",
+        "code_version", "created_at", "users",
+    ]  # fmt: skip
+    assert provenance["created_at"] == created[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_provenance_created_at_is_duckdbs_timestamp_text(ts: datetime) -> None:
+    """Baseline files and ``compare --json`` carried DuckDB's VARCHAR cast of created_at;
+    the record formats its datetime the same way."""
+    record = RunRecord(
+        run_id="r", name=None, dataset="d", model="m", kind="ranking", params={}, split="s",
+        ks=(), fingerprint="f", code_version="c", created_at=ts, users=None, summary={},
+    )  # fmt: skip
+    text = duckdb.execute("SELECT CAST(CAST(? AS TIMESTAMP) AS VARCHAR)", [ts]).fetchone()
+    assert record.to_provenance_dict()["created_at"] == text[0]

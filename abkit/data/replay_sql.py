@@ -1,8 +1,9 @@
-"""The SQL of offline replay: splits of the interaction logs, logged rounds, run records.
+"""The SQL of offline replay: splits of the interaction logs, logged rounds, writing runs.
 
 DuckDB does the work (filtering, the split, dense indexing of users and items, ordering); the
 results leave as numpy arrays of integer indices (:class:`SplitArrays`, :class:`RoundArrays`).
-Runs are written in the caller's transaction from Arrow tables, never row by row.
+Runs are written in the caller's transaction from Arrow tables, never row by row; they are
+read back by :mod:`abkit.data.runs_sql`.
 
 Indexing conventions shared with :class:`abkit.plugins.TrainingData`:
 
@@ -35,9 +36,6 @@ __all__ = [
     "load_rounds",
     "load_split",
     "run_exists",
-    "select_run_rounds",
-    "select_run_user_metrics",
-    "select_runs",
     "variants",
 ]
 
@@ -263,7 +261,7 @@ def load_rounds(
     )
 
 
-# -- run records --------------------------------------------------------------------------
+# -- writing runs (read back by abkit.data.runs_sql) -------------------------------------
 
 
 def run_exists(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
@@ -357,54 +355,3 @@ def delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Remove a run and everything stored with it (caller's transaction)."""
     for table in ("run_rounds", "run_estimates", "run_user_metrics", "runs"):
         con.execute(f"DELETE FROM {quote_ident(table)} WHERE run_id = ?", [run_id])
-
-
-def select_runs(
-    con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, run_ids: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """Rows of ``runs`` (oldest first), optionally of one dataset or given ids."""
-    where, params = [], []
-    if dataset is not None:
-        where.append("dataset = ?")
-        params.append(dataset)
-    if run_ids:
-        where.append(f"run_id IN ({', '.join('?' for _ in run_ids)})")
-        params.extend(run_ids)
-    sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-    cursor = con.execute(sql + " ORDER BY created_at, run_id", params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def select_run_estimates(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
-    cursor = con.execute(
-        "SELECT * FROM run_estimates WHERE run_id = ? ORDER BY estimator", [run_id]
-    )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def select_run_user_metrics(
-    con: duckdb.DuckDBPyConnection, run_id: str, metric: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """(user ids, values) of one metric of one run, sorted by user id."""
-    import numpy as np
-
-    out = con.execute(
-        "SELECT user_id, value FROM run_user_metrics WHERE run_id = ? AND metric = ? "
-        "ORDER BY user_id",
-        [run_id, metric],
-    ).fetchnumpy()
-    return np.asarray(out["user_id"], dtype=str), np.asarray(out["value"], dtype=np.float64)
-
-
-def select_run_rounds(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, np.ndarray]:
-    """The per-round columns of an off-policy run, sorted by impression id."""
-    import numpy as np
-
-    out = con.execute(
-        "SELECT impression_id, weight, reward, q_logged, q_policy FROM run_rounds "
-        "WHERE run_id = ? ORDER BY impression_id",
-        [run_id],
-    ).fetchnumpy()
-    return {key: np.asarray(value) for key, value in out.items()}
