@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from abkit.cli.main import app
 from tests._fake_runs import add_run, correlated_users
@@ -40,6 +40,13 @@ def _save(runner: CliRunner, db: Path, out: Path, *extra: str) -> None:
     assert f"wrote {out}" in result.stdout
 
 
+def _gate(runner: CliRunner, db: Path, baseline: Path, run: str, *extra: str) -> Result:
+    """``abkit gate --db DB --baseline FILE --run RUN EXTRA...``."""
+    return runner.invoke(
+        app, ["gate", "--db", str(db), "--baseline", str(baseline), "--run", run, *extra]
+    )
+
+
 def test_gate_exit_codes_and_outputs(
     runner: CliRunner, fake_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,34 +56,17 @@ def test_gate_exit_codes_and_outputs(
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
 
-    ok = runner.invoke(
-        app, ["gate", "--db", str(fake_db), "--baseline", str(baseline), "--run", "same"]
-    )
+    ok = _gate(runner, fake_db, baseline, "same")
     assert ok.exit_code == 0, ok.stderr
     assert "gate b: PASSED" in ok.stdout
     assert "Decided by: paired t test at one-sided alpha 0.05" in ok.stdout
 
     junit = tmp_path / "gate.xml"
     markdown = tmp_path / "gate.md"
-    bad = runner.invoke(
-        app,
-        [
-            "gate",
-            "--db",
-            str(fake_db),
-            "--baseline",
-            str(baseline),
-            "--run",
-            "worse",
-            "--max-drop",
-            "0.05",
-            "--junit",
-            str(junit),
-            "--markdown",
-            str(markdown),
-            "--json",
-        ],
-    )
+    bad = _gate(
+        runner, fake_db, baseline, "worse", "--max-drop", "0.05", "--junit", str(junit),
+        "--markdown", str(markdown), "--json",
+    )  # fmt: skip
     assert bad.exit_code == 1, bad.stderr
     payload = json.loads(bad.stdout)
     assert payload["passed"] is False
@@ -96,39 +86,12 @@ def test_gate_margin_and_metric_options(runner: CliRunner, fake_db: Path, tmp_pa
     baseline = tmp_path / "b.json"
     _save(runner, fake_db, baseline, "--metric", "ndcg@10")
     # a 25% allowed drop tolerates the 20% drop of "worse"
-    wide = runner.invoke(
-        app,
-        [
-            "gate",
-            "--db",
-            str(fake_db),
-            "--baseline",
-            str(baseline),
-            "--run",
-            "worse",
-            "--max-drop",
-            "0.25",
-        ],
-    )
+    wide = _gate(runner, fake_db, baseline, "worse", "--max-drop", "0.25")
     assert wide.exit_code == 0, wide.stdout
-    absolute = runner.invoke(
-        app,
-        [
-            "gate",
-            "--db",
-            str(fake_db),
-            "--baseline",
-            str(baseline),
-            "--run",
-            "worse",
-            "--max-drop",
-            "0.01",
-            "--absolute",
-            "--test",
-            "bootstrap",
-            "--json",
-        ],
-    )
+    absolute = _gate(
+        runner, fake_db, baseline, "worse", "--max-drop", "0.01", "--absolute", "--test",
+        "bootstrap", "--json",
+    )  # fmt: skip
     assert absolute.exit_code == 1
     gate = json.loads(absolute.stdout)["gates"][0]
     assert gate["gate"] == "ndcg@10 may not drop by more than 0.01 (absolute)"
@@ -259,6 +222,12 @@ def ci_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.fixture
+def ci_db(ci_store: Path, tmp_path: Path) -> Path:
+    """A private copy of the CI store, for a test that adds runs to it."""
+    return Path(shutil.copy(ci_store, tmp_path / "ci.duckdb"))
+
+
 def _variant(tmp_path: Path, **params: int) -> Path:
     """The CI spec with other candidate parameters, gated against the committed baseline."""
     text = CI_SPEC.read_text().replace('"ci.baseline.json"', json.dumps(str(CI_BASELINE)))
@@ -272,12 +241,9 @@ def _variant(tmp_path: Path, **params: int) -> Path:
 
 
 @pytest.mark.slow
-def test_ci_gate_passes_on_the_unchanged_model(
-    runner: CliRunner, ci_store: Path, tmp_path: Path
-) -> None:
+def test_ci_gate_passes_on_the_unchanged_model(runner: CliRunner, ci_db: Path) -> None:
     """What .ci/run does; it also proves the committed baseline matches today's simulator."""
-    shutil.copy(ci_store, tmp_path / "ci.duckdb")
-    result = runner.invoke(app, ["gate", str(CI_SPEC), "--db", str(tmp_path / "ci.duckdb")])
+    result = runner.invoke(app, ["gate", str(CI_SPEC), "--db", str(ci_db)])
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "gate ci: PASSED" in result.stdout
     assert "Model parameters as in the baseline" in result.stdout
@@ -285,10 +251,9 @@ def test_ci_gate_passes_on_the_unchanged_model(
 
 @pytest.mark.slow
 def test_ci_gate_fails_on_a_planted_regression(
-    runner: CliRunner, ci_store: Path, tmp_path: Path
+    runner: CliRunner, ci_db: Path, tmp_path: Path
 ) -> None:
     """ALS with 2 factors instead of 16: NDCG@10 drops ~20%, beyond the 5% margin: exit 1."""
-    shutil.copy(ci_store, tmp_path / "ci.duckdb")
     junit = tmp_path / "junit.xml"
     result = runner.invoke(
         app,
@@ -296,7 +261,7 @@ def test_ci_gate_fails_on_a_planted_regression(
             "gate",
             str(_variant(tmp_path, factors=2)),
             "--db",
-            str(tmp_path / "ci.duckdb"),
+            str(ci_db),
             "--junit",
             str(junit),
         ],
@@ -315,10 +280,9 @@ def test_ci_gate_fails_on_a_planted_regression(
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 3])
 def test_ci_gate_passes_another_seed_of_the_unchanged_model(
-    runner: CliRunner, ci_store: Path, tmp_path: Path, seed: int
+    runner: CliRunner, ci_db: Path, tmp_path: Path, seed: int
 ) -> None:
-    shutil.copy(ci_store, tmp_path / "ci.duckdb")
-    db = str(tmp_path / "ci.duckdb")
+    db = str(ci_db)
     result = runner.invoke(app, ["gate", str(_variant(tmp_path, seed=seed)), "--db", db, "--json"])
     assert result.exit_code == 0, (result.stdout, result.stderr)
     payload = json.loads(result.stdout)
@@ -342,11 +306,10 @@ def test_ci_gate_passes_another_seed_of_the_unchanged_model(
 
 
 @pytest.mark.slow
-def test_ci_spec_refuses_other_data(runner: CliRunner, ci_store: Path, tmp_path: Path) -> None:
+def test_ci_spec_refuses_other_data(runner: CliRunner, ci_db: Path, tmp_path: Path) -> None:
     """A store whose dataset was simulated with other settings, or a pinned fingerprint that
     the data do not have: exit 2 with the reason, never a gate verdict."""
-    shutil.copy(ci_store, tmp_path / "ci.duckdb")
-    db = str(tmp_path / "ci.duckdb")
+    db = str(ci_db)
     other_seed = tmp_path / "seed.toml"
     other_seed.write_text(
         _variant(tmp_path).read_text().replace("pre_days = 28, seed = 3", "pre_days = 28, seed = 4")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from abkit.cli.main import app
 from tests.conftest import file_digest
@@ -26,25 +26,32 @@ def store(tmp_path: Path) -> Path:
     return write_store(tmp_path / "r.duckdb", events=structured_events(n_users=120, seed=3))
 
 
-def invoke(runner: CliRunner, *args: str) -> object:
-    return runner.invoke(app, [str(a) for a in args])
+def replay(runner: CliRunner, db: Path, *args: str) -> Result:
+    """``abkit replay --db DB ARGS...``."""
+    return runner.invoke(app, ["replay", "--db", str(db), *args])
+
+
+def runs_json(runner: CliRunner, db: Path) -> list[dict]:
+    """The runs ``abkit runs --json`` lists."""
+    listed = runner.invoke(app, ["runs", "--db", str(db), "--json"])
+    assert listed.exit_code == 0, listed.stderr
+    return json.loads(listed.stdout)["runs"]
+
+
+@pytest.fixture
+def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing torch for training fails as it does where torch is not installed."""
+    import abkit_recommenders.train_lstm as train_lstm
+
+    def missing() -> None:
+        raise train_lstm.TorchMissingError("torch")
+
+    monkeypatch.setattr(train_lstm, "_import_torch", missing)
 
 
 def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "replay",
-            "--db",
-            str(store),
-            "--model",
-            "popularity",
-            "--k",
-            "10,20",
-            "--name",
-            "baseline",
-            "--json",
-        ],
+    result = replay(
+        runner, store, "--model", "popularity", "--k", "10,20", "--name", "baseline", "--json"
     )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -66,9 +73,7 @@ def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:
     ):
         assert 0 <= payload["metrics"][name] <= (20 if name.startswith("novelty") else 1)
     assert payload["estimates"] == {}
-    listed = runner.invoke(app, ["runs", "--db", str(store), "--json"])
-    assert listed.exit_code == 0
-    runs = json.loads(listed.stdout)["runs"]
+    runs = runs_json(runner, store)
     assert [r["run_id"] for r in runs] == [payload["run_id"]]
     assert runs[0]["name"] == "baseline"
     assert runs[0]["metrics"]["ndcg@10"] == payload["metrics"]["ndcg@10"]
@@ -77,28 +82,16 @@ def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:
 
 
 def test_replay_report_and_params(runner: CliRunner, store: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "replay",
-            "--db",
-            str(store),
-            "--model",
-            "als",
-            "-p",
-            "factors=4",
-            "--param",
-            "iterations=3",
-            "--device",
-            "cpu",
-        ],
-    )
+    result = replay(
+        runner, store, "--model", "als", "-p", "factors=4", "--param", "iterations=3",
+        "--device", "cpu",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "ranking metrics" in result.stdout
     assert "ndcg" in result.stdout
-    runs = json.loads(runner.invoke(app, ["runs", "--db", str(store), "--json"]).stdout)
-    assert runs["runs"][0]["params"]["factors"] == 4
-    assert runs["runs"][0]["params"]["iterations"] == 3
+    runs = runs_json(runner, store)
+    assert runs[0]["params"]["factors"] == 4
+    assert runs[0]["params"]["iterations"] == 3
 
 
 def test_offpolicy_json(runner: CliRunner, tmp_path: Path) -> None:
@@ -117,24 +110,9 @@ def test_offpolicy_json(runner: CliRunner, tmp_path: Path) -> None:
         }
     )
     db = write_store(tmp_path / "o.duckdb", impressions=logs, items=[f"i{j}" for j in range(5)])
-    result = runner.invoke(
-        app,
-        [
-            "replay",
-            "--db",
-            str(db),
-            "--model",
-            "random",
-            "--k",
-            "3",
-            "--estimator",
-            "ips,snips",
-            "--estimator",
-            "replay",
-            "--policy",
-            "stochastic",
-            "--json",
-        ],
+    stochastic = ("--model", "random", "--k", "3", "--policy", "stochastic")
+    result = replay(
+        runner, db, *stochastic, "--estimator", "ips,snips", "--estimator", "replay", "--json"
     )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -144,22 +122,7 @@ def test_offpolicy_json(runner: CliRunner, tmp_path: Path) -> None:
     assert ips["value"] == pytest.approx(logs["click"].mean())
     assert ips["ci"][0] < ips["value"] < ips["ci"][1]
     assert ips["ess"] == pytest.approx(n)
-    report = runner.invoke(
-        app,
-        [
-            "replay",
-            "--db",
-            str(db),
-            "--model",
-            "random",
-            "--k",
-            "3",
-            "--estimator",
-            "dr",
-            "--policy",
-            "stochastic",
-        ],
-    )
+    report = replay(runner, db, *stochastic, "--estimator", "dr")
     assert report.exit_code == 0, report.stderr
     assert "off-policy estimates" in report.stdout
 
@@ -234,7 +197,7 @@ def test_bad_input(runner: CliRunner, store: Path, args: list[str], message: str
     _corrupt(folder)
     before = file_digest(store)
     args = [a.format(folder=folder) for a in args]
-    result = runner.invoke(app, ["replay", "--db", str(store), *args])
+    result = replay(runner, store, *args)
     assert result.exit_code == 2
     assert result.stderr.strip() == message.format(folder=folder)
     assert "Traceback" not in result.output
@@ -256,15 +219,11 @@ def test_corrupt_onnx_and_wrong_signature(runner: CliRunner, store: Path, tmp_pa
     wrong = _wrong_signature(tmp_path)
     wrong.with_suffix(".json").write_text(json.dumps(sidecar))
     before = file_digest(store)
-    result = runner.invoke(
-        app, ["replay", "--db", str(store), "--model", "lstm", "--model-path", str(corrupt)]
-    )
+    result = replay(runner, store, "--model", "lstm", "--model-path", str(corrupt))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {corrupt}: not a valid ONNX model (")
     assert result.stderr.count("\n") == 1
-    result = runner.invoke(
-        app, ["replay", "--db", str(store), "--model", "lstm", "--model-path", str(wrong)]
-    )
+    result = replay(runner, store, "--model", "lstm", "--model-path", str(wrong))
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"error: {wrong}: wrong input signature; expected inputs history int64[2d], "
@@ -273,15 +232,10 @@ def test_corrupt_onnx_and_wrong_signature(runner: CliRunner, store: Path, tmp_pa
     assert file_digest(store) == before
 
 
+@pytest.mark.usefixtures("no_torch")
 def test_train_without_torch_names_the_install_line(
-    runner: CliRunner, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: CliRunner, store: Path, tmp_path: Path
 ) -> None:
-    import abkit_recommenders.train_lstm as train_lstm
-
-    def missing() -> None:
-        raise train_lstm.TorchMissingError("torch")
-
-    monkeypatch.setattr(train_lstm, "_import_torch", missing)
     result = runner.invoke(
         app, ["train", "lstm", "--db", str(store), "--out", str(tmp_path / "m.onnx")]
     )
@@ -354,17 +308,10 @@ def test_train_then_replay_without_torch(runner: CliRunner, store: Path, tmp_pat
     assert payload["metrics"]["ndcg@10"] > 0
 
 
-def test_replay_lstm_without_torch_or_model_file(
-    runner: CliRunner, store: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import abkit_recommenders.train_lstm as train_lstm
-
-    def missing() -> None:
-        raise train_lstm.TorchMissingError("torch")
-
-    monkeypatch.setattr(train_lstm, "_import_torch", missing)
+@pytest.mark.usefixtures("no_torch")
+def test_replay_lstm_without_torch_or_model_file(runner: CliRunner, store: Path) -> None:
     before = file_digest(store)
-    result = runner.invoke(app, ["replay", "--db", str(store), "--model", "lstm"])
+    result = replay(runner, store, "--model", "lstm")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: training the lstm needs the optional package 'torch': "
