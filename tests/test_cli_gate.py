@@ -102,7 +102,7 @@ def test_gate_margin_and_metric_options(runner: CliRunner, fake_db: Path, tmp_pa
     ("args", "message"),
     [
         (["gate"], "abkit gate needs a SPEC, or both --baseline FILE and --run RUN"),
-        (["gate", "--baseline", "{b}", "--run", "nope"], "no run 'nope'"),
+        (["gate", "--baseline", "{b}", "--run", "nope"], "unknown run 'nope'"),
         (
             ["gate", "--baseline", "{b}", "--run", "same", "--metric", "mrr@10"],
             "unknown baseline metric 'mrr@10'",
@@ -122,7 +122,7 @@ def test_gate_margin_and_metric_options(runner: CliRunner, fake_db: Path, tmp_pa
             "missing.json: baseline file not found",
         ),
         (["gate", "{spec}"], "missing baseline: [gate] baseline"),
-        (["baseline", "save", "nope"], "no run 'nope'"),
+        (["baseline", "save", "nope"], "unknown run 'nope'"),
         (["compare", "base", "other-data"], "were replayed on different data"),
     ],
 )

@@ -302,7 +302,7 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
             ["r1", "rr1"],
             {},
             StoreError,
-            "no run 'rr1' (did you mean 'r1'?); list the runs with `abkit runs`",
+            "unknown run 'rr1' (did you mean 'r1'?); list the runs with `abkit runs`",
         ),
         (
             {"split": "leave-last-out"},
@@ -392,7 +392,7 @@ def test_one_lookup_rule_for_every_reader(db_path: Path) -> None:
     assert get_run(db_path, "als").run_id == "als"  # an id wins over a name
     assert run_user_values(db_path, "solo", "ndcg@10")[1].tolist() == base.tolist()
     unknown = (
-        "unknown run 'sol': the store has no run 'sol' (did you mean 'solo'?); "
+        "unknown run 'sol' (did you mean 'solo'?); "
         "list the runs with `abkit runs`"
     )
     for read in (
