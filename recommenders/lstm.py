@@ -205,6 +205,7 @@ class LSTMRecommender:
         self._has_logits = False
         self.used_device = "cpu"
         self.source = "<unfitted>"
+        self._zeros: np.ndarray | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -359,18 +360,39 @@ class LSTMRecommender:
         except Exception as exc:
             raise ModelError(f"{self.source}: inference failed ({_first_line(exc)})") from None
 
+    def _zero_mask(self, rows: int, n_items: int) -> np.ndarray:
+        """A ``[rows, n_items]`` float32 view of zeros, kept by the model between calls.
+
+        Whoever writes into it puts the zeros back before returning (``recommend`` scatters
+        ``-inf`` on the seen items, then resets exactly those): a fresh ``np.zeros`` per chunk
+        costs its page faults (33 MB at 838 x 10,000) each time the graph reads it. Not safe
+        for concurrent calls on one model object.
+        """
+        import numpy as np
+
+        zeros = self._zeros
+        if zeros is None or zeros.shape[0] < rows or zeros.shape[1] != n_items:
+            zeros = self._zeros = np.zeros((rows, n_items), dtype=np.float32)
+        return zeros[:rows]
+
     def recommend(
         self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         users = np.asarray(users, dtype=np.int64)
-        exclude = np.zeros((users.size, data.n_items), dtype=np.float32)
+        exclude = self._zero_mask(users.size, data.n_items)
+        rows = cols = None
         if exclude_seen:
             seen = data.seen_rows(users)
             rows = np.repeat(np.arange(users.size), np.diff(seen.indptr))
-            exclude[rows, seen.indices] = -np.inf
-        scores, items = self._run(["top_scores", "top_items"], data, users, k, exclude)
+            cols = seen.indices
+            exclude[rows, cols] = -np.inf
+        try:
+            scores, items = self._run(["top_scores", "top_items"], data, users, k, exclude)
+        finally:
+            if rows is not None:
+                exclude[rows, cols] = 0.0
         if items.shape != (users.size, k):
             raise ModelError(
                 f"{self.source}: top_items has shape {list(items.shape)}, "
@@ -386,8 +408,7 @@ class LSTMRecommender:
         self._require()
         if not self._has_logits:
             raise ModelError(f"{self.source}: the graph has no 'logits' output to score with")
-        exclude = np.zeros((len(users), data.n_items), dtype=np.float32)
-        (logits,) = self._run(["logits"], data, users, 1, exclude)
+        (logits,) = self._run(["logits"], data, users, 1, self._zero_mask(len(users), data.n_items))
         if logits.shape != (len(users), data.n_items):
             raise ModelError(
                 f"{self.source}: logits have shape {list(logits.shape)}, "
