@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -66,7 +67,13 @@ def test_compare_means_difference_interval_matches_scipy(a, b) -> None:
     if y_t.var() == 0 or y_c.var() == 0:
         return
     result = compare_means(_mean_arm("C", y_c), _mean_arm("T", y_t))
-    ref = stats.ttest_ind(y_t, y_c, equal_var=False)
+    with warnings.catch_warnings():
+        # scipy's own reference loses precision on near-constant samples: not a comparison
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            ref = stats.ttest_ind(y_t, y_c, equal_var=False)
+        except RuntimeWarning:
+            return
     ci = ref.confidence_interval(0.95)
     assert (result.diff_ci_lower, result.diff_ci_upper) == pytest.approx(
         (ci.low, ci.high), rel=1e-6, abs=1e-6
