@@ -265,8 +265,8 @@ def _replay_chunk(n_items: int) -> int:
 def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """abkit's full-ranking replay loop (:func:`abkit.replay.runner._rank`, what ``abkit
     replay`` runs after the split): for each chunk of test users ``ALSRecommender.recommend``
-    (one float32 GEMM over the whole catalogue, seen items set to ``-inf``, top-K by
-    argpartition), then every per-user metric at K, coverage, novelty and popularity bias;
+    (one float32 GEMM over the whole catalogue, seen items set to ``-inf``, exact top-K by
+    block-max pruning), then every per-user metric at K, coverage, novelty and popularity bias;
     the check is the mean NDCG@K. Reading the split from the store and writing the run are
     not timed (implicit's side has no equivalent)."""
     import numpy as np
