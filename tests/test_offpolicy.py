@@ -355,3 +355,28 @@ def test_intervals_cover_the_exact_truth_at_about_the_nominal_rate(logging_arm: 
             covered[name] += low <= truth <= high
     for name, hits in covered.items():
         assert 0.90 <= hits / reps <= 0.99, (name, hits / reps)
+
+
+def test_superposition_bootstrap_matches_independent_poisson_weights() -> None:
+    """Small groups drawn by superposition, a large pooled group, replicates in many blocks:
+    the replicates have the distribution of one independent Poisson(1) weight per entry."""
+    rng = np.random.default_rng(11)
+    num = np.concatenate([rng.exponential(3.0, size=500), np.zeros(5000)])  # 500 distinct
+    den = np.ones(num.size)
+    out = poisson_bootstrap_ratio(
+        num, den, n_boot=20_000, rng=np.random.default_rng(5), block=10_000
+    )
+    counts = np.random.default_rng(6).poisson(1.0, size=(2000, num.size))
+    direct = (counts @ num) / counts.sum(axis=1)
+    assert out.mean() == pytest.approx(direct.mean(), rel=0.01)
+    assert out.std() == pytest.approx(direct.std(), rel=0.05)
+
+
+def test_superposition_bootstrap_with_replicates_that_draw_nothing() -> None:
+    """Two entries: about e^-2 of the replicates draw no entry at all (NaN, 0/0)."""
+    out = poisson_bootstrap_ratio(
+        np.array([1.0, 3.0]), np.array([1.0, 1.0]), n_boot=50_000, rng=np.random.default_rng(8)
+    )
+    assert np.isnan(out).mean() == pytest.approx(np.exp(-2), abs=0.01)
+    # given a draw, the ratio is the mean of the drawn values: E = 2 by symmetry
+    assert np.nanmean(out) == pytest.approx(2.0, abs=0.02)
