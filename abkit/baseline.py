@@ -46,6 +46,7 @@ __all__ = [
     "Baseline",
     "BaselineMetric",
     "baseline_from_run",
+    "baseline_of_stored_run",
     "load_baseline",
     "save_baseline",
     "users_digest",
@@ -185,6 +186,18 @@ def baseline_from_run(
         abkit_version=__version__,
         metrics=out,
     )
+
+
+def baseline_of_stored_run(
+    db: str | Path | None, run: str, *, metrics: list[str] | None = None, decimals: int = 6
+) -> Baseline:
+    """Open the store at ``db`` and read the run ``run`` (id or unique name) as a baseline."""
+    from abkit.data.runs_sql import fetch_run
+    from abkit.data.store import open_store
+
+    with open_store(db) as store:
+        record = fetch_run(store.con, run)
+        return baseline_from_run(store.con, record, metrics=metrics, decimals=decimals)
 
 
 def save_baseline(baseline: Baseline, path: Path) -> int:

@@ -391,10 +391,7 @@ def test_one_lookup_rule_for_every_reader(db_path: Path) -> None:
     assert get_run(db_path, "solo").run_id == "als"  # a unique name
     assert get_run(db_path, "als").run_id == "als"  # an id wins over a name
     assert run_user_values(db_path, "solo", "ndcg@10")[1].tolist() == base.tolist()
-    unknown = (
-        "unknown run 'sol' (did you mean 'solo'?); "
-        "list the runs with `abkit runs`"
-    )
+    unknown = "unknown run 'sol' (did you mean 'solo'?); list the runs with `abkit runs`"
     for read in (
         lambda: get_run(db_path, "sol"),
         lambda: run_user_values(db_path, "sol", "ndcg@10"),

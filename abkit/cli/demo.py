@@ -38,7 +38,7 @@ def demo(
     _step_compare(db, claim=0.2)
     results = _step_replay(db)
     _step_compare_runs(db, results)
-    _step_gate(db)
+    _step_gate(db, next(r.run_id for r in results if r.model == "als"))
     render.console.print()
     render.note("Run `abkit --help` to see every command; `abkit COMMAND --help` for details.")
 
@@ -150,11 +150,9 @@ def _step_compare_runs(db: Path, results: list[Any]) -> None:
     )
 
 
-def _step_gate(db: Path) -> None:
-    from abkit.baseline import baseline_from_run
+def _step_gate(db: Path, als_run_id: str) -> None:
+    from abkit.baseline import baseline_of_stored_run
     from abkit.cli import render
-    from abkit.data.runs_sql import fetch_run
-    from abkit.data.store import open_store
     from abkit.gate import GateCheck, gate_run
     from abkit.replay.runner import replay
 
@@ -166,8 +164,7 @@ def _step_gate(db: Path) -> None:
         "5%, one-sided paired test at alpha 0.05). First ALS retrained with another seed, "
         "then a deliberately degraded ALS with 2 factors.",
     )
-    with open_store(db) as store:
-        baseline = baseline_from_run(store.con, fetch_run(store.con, "demo/als"))
+    baseline = baseline_of_stored_run(db, als_run_id)
     checks = [GateCheck(metric="ndcg@10", max_drop=0.05)]
     for label, params in (("als-seed2", {"seed": 2}), ("als-2-factors", {"factors": 2})):
         run = replay(

@@ -77,14 +77,9 @@ def run(
 
 
 def _save(db: Path, run_id: str, out: Path, metrics: list[str] | None, decimals: int) -> Any:
-    from abkit.baseline import baseline_from_run, save_baseline
-    from abkit.data.runs_sql import fetch_run
-    from abkit.data.store import open_store
+    from abkit.baseline import baseline_of_stored_run, save_baseline
 
-    with open_store(db) as store:
-        baseline = baseline_from_run(
-            store.con, fetch_run(store.con, run_id), metrics=metrics, decimals=decimals
-        )
+    baseline = baseline_of_stored_run(db, run_id, metrics=metrics, decimals=decimals)
     size = save_baseline(baseline, out)
     return out, size, baseline
 

@@ -188,8 +188,7 @@ def fetch_run(con: duckdb.DuckDBPyConnection, run: str) -> RunRecord:
             f"unknown run '{run}': the store holds no replay runs; create one with `abkit replay`"
         )
     raise StoreError(
-        f"unknown run '{run}'{did_you_mean(run, sorted(known))}; "
-        "list the runs with `abkit runs`"
+        f"unknown run '{run}'{did_you_mean(run, sorted(known))}; list the runs with `abkit runs`"
     )
 
 

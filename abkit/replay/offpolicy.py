@@ -423,8 +423,8 @@ def estimate_policy_value(
                 boot_num, boot_den = numerator, denominator
             else:
                 size = int(codes.max()) + 1
-                boot_num = np.bincount(codes, weights=numerator, minlength=size)
-                boot_den = np.bincount(codes, weights=denominator, minlength=size)
+                boot_num = np.bincount(codes, weights=numerator, minlength=size).astype(float)
+                boot_den = np.bincount(codes, weights=denominator, minlength=size).astype(float)
             reps = poisson_bootstrap_ratio(
                 boot_num,
                 boot_den,
