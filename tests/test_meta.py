@@ -97,3 +97,43 @@ def test_recommenders_folder_does_not_shadow_microsofts_package(tmp_path) -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.split() == ["abkit_recommenders", "True"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "message"),
+    [
+        (
+            PermissionError(13, "Permission denied", "out.json"),
+            "error: out.json: Permission denied",
+        ),
+        (
+            __import__("duckdb").ConstraintException("Constraint Error: duplicate key\ndetail"),
+            "error: database error: Constraint Error: duplicate key",
+        ),
+    ],
+    ids=["oserror", "duckdb-error"],
+)
+def test_boundary_turns_file_and_database_errors_into_one_line(
+    runner, monkeypatch, raised, message
+) -> None:
+    import abkit.data.info
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(abkit.data.info, "store_info", fail)
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
+    assert "Traceback" not in result.output
+
+
+def test_boundary_lets_real_bugs_through(runner, monkeypatch) -> None:
+    import abkit.data.info
+
+    def fail(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(abkit.data.info, "store_info", fail)
+    result = runner.invoke(app, ["info"])
+    assert isinstance(result.exception, ZeroDivisionError)

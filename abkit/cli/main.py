@@ -7,6 +7,7 @@ an exit code (0 ok, 1 a verdict failed, 2 usage or data error, 130 interrupted).
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import Annotated, Any
 
@@ -41,6 +42,23 @@ class _AbkitGroup(TyperGroup):
 
             render.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # a file the user named cannot be read or written (permissions, missing folder,
+            # full disk): one line, as for any bad input
+            from abkit.cli import render
+
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            render.error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(2) from None
+        except Exception as exc:
+            duckdb = sys.modules.get("duckdb")
+            if duckdb is None or not isinstance(exc, duckdb.Error):
+                raise
+            # DuckDB refused something abkit did not anticipate; one line, no traceback
+            from abkit.cli import render
+
+            render.error(f"database error: {str(exc).strip().splitlines()[0]}")
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             from abkit.cli import render
 
