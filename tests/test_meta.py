@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import abkit
@@ -107,7 +108,7 @@ def test_recommenders_folder_does_not_shadow_microsofts_package(tmp_path) -> Non
             "error: out.json: Permission denied",
         ),
         (
-            __import__("duckdb").ConstraintException("Constraint Error: duplicate key\ndetail"),
+            duckdb.ConstraintException("Constraint Error: duplicate key\ndetail"),
             "error: database error: Constraint Error: duplicate key",
         ),
     ],
