@@ -1,30 +1,34 @@
-"""scripts/gpu_check.py: runnable anywhere; its parity code exercised CPU-against-CPU here."""
+"""``python -m abkit.gpu_check``: runnable anywhere; parity code exercised CPU-against-CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
-
 
 def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import abkit.gpu_check
+
+    return abkit.gpu_check
 
 
 def test_runs_and_skips_or_passes(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--users", "800", "--items", "100", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "abkit.gpu_check",
+            "--users",
+            "800",
+            "--items",
+            "100",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -1,4 +1,4 @@
-"""GPU check for abkit's recommenders, in one go: ``python scripts/gpu_check.py [--json OUT]``.
+"""GPU check for abkit's recommenders, in one go: ``python -m abkit.gpu_check [--json OUT]``.
 
 1. ALS: fit with implicit on the GPU (``implicit.gpu.HAS_CUDA``) and on the CPU with the same
    seed and data; compare NDCG@10 of both (different solvers: equal within 5% relative), and
