@@ -330,9 +330,9 @@ def test_ci_spec_refuses_other_data(runner: CliRunner, ci_db: Path, tmp_path: Pa
 
 
 def test_the_documented_workflow_uses_real_options(runner: CliRunner) -> None:
-    """docs/ci-github-actions.yml: its gate step names the committed spec and only options
+    """.ci/github-actions.yml: its gate step names the committed spec and only options
     that `abkit gate` has (a text check: PyYAML is not a dependency)."""
-    text = (REPO / "docs" / "ci-github-actions.yml").read_text()
+    text = (REPO / ".ci" / "github-actions.yml").read_text()
     step = text.split("run: >", 1)[1].split("\n\n", 1)[0]
     words = step.split()
     assert words[:3] == ["abkit", "gate", "experiments/ci.toml"]
