@@ -2,8 +2,8 @@
 
 Every workload and every reference runs in a fresh subprocess (:mod:`abkit.bench.harness`),
 so wall time covers only the work and peak memory is that process's own. Results are ratios
-within one run on one machine; README.md (Benchmark details) holds the measured table and the complexity
-notes.
+within one run on one machine; README.md (Benchmark details) holds the measured table and
+the complexity notes.
 """
 
 from __future__ import annotations
