@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
     from abkit.plugins import TrainingData
 
 __all__ = [
+    "DEFAULTS",
     "SIDECAR_FORMAT",
+    "LSTMHyperparameters",
     "LSTMRecommender",
     "add_topk_head",
     "lstm_core_graph",
@@ -47,6 +50,22 @@ __all__ = [
 ]
 
 SIDECAR_FORMAT = "abkit-lstm/1"
+
+
+@dataclass(frozen=True)
+class LSTMHyperparameters:
+    """The LSTM's architecture and training defaults, defined once for the recommender, the
+    trainer (``train_lstm``), ``abkit.replay.runner.train`` and ``abkit train lstm``."""
+
+    seq_len: int = 20
+    embedding: int = 32
+    hidden: int = 64
+    epochs: int = 3
+    horizon: int = 10
+    samples_per_epoch: int = 40_000
+
+
+DEFAULTS = LSTMHyperparameters()
 OPSET = 17
 
 # name -> (element type as onnxruntime reports it, rank)
@@ -183,12 +202,12 @@ class LSTMRecommender:
         self,
         *,
         device: str = "auto",
-        seq_len: int = 20,
-        embedding: int = 32,
-        hidden: int = 64,
-        epochs: int = 3,
-        horizon: int = 10,
-        samples_per_epoch: int = 40_000,
+        seq_len: int = DEFAULTS.seq_len,
+        embedding: int = DEFAULTS.embedding,
+        hidden: int = DEFAULTS.hidden,
+        epochs: int = DEFAULTS.epochs,
+        horizon: int = DEFAULTS.horizon,
+        samples_per_epoch: int = DEFAULTS.samples_per_epoch,
         seed: int = 0,
     ) -> None:
         self.device = device

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abkit.errors import InputError, MissingExtraError, ModelError
 
-from .lstm import SIDECAR_FORMAT, add_topk_head, lstm_core_graph, sidecar_path
+from .lstm import DEFAULTS, SIDECAR_FORMAT, add_topk_head, lstm_core_graph, sidecar_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,12 +120,12 @@ def training_examples(
 def train_lstm(
     data: TrainingData,
     *,
-    seq_len: int = 20,
-    embedding: int = 32,
-    hidden: int = 64,
-    epochs: int = 3,
-    horizon: int = 10,
-    samples_per_epoch: int = 40_000,
+    seq_len: int = DEFAULTS.seq_len,
+    embedding: int = DEFAULTS.embedding,
+    hidden: int = DEFAULTS.hidden,
+    epochs: int = DEFAULTS.epochs,
+    horizon: int = DEFAULTS.horizon,
+    samples_per_epoch: int = DEFAULTS.samples_per_epoch,
     batch_size: int = 256,
     learning_rate: float = 5e-3,
     seed: int = 0,

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from abkit_recommenders.lstm import DEFAULTS as LSTM  # plain constants, no heavy import
 
-from abkit.cli.common import DatasetOption, DbOption, JsonOption
-
-DEFAULT_DB = Path("abkit.duckdb")
+from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
 
 SplitOption = Annotated[
     str,
@@ -268,16 +267,20 @@ def train_lstm_command(
     db: DbOption = DEFAULT_DB,
     dataset: DatasetOption = None,
     split: SplitOption = "temporal",
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = LSTM.epochs,
     horizon: Annotated[
         int, typer.Option("--horizon", help="Future items each example learns to predict.")
-    ] = 10,
+    ] = LSTM.horizon,
     samples_per_epoch: Annotated[
         int, typer.Option("--samples-per-epoch", help="Training examples drawn per epoch.")
-    ] = 40_000,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Items of history per input.")] = 20,
-    hidden: Annotated[int, typer.Option("--hidden", help="LSTM hidden units.")] = 64,
-    embedding: Annotated[int, typer.Option("--embedding", help="Item embedding size.")] = 32,
+    ] = LSTM.samples_per_epoch,
+    seq_len: Annotated[
+        int, typer.Option("--seq-len", help="Items of history per input.")
+    ] = LSTM.seq_len,
+    hidden: Annotated[int, typer.Option("--hidden", help="LSTM hidden units.")] = LSTM.hidden,
+    embedding: Annotated[int, typer.Option("--embedding", help="Item embedding size.")] = (
+        LSTM.embedding
+    ),
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     exporter: Annotated[
         str, typer.Option("--exporter", help="weights (fast, exact) or dynamo (torch.onnx).")

@@ -35,6 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from abkit_recommenders.lstm import DEFAULTS as LSTM_DEFAULTS
+
 from abkit._util import unknown_choice
 from abkit.errors import InputError, StoreError
 from abkit.replay.offpolicy import POLICIES, Estimate, parse_estimators
@@ -784,12 +786,12 @@ def train(
     out: str | Path,
     dataset: str | None = None,
     split: str | SplitSpec = "temporal",
-    seq_len: int = 20,
-    embedding: int = 32,
-    hidden: int = 64,
-    epochs: int = 3,
-    horizon: int = 10,
-    samples_per_epoch: int = 40_000,
+    seq_len: int = LSTM_DEFAULTS.seq_len,
+    embedding: int = LSTM_DEFAULTS.embedding,
+    hidden: int = LSTM_DEFAULTS.hidden,
+    epochs: int = LSTM_DEFAULTS.epochs,
+    horizon: int = LSTM_DEFAULTS.horizon,
+    samples_per_epoch: int = LSTM_DEFAULTS.samples_per_epoch,
     seed: int = 0,
     exporter: str = "weights",
     progress: Progress | None = None,
