@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,3 +68,28 @@ def sim_db(tmp_path_factory: pytest.TempPathFactory, sim_config) -> Path:
     path = tmp_path_factory.mktemp("sim") / "sim.duckdb"
     simulate(sim_config, path)
     return path
+
+
+@contextmanager
+def holding_write_lock(path: Path) -> Iterator[int]:
+    """Another process holds DuckDB's write lock on ``path`` for the block; yields its PID."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+        time.sleep(0.1)  # let the OS release the lock before the caller inspects the file

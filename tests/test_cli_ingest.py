@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from abkit.cli.main import app
 from abkit.data.ingest import ingest_file
 from abkit.data.store import open_store
 from abkit.errors import InputError
-from tests.conftest import file_digest
+from tests.conftest import file_digest, holding_write_lock
 
 DATA = Path(__file__).parent / "data"
 TS_HINT = "expected ISO 8601 such as 2024-01-31T12:00:00Z, or epoch seconds or milliseconds"
@@ -309,34 +306,14 @@ def test_not_a_duckdb_file_as_db(runner, tmp_path) -> None:
 def test_locked_db_names_the_holder_and_what_to_do(runner, db_path) -> None:
     _existing_store(db_path)
     before = file_digest(db_path)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); "
-            "print('ready', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "ready"
+    with holding_write_lock(db_path) as pid:
         result = runner.invoke(app, ["ingest", str(DATA / "events_ab.csv"), "--db", str(db_path)])
         assert result.exit_code == 2
         line = result.stderr.strip()
         assert len(line.splitlines()) == 1
-        assert line.startswith(
-            f"error: {db_path}: the database is locked by process {holder.pid} ("
-        )
+        assert line.startswith(f"error: {db_path}: the database is locked by process {pid} (")
         assert line.endswith("; wait for it to finish or pass another --db")
         assert "Traceback" not in result.output
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
-    time.sleep(0.1)
     assert file_digest(db_path) == before
 
 

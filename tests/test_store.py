@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -15,7 +12,7 @@ from abkit.data.schema import SCHEMA_VERSION, TABLES
 from abkit.data.sql import quote_ident
 from abkit.data.store import open_store
 from abkit.errors import StoreError, StoreLockedError
-from tests.conftest import file_digest
+from tests.conftest import file_digest, holding_write_lock
 
 
 def test_new_store_has_every_table_and_the_version(db_path: Path) -> None:
@@ -113,35 +110,15 @@ def test_locked_store_names_the_holder(runner, db_path) -> None:
     with open_store(db_path, write=True):
         pass
     before = file_digest(db_path)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); "
-            "print('ready', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "ready"
+    with holding_write_lock(db_path) as pid:
         with pytest.raises(StoreLockedError) as info:
             open_store(db_path, write=True)
-        assert str(info.value).startswith(
-            f"{db_path}: the database is locked by process {holder.pid}"
-        )
+        assert str(info.value).startswith(f"{db_path}: the database is locked by process {pid}")
         assert str(info.value).endswith("wait for it to finish or pass another --db")
         result = runner.invoke(app, ["info", "--db", str(db_path)])
         assert result.exit_code == 2
-        assert f"locked by process {holder.pid}" in result.stderr
+        assert f"locked by process {pid}" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
-    time.sleep(0.1)
     assert file_digest(db_path) == before
 
 
