@@ -20,7 +20,7 @@ _LAZY: dict[str, str] = {
     "simulate": "abkit.simulate",
     "SimulationConfig": "abkit.simulate",
     "store_info": "abkit.data.info",
-    "compare_arms": "abkit.analysis",
+    "compare_arms": "abkit.compare.arms",
     "ArmComparisonReport": "abkit.stats.results",
     "Comparison": "abkit.stats.results",
     "ClaimCheck": "abkit.stats.results",
@@ -34,10 +34,10 @@ _LAZY: dict[str, str] = {
     "available_recommenders": "abkit.plugins",
     "ranking_metrics": "abkit.replay.metrics",
     "estimate_policy_value": "abkit.replay.offpolicy",
-    "compare_runs": "abkit.runcompare",
-    "gate_spec": "abkit.gate",
-    "gate_run": "abkit.gate",
-    "GateReport": "abkit.gate",
+    "compare_runs": "abkit.compare.runs",
+    "gate_spec": "abkit.experiments.gate",
+    "gate_run": "abkit.experiments.gate",
+    "GateReport": "abkit.experiments.gate",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

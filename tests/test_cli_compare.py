@@ -119,16 +119,16 @@ def test_bad_options_exit_2(runner, hand_db: Path, args, message) -> None:
 def test_command_only_translates_options(
     runner, monkeypatch: pytest.MonkeyPatch, hand_db: Path
 ) -> None:
-    import abkit.analysis
+    import abkit.compare.arms
 
     seen: dict = {}
-    real = abkit.analysis.compare_arms
+    real = abkit.compare.arms.compare_arms
 
     def spy(db, **kwargs):
         seen.update(kwargs, db=db)
         return real(db, **kwargs)
 
-    monkeypatch.setattr(abkit.analysis, "compare_arms", spy)
+    monkeypatch.setattr(abkit.compare.arms, "compare_arms", spy)
     result = runner.invoke(app, [
         "compare", "--db", str(hand_db), "--metric", "conversion", "--metric", "mean",
         "--event", "purchase", "--control", "treatment", "--claim", "0.1", "--alpha", "0.1",
@@ -148,8 +148,8 @@ def test_command_only_translates_options(
 
 
 def test_cli_json_equals_the_library_report(runner, sim_db: Path) -> None:
-    from abkit.analysis import compare_arms
     from abkit.cli import render
+    from abkit.compare.arms import compare_arms
 
     result = runner.invoke(
         app, ["compare", "--db", str(sim_db), "--claim", "0.2", "--cuped", "--json"]

@@ -290,8 +290,8 @@ def test_ci_gate_passes_another_seed_of_the_unchanged_model(
     for gate in payload["gates"]:
         assert abs(gate["change"]) < 0.03  # seed-to-seed variation, well inside the 5% margin
     # the two ALS runs, paired by user: far narrower intervals than unpaired on the same runs
+    from abkit.compare.runs import compare_runs
     from abkit.data.store import open_store
-    from abkit.runcompare import compare_runs
 
     with open_store(db) as store:
         row = store.con.execute(

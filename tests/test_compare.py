@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from abkit.analysis import compare_arms
+from abkit.compare.arms import compare_arms
 from abkit.errors import InputError, StoreError
 from abkit.stats import proportions
 from abkit.stats.means import compare_means

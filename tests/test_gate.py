@@ -1,4 +1,5 @@
-"""abkit.gate (the decision and its reports) and abkit.baseline (the committed JSON file)."""
+"""abkit.experiments.gate (the decision and its reports) and abkit.experiments.baseline (the
+committed JSON file)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from abkit.baseline import baseline_from_run, load_baseline, save_baseline, users_digest
 from abkit.data.runs_sql import fetch_run
 from abkit.data.store import open_store
 from abkit.errors import InputError, SpecError, StoreError
-from abkit.gate import GateCheck, evaluate_gates
+from abkit.experiments.baseline import baseline_from_run, load_baseline, save_baseline, users_digest
+from abkit.experiments.gate import evaluate_gates
+from abkit.experiments.spec import GateCheck
 from abkit.stats import multiplicity
 from abkit.stats.multiplicity import adjust
 from abkit.stats.paired import _resampled_means, fieller_ratio, relative_difference_interval

@@ -31,9 +31,7 @@ VOLATILE_KEYS = {"created_at", "elapsed_s", "seconds", "duration_s", "fit_second
 
 def _mask(value: Any, tmp: str) -> Any:
     if isinstance(value, dict):
-        return {
-            k: ("<masked>" if k in VOLATILE_KEYS else _mask(v, tmp)) for k, v in value.items()
-        }
+        return {k: ("<masked>" if k in VOLATILE_KEYS else _mask(v, tmp)) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask(v, tmp) for v in value]
     if isinstance(value, float):
@@ -65,36 +63,118 @@ def _tour(tmp_path: Path) -> dict[str, Any]:
     run("compare-claim", "compare", "--db", db, "--claim", "0.2", "--json")
     run("compare-mean", "compare", "--db", db, "--metric", "mean", "--json")
     for ratio in ("clicks_per_impression", "revenue_per_order", "orders_per_session"):
-        run(f"compare-{ratio}", "compare", "--db", db, "--metric", "ratio", "--ratio", ratio,
-            "--json")
-    run("compare-sequential-daily", "compare", "--db", db, "--sequential", "--looks", "daily",
-        "--json")
+        run(
+            f"compare-{ratio}",
+            "compare",
+            "--db",
+            db,
+            "--metric",
+            "ratio",
+            "--ratio",
+            ratio,
+            "--json",
+        )
+    run(
+        "compare-sequential-daily",
+        "compare",
+        "--db",
+        db,
+        "--sequential",
+        "--looks",
+        "daily",
+        "--json",
+    )
     run("compare-cuped-bayes", "compare", "--db", db, "--cuped", "--bayes", "--json")
-    run("compare-all-metrics", "compare", "--db", db, "--metric", "conversion", "--metric",
-        "mean", "--metric", "ratio", "--correction", "bh", "--json")
+    run(
+        "compare-all-metrics",
+        "compare",
+        "--db",
+        db,
+        "--metric",
+        "conversion",
+        "--metric",
+        "mean",
+        "--metric",
+        "ratio",
+        "--correction",
+        "bh",
+        "--json",
+    )
     run("power-n", "power", "--baseline", "0.05", "--mde", "0.2", "--json")
     run("power-mde", "power", "--baseline", "0.05", "--n", "10000", "--json")
     run("power-claim", "power", "--baseline", "0.05", "--mde", "0.3", "--claim", "0.1", "--json")
-    run("power-mean", "power", "--baseline", "10", "--sd", "4", "--metric", "mean", "--mde",
-        "0.05", "--json")
-    run("replay-popularity-ope", "replay", "--db", db, "--model", "popularity", "--estimator",
-        "ips,snips,dr", "--name", "tour/pop-ope", "--json")
-    run("replay-als-k", "replay", "--db", db, "--model", "als", "--k", "10,20", "--name",
-        "tour/als", "--json")
+    run(
+        "power-mean",
+        "power",
+        "--baseline",
+        "10",
+        "--sd",
+        "4",
+        "--metric",
+        "mean",
+        "--mde",
+        "0.05",
+        "--json",
+    )
+    run(
+        "replay-popularity-ope",
+        "replay",
+        "--db",
+        db,
+        "--model",
+        "popularity",
+        "--estimator",
+        "ips,snips,dr",
+        "--name",
+        "tour/pop-ope",
+        "--json",
+    )
+    run(
+        "replay-als-k",
+        "replay",
+        "--db",
+        db,
+        "--model",
+        "als",
+        "--k",
+        "10,20",
+        "--name",
+        "tour/als",
+        "--json",
+    )
     run("runs", "runs", "--db", db, "--json")
     run("compare-runs", "compare", "demo/popularity", "demo/als", "--db", db, "--json")
-    run("compare-runs-bootstrap", "compare", "demo/random", "demo/popularity", "demo/als",
-        "--db", db, "--correction", "bh", "--json")
+    run(
+        "compare-runs-bootstrap",
+        "compare",
+        "demo/random",
+        "demo/popularity",
+        "demo/als",
+        "--db",
+        db,
+        "--correction",
+        "bh",
+        "--json",
+    )
     baseline = str(tmp_path / "base.json")
-    run("baseline-save", "baseline", "save", "demo/als", "--out", baseline, "--db", db,
-        "--json")
+    run("baseline-save", "baseline", "save", "demo/als", "--out", baseline, "--db", db, "--json")
     spec = REPO / "experiments" / "ci.toml"
     ci_db = str(tmp_path / "ci.duckdb")
     run("gate-ci", "gate", str(spec), "--db", ci_db, "--json")
     run("run-ci", "run", str(spec), "--db", ci_db, "--json")
     events = str(REPO / "tests" / "fixtures" / "events_ab.csv")
-    run("ingest-csv", "ingest", events, "--db", db, "--dataset", "shop", "--control", "control",
-        "--json")
+    run(
+        "ingest-csv",
+        "ingest",
+        events,
+        "--db",
+        db,
+        "--dataset",
+        "shop",
+        "--control",
+        "control",
+        "--json",
+    )
     run("info-shop", "info", "--db", db, "--dataset", "shop", "--json")
     run("models", "models", "--json")
     # errors: exit code and the one line on stderr
@@ -102,8 +182,7 @@ def _tour(tmp_path: Path) -> dict[str, Any]:
     run("err-metric", "compare", "--db", db, "--metric", "revenue", "--json")
     run("err-claim", "compare", "--db", db, "--claim", "-2", "--json")
     run("err-unknown-run", "compare", "demo/nope", "demo/als", "--db", db, "--json")
-    run("err-power-alpha", "power", "--baseline", "0.05", "--mde", "0.2", "--alpha", "0",
-        "--json")
+    run("err-power-alpha", "power", "--baseline", "0.05", "--mde", "0.2", "--alpha", "0", "--json")
     run("err-replay-model", "replay", "--db", db, "--model", "alss", "--json")
     run("err-reingest", "ingest", events, "--db", db, "--dataset", "shop", "--json")
     return out

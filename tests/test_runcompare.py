@@ -1,4 +1,4 @@
-"""abkit.runcompare and abkit.data.runs_sql on runs written straight into a store."""
+"""abkit.compare.runs and abkit.data.runs_sql on runs written straight into a store."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from abkit.compare.runs import compare_runs
 from abkit.data.runs_sql import RunRecord, fetch_run
 from abkit.data.store import open_store
 from abkit.errors import InputError, StoreError
 from abkit.replay.runs import get_run, list_runs, run_rounds, run_user_values
-from abkit.runcompare import compare_runs
 from abkit.stats.multiplicity import adjust
 from abkit.stats.paired import compare_paired, paired_offpolicy_difference
 from tests._fake_runs import add_run, correlated_users

@@ -1,4 +1,4 @@
-"""abkit.spec: parsing experiments/*.toml, and the clear errors a bad spec gets."""
+"""abkit.experiments.spec: parsing experiments/*.toml, and the clear errors a bad spec gets."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from abkit.errors import SpecError
-from abkit.gate import GateCheck
-from abkit.spec import load_spec
+from abkit.experiments.spec import GateCheck, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -134,7 +134,7 @@ def abkit_compare(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     import duckdb  # noqa: F401  # imports are setup on both sides (pandas and scipy there)
     import scipy.stats  # noqa: F401
 
-    from abkit.analysis import compare_arms
+    from abkit.compare.arms import compare_arms
 
     with clock:
         result = compare_arms(

@@ -104,9 +104,9 @@ def _stored_params(store: Any) -> dict[str, Any]:
 
 
 def _step_compare(db: Path, *, claim: float) -> None:
-    from abkit.analysis import compare_arms
     from abkit.cli import render
-    from abkit.cli.stats import render_arm_report
+    from abkit.cli.compare import render_arm_report
+    from abkit.compare.arms import compare_arms
 
     render.step(
         2,
@@ -134,7 +134,7 @@ def _step_replay(db: Path) -> list[Any]:
 
 def _step_compare_runs(db: Path, results: list[Any]) -> None:
     from abkit.cli import render
-    from abkit.runcompare import compare_runs
+    from abkit.compare.runs import compare_runs
 
     names = [r.name for r in results if r.model != "random"]
     run_ids = [r.run_id for r in results if r.model != "random"]
@@ -151,9 +151,10 @@ def _step_compare_runs(db: Path, results: list[Any]) -> None:
 
 
 def _step_gate(db: Path, als_run_id: str) -> None:
-    from abkit.baseline import baseline_of_stored_run
     from abkit.cli import render
-    from abkit.gate import GateCheck, gate_run
+    from abkit.experiments.baseline import baseline_of_stored_run
+    from abkit.experiments.gate import gate_run
+    from abkit.experiments.spec import GateCheck
     from abkit.replay.runner import replay
 
     render.step(

@@ -1,11 +1,12 @@
 """``abkit run SPEC``, ``abkit baseline save RUN`` and ``abkit gate``: experiment specs, committed
 baselines and the CI gate on metric regressions.
 
-Each command parses its options, calls one library function (:func:`abkit.spec.run_experiment`,
-:func:`abkit.baseline.baseline_from_run`, :func:`abkit.gate.gate_spec` /
-:func:`abkit.gate.gate_run`) and renders the result. ``abkit gate`` exits 0 when every gate
-holds, 1 when one fails (a significant regression beyond its margin) and 2 on a usage or data
-error (through the app's error boundary).
+Each command parses its options, calls one library function of :mod:`abkit.experiments`
+(:func:`~abkit.experiments.runner.run_experiment`,
+:func:`~abkit.experiments.baseline.baseline_from_run`, :func:`~abkit.experiments.gate.gate_spec`
+/ :func:`~abkit.experiments.gate.gate_run`) and renders the result. ``abkit gate`` exits 0 when
+every gate holds, 1 when one fails (a significant regression beyond its margin) and 2 on a usage
+or data error (through the app's error boundary).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import typer
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
 
 if TYPE_CHECKING:
-    from abkit.gate import GateReport, MarginType
+    from abkit.experiments.gate import GateReport
+    from abkit.experiments.spec import MarginType
 
 SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY"
 
@@ -50,7 +52,8 @@ def run(
     """
     from abkit.cli import render
     from abkit.errors import SpecError
-    from abkit.spec import load_spec, run_experiment
+    from abkit.experiments.runner import run_experiment
+    from abkit.experiments.spec import load_spec
 
     parsed = load_spec(spec)
     if save_baseline and parsed.gate is None:
@@ -77,7 +80,7 @@ def run(
 
 
 def _save(db: Path, run_id: str, out: Path, metrics: list[str] | None, decimals: int) -> Any:
-    from abkit.baseline import baseline_of_stored_run, save_baseline
+    from abkit.experiments.baseline import baseline_of_stored_run, save_baseline
 
     baseline = baseline_of_stored_run(db, run_id, metrics=metrics, decimals=decimals)
     size = save_baseline(baseline, out)
@@ -219,10 +222,10 @@ def _gate_report(
     alpha: float,
     test: str,
 ) -> GateReport:
-    from abkit.baseline import load_baseline
     from abkit.errors import InputError
-    from abkit.gate import GateCheck, default_checks, gate_run, gate_spec
-    from abkit.spec import load_spec
+    from abkit.experiments.baseline import load_baseline
+    from abkit.experiments.gate import default_checks, gate_run, gate_spec
+    from abkit.experiments.spec import GateCheck, load_spec
 
     if spec is not None:
         parsed = load_spec(spec)

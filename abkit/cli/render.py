@@ -233,7 +233,7 @@ def _params_text(params: Any) -> str:
 
 
 def run_comparison(result: Any) -> None:
-    """Render :class:`abkit.runcompare.RunComparison`: one block per metric (or estimator) and
+    """Render :class:`abkit.compare.runs.RunComparison`: one block per metric (or estimator) and
     model, leading with the relative and absolute differences and their intervals."""
     ref = result.reference
     level = f"{100 * result.confidence:g}%"
@@ -335,7 +335,8 @@ def run_comparison(result: Any) -> None:
 
 
 def experiment_run(result: Any) -> None:
-    """Render :class:`abkit.spec.ExperimentRun`: the stored runs, then their comparison."""
+    """Render :class:`abkit.experiments.runner.ExperimentRun`: the stored runs, then their
+    comparison."""
     spec = result.spec
     line(
         f"Experiment {spec.name} ({spec.path})"
@@ -354,7 +355,7 @@ def experiment_run(result: Any) -> None:
 
 
 def gate_report(report: Any) -> None:
-    """Render :class:`abkit.gate.GateReport`: the verdict, then one row per gate."""
+    """Render :class:`abkit.experiments.gate.GateReport`: the verdict, then one row per gate."""
     cand, base = report.candidate, report.baseline
     n_users = report.outcomes[0].n if report.outcomes else 0
     if report.passed:
@@ -459,3 +460,45 @@ def simulation_summary(summary: Any) -> None:
             f"Planted sample-ratio mismatch: {pct(config.srm, 1)} of non-control users "
             "lost their records."
         )
+
+
+# -- numbers in words (compare, power) --------------------------------------------------------
+
+PERCENT_METRICS = {"conversion", "clicks_per_impression"}
+
+
+def value_text(metric: str, value: float) -> str:
+    """A metric's level: a percentage for rates, else 4 significant digits."""
+    return pct(value, 2) if metric in PERCENT_METRICS else fmt(value)
+
+
+def diff_text(metric: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if metric in PERCENT_METRICS:
+        return f"{100 * value:+.2f} pp"
+    return f"{value:+,.4g}"
+
+
+def lift_text(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{100 * value:+.1f}%"
+
+
+def p_eq_text(value: float) -> str:
+    """``p = 0.021`` or ``p < 1e-16``."""
+    text = p_text(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def p_text(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if value < 1e-16:
+        return "< 1e-16"  # below double precision's resolution next to 1; never print 0
+    if value < 1e-4:
+        return f"{value:.1e}"
+    return f"{value:.3g}" if value < 0.1 else f"{value:.3f}"

@@ -181,3 +181,16 @@ def _truth(con: Any, dataset: str) -> tuple[dict[str, Any], ...]:
     return tuple(
         {"experiment": e, "variant": v, "metric": m, "value": float(x)} for e, v, m, x in rows
     )
+
+
+def dataset_origin(con: Any, dataset: str) -> tuple[str, dict[str, Any]] | None:
+    """Where a dataset came from (``simulate`` / ``ingest``) and its stored parameters, or
+    None when the store does not hold it. Unreadable parameters read as ``{}``."""
+    row = con.execute("SELECT source, params FROM datasets WHERE dataset = ?", [dataset]).fetchone()
+    if row is None:
+        return None
+    try:
+        params = json.loads(row[1]) if row[1] else {}
+    except json.JSONDecodeError:
+        params = {}
+    return str(row[0]), params if isinstance(params, dict) else {}

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from abkit.analysis import compare_arms
+from abkit.compare.arms import compare_arms
 from abkit.stats.means import compare_means
 from abkit.stats.proportions import koopman_interval, pooled_z_test
 from abkit.stats.sufficient import ArmAggregates

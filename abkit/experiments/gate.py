@@ -52,10 +52,11 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from abkit.baseline import users_digest
 from abkit.errors import InputError, SpecError
+from abkit.experiments.baseline import users_digest
+from abkit.experiments.spec import GateCheck, GateTest, MarginType, Multiplicity
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,66 +64,22 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from abkit.baseline import Baseline
-    from abkit.spec import ExperimentSpec
+    from abkit.experiments.baseline import Baseline
+    from abkit.experiments.spec import ExperimentSpec
 
 __all__ = [
-    "GateCheck",
     "GateOutcome",
     "GateReport",
-    "GateTest",
-    "MarginType",
-    "Multiplicity",
     "default_checks",
     "evaluate_gates",
     "gate_run",
     "gate_spec",
 ]
 
-MarginType = Literal["relative", "absolute"]
-GateTest = Literal["t", "bootstrap"]
-Multiplicity = Literal["holm", "none"]
-
 TEST_NAMES: dict[str, str] = {
     "t": "paired t test",
     "bootstrap": "paired bootstrap percentile test",
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class GateCheck:
-    """One gate: ``metric`` may not drop by more than ``max_drop`` (relative or absolute)."""
-
-    metric: str
-    max_drop: float
-    margin_type: MarginType = "relative"
-
-    def __post_init__(self) -> None:
-        if self.margin_type not in ("relative", "absolute"):
-            raise InputError(
-                f"gate {self.metric}: margin type must be 'relative' or 'absolute', "
-                f"got {self.margin_type!r}"
-            )
-        if not (math.isfinite(self.max_drop) and self.max_drop >= 0):
-            raise InputError(
-                f"gate {self.metric}: the allowed drop must be a non-negative number, "
-                f"got {self.max_drop}"
-            )
-        if self.margin_type == "relative" and self.max_drop >= 1:
-            raise InputError(
-                f"gate {self.metric}: a relative drop is a fraction below 1 (0.01 = 1%), "
-                f"got {self.max_drop}"
-            )
-
-    def describe(self) -> str:
-        """``ndcg@10 may not drop by more than 1% (relative)``."""
-        amount = (
-            f"{100 * self.max_drop:g}%" if self.margin_type == "relative" else f"{self.max_drop:g}"
-        )
-        return f"{self.metric} may not drop by more than {amount} ({self.margin_type})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "max_drop": self.max_drop, "margin_type": self.margin_type}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -679,7 +636,7 @@ def default_checks(
     baseline: Baseline, *, max_drop: float, margin_type: MarginType
 ) -> list[GateCheck]:
     """One gate per gateable metric of the baseline (``--baseline`` without a spec)."""
-    from abkit.spec import GATE_METRICS
+    from abkit.experiments.spec import GATE_METRICS
 
     metrics = [m for m in baseline.metrics if m.split("@")[0] in GATE_METRICS]
     if not metrics:
@@ -794,8 +751,8 @@ def gate_spec(
     """``abkit gate SPEC``: replay the spec's candidate model (simulating the dataset when the
     store lacks it), or take the stored ``run``, and evaluate the ``[gate]`` checks against
     the spec's baseline file."""
-    from abkit.baseline import load_baseline
-    from abkit.spec import ensure_dataset, replay_model
+    from abkit.experiments.baseline import load_baseline
+    from abkit.experiments.runner import ensure_dataset, replay_model
 
     gate = spec.gate
     if gate is None:

@@ -50,31 +50,70 @@ from) and is required only by ``abkit gate``.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from abkit._util import did_you_mean, unknown_choice
-from abkit.errors import AbkitError, SpecError
-from abkit.gate import GateCheck, GateTest, Multiplicity
-
-if TYPE_CHECKING:
-    from abkit.runcompare import RunComparison
+from abkit.errors import AbkitError, InputError, SpecError
 
 __all__ = [
+    "GATE_METRICS",
     "CompareSpec",
     "DataSpec",
-    "ExperimentRun",
     "ExperimentSpec",
+    "GateCheck",
     "GateSpec",
+    "GateTest",
+    "MarginType",
     "ModelSpec",
-    "ensure_dataset",
+    "Multiplicity",
     "load_spec",
-    "replay_model",
-    "run_experiment",
 ]
+
+MarginType = Literal["relative", "absolute"]
+GateTest = Literal["t", "bootstrap"]
+Multiplicity = Literal["holm", "none"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateCheck:
+    """One gate: ``metric`` may not drop by more than ``max_drop`` (relative or absolute)."""
+
+    metric: str
+    max_drop: float
+    margin_type: MarginType = "relative"
+
+    def __post_init__(self) -> None:
+        if self.margin_type not in ("relative", "absolute"):
+            raise InputError(
+                f"gate {self.metric}: margin type must be 'relative' or 'absolute', "
+                f"got {self.margin_type!r}"
+            )
+        if not (math.isfinite(self.max_drop) and self.max_drop >= 0):
+            raise InputError(
+                f"gate {self.metric}: the allowed drop must be a non-negative number, "
+                f"got {self.max_drop}"
+            )
+        if self.margin_type == "relative" and self.max_drop >= 1:
+            raise InputError(
+                f"gate {self.metric}: a relative drop is a fraction below 1 (0.01 = 1%), "
+                f"got {self.max_drop}"
+            )
+
+    def describe(self) -> str:
+        """``ndcg@10 may not drop by more than 1% (relative)``."""
+        amount = (
+            f"{100 * self.max_drop:g}%" if self.margin_type == "relative" else f"{self.max_drop:g}"
+        )
+        return f"{self.metric} may not drop by more than {amount} ({self.margin_type})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "max_drop": self.max_drop, "margin_type": self.margin_type}
+
 
 # Metrics a gate may guard: higher is better for each. popularity_bias has no better
 # direction and coverage is one number per run, so neither can be a paired gate.
@@ -113,7 +152,7 @@ class DataSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class CompareSpec:
-    """How ``abkit run`` compares the models (see :func:`abkit.runcompare.compare_runs`)."""
+    """How ``abkit run`` compares the models (see :func:`abkit.compare.runs.compare_runs`)."""
 
     reference: str
     confidence: float = 0.95
@@ -532,163 +571,4 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         ks=ks,
         compare=compare,
         gate=gate,
-    )
-
-
-# -- executing a spec --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExperimentRun:
-    """What ``abkit run SPEC`` did: the runs it stored (label -> run id) and their comparison
-    with the reference model (None with a single model)."""
-
-    spec: ExperimentSpec
-    dataset: str
-    simulated: bool
-    runs: tuple[tuple[str, str], ...]
-    fingerprint: str
-    comparison: RunComparison | None
-    notes: tuple[str, ...] = ()
-
-    def run_id(self, label: str) -> str:
-        for name, run_id in self.runs:
-            if name == label:
-                return run_id
-        raise KeyError(label)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "spec": str(self.spec.path),
-            "name": self.spec.name,
-            "dataset": self.dataset,
-            "simulated": self.simulated,
-            "fingerprint": self.fingerprint,
-            "runs": {label: run_id for label, run_id in self.runs},
-            "comparison": self.comparison.to_dict() if self.comparison else None,
-            "notes": list(self.notes),
-        }
-
-
-def ensure_dataset(spec: ExperimentSpec, db: str | Path | None) -> bool:
-    """Make sure the store holds the spec's dataset: simulate it from ``[data.simulate]`` when
-    missing (returns True then). A missing dataset without simulator settings is an error."""
-    from abkit.data.store import default_db_path, open_store
-
-    path = Path(db) if db is not None else default_db_path()
-    if path.exists():
-        with open_store(path) as store:
-            if store.has_dataset(spec.data.dataset):
-                _check_simulated(spec, path, store)
-                return False
-    if spec.data.simulate is None:
-        raise SpecError(
-            f"{spec.path}: dataset '{spec.data.dataset}' is not in {path}, and [data] has no "
-            "simulate table to create it; ingest it first or add [data.simulate]"
-        )
-    from abkit.simulate import SimulationConfig, simulate
-
-    simulate(SimulationConfig(**spec.data.simulate, dataset=spec.data.dataset), path)
-    return True
-
-
-def _check_simulated(spec: ExperimentSpec, path: Path, store: Any) -> None:
-    """A dataset the store already holds must be the one the spec's simulator settings
-    describe; otherwise the spec would silently run on other data."""
-    import json
-
-    if spec.data.simulate is None:
-        return
-    from abkit.simulate import SimulationConfig
-
-    wanted = SimulationConfig(**spec.data.simulate, dataset=spec.data.dataset).to_dict()
-    row = store.con.execute(
-        "SELECT source, params FROM datasets WHERE dataset = ?", [spec.data.dataset]
-    ).fetchone()
-    try:
-        stored = json.loads(row[1]) if row and row[1] else {}
-    except json.JSONDecodeError:
-        stored = {}
-    differ = [
-        f"{key} {stored.get(key)!r} vs {value!r}"
-        for key, value in wanted.items()
-        if key in stored and stored[key] != value
-    ]
-    if row is not None and (row[0] != "simulate" or differ):
-        detail = "; ".join(differ) if differ else f"it came from {row[0]}"
-        raise SpecError(
-            f"{spec.path}: dataset '{spec.data.dataset}' in {path} is not the one [data.simulate] "
-            f"describes ({detail}); use another --db or dataset name"
-        )
-
-
-def replay_model(
-    spec: ExperimentSpec, label: str, db: str | Path | None, *, progress: Any = None
-) -> Any:
-    """Replay the spec's model ``label`` on its dataset and split; the stored run is named
-    ``SPEC_NAME/LABEL``. Checks ``[data] fingerprint`` when the spec pins one. Returns the
-    :class:`abkit.replay.runner.ReplayResult`."""
-    from abkit.replay.runner import replay
-
-    model = spec.model(label)
-    result = replay(
-        db,
-        model=model.model,
-        dataset=spec.data.dataset,
-        split=spec.data.split,
-        ks=spec.ks,
-        params=dict(model.params),
-        name=f"{spec.name}/{label}",
-        progress=progress,
-    )
-    pinned = spec.data.fingerprint
-    if pinned is not None and not result.fingerprint.startswith(pinned):
-        raise SpecError(
-            f"{spec.path}: mismatched data fingerprint: [data] fingerprint is {pinned[:12]}, "
-            f"but dataset '{spec.data.dataset}' with split {result.split} gives "
-            f"{result.fingerprint[:12]} (run {result.run_id}); the data changed, update the "
-            "fingerprint or restore the data"
-        )
-    return result
-
-
-def run_experiment(
-    spec: ExperimentSpec, db: str | Path | None, *, progress: Any = None
-) -> ExperimentRun:
-    """``abkit run SPEC``: simulate the dataset if needed, replay every model (stored runs
-    named ``SPEC_NAME/LABEL``), then compare each model with the reference, paired by user
-    (:func:`abkit.runcompare.compare_runs` with the ``[compare]`` settings)."""
-    from abkit.runcompare import compare_runs
-
-    simulated = ensure_dataset(spec, db)
-    runs: list[tuple[str, str]] = []
-    notes: list[str] = []
-    fingerprint = ""
-    order = [spec.compare.reference] + [
-        m.label for m in spec.models if m.label != spec.compare.reference
-    ]
-    for label in order:
-        result = replay_model(spec, label, db, progress=progress)
-        runs.append((label, result.run_id))
-        fingerprint = result.fingerprint
-        notes += [f"{label}: {w}" for w in result.warnings]
-    comparison = None
-    if len(runs) > 1:
-        comparison = compare_runs(
-            db,
-            [run_id for _, run_id in runs],
-            metrics=list(spec.metrics),
-            confidence=spec.compare.confidence,
-            correction=spec.compare.correction,
-            n_resamples=spec.compare.n_resamples,
-            seed=spec.compare.seed,
-        )
-    return ExperimentRun(
-        spec=spec,
-        dataset=spec.data.dataset,
-        simulated=simulated,
-        runs=tuple(runs),
-        fingerprint=fingerprint,
-        comparison=comparison,
-        notes=tuple(notes),
     )

@@ -1,0 +1,20 @@
+"""``abkit compare``: conversion-rate and metric differences, with inference a statistician signs.
+
+Two comparisons live here, both aggregating in DuckDB and inferring in :mod:`abkit.stats`:
+
+* :mod:`abkit.compare.arms` -- :func:`compare_arms`, the A/B arms of a dataset's experiment
+  (SRM check, difference and lift intervals, the claim, sequential looks, CUPED, Bayes);
+* :mod:`abkit.compare.runs` -- :func:`compare_runs`, stored replay runs paired by user (or by
+  logged round for off-policy estimates);
+* :mod:`abkit.compare.metrics` -- the A/B metrics as objects: each declares its per-unit
+  outcome (the SQL fragment lives in :mod:`abkit.data.aggregate`), its checks and its inference.
+
+``abkit power`` (sizing before a test) is :func:`abkit.stats.power.power`.
+"""
+
+from __future__ import annotations
+
+from abkit.compare.arms import compare_arms
+from abkit.compare.runs import RunComparison, compare_runs
+
+__all__ = ["RunComparison", "compare_arms", "compare_runs"]
