@@ -116,7 +116,8 @@ def check_als(
 def check_onnx(data: Any, *, device: str = "cuda") -> dict[str, Any]:
     """CPU provider against ``device`` (``cuda``; ``cpu`` only to exercise this code)."""
     import onnxruntime as ort
-    from abkit_recommenders.lstm import LSTMRecommender, add_topk_head, lstm_core_graph
+    from abkit_recommenders.lstm import LSTMRecommender
+    from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         return {

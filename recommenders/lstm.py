@@ -1,23 +1,11 @@
 """``lstm``: a next-item sequence model served from an ONNX file by onnxruntime.
 
 The model file is a single ONNX graph plus a JSON sidecar beside it (``model.onnx`` ->
-``model.json``). Inference needs onnxruntime only; torch is needed to *train* one
-(``abkit train lstm``, :mod:`abkit_recommenders.train_lstm`), not to use it.
-
-The graph contract (any ONNX model that keeps it can be served, whatever its inside)::
-
-    inputs   history  int64   [batch, seq_len]  the user's last items as index + 1, left-padded
-                                                with 0 (most recent item in the last column)
-             k        int64   [1]               how many items to return
-             exclude  float32 [batch, n_items]  added to the logits: 0, or -inf for seen items
-    outputs  top_scores float32 [batch, k]      TopK of logits + exclude, descending
-             top_items  int64   [batch, k]      their item indices (0-based, the sidecar's order)
-             logits     float32 [batch, n_items] raw next-item scores (for softmax policies)
-
-Top-K is a ``TopK`` node inside the graph (:func:`add_topk_head`), so only ``k`` items per
-user leave the runtime. The sidecar holds ``item_ids`` (the vocabulary, in index order),
-``seq_len`` and the ``fingerprint`` of the training split; a model is refused on data whose
-catalogue or training fingerprint differ.
+``model.json``); the graph contract and the sidecar format are
+:mod:`abkit.replay.lstm_contract`. Inference needs onnxruntime only; torch is needed to *train*
+one (``abkit train lstm``, :mod:`abkit_recommenders.train_lstm`), not to use it. Top-K is a
+``TopK`` node inside the graph (:func:`abkit_recommenders.lstm_graph.add_topk_head`), so only
+``k`` items per user leave the runtime.
 
 Providers: ``device="auto"`` uses ``CUDAExecutionProvider`` when onnxruntime offers it, else
 the CPU; ``device="cuda"`` without CUDA runs on the CPU with a warning.
@@ -27,15 +15,24 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from abkit_recommenders import train_lstm as trainer
+from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
+
 from abkit.errors import MissingExtraError, ModelError
+from abkit.replay.lstm_contract import (
+    DEFAULTS,
+    INPUTS,
+    OUTPUTS,
+    SIDECAR_FORMAT,
+    LSTMHyperparameters,
+    sidecar_path,
+)
 
 if TYPE_CHECKING:
     import numpy as np
-    import onnx
 
     from abkit.plugins import TrainingData
 
@@ -48,141 +45,6 @@ __all__ = [
     "lstm_core_graph",
     "sidecar_path",
 ]
-
-SIDECAR_FORMAT = "abkit-lstm/1"
-
-
-@dataclass(frozen=True)
-class LSTMHyperparameters:
-    """The LSTM's architecture and training defaults, defined once for the recommender, the
-    trainer (``train_lstm``), ``abkit.replay.runner.train`` and ``abkit train lstm``."""
-
-    seq_len: int = 20
-    embedding: int = 32
-    hidden: int = 64
-    epochs: int = 3
-    horizon: int = 10
-    samples_per_epoch: int = 40_000
-
-
-DEFAULTS = LSTMHyperparameters()
-OPSET = 17
-
-# name -> (element type as onnxruntime reports it, rank)
-_INPUTS = {
-    "history": ("tensor(int64)", 2),
-    "k": ("tensor(int64)", 1),
-    "exclude": ("tensor(float)", 2),
-}
-_OUTPUTS = ("top_scores", "top_items")
-
-
-def sidecar_path(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.json``."""
-    return Path(model_path).with_suffix(".json")
-
-
-def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise MissingExtraError("onnx", "onnx", "building an ONNX graph") from None
-    return onnx
-
-
-def add_topk_head(model: onnx.ModelProto, *, logits: str = "logits") -> onnx.ModelProto:
-    """Append the serving head to a graph that outputs ``logits`` [batch, n_items].
-
-    Adds the inputs ``k`` and ``exclude``, an ``Add`` (logits + exclude) and a ``TopK`` whose
-    outputs are ``top_scores`` / ``top_items``; keeps ``logits`` as an output. Works on graphs
-    built by :func:`lstm_core_graph` or exported by torch.
-    """
-    onnx = _onnx()
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-    if logits not in {o.name for o in graph.output}:
-        raise ModelError(f"the graph has no output named '{logits}'")
-    graph.input.append(helper.make_tensor_value_info("k", TensorProto.INT64, [1]))
-    graph.input.append(
-        helper.make_tensor_value_info("exclude", TensorProto.FLOAT, ["batch", "n_items"])
-    )
-    graph.node.append(helper.make_node("Add", [logits, "exclude"], ["abkit_masked_logits"]))
-    graph.node.append(
-        helper.make_node(
-            "TopK",
-            ["abkit_masked_logits", "k"],
-            ["top_scores", "top_items"],
-            axis=-1,
-            largest=1,
-            sorted=1,
-        )
-    )
-    kept = [o for o in graph.output if o.name == logits]
-    del graph.output[:]
-    graph.output.extend(
-        [
-            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
-            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
-            *kept,
-        ]
-    )
-    onnx.checker.check_model(model)
-    return model
-
-
-def lstm_core_graph(
-    *,
-    embedding: np.ndarray,
-    w: np.ndarray,
-    r: np.ndarray,
-    b: np.ndarray,
-    out_w: np.ndarray,
-    out_b: np.ndarray,
-    seq_len: int,
-) -> onnx.ModelProto:
-    """An ONNX graph ``history -> logits`` for a one-layer LSTM, built with ``onnx.helper``.
-
-    ``embedding`` [n_items + 1, E] (row 0 is padding); ``w`` [1, 4H, E], ``r`` [1, 4H, H],
-    ``b`` [1, 8H] in ONNX's LSTM layout (gate order i, o, f, c; input then recurrence bias);
-    ``out_w`` [H, n_items], ``out_b`` [n_items]. The logits are
-    ``h_T @ out_w + out_b`` where ``h_T`` is the hidden state after the last column. Used by
-    the tests (checked against a numpy LSTM) and usable for any externally trained weights.
-    """
-    _onnx()
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    hidden = r.shape[-1]
-    inits = [
-        numpy_helper.from_array(np.asarray(embedding, np.float32), "embedding"),
-        numpy_helper.from_array(np.asarray(w, np.float32), "lstm_w"),
-        numpy_helper.from_array(np.asarray(r, np.float32), "lstm_r"),
-        numpy_helper.from_array(np.asarray(b, np.float32), "lstm_b"),
-        numpy_helper.from_array(np.asarray(out_w, np.float32), "out_w"),
-        numpy_helper.from_array(np.asarray(out_b, np.float32), "out_b"),
-        numpy_helper.from_array(np.asarray([0], np.int64), "axis0"),
-    ]
-    nodes = [
-        helper.make_node("Gather", ["embedding", "history"], ["emb"], axis=0),  # [B, T, E]
-        helper.make_node("Transpose", ["emb"], ["emb_t"], perm=[1, 0, 2]),  # [T, B, E]
-        helper.make_node(
-            "LSTM", ["emb_t", "lstm_w", "lstm_r", "lstm_b"], ["", "h_last"], hidden_size=hidden
-        ),  # h_last [1, B, H]
-        helper.make_node("Squeeze", ["h_last", "axis0"], ["h"]),
-        helper.make_node("MatMul", ["h", "out_w"], ["proj"]),
-        helper.make_node("Add", ["proj", "out_b"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "abkit_lstm",
-        [helper.make_tensor_value_info("history", TensorProto.INT64, ["batch", seq_len])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "n_items"])],
-        initializer=inits,
-    )
-    return helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="abkit"
-    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -276,22 +138,22 @@ class LSTMRecommender:
     def _check_signature(self, session: Any, source: str) -> None:
         inputs = {i.name: i for i in session.get_inputs()}
         expected = ", ".join(
-            f"{n} {t.removeprefix('tensor(')[:-1]}[{r}d]" for n, (t, r) in _INPUTS.items()
+            f"{n} {t.removeprefix('tensor(')[:-1]}[{r}d]" for n, (t, r) in INPUTS.items()
         )
-        for name, (etype, rank) in _INPUTS.items():
+        for name, (etype, rank) in INPUTS.items():
             got = inputs.get(name)
             if got is None or got.type != etype or len(got.shape) != rank:
                 found = ", ".join(f"{i.name} {i.type}{list(i.shape)}" for i in inputs.values())
                 raise ModelError(
                     f"{source}: wrong input signature; expected inputs {expected}, found {found}"
                 )
-        if set(inputs) - set(_INPUTS):
+        if set(inputs) - set(INPUTS):
             raise ModelError(
                 f"{source}: wrong input signature; unexpected inputs "
-                f"{', '.join(sorted(set(inputs) - set(_INPUTS)))} (expected {expected})"
+                f"{', '.join(sorted(set(inputs) - set(INPUTS)))} (expected {expected})"
             )
         outputs = {o.name for o in session.get_outputs()}
-        missing = [o for o in _OUTPUTS if o not in outputs]
+        missing = [o for o in OUTPUTS if o not in outputs]
         if missing:
             raise ModelError(
                 f"{source}: wrong output signature; missing outputs {', '.join(missing)} "
@@ -308,15 +170,13 @@ class LSTMRecommender:
 
     def fit(self, data: TrainingData) -> None:
         """Train with torch (``abkit train lstm`` does the same and saves the file)."""
-        from .train_lstm import TorchMissingError, _import_torch, train_lstm
-
         try:
-            _import_torch()
-        except TorchMissingError as exc:
-            raise TorchMissingError(
+            trainer.require_torch()
+        except trainer.TorchMissingError as exc:
+            raise trainer.TorchMissingError(
                 exc.package, "; or replay a trained model with --model-path FILE.onnx"
             ) from None
-        trained = train_lstm(
+        trained = trainer.train_lstm(
             data,
             seq_len=self.seq_len,
             embedding=self.embedding,

@@ -15,10 +15,10 @@ threads (one by default: a model this small gains nothing from more, and threads
 shared machine), so training takes seconds to a minute whatever the data size.
 
 Export: by default (``exporter="weights"``) the trained weights are written straight into the
-graph of :func:`abkit_recommenders.lstm.lstm_core_graph` (torch's gate order i, f, g, o
+graph of :func:`abkit_recommenders.lstm_graph.lstm_core_graph` (torch's gate order i, f, g, o
 reordered to ONNX's i, o, f, c), in milliseconds. ``exporter="dynamo"`` runs torch's dynamo
 ONNX exporter instead (needs ``onnxscript``; about ten seconds even for a tiny model). Either
-way :func:`abkit_recommenders.lstm.add_topk_head` adds the serving head, and the result is
+way :func:`abkit_recommenders.lstm_graph.add_topk_head` adds the serving head, and the result is
 checked against torch's own output before it is returned.
 """
 
@@ -31,18 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from abkit.errors import InputError, MissingExtraError, ModelError
+from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
-from .lstm import DEFAULTS, SIDECAR_FORMAT, add_topk_head, lstm_core_graph, sidecar_path
+from abkit.errors import InputError, MissingExtraError, ModelError
+from abkit.replay.lstm_contract import DEFAULTS, SIDECAR_FORMAT, TORCH_INSTALL, sidecar_path
 
 if TYPE_CHECKING:
     import numpy as np
 
     from abkit.plugins import TrainingData
 
-__all__ = ["TORCH_INSTALL", "TorchMissingError", "TrainedLSTM", "save_trained", "train_lstm"]
-
-TORCH_INSTALL = 'pip install torch==2.13.0 "abkit-lift[train]"'
+__all__ = [
+    "TORCH_INSTALL",
+    "TorchMissingError",
+    "TrainedLSTM",
+    "require_torch",
+    "save_trained",
+    "train_lstm",
+]
 
 
 class TorchMissingError(MissingExtraError):
@@ -78,7 +84,8 @@ class TrainedLSTM:
         }
 
 
-def _import_torch() -> Any:
+def require_torch() -> Any:
+    """torch, or :class:`TorchMissingError` with the exact install line."""
     try:
         import torch
     except ImportError:
@@ -136,7 +143,7 @@ def train_lstm(
     """Train on ``data`` (CPU, a few epochs) and export; see the module docstring."""
     import numpy as np
 
-    torch = _import_torch()
+    torch = require_torch()
     if min(seq_len, embedding, hidden, epochs, horizon, samples_per_epoch, batch_size, threads) < 1:
         raise InputError(
             "seq_len, embedding, hidden, epochs, horizon, samples_per_epoch, batch_size and "

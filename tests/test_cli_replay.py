@@ -46,7 +46,7 @@ def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing() -> None:
         raise train_lstm.TorchMissingError("torch")
 
-    monkeypatch.setattr(train_lstm, "_import_torch", missing)
+    monkeypatch.setattr(train_lstm, "require_torch", missing)
 
 
 def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:

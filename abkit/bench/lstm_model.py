@@ -10,8 +10,8 @@ gate order (input, forget, cell, output); ``out (V, H)`` and ``out_bias (V)`` th
 For histories ``(B, T)``: ``h_T = LSTM(embedding[history])``, ``logits = h_T out^T + out_bias``,
 then the top ``K`` items other than the user's seen ones.
 
-The ONNX side is :func:`abkit_recommenders.lstm.lstm_core_graph` plus its
-:func:`~abkit_recommenders.lstm.add_topk_head`, exactly what ``abkit replay --model lstm``
+The ONNX side is :func:`abkit_recommenders.lstm_graph.lstm_core_graph` plus its
+:func:`~abkit_recommenders.lstm_graph.add_topk_head`, exactly what ``abkit replay --model lstm``
 serves; ONNX's ``LSTM`` operator orders the gates (input, output, forget, cell), so the weight
 blocks are permuted here. ``tests/test_bench.py`` checks both give the same top items.
 """
@@ -53,7 +53,7 @@ def _onnx_gate_order(w: np.ndarray, hidden: int) -> np.ndarray:
 
 def onnx_model_bytes(weights: Mapping[str, np.ndarray], *, seq_len: int) -> bytes:
     """abkit's serving graph (history, k, exclude -> top_scores, top_items, logits)."""
-    from abkit_recommenders.lstm import add_topk_head, lstm_core_graph
+    from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
     hidden = int(weights["w_hh"].shape[1])
     bias = np.concatenate(

@@ -326,9 +326,9 @@ def abkit_als_gemm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 def prep_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """Random weights, user histories, abkit's ONNX file and its sidecar."""
     import numpy as np
-    from abkit_recommenders.lstm import SIDECAR_FORMAT, sidecar_path
 
     from abkit.bench.lstm_model import onnx_model_bytes, random_weights
+    from abkit.replay.lstm_contract import SIDECAR_FORMAT, sidecar_path
 
     users, items, seq_len = int(params["users"]), int(params["items"]), int(params["seq_len"])
     rng = np.random.default_rng(int(params["seed"]))

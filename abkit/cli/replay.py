@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from abkit_recommenders.lstm import DEFAULTS as LSTM  # plain constants, no heavy import
 
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.replay.lstm_contract import DEFAULTS as LSTM
 
 SplitOption = Annotated[
     str,

@@ -35,10 +35,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from abkit_recommenders.lstm import DEFAULTS as LSTM_DEFAULTS
-
 from abkit._util import unknown_choice
 from abkit.errors import InputError, StoreError
+from abkit.replay.lstm_contract import DEFAULTS as LSTM_DEFAULTS
 from abkit.replay.offpolicy import POLICIES, Estimate, parse_estimators
 from abkit.replay.splits import SplitSpec, parse_split
 
@@ -810,9 +809,9 @@ def train(
         raise InputError(f"--out {out_path}: the model file must end in .onnx")
     if not out_path.parent.exists():
         raise InputError(f"--out {out_path}: folder {out_path.parent} does not exist")
-    from abkit_recommenders.train_lstm import _import_torch, save_trained, train_lstm
+    from abkit_recommenders.train_lstm import require_torch, save_trained, train_lstm
 
-    _import_torch()  # fail before reading anything when torch is missing
+    require_torch()  # fail before reading anything when torch is missing
     data, split_text, name = load_training_data(db, dataset=dataset, split=split)
     progress = progress or _no_progress
     with progress("training lstm (epochs)", epochs) as advance:

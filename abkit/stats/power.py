@@ -45,6 +45,7 @@ from scipy import optimize, stats
 
 from abkit.errors import InputError
 from abkit.stats.results import PowerResult
+from abkit.stats.score import ratio_restricted_mle
 
 Method = Literal["pooled", "unpooled", "cohen-h", "pooled-cc"]
 METHODS: tuple[Method, ...] = ("pooled", "unpooled", "cohen-h", "pooled-cc")
@@ -179,14 +180,12 @@ def sample_size_ratio_test(
     """Units per arm for the one-sided score test of ``p_t / p_c = theta0`` at level
     ``alpha / sides`` to reject with probability ``power`` at the true rates (Farrington &
     Manning 1990; formula in the module docstring)."""
-    from abkit.stats.proportions import _ratio_restricted_mle
-
     p1, p2 = p_treatment, p_control
     if p1 == theta0 * p2:
         raise InputError("the true lift equals the claimed lift: no sample size can decide it")
     za, zb = _z_alpha(alpha, sides), float(stats.norm.ppf(power))
     one = np.asarray(1.0, dtype=np.float64)
-    q1, q2 = _ratio_restricted_mle(
+    q1, q2 = ratio_restricted_mle(
         np.asarray(p1, dtype=np.float64),
         one,
         np.asarray(p2, dtype=np.float64),

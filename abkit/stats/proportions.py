@@ -55,6 +55,7 @@ from scipy import optimize, stats
 
 from abkit.errors import InputError
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
+from abkit.stats.score import ratio_restricted_mle
 from abkit.stats.sufficient import ArmAggregates
 
 Alternative = Literal["two-sided", "larger", "smaller"]
@@ -337,26 +338,6 @@ def _bisect(func: object, lo: float, hi: float, shape: tuple[int, ...]) -> Float
 # -- ratio (relative lift) intervals ----------------------------------------------------------
 
 
-def _ratio_restricted_mle(
-    x1: FloatArray, n1: FloatArray, x2: FloatArray, n2: FloatArray, theta: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """MLE of ``(p1, p2)`` under ``p1 = theta p2`` (Miettinen & Nurminen 1985, eq. 8).
-
-    ``p2~`` is the smaller root of ``N theta p^2 - (n1 theta + x1 + n2 + x2 theta) p + (x1 + x2)
-    = 0``, written ``2C / (-B + sqrt(B^2 - 4AC))`` to avoid cancellation.
-    """
-    total = n1 + n2
-    a = total * theta
-    b = -(n1 * theta + x1 + n2 + x2 * theta)
-    c = x1 + x2
-    disc = np.sqrt(np.maximum(b * b - 4 * a * c, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p2 = np.where(c == 0, 0.0, 2 * c / (-b + disc))
-    p2 = np.clip(p2, 0.0, 1.0)
-    p1 = np.clip(theta * p2, 0.0, 1.0)
-    return p1, p2
-
-
 def ratio_score_statistic(
     x1: ArrayLike,
     n1: ArrayLike,
@@ -374,7 +355,7 @@ def ratio_score_statistic(
     z statistic. Large positive values are evidence that ``p1 / p2 > theta``.
     """
     x1a, n1a, x2a, n2a, ta = _arr(x1), _arr(n1), _arr(x2), _arr(n2), _arr(theta)
-    q1, q2 = _ratio_restricted_mle(x1a, n1a, x2a, n2a, ta)
+    q1, q2 = ratio_restricted_mle(x1a, n1a, x2a, n2a, ta)
     var = q1 * (1 - q1) / n1a + ta**2 * q2 * (1 - q2) / n2a
     if correction:
         total = n1a + n2a

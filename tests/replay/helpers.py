@@ -198,7 +198,9 @@ def write_onnx_model(
     """An ONNX model + sidecar for ``data`` built with onnx.helper (no torch)."""
     import json
 
-    from abkit_recommenders.lstm import SIDECAR_FORMAT, add_topk_head, lstm_core_graph
+    from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
+
+    from abkit.replay.lstm_contract import SIDECAR_FORMAT
 
     proto = add_topk_head(lstm_core_graph(**weights, seq_len=seq_len))
     path.write_bytes(proto.SerializeToString())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from abkit_recommenders.lstm import add_topk_head, lstm_core_graph
+from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 from onnx import TensorProto, helper
 
 from abkit.errors import ModelError
