@@ -44,8 +44,29 @@ def test_public_api_is_pinned_and_importable() -> None:
 def _commands():
     import typer.main
 
+    from abkit.cli.main import COMMANDS, load_command
+
     group = typer.main.get_command(app)
-    return group, group.commands  # type: ignore[attr-defined]
+    return group, {name: load_command(name) for name in COMMANDS}
+
+
+def test_help_lines_equal_each_commands_own_help(runner) -> None:
+    """`abkit --help` shows COMMANDS' lines without importing the command modules; each line
+    must be the command's own short help."""
+    from abkit.cli.main import COMMANDS
+
+    _, commands = _commands()
+    for name, command in commands.items():
+        assert COMMANDS[name][1] == command.get_short_help_str(limit=200), name
+    listing = " ".join(runner.invoke(app, ["--help"]).stdout.split())
+    for name in COMMANDS:
+        assert f" {name} " in listing, name
+
+
+def test_each_command_imports_only_its_own_module() -> None:
+    modules = _imported_modules("from abkit.cli.main import load_command; load_command('power')")
+    assert "abkit.cli.power" in modules
+    assert not {"abkit.cli.replay", "abkit.cli.gate", "abkit.cli.bench"} & modules
 
 
 def test_every_command_and_option_has_help_text() -> None:

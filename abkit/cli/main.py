@@ -1,35 +1,103 @@
 """The ``abkit`` command: the app, its command groups, and the one error boundary.
 
-Each command module registers its commands on the app; library code raises
-:class:`abkit.errors.AbkitError`, and :class:`_AbkitGroup` turns it into one line on stderr and
-an exit code (0 ok, 1 a verdict failed, 2 usage or data error, 130 interrupted).
+Each command module (one per command group) registers its commands with ``register(app)``;
+:data:`COMMANDS` says which module holds which command, and a module is imported only when one
+of its commands runs. Library code raises :class:`abkit.errors.AbkitError`, and
+:class:`_AbkitGroup` turns it into one line on stderr and an exit code (0 ok, 1 a verdict
+failed, 2 usage or data error, 130 interrupted).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from importlib import import_module
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+import typer.main
+from typer.core import TyperCommand, TyperGroup
 
 from abkit import __version__
 from abkit.errors import AbkitError
 
-# Command modules, each with a ``register(app)``; imported at start-up, so they keep
-# their heavy imports inside the command functions.
-COMMAND_MODULES = (
-    "abkit.cli.demo",
-    "abkit.cli.simulate",
-    "abkit.cli.ingest",
-    "abkit.cli.info",
-    "abkit.cli.compare",
-    "abkit.cli.power",
-    "abkit.cli.replay",
-    "abkit.cli.gate",
-    "abkit.cli.bench",
-)
+# command -> (the module whose ``register(app)`` adds it, the line ``abkit --help`` shows).
+# Modules are imported only when their command runs (or shows its own help), so ``abkit
+# --help`` and each command import only what they need; tests/cli/test_main.py pins every
+# line here to the command's own docstring.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "abkit.cli.demo",
+        "Simulate a shop's traffic and walk through replay, compare and gate on it.",
+    ),
+    "simulate": (
+        "abkit.cli.simulate",
+        "Simulate e-commerce traffic with a carousel A/B test and a planted, known truth.",
+    ),
+    "ingest": (
+        "abkit.cli.ingest",
+        "Load a CSV, CSV.gz or Parquet log into the store, whole or not at all.",
+    ),
+    "info": (
+        "abkit.cli.info",
+        "Show the datasets in a store: tables, row counts, time range, arms, planted truth.",
+    ),
+    "compare": (
+        "abkit.cli.compare",
+        "Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict.",
+    ),
+    "power": (
+        "abkit.cli.power",
+        "Sample size per arm, minimum detectable effect, or power, before running a test.",
+    ),
+    "replay": (
+        "abkit.cli.replay",
+        "Replay a recommender offline: ranking metrics per user, optional off-policy estimates.",
+    ),
+    "runs": ("abkit.cli.replay", "List the stored replay runs (oldest first)."),
+    "models": (
+        "abkit.cli.replay",
+        "List the installed recommenders, their status and the extra a missing one needs.",
+    ),
+    "train": ("abkit.cli.replay", "Train a model on a store's training split (needs torch)."),
+    "run": (
+        "abkit.cli.gate",
+        "Run an experiment spec: replay every model and compare them, paired by user.",
+    ),
+    "baseline": (
+        "abkit.cli.gate",
+        "Save a replay run as a baseline JSON file for `abkit gate`.",
+    ),
+    "gate": (
+        "abkit.cli.gate",
+        "Fail CI on a significant metric regression (exit 0 pass, 1 fail, 2 error).",
+    ),
+    "bench": (
+        "abkit.cli.bench",
+        "Measure abkit's hot paths against the references users would otherwise pick.",
+    ),
+}
+
+# what every command's own typer app shares with the top-level one
+_APP_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": "rich",
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+
+
+@functools.cache
+def _module_commands(module: str) -> dict[str, Any]:
+    """The click commands a command module registers, built on first use."""
+    sub = typer.Typer(**_APP_SETTINGS)
+    import_module(module).register(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+def load_command(name: str) -> Any:
+    """The real click command ``name`` (importing its module)."""
+    return _module_commands(COMMANDS[name][0])[name]
 
 
 class _AbkitGroup(TyperGroup):
@@ -67,8 +135,25 @@ class _AbkitGroup(TyperGroup):
             raise typer.Exit(130) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
-        # Keep the order in which commands were registered (the order of the workflow).
-        return list(self.commands)
+        # the order of the workflow, not alphabetical
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            # `abkit --help` lists every command: show its line without importing its module
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1], rich_markup_mode="rich")
+        return load_command(cmd_name)
+
+    _listing = False
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 app = typer.Typer(
@@ -79,10 +164,7 @@ app = typer.Typer(
         "Start with `abkit demo`. Every command takes --db (default ./abkit.duckdb or $ABKIT_DB)."
     ),
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **_APP_SETTINGS,
 )
 
 
@@ -102,10 +184,6 @@ def _root(
     ] = False,
 ) -> None:
     """Check recommender uplift claims rigorously from logged e-commerce traffic."""
-
-
-for _module in COMMAND_MODULES:
-    import_module(_module).register(app)
 
 
 def main() -> None:
