@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from abkit_recommenders.als import ALSRecommender, has_cuda
+from abkit_recommenders.lstm import LSTMRecommender
+from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
+
+from abkit.plugins import TrainingData
+from abkit.replay.metrics import ranking_metrics
 
 
 def synthetic(n_users: int, n_items: int, per_user: int, seed: int) -> tuple[Any, Any, Any]:
     """Training data with taste structure, and a held-out test item set per user."""
-    from abkit.plugins import TrainingData
 
     rng = np.random.default_rng(seed)
     groups = 20
@@ -50,7 +55,6 @@ def synthetic(n_users: int, n_items: int, per_user: int, seed: int) -> tuple[Any
 
 
 def ndcg_at_10(model: Any, data: Any, test_users: np.ndarray, test_items: np.ndarray) -> float:
-    from abkit.replay.metrics import ranking_metrics
 
     seen = data.matrix
     keys = test_users * data.n_items + test_items
@@ -78,7 +82,6 @@ def check_als(
     data: Any, test_users: np.ndarray, test_items: np.ndarray, *, device: str = "cuda"
 ) -> dict[str, Any]:
     """CPU against ``device`` (``cuda``; ``cpu`` only to exercise this code without a GPU)."""
-    from abkit_recommenders.als import ALSRecommender, has_cuda
 
     if device == "cuda" and not has_cuda():
         return {"status": "skipped", "reason": "implicit.gpu.HAS_CUDA is False"}
@@ -116,8 +119,6 @@ def check_als(
 def check_onnx(data: Any, *, device: str = "cuda") -> dict[str, Any]:
     """CPU provider against ``device`` (``cuda``; ``cpu`` only to exercise this code)."""
     import onnxruntime as ort
-    from abkit_recommenders.lstm import LSTMRecommender
-    from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         return {

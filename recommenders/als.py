@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from abkit.errors import MissingExtraError, ModelError
+from abkit.plugins import resolve_device, top_k_from_scores
 
 from .baselines import read_npz, write_npz
 
@@ -95,8 +96,6 @@ class ALSRecommender:
         import numpy as np
         from threadpoolctl import threadpool_limits
 
-        from abkit.plugins import resolve_device
-
         try:
             import implicit.als
         except ImportError:
@@ -150,8 +149,6 @@ class ALSRecommender:
         self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
-
-        from abkit.plugins import top_k_from_scores
 
         users = np.asarray(users, dtype=np.int64)
         if self._gpu_model is not None:

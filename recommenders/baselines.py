@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from abkit.errors import InputError, ModelError
+from abkit.plugins import top_k_from_scores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,7 +102,6 @@ class RandomRecommender:
     def recommend(
         self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        from abkit.plugins import top_k_from_scores
 
         scores = self.score(data, users)
         return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)
@@ -166,7 +166,6 @@ class PopularityRecommender:
     def recommend(
         self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        from abkit.plugins import top_k_from_scores
 
         scores = self.score(data, users)
         return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)

@@ -22,6 +22,7 @@ from abkit_recommenders import train_lstm as trainer
 from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
 from abkit.errors import MissingExtraError, ModelError
+from abkit.plugins import resolve_device
 from abkit.replay.lstm_contract import (
     DEFAULTS,
     INPUTS,
@@ -107,7 +108,6 @@ class LSTMRecommender:
             import onnxruntime as ort
         except ImportError:
             raise MissingExtraError("onnxruntime", "onnx", "the 'lstm' model") from None
-        from abkit.plugins import resolve_device
 
         available = ort.get_available_providers()
         device, note = resolve_device(

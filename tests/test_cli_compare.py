@@ -119,6 +119,7 @@ def test_bad_options_exit_2(runner, hand_db: Path, args, message) -> None:
 def test_command_only_translates_options(
     runner, monkeypatch: pytest.MonkeyPatch, hand_db: Path
 ) -> None:
+    import abkit.cli.compare
     import abkit.compare.arms
 
     seen: dict = {}
@@ -128,7 +129,7 @@ def test_command_only_translates_options(
         seen.update(kwargs, db=db)
         return real(db, **kwargs)
 
-    monkeypatch.setattr(abkit.compare.arms, "compare_arms", spy)
+    monkeypatch.setattr(abkit.cli.compare, "compare_arms", spy)
     result = runner.invoke(app, [
         "compare", "--db", str(hand_db), "--metric", "conversion", "--metric", "mean",
         "--event", "purchase", "--control", "treatment", "--claim", "0.1", "--alpha", "0.1",

@@ -397,7 +397,7 @@ def test_summary_report(runner, db_path) -> None:
 
 def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
     """The command parses options and calls ingest_file once with exactly these arguments."""
-    import abkit.data.ingest as ingest_module
+    import abkit.cli.ingest as ingest_module
 
     calls: list[tuple[tuple, dict]] = []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import abkit.simulate
+import abkit.cli.simulate
 from abkit.cli.main import app
 from abkit.cli.simulate import parse_split
 from abkit.errors import StoreError
@@ -25,7 +25,7 @@ def test_options_become_the_exact_config(runner, monkeypatch: pytest.MonkeyPatch
         seen["config"], seen["db"] = config, db
         raise StoreError("stop here")
 
-    monkeypatch.setattr(abkit.simulate, "simulate", fake)
+    monkeypatch.setattr(abkit.cli.simulate, "run_simulation", fake)
     args = [
         "simulate", "--users", "1234", "--items", "55", "--days", "9", "--pre-days", "3",
         "--arms", "a, b,c", "--split", "20/30/50", "--lift", "0.1", "--srm", "0.05",

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+import abkit.experiments.gate
 from abkit.data.runs_sql import fetch_run
 from abkit.data.store import open_store
 from abkit.errors import InputError, SpecError, StoreError
@@ -123,7 +124,7 @@ def test_holm_comes_from_abkit_stats_multiplicity(monkeypatch: pytest.MonkeyPatc
         calls.append((list(p), method))
         return real(p, method)
 
-    monkeypatch.setattr(multiplicity, "adjust", spy)
+    monkeypatch.setattr(abkit.experiments.gate, "adjust", spy)
     base, cand = correlated_users(3, 300, shift=-0.03)
     report = evaluate_gates(
         baseline={"a": base, "b": base},

@@ -138,12 +138,12 @@ def test_recommenders_folder_does_not_shadow_microsofts_package(tmp_path) -> Non
 def test_boundary_turns_file_and_database_errors_into_one_line(
     runner, monkeypatch, raised, message
 ) -> None:
-    import abkit.data.info
+    import abkit.cli.info
 
     def fail(*args, **kwargs):
         raise raised
 
-    monkeypatch.setattr(abkit.data.info, "store_info", fail)
+    monkeypatch.setattr(abkit.cli.info, "store_info", fail)
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 2
     assert result.stderr.strip() == message
@@ -151,11 +151,11 @@ def test_boundary_turns_file_and_database_errors_into_one_line(
 
 
 def test_boundary_lets_real_bugs_through(runner, monkeypatch) -> None:
-    import abkit.data.info
+    import abkit.cli.info
 
     def fail(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(abkit.data.info, "store_info", fail)
+    monkeypatch.setattr(abkit.cli.info, "store_info", fail)
     result = runner.invoke(app, ["info"])
     assert isinstance(result.exception, ZeroDivisionError)

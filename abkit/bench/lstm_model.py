@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
 
 def random_weights(*, items: int, embedding: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
@@ -53,7 +54,6 @@ def _onnx_gate_order(w: np.ndarray, hidden: int) -> np.ndarray:
 
 def onnx_model_bytes(weights: Mapping[str, np.ndarray], *, seq_len: int) -> bytes:
     """abkit's serving graph (history, k, exclude -> top_scores, top_items, logits)."""
-    from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
     hidden = int(weights["w_hh"].shape[1])
     bias = np.concatenate(

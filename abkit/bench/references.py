@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from abkit.bench.harness import Clock, SkipTask, TaskOutcome
+from abkit.bench.lstm_model import torch_next_item
+from abkit.bench.workloads import _replay_chunk, training_data
 
 TORCH_INSTALL = "pip install torch==2.13.0"
 
@@ -165,9 +167,6 @@ def torch_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     except ImportError:
         raise SkipTask("torch is not installed", TORCH_INSTALL) from None
     import numpy as np
-
-    from abkit.bench.lstm_model import torch_next_item
-    from abkit.bench.workloads import _replay_chunk, training_data
 
     weights = dict(np.load(params["weights_npz"], allow_pickle=False))
     arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))

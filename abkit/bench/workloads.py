@@ -25,7 +25,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from abkit_recommenders.als import ALSRecommender
+from abkit_recommenders.lstm import LSTMRecommender
+
 from abkit.bench.harness import Clock, SkipTask, TaskOutcome
+from abkit.bench.lstm_model import onnx_model_bytes, random_weights
+from abkit.compare.arms import compare_arms
+from abkit.data.ingest import ingest_file
+from abkit.errors import MissingExtraError
+from abkit.plugins import TrainingData
+from abkit.replay.lstm_contract import SIDECAR_FORMAT, sidecar_path
+from abkit.replay.offpolicy import estimate_policy_value
+from abkit.replay.runner import CHUNK_CELLS, _no_progress, _rank
+from abkit.simulate import SimulationConfig, simulate
 
 
 def _write_json(path: str, payload: Mapping[str, Any]) -> None:
@@ -37,7 +49,6 @@ def _write_json(path: str, payload: Mapping[str, Any]) -> None:
 
 def abkit_simulate(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """``abkit simulate``: the whole dataset, chunked, in one transaction."""
-    from abkit.simulate import SimulationConfig, simulate
 
     config = SimulationConfig(
         users=int(params["users"]),
@@ -122,8 +133,6 @@ def abkit_ingest(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """``abkit ingest FILE`` into a fresh store: sniff, validate, cast, one transaction."""
     import duckdb  # noqa: F401  # imports are setup on both sides (the reference's too)
 
-    from abkit.data.ingest import ingest_file
-
     with clock:
         result = ingest_file(Path(params["path"]), Path(params["db"]), dataset="bench")
     return TaskOutcome(units=float(result.rows), check=float(result.rows))
@@ -133,8 +142,6 @@ def abkit_compare(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """``abkit compare``: sufficient statistics in DuckDB, then the inference in Python."""
     import duckdb  # noqa: F401  # imports are setup on both sides (pandas and scipy there)
     import scipy.stats  # noqa: F401
-
-    from abkit.compare.arms import compare_arms
 
     with clock:
         result = compare_arms(
@@ -194,7 +201,6 @@ def _ids(n: int) -> Any:
 
 
 def training_data(arrays: Mapping[str, Any]) -> Any:
-    from abkit.plugins import TrainingData
 
     n_users, n_items = int(arrays["n_users"]), int(arrays["n_items"])
     return TrainingData.from_arrays(
@@ -209,7 +215,6 @@ def training_data(arrays: Mapping[str, Any]) -> Any:
 def prep_als(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """Interactions, the split, and one ALS model trained by abkit's ``als`` and saved."""
     import numpy as np
-    from abkit_recommenders.als import ALSRecommender
     from scipy.sparse import csr_matrix
 
     users, items = int(params["users"]), int(params["items"])
@@ -246,7 +251,6 @@ def prep_als(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 
 def _als_model(params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     import numpy as np
-    from abkit_recommenders.als import ALSRecommender
 
     arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
     data = training_data(arrays)
@@ -257,7 +261,6 @@ def _als_model(params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 
 def _replay_chunk(n_items: int) -> int:
     """Users per scoring chunk, as abkit's replay runner chooses it."""
-    from abkit.replay.runner import CHUNK_CELLS
 
     return max(1, min(4096, CHUNK_CELLS // max(n_items, 1)))
 
@@ -270,8 +273,6 @@ def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     the check is the mean NDCG@K. Reading the split from the store and writing the run are
     not timed (implicit's side has no equivalent)."""
     import numpy as np
-
-    from abkit.replay.runner import _no_progress, _rank
 
     model, data, arrays = _als_model(params)
     k = int(params["k"])
@@ -327,9 +328,6 @@ def prep_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """Random weights, user histories, abkit's ONNX file and its sidecar."""
     import numpy as np
 
-    from abkit.bench.lstm_model import onnx_model_bytes, random_weights
-    from abkit.replay.lstm_contract import SIDECAR_FORMAT, sidecar_path
-
     users, items, seq_len = int(params["users"]), int(params["items"]), int(params["seq_len"])
     rng = np.random.default_rng(int(params["seed"]))
     weights: dict[str, Any] = random_weights(
@@ -364,9 +362,6 @@ def abkit_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """``LSTMRecommender.recommend`` (onnxruntime, CPU) over every user in batches: histories,
     the seen-item mask, the graph with its in-graph TopK."""
     import numpy as np
-    from abkit_recommenders.lstm import LSTMRecommender
-
-    from abkit.errors import MissingExtraError
 
     arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
     data = training_data(arrays)
@@ -420,8 +415,6 @@ def abkit_offpolicy(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """:func:`abkit.replay.offpolicy.estimate_policy_value`: IPS with a ``bootstrap``-resample
     Poisson-bootstrap percentile interval, on every logged round."""
     import numpy as np
-
-    from abkit.replay.offpolicy import estimate_policy_value
 
     data = np.load(params["offpolicy_npz"], allow_pickle=False)
     reward, pscore, target = data["reward"], data["pscore"], data["target_prob"]

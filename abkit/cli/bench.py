@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from abkit.bench import run_bench
+from abkit.bench.runner import with_command
+from abkit.cli import render
 from abkit.cli.common import JsonOption
 
 if TYPE_CHECKING:
@@ -53,9 +56,6 @@ def bench(
     in a fresh process on the same generated data; each line shows both wall times and peak
     memories, the ratio, the target and whether it holds. Never touches ./abkit.duckdb.
     """
-    from abkit.bench import run_bench
-    from abkit.bench.runner import with_command
-    from abkit.cli import render
 
     names = [n for n in only.split(",")] if only is not None else None
     if json:
@@ -164,7 +164,6 @@ _COLUMNS = ["line", "abkit", "peak", "reference", "peak", "value", "target", "ho
 
 
 def _print_line(line: BenchLine) -> None:
-    from abkit.cli import render
 
     a, r = line.abkit, line.reference
     text = f"{line.name}: {line.description}"
@@ -179,7 +178,6 @@ def _print_line(line: BenchLine) -> None:
 
 
 def _print_report(report: BenchReport) -> None:
-    from abkit.cli import render
 
     m = report.machine
     render.console.print(

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
 from abkit.cli.render import diff_text as _diff
 from abkit.cli.render import lift_text as _lift
 from abkit.cli.render import p_eq_text as _p_eq
 from abkit.cli.render import p_text as _p
 from abkit.cli.render import value_text as _value
+from abkit.compare.arms import compare_arms
+from abkit.compare.runs import compare_runs
 
 if TYPE_CHECKING:
     from abkit.stats.results import ArmComparisonReport, Comparison
@@ -127,9 +130,6 @@ def compare(
 ) -> None:
     """Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict."""
     if targets:
-        from abkit.cli import render
-        from abkit.compare.runs import compare_runs
-
         result = compare_runs(
             db, targets, metrics=metric, confidence=1 - alpha, correction=correction, claim=claim
         )
@@ -182,8 +182,6 @@ def compare_arms_command(
     json: bool,
 ) -> ArmComparisonReport:
     """The arm-comparison path of ``abkit compare``: run the analysis and render it."""
-    from abkit.cli import render
-    from abkit.compare.arms import compare_arms
 
     report = compare_arms(
         db,
@@ -215,7 +213,6 @@ def compare_arms_command(
 
 def render_arm_report(report: ArmComparisonReport) -> None:
     """Print an :class:`ArmComparisonReport` as a short report: warnings first."""
-    from abkit.cli import render
 
     for message in report.warnings:
         render.warning(message)
@@ -256,7 +253,6 @@ def render_arm_report(report: ArmComparisonReport) -> None:
 
 
 def _render_metric(report: ArmComparisonReport, metric: str, confidence: str) -> None:
-    from abkit.cli import render
 
     render.line()
     arms = [a for a in report.arms if a.metric == metric]
@@ -296,7 +292,6 @@ def _count(value: float | None) -> float | int | None:
 
 
 def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str) -> None:
-    from abkit.cli import render
 
     m = c.metric
     render.line(f"{c.treatment} vs {c.control}", style="bold")
@@ -406,7 +401,6 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
 
 
 def _render_looks(report: ArmComparisonReport) -> None:
-    from abkit.cli import render
 
     keys = [(c.metric, c.treatment) for c in report.looks[0].comparisons]
     for metric, treatment in keys:

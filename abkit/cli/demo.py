@@ -11,7 +11,19 @@ from typing import Annotated, Any
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption
+from abkit.cli.compare import render_arm_report
+from abkit.cli.replay import demo_step
+from abkit.compare.arms import compare_arms
+from abkit.compare.runs import compare_runs
+from abkit.data.info import store_info
+from abkit.data.store import open_store
+from abkit.experiments.baseline import baseline_of_stored_run
+from abkit.experiments.gate import gate_run
+from abkit.experiments.spec import GateCheck
+from abkit.replay.runner import replay
+from abkit.simulate import SimulationConfig, simulate
 
 DEMO_DATASET = "demo"
 
@@ -31,7 +43,6 @@ def demo(
     ] = False,
 ) -> None:
     """Simulate a shop's traffic and walk through replay, compare and gate on it."""
-    from abkit.cli import render
 
     render.heading("abkit demo", "a guided tour on simulated traffic with a known, planted lift")
     _step_simulate(db, users=users, lift=lift, seed=seed, fresh=fresh)
@@ -44,10 +55,6 @@ def demo(
 
 
 def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool) -> None:
-    from abkit.cli import render
-    from abkit.data.info import store_info
-    from abkit.data.store import open_store
-    from abkit.simulate import SimulationConfig, simulate
 
     config = SimulationConfig(users=users, lift=lift, seed=seed, dataset=DEMO_DATASET)
     render.step(
@@ -104,9 +111,6 @@ def _stored_params(store: Any) -> dict[str, Any]:
 
 
 def _step_compare(db: Path, *, claim: float) -> None:
-    from abkit.cli import render
-    from abkit.cli.compare import render_arm_report
-    from abkit.compare.arms import compare_arms
 
     render.step(
         2,
@@ -127,14 +131,11 @@ def _step_compare(db: Path, *, claim: float) -> None:
 
 
 def _step_replay(db: Path) -> list[Any]:
-    from abkit.cli.replay import demo_step
 
     return demo_step(db, dataset=DEMO_DATASET, step=3)
 
 
 def _step_compare_runs(db: Path, results: list[Any]) -> None:
-    from abkit.cli import render
-    from abkit.compare.runs import compare_runs
 
     names = [r.name for r in results if r.model != "random"]
     run_ids = [r.run_id for r in results if r.model != "random"]
@@ -151,11 +152,6 @@ def _step_compare_runs(db: Path, results: list[Any]) -> None:
 
 
 def _step_gate(db: Path, als_run_id: str) -> None:
-    from abkit.cli import render
-    from abkit.experiments.baseline import baseline_of_stored_run
-    from abkit.experiments.gate import gate_run
-    from abkit.experiments.spec import GateCheck
-    from abkit.replay.runner import replay
 
     render.step(
         5,

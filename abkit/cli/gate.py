@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from abkit._util import unknown_choice
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.errors import InputError, SpecError
+from abkit.experiments import baseline as baselines
+from abkit.experiments.baseline import load_baseline
+from abkit.experiments.gate import default_checks, gate_run, gate_spec
+from abkit.experiments.runner import run_experiment
+from abkit.experiments.spec import GateCheck, load_spec
 
 if TYPE_CHECKING:
     from abkit.experiments.gate import GateReport
@@ -27,7 +35,6 @@ SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY"
 
 
 def _progress() -> Any:
-    from abkit.cli import render
 
     return render.progress
 
@@ -50,10 +57,6 @@ def run(
     The dataset is simulated first when the store lacks it and the spec says how.
     Runs stay in the store, named SPEC_NAME/LABEL, for `abkit compare` and `abkit gate`.
     """
-    from abkit.cli import render
-    from abkit.errors import SpecError
-    from abkit.experiments.runner import run_experiment
-    from abkit.experiments.spec import load_spec
 
     parsed = load_spec(spec)
     if save_baseline and parsed.gate is None:
@@ -80,10 +83,8 @@ def run(
 
 
 def _save(db: Path, run_id: str, out: Path, metrics: list[str] | None, decimals: int) -> Any:
-    from abkit.experiments.baseline import baseline_of_stored_run, save_baseline
-
-    baseline = baseline_of_stored_run(db, run_id, metrics=metrics, decimals=decimals)
-    size = save_baseline(baseline, out)
+    baseline = baselines.baseline_of_stored_run(db, run_id, metrics=metrics, decimals=decimals)
+    size = baselines.save_baseline(baseline, out)
     return out, size, baseline
 
 
@@ -109,7 +110,6 @@ def baseline_save(
     json: JsonOption = False,
 ) -> None:
     """Save a ranking run's per-user metrics as a small baseline JSON file to commit."""
-    from abkit.cli import render
 
     path, size, baseline = _save(db, run_id, out, metric, decimals)
     if json:
@@ -182,14 +182,10 @@ def gate(
     Noise alone never fails it; the report names the test that decided.
     The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set.
     """
-    from abkit.cli import render
-    from abkit.errors import InputError
 
     if spec is None and (baseline is None or run_id is None):
         raise InputError("abkit gate needs a SPEC, or both --baseline FILE and --run RUN")
     if test not in ("t", "bootstrap"):
-        from abkit._util import unknown_choice
-
         raise InputError("--test: " + unknown_choice("test", test, ("t", "bootstrap")))
     report = _gate_report(
         spec,
@@ -222,10 +218,6 @@ def _gate_report(
     alpha: float,
     test: str,
 ) -> GateReport:
-    from abkit.errors import InputError
-    from abkit.experiments.baseline import load_baseline
-    from abkit.experiments.gate import default_checks, gate_run, gate_spec
-    from abkit.experiments.spec import GateCheck, load_spec
 
     if spec is not None:
         parsed = load_spec(spec)
@@ -259,7 +251,6 @@ def _gate_report(
 
 def _write_outputs(report: GateReport, *, junit: Path | None, markdown: Path | None) -> None:
     """JUnit and Markdown files, and the GitHub step summary (appended, never replaced)."""
-    from abkit.errors import InputError
 
     text = report.to_markdown()
     targets: list[tuple[Path, str, str]] = []

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.data.info import store_info
 
 
 def info(
     db: DbOption = DEFAULT_DB, dataset: DatasetOption = None, json: JsonOption = False
 ) -> None:
     """Show the datasets in a store: tables, row counts, time range, arms, planted truth."""
-    from abkit.cli import render
-    from abkit.data.info import store_info
 
     result = store_info(db, dataset=dataset)
     if json:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.data.ingest import ingest_file
 from abkit.errors import InputError
 
 if TYPE_CHECKING:
@@ -145,8 +147,6 @@ def ingest(
     json: JsonOption = False,
 ) -> None:
     """Load a CSV, CSV.gz or Parquet log into the store, whole or not at all."""
-    from abkit.cli import render
-    from abkit.data.ingest import ingest_file
 
     mapping = _parse_map(map_)
     shares = _parse_split(split)
@@ -173,7 +173,6 @@ def ingest(
 
 
 def _summary(result: IngestResult) -> None:
-    from abkit.cli import render
 
     unit = "impressions (one unit each)" if result.unit == "impression" else "users"
     rows: list[tuple[str, object]] = [

@@ -19,6 +19,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from abkit import __version__
+from abkit.cli import render
 from abkit.errors import AbkitError
 
 # command -> (the module whose ``register(app)`` adds it, the line ``abkit --help`` shows).
@@ -107,14 +108,11 @@ class _AbkitGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except AbkitError as exc:
-            from abkit.cli import render
-
             render.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
             # a file the user named cannot be read or written (permissions, missing folder,
             # full disk): one line, as for any bad input
-            from abkit.cli import render
 
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             render.error(f"{where}{exc.strerror or exc}")
@@ -124,13 +122,10 @@ class _AbkitGroup(TyperGroup):
             if duckdb is None or not isinstance(exc, duckdb.Error):
                 raise
             # DuckDB refused something abkit did not anticipate; one line, no traceback
-            from abkit.cli import render
 
             render.error(f"database error: {str(exc).strip().splitlines()[0]}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            from abkit.cli import render
-
             render.error("interrupted; nothing was written")
             raise typer.Exit(130) from None
 

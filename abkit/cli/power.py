@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import JsonOption
 from abkit.cli.render import diff_text as _diff
 from abkit.cli.render import lift_text as _lift
+from abkit.stats.power import power
 
 if TYPE_CHECKING:
     from abkit.stats.results import PowerResult
@@ -82,8 +84,6 @@ def power_command(
     json: JsonOption = False,
 ) -> None:
     """Sample size per arm, minimum detectable effect, or power, before running a test."""
-    from abkit.cli import render
-    from abkit.stats.power import power
 
     result = power(
         baseline=baseline,
@@ -105,7 +105,6 @@ def power_command(
 
 
 def render_power(r: PowerResult) -> None:
-    from abkit.cli import render
 
     metric = "conversion" if r.metric == "conversion" else "mean"
 

@@ -12,8 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.errors import InputError
+from abkit.plugins import available_recommenders
 from abkit.replay.lstm_contract import DEFAULTS as LSTM
+from abkit.replay.runner import replay, train
+from abkit.replay.runs import list_runs
 
 SplitOption = Annotated[
     str,
@@ -26,7 +31,6 @@ SplitOption = Annotated[
 
 
 def _params(values: list[str] | None) -> dict[str, str]:
-    from abkit.errors import InputError
 
     out: dict[str, str] = {}
     for value in values or []:
@@ -112,8 +116,6 @@ def replay_command(
     The run (parameters, split, data fingerprint, per-user values) is stored in the database;
     list runs with `abkit runs`.
     """
-    from abkit.cli import render
-    from abkit.replay.runner import replay
 
     estimators = ",".join(estimator) if estimator else ""
     progress = None if json_output else render.progress
@@ -147,7 +149,6 @@ def replay_command(
 
 
 def _render_result(result: Any) -> None:
-    from abkit.cli import render
 
     render.console.print(
         f"run [bold]{result.run_id}[/]  model {result.model}  dataset {result.dataset}  "
@@ -211,8 +212,6 @@ def runs_command(
     json_output: JsonOption = False,
 ) -> None:
     """List the stored replay runs (oldest first)."""
-    from abkit.cli import render
-    from abkit.replay.runs import list_runs
 
     records = list_runs(db, dataset=dataset)
     if json_output:
@@ -239,8 +238,6 @@ def runs_command(
 
 def models_command(json_output: JsonOption = False) -> None:
     """List the installed recommenders, their status and the extra a missing one needs."""
-    from abkit.cli import render
-    from abkit.plugins import available_recommenders
 
     infos = available_recommenders()
     if json_output:
@@ -291,8 +288,6 @@ def train_lstm_command(
 
     Use the file with `abkit replay --model lstm --model-path FILE`; replay needs no torch.
     """
-    from abkit.cli import render
-    from abkit.replay.runner import train
 
     progress = None if json_output else render.progress
     result = train(
@@ -332,9 +327,6 @@ def demo_step(
     or ``lstm_model`` is given) replayed on ``dataset``, stored as runs ``demo/NAME``, shown
     as one table. Returns the :class:`~abkit.replay.runner.ReplayResult` of each model."""
     import importlib.util
-
-    from abkit.cli import render
-    from abkit.replay.runner import replay
 
     models = ["random", "popularity", "als"]
     if lstm_model is not None or importlib.util.find_spec("torch") is not None:

@@ -6,7 +6,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.errors import InputError
+from abkit.simulate import SimulationConfig
+from abkit.simulate import simulate as run_simulation
 
 if TYPE_CHECKING:
     pass
@@ -22,7 +26,6 @@ def parse_split(text: str) -> tuple[float, ...]:
 
     Fractions are checked (sum to 1) by :class:`~abkit.simulate.SimulationConfig`.
     """
-    from abkit.errors import InputError
 
     parts = [p.strip() for p in text.replace("/", ",").split(",")]
     try:
@@ -85,9 +88,6 @@ def simulate(
     buy. The true conversion rate of each arm and the true CTR of each policy are stored in
     the file (see `abkit info`).
     """
-    from abkit.cli import render
-    from abkit.simulate import SimulationConfig
-    from abkit.simulate import simulate as run_simulation
 
     arm_names = parse_arms(arms)
     shares = parse_split(split) if split is not None else (1 / len(arm_names),) * len(arm_names)
@@ -118,7 +118,6 @@ def simulate(
     if json:
         render.print_json(summary.to_dict())
         return
-    from abkit.cli import render
 
     render.simulation_summary(summary)
     render.note(f"next: abkit info --db {summary.db}")

@@ -24,10 +24,18 @@ from abkit.data.aggregate import (
     DailyAggregates,
     ExperimentDesign,
     MetricSpec,
+    arm_aggregates,
+    daily_aggregates,
+    load_design,
 )
+from abkit.data.store import open_store
 from abkit.errors import InputError
+from abkit.stats.bayes import beta_binomial_comparison
+from abkit.stats.cuped import compare_cuped
+from abkit.stats.means import compare_means
 from abkit.stats.multiplicity import CORRECTIONS, DESCRIPTIONS, Correction, adjust
-from abkit.stats.proportions import ExactMode
+from abkit.stats.proportions import ExactMode, compare_proportions
+from abkit.stats.ratio import compare_ratios, ratio_estimate
 from abkit.stats.results import (
     ArmComparisonReport,
     ArmSummary,
@@ -36,6 +44,8 @@ from abkit.stats.results import (
     LookComparison,
     SRMResult,
 )
+from abkit.stats.sequential import DEFAULT_HORIZON, check_horizon, sequential_comparison
+from abkit.stats.srm import normalise_split, parse_split, srm_check
 from abkit.stats.sufficient import ArmAggregates
 
 MetricName = Literal["conversion", "mean", "ratio"]
@@ -98,10 +108,6 @@ def compare_arms(
     Raises :class:`~abkit.errors.InputError` when the experiment has fewer than two arms, or
     an arm has no units (the message carries the SRM result, the most extreme mismatch).
     """
-    from abkit.data.aggregate import arm_aggregates, daily_aggregates, load_design
-    from abkit.data.store import open_store
-    from abkit.stats.sequential import DEFAULT_HORIZON, check_horizon
-    from abkit.stats.srm import normalise_split, parse_split, srm_check
 
     metric_list = _validate(
         metrics=metrics,
@@ -360,7 +366,6 @@ def _check_values(
 
 
 def _summary(spec: MetricSpec, arm: ArmAggregates) -> ArmSummary:
-    from abkit.stats.ratio import ratio_estimate
 
     if spec.kind == "ratio":
         rate = arm.y_sum / arm.d_sum if arm.d_sum else math.nan
@@ -395,11 +400,6 @@ def _compare(
     bayes: bool,
     exact: ExactMode,
 ) -> Comparison:
-    from abkit.stats.bayes import beta_binomial_comparison
-    from abkit.stats.cuped import compare_cuped
-    from abkit.stats.means import compare_means
-    from abkit.stats.proportions import compare_proportions
-    from abkit.stats.ratio import compare_ratios
 
     if cuped:
         comparison = compare_cuped(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
@@ -435,7 +435,6 @@ def _sequential(
     for a later day (no new data after its last day) carries its last cumulative sums forward,
     so look ``k`` of every path is the same calendar day.
     """
-    from abkit.stats.sequential import sequential_comparison
 
     days, aligned = _align_days(daily, arms)
     labels = [_day_label(daily, day) for day in days]

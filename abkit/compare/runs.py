@@ -31,7 +31,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from abkit._util import unknown_choice
+from abkit.data.runs_sql import (
+    fetch_runs,
+    paired_rounds,
+    paired_user_metrics,
+    run_estimator_names,
+    run_metric_names,
+)
+from abkit.data.store import open_store
 from abkit.errors import InputError, StoreError
+from abkit.stats.means import compare_estimates
+from abkit.stats.multiplicity import CORRECTIONS, adjust
+from abkit.stats.paired import compare_paired, paired_offpolicy_difference
 
 if TYPE_CHECKING:
     from abkit.data.runs_sql import RunRecord
@@ -211,9 +222,6 @@ def compare_runs(
     stored its model predictions; ``claim`` (off-policy only) is a relative lift to test,
     e.g. 0.2 for +20%.
     """
-    from abkit.data.runs_sql import fetch_runs
-    from abkit.data.store import open_store
-    from abkit.stats.multiplicity import CORRECTIONS
 
     if len(runs) < 2:
         raise InputError("compare needs at least two runs: the reference first, then the others")
@@ -279,7 +287,6 @@ def _versus(names: dict[str, str], reference: RunRecord, candidate: RunRecord) -
 
 def _adjusted(rows: list[_Row], correction: str) -> tuple[_Row, ...]:
     """``rows`` with their p-values adjusted together, as one family, by ``correction``."""
-    from abkit.stats.multiplicity import adjust
 
     p_adjusted = adjust([r.result.p_value for r in rows], correction)  # type: ignore[arg-type]
     return tuple(replace(row, p_adjusted=float(p)) for row, p in zip(rows, p_adjusted, strict=True))
@@ -288,8 +295,6 @@ def _adjusted(rows: list[_Row], correction: str) -> tuple[_Row, ...]:
 def _compare_ranking(
     con: Any, settings: RunComparison, *, metrics: Sequence[str] | None
 ) -> RunComparison:
-    from abkit.data.runs_sql import paired_user_metrics, run_metric_names
-    from abkit.stats.paired import compare_paired
 
     records = settings.runs
     per_run = [set(run_metric_names(con, r.run_id)) for r in records]
@@ -360,9 +365,6 @@ def _compare_offpolicy(
     claim: float | None,
 ) -> RunComparison:
     import numpy as np
-
-    from abkit.data.runs_sql import paired_rounds, run_estimator_names
-    from abkit.stats.paired import paired_offpolicy_difference
 
     records = settings.runs
     run_ids = [r.run_id for r in records]
@@ -452,7 +454,6 @@ def _claim(
     """The statistics issue's claim check, applied to the two policies' estimates: the
     candidate is the "treatment", the reference policy the "control", and their sampling
     covariance (the same logs) enters the Fieller test of ``value_b / value_a = 1 + claim``."""
-    from abkit.stats.means import compare_estimates
 
     labels = display_labels([reference, candidate])
     comparison = compare_estimates(

@@ -69,6 +69,7 @@ from abkit._util import unknown_choice
 from abkit.data.presets import PRESETS, ColumnSpec, Preset, PresetName, detect_preset
 from abkit.data.schema import EVENT_TYPES
 from abkit.data.sql import quote_ident
+from abkit.data.store import attach_store, default_db_path, utcnow
 from abkit.errors import InputError, StoreError
 
 if TYPE_CHECKING:
@@ -967,7 +968,6 @@ def _stage_items(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
 
 def _attach_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> Store:
     """Attach the store file to the staging connection, checked as :func:`open_store` does."""
-    from abkit.data.store import attach_store
 
     return attach_store(con, db_path, _STORE_ALIAS)
 
@@ -1028,7 +1028,6 @@ def _write(
     control: str | None,
     split: Sequence[float] | Mapping[str, float] | None,
 ) -> IngestResult:
-    from abkit.data.store import utcnow
 
     con = store.con
     path = staged.source.path
@@ -1392,8 +1391,6 @@ def ingest_file(
     :class:`~abkit.errors.StoreError` for an unusable store; either way nothing is written.
     """
     import duckdb
-
-    from abkit.data.store import default_db_path
 
     file_path = Path(path)
     if not file_path.exists():

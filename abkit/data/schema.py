@@ -41,6 +41,8 @@ position, propensity, click, conversion, value)``
 
 from __future__ import annotations
 
+from abkit.data.sql import quote_ident
+
 SCHEMA_VERSION = 1
 
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
@@ -151,6 +153,5 @@ TABLES: dict[str, str] = {
 
 def create_statements() -> list[str]:
     """The DDL that creates an empty store of :data:`SCHEMA_VERSION`."""
-    from abkit.data.sql import quote_ident
 
     return [f"CREATE TABLE {quote_ident(name)} ({cols})" for name, cols in TABLES.items()]

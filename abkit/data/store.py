@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
 from abkit.data.sql import quote_ident
@@ -205,7 +206,6 @@ def _check_schema(path: Path, con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _initialise(con: duckdb.DuckDBPyConnection) -> None:
-    from abkit import __version__
 
     con.execute("BEGIN TRANSACTION")
     for statement in create_statements():

@@ -33,6 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abkit import __version__
+from abkit._util import unknown_choice
+from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
+from abkit.data.store import open_store, utcnow
 from abkit.errors import SpecError, StoreError
 
 if TYPE_CHECKING:
@@ -138,11 +142,6 @@ def baseline_from_run(
     """
     import numpy as np
 
-    from abkit import __version__
-    from abkit._util import unknown_choice
-    from abkit.data.runs_sql import run_metric_names, user_values
-    from abkit.data.store import utcnow
-
     if run.kind != "ranking":
         raise StoreError(
             f"run {run.run_id} is an off-policy run; a baseline holds per-user ranking metrics "
@@ -192,8 +191,6 @@ def baseline_of_stored_run(
     db: str | Path | None, run: str, *, metrics: list[str] | None = None, decimals: int = 6
 ) -> Baseline:
     """Open the store at ``db`` and read the run ``run`` (id or unique name) as a baseline."""
-    from abkit.data.runs_sql import fetch_run
-    from abkit.data.store import open_store
 
     with open_store(db) as store:
         record = fetch_run(store.con, run)

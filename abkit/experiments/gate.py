@@ -54,9 +54,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from abkit._util import unknown_choice
+from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
+from abkit.data.store import open_store
 from abkit.errors import InputError, SpecError
-from abkit.experiments.baseline import users_digest
-from abkit.experiments.spec import GateCheck, GateTest, MarginType, Multiplicity
+from abkit.experiments.baseline import load_baseline, users_digest
+from abkit.experiments.runner import ensure_dataset, replay_model
+from abkit.experiments.spec import GATE_METRICS, GateCheck, GateTest, MarginType, Multiplicity
+from abkit.stats.multiplicity import adjust
+from abkit.stats.paired import (
+    _pair,
+    _resampled_means,
+    bootstrap_one_sided,
+    fieller_ratio,
+    one_sample_t,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -187,13 +199,13 @@ class GateReport:
         test = TEST_NAMES[self.test]
         if self.test == "bootstrap":
             test += f", {self.n_resamples} resamples, seed {self.seed}"
-        adjust = (
+        adjustment = (
             f"Holm adjustment over {len(self.outcomes)} gates"
             if self.multiplicity == "holm" and len(self.outcomes) > 1
             else "no multiplicity adjustment"
         )
         return (
-            f"{test} at {level}, {adjust}; a gate fails only when the data show a drop "
+            f"{test} at {level}, {adjustment}; a gate fails only when the data show a drop "
             "beyond its margin (adjusted p <= alpha: its upper confidence bound, at the "
             "level the test used, is below -margin)"
         )
@@ -397,13 +409,6 @@ def _prepare_gate(
     """The raw one-sided p-value of H0 "no regression beyond the margin" (module docstring)."""
     import numpy as np
 
-    from abkit.stats.paired import (
-        _resampled_means,
-        bootstrap_one_sided,
-        fieller_ratio,
-        one_sample_t,
-    )
-
     n = int(baseline.size)
     m = check.max_drop
     mean_b, mean_c = float(baseline.mean()), float(candidate.mean())
@@ -468,8 +473,6 @@ def _upper_bound(prepared: _Prepared, *, alpha: float, multiplier: int) -> float
     import numpy as np
     from scipy import stats
 
-    from abkit.stats.paired import bootstrap_one_sided, fieller_ratio
-
     o = prepared.outcome
     if prepared.draws is not None:
         _, upper = bootstrap_one_sided(
@@ -530,9 +533,6 @@ def evaluate_gates(
     """
     import numpy as np
 
-    from abkit.stats.multiplicity import adjust
-    from abkit.stats.paired import _pair
-
     if not checks:
         raise InputError("no gates to evaluate: declare at least one gate")
     if not 0 < alpha < 0.5:
@@ -547,8 +547,6 @@ def evaluate_gates(
     for check in checks:
         for side, vectors in (("baseline", baseline), ("candidate", candidate)):
             if check.metric not in vectors:
-                from abkit._util import unknown_choice
-
                 raise InputError(
                     f"gate on {check.metric}: the {side} has no such metric; "
                     + unknown_choice("metric", check.metric, vectors)
@@ -636,7 +634,6 @@ def default_checks(
     baseline: Baseline, *, max_drop: float, margin_type: MarginType
 ) -> list[GateCheck]:
     """One gate per gateable metric of the baseline (``--baseline`` without a spec)."""
-    from abkit.experiments.spec import GATE_METRICS
 
     metrics = [m for m in baseline.metrics if m.split("@")[0] in GATE_METRICS]
     if not metrics:
@@ -667,9 +664,6 @@ def gate_run(
     baseline (a mismatched data fingerprint), one that scored other users, or a gate on a
     metric that the baseline or the run lacks.
     """
-    from abkit._util import unknown_choice
-    from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
-    from abkit.data.store import open_store
 
     with open_store(db) as store:
         record = fetch_run(store.con, run)
@@ -751,8 +745,6 @@ def gate_spec(
     """``abkit gate SPEC``: replay the spec's candidate model (simulating the dataset when the
     store lacks it), or take the stored ``run``, and evaluate the ``[gate]`` checks against
     the spec's baseline file."""
-    from abkit.experiments.baseline import load_baseline
-    from abkit.experiments.runner import ensure_dataset, replay_model
 
     gate = spec.gate
     if gate is None:

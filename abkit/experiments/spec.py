@@ -59,6 +59,11 @@ from typing import Any, Literal
 
 from abkit._util import did_you_mean, unknown_choice
 from abkit.errors import AbkitError, InputError, SpecError
+from abkit.plugins import available_recommenders, create_recommender
+from abkit.replay.metrics import PER_USER_METRICS, parse_metric
+from abkit.replay.splits import parse_split
+from abkit.simulate import SimulationConfig
+from abkit.stats.multiplicity import CORRECTIONS
 
 __all__ = [
     "GATE_METRICS",
@@ -312,7 +317,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _known_models() -> list[str]:
-    from abkit.plugins import available_recommenders
 
     return [info.name for info in available_recommenders()]
 
@@ -330,8 +334,6 @@ def _data(path: Path, top: _Table) -> DataSpec:
         raise table.error("[data] dataset must not be empty")
     split = table.get("split", str, "temporal")
     try:
-        from abkit.replay.splits import parse_split
-
         parse_split(split)
     except AbkitError as exc:
         raise table.error(f"[data] split: {exc}") from None
@@ -344,7 +346,6 @@ def _data(path: Path, top: _Table) -> DataSpec:
 
 
 def _simulate(sim: _Table, dataset: str) -> dict[str, Any]:
-    from abkit.simulate import SimulationConfig
 
     allowed = tuple(f.name for f in fields(SimulationConfig) if f.name not in ("dataset",))
     sim.check_keys(allowed)
@@ -376,8 +377,6 @@ def _models(path: Path, top: _Table) -> tuple[ModelSpec, ...]:
             raise entry.error(f"[models.{label}] " + unknown_choice("model", model, known))
         params = entry.get("params", dict, {})
         try:
-            from abkit.plugins import create_recommender
-
             create_recommender(model, params)
         except AbkitError as exc:
             raise entry.error(f"[models.{label}] {exc}") from None
@@ -388,7 +387,6 @@ def _models(path: Path, top: _Table) -> tuple[ModelSpec, ...]:
 def _metrics(
     top: _Table, simulate: Mapping[str, Any] | None
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    from abkit.replay.metrics import PER_USER_METRICS, parse_metric
 
     table = top.table("evaluation")
     if table is None:
@@ -424,7 +422,6 @@ def _metrics(
 
 
 def _compare(top: _Table, models: tuple[ModelSpec, ...]) -> CompareSpec:
-    from abkit.stats.multiplicity import CORRECTIONS
 
     labels = [m.label for m in models]
     table = top.table("compare")

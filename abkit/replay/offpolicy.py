@@ -68,6 +68,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abkit._util import unknown_choice
 from abkit.errors import InputError
+from abkit.plugins import softmax_probabilities
+from abkit.stats.paired import cluster_codes, clustered_covariance
 
 if TYPE_CHECKING:
     import numpy as np
@@ -342,8 +344,6 @@ def estimate_policy_value(
     import numpy as np
     from scipy import stats
 
-    from abkit.stats.paired import cluster_codes, clustered_covariance
-
     if estimator not in ESTIMATORS:
         raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
     if ci not in ("normal", "bootstrap"):
@@ -514,8 +514,6 @@ def policy_probabilities(
     ``chunk_users x n_items`` for the stochastic policy).
     """
     import numpy as np
-
-    from abkit.plugins import softmax_probabilities
 
     if policy not in POLICIES:
         raise InputError("--policy: " + unknown_choice("policy", str(policy), POLICIES))

@@ -35,11 +35,38 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from abkit_recommenders.train_lstm import require_torch, save_trained, train_lstm
+
+from abkit import __version__
 from abkit._util import unknown_choice
+from abkit.data.replay_sql import (
+    event_time_range,
+    insert_run,
+    load_rounds,
+    load_split,
+    run_exists,
+    variants,
+)
+from abkit.data.store import open_store, utcnow
 from abkit.errors import InputError, StoreError
+from abkit.plugins import (
+    DEVICES,
+    TrainingData,
+    create_recommender,
+    fingerprint_arrays,
+    top_k_from_scores,
+)
 from abkit.replay.lstm_contract import DEFAULTS as LSTM_DEFAULTS
-from abkit.replay.offpolicy import POLICIES, Estimate, parse_estimators
-from abkit.replay.splits import SplitSpec, parse_split
+from abkit.replay.metrics import CoverageCounter, parse_ks, ranking_metrics
+from abkit.replay.offpolicy import (
+    POLICIES,
+    Estimate,
+    estimate_policy_value,
+    finite_json,
+    parse_estimators,
+    policy_probabilities,
+)
+from abkit.replay.splits import SplitSpec, parse_split, resolve_cutoff
 
 if TYPE_CHECKING:
     import numpy as np
@@ -139,7 +166,6 @@ class ReplayResult:
 
 def code_version() -> str:
     """``abkit X.Y.Z``, plus the git commit when abkit runs from a checkout."""
-    from abkit import __version__
 
     version = f"abkit {__version__}"
     root = Path(__file__).resolve().parents[2]
@@ -177,8 +203,6 @@ def _validate(
     sampled: int | None,
     device: str,
 ) -> tuple[tuple[int, ...], SplitSpec, tuple[str, ...]]:
-    from abkit.plugins import DEVICES
-    from abkit.replay.metrics import parse_ks
 
     k_values = parse_ks(ks)
     spec = split if isinstance(split, SplitSpec) else parse_split(split)
@@ -236,11 +260,6 @@ def replay(
     loads a fitted model instead of fitting. ``write=False`` evaluates without storing.
     Every bad input raises a one-line :class:`~abkit.errors.AbkitError` and writes nothing.
     """
-
-    from abkit.data.replay_sql import event_time_range, load_rounds, load_split, variants
-    from abkit.data.store import open_store, utcnow
-    from abkit.plugins import create_recommender
-    from abkit.replay.splits import resolve_cutoff
 
     k_values, spec, estimator_names = _validate(
         ks=ks,
@@ -428,8 +447,6 @@ def replay(
 def _training_data(arrays: SplitArrays, rounds: RoundArrays | None) -> TrainingData:
     import numpy as np
 
-    from abkit.plugins import TrainingData, fingerprint_arrays
-
     n_train = int(arrays.user_ids.size)
     user_ids = arrays.user_ids
     if rounds is not None and rounds.extra_user_ids.size:
@@ -484,8 +501,6 @@ def _rank(
     progress: Progress,
 ) -> tuple[tuple[MetricValue, ...], dict[str, np.ndarray]]:
     import numpy as np
-
-    from abkit.replay.metrics import CoverageCounter, ranking_metrics
 
     if users.size == 0:
         return (), {}
@@ -562,8 +577,6 @@ def _sampled_top(
     """Top-k within {relevant items} + ``sampled`` random items per user."""
     import numpy as np
 
-    from abkit.plugins import top_k_from_scores
-
     scores = np.asarray(model.score(data, batch), dtype=np.float32)
     keep = np.zeros(scores.shape, dtype=bool)
     negatives = rng.integers(0, data.n_items, size=(batch.size, sampled))
@@ -590,8 +603,6 @@ def _offpolicy(
     progress: Progress,
 ) -> tuple[tuple[Estimate, ...], dict[str, np.ndarray]]:
     import numpy as np
-
-    from abkit.replay.offpolicy import estimate_policy_value, policy_probabilities
 
     fold = (rounds.impression_id % 2).astype(np.int64)
     n_users = int(np.unique(rounds.user_idx).size)
@@ -672,9 +683,6 @@ def _store(
     round_columns: dict[str, np.ndarray] | None,
     summary: dict[str, Any],
 ) -> None:
-    from abkit.data.replay_sql import insert_run, run_exists
-    from abkit.data.store import open_store
-    from abkit.replay.offpolicy import finite_json
 
     run = {
         "run_id": result.run_id,
@@ -758,9 +766,6 @@ def load_training_data(
 ) -> tuple[TrainingData, str, str]:
     """(training data, resolved split string, dataset) exactly as :func:`replay` builds them
     for a ranking run, so a model trained on it matches the replay's fingerprint."""
-    from abkit.data.replay_sql import event_time_range, load_split
-    from abkit.data.store import open_store
-    from abkit.replay.splits import resolve_cutoff
 
     spec = split if isinstance(split, SplitSpec) else parse_split(split)
     with open_store(db) as store:
@@ -809,7 +814,6 @@ def train(
         raise InputError(f"--out {out_path}: the model file must end in .onnx")
     if not out_path.parent.exists():
         raise InputError(f"--out {out_path}: folder {out_path.parent} does not exist")
-    from abkit_recommenders.train_lstm import require_torch, save_trained, train_lstm
 
     require_torch()  # fail before reading anything when torch is missing
     data, split_text, name = load_training_data(db, dataset=dataset, split=split)

@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from abkit.data.runs_sql import RunRecord
+from abkit._util import unknown_choice
+from abkit.data.runs_sql import RunRecord, all_runs, fetch_run, stored_rounds, user_values
+from abkit.data.store import open_store
 from abkit.errors import StoreError
 
 if TYPE_CHECKING:
@@ -25,8 +27,6 @@ __all__ = ["RunRecord", "get_run", "list_runs", "run_rounds", "run_user_values"]
 
 def list_runs(db: str | Path | None = None, *, dataset: str | None = None) -> list[RunRecord]:
     """Every stored run (oldest first), optionally of one dataset."""
-    from abkit.data.runs_sql import all_runs
-    from abkit.data.store import open_store
 
     with open_store(db) as store:
         if dataset is not None:
@@ -37,8 +37,6 @@ def list_runs(db: str | Path | None = None, *, dataset: str | None = None) -> li
 def get_run(db: str | Path | None, run_id: str) -> RunRecord:
     """The run with id (or unique name) ``run_id``; see :func:`abkit.data.runs_sql.fetch_run`
     for the errors."""
-    from abkit.data.runs_sql import fetch_run
-    from abkit.data.store import open_store
 
     with open_store(db) as store:
         return fetch_run(store.con, run_id)
@@ -48,9 +46,6 @@ def run_user_values(
     db: str | Path | None, run_id: str, metric: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(user ids, values) of one per-user metric (e.g. ``ndcg@10``) of a run, by user id."""
-    from abkit._util import unknown_choice
-    from abkit.data.runs_sql import fetch_run, user_values
-    from abkit.data.store import open_store
 
     with open_store(db) as store:
         record = fetch_run(store.con, run_id)
@@ -63,8 +58,6 @@ def run_user_values(
 
 def run_rounds(db: str | Path | None, run_id: str) -> dict[str, np.ndarray]:
     """Per-round ``impression_id, weight, reward, q_logged, q_policy`` of an off-policy run."""
-    from abkit.data.runs_sql import fetch_run, stored_rounds
-    from abkit.data.store import open_store
 
     with open_store(db) as store:
         record = fetch_run(store.con, run_id)

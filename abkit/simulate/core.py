@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from abkit.data.store import default_db_path, open_store
+from abkit.errors import StoreError
 from abkit.simulate.config import SimulationConfig
+from abkit.simulate.generate import generate_chunk
 from abkit.simulate.world import STREAM_CHUNKS, World, stream
+from abkit.simulate.writer import SimulationWriter, copy_dataset
 
 if TYPE_CHECKING:
     from abkit.simulate.writer import SimulationWriter
@@ -134,17 +138,12 @@ def simulate(
     """
     import os
 
-    from abkit.data.store import default_db_path, open_store
-    from abkit.simulate.writer import SimulationWriter, copy_dataset
-
     started = time.perf_counter()
     path = Path(db) if db is not None else default_db_path()
     if path.exists():
         with open_store(path) as store:  # read-only: refuse early, before any work
             _refuse_existing(store.has_dataset(config.dataset), path, config.dataset)
     elif not path.parent.exists():
-        from abkit.errors import StoreError
-
         raise StoreError(f"{path}: folder {path.parent} does not exist")
 
     world = World.from_config(config)
@@ -185,8 +184,6 @@ def simulate(
 
 def _refuse_existing(exists: bool, path: Path, dataset: str) -> None:
     if exists:
-        from abkit.errors import StoreError
-
         raise StoreError(
             f"{path}: dataset '{dataset}' already exists; choose another name with --dataset"
         )
@@ -205,7 +202,6 @@ def _generate(
     world: World, writer: SimulationWriter, on_progress: Callable[[int, int], None] | None
 ) -> _Counts:
     """Generate and write every chunk, then the experiment and its truth."""
-    from abkit.simulate.generate import generate_chunk
 
     config = world.config
     n_arms = len(config.arms)

@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from abkit._util import unknown_choice
 from abkit.errors import InputError
 from abkit.simulate.config import SimulationConfig
 
@@ -217,8 +218,6 @@ class World:
     def arm_index(self, arm: str | int) -> int:
         if isinstance(arm, str):
             if arm not in self.config.arms:
-                from abkit._util import unknown_choice
-
                 raise InputError(unknown_choice("arm", arm, self.config.arms))
             return self.config.arms.index(arm)
         if not 0 <= int(arm) < len(self.config.arms):

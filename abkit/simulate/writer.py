@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abkit.data.sql import quote_ident
+from abkit.data.store import utcnow
 from abkit.simulate.generate import EVENT_KINDS, Chunk
 from abkit.simulate.world import World
 
@@ -186,6 +187,5 @@ def copy_dataset(con: duckdb.DuckDBPyConnection, stage: Path) -> None:
 
 
 def _utcnow() -> datetime:
-    from abkit.data.store import utcnow
 
     return utcnow()

@@ -54,6 +54,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
 from abkit.errors import InputError
+from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.score import ratio_restricted_mle
 from abkit.stats.sufficient import ArmAggregates
@@ -445,7 +446,6 @@ def claim_check_proportions(
     ``units_needed``: Farrington & Manning's (1990) sample size for the one-sided score test
     at level alpha/2 and the given power, taking the observed rates as the truth.
     """
-    from abkit.stats.power import sample_size_ratio_test
 
     if not claim > -1:
         raise InputError(

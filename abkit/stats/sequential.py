@@ -58,6 +58,9 @@ import numpy as np
 from scipy import optimize, stats
 
 from abkit.errors import InputError
+from abkit.stats.means import welch_test
+from abkit.stats.proportions import pooled_z_test
+from abkit.stats.ratio import ratio_estimate
 from abkit.stats.results import LookComparison, SequentialResult
 from abkit.stats.sufficient import ArmAggregates
 
@@ -240,9 +243,6 @@ def _estimates(
 ) -> tuple[float, float, float, float, float, float, float]:
     """``(diff, Var diff, per-unit var of the diff, log ratio, Var log ratio, per-unit var of the
     log ratio, naive p)`` at one look; a per-unit variance is ``n_T V_T + n_C V_C``."""
-    from abkit.stats.means import welch_test
-    from abkit.stats.proportions import pooled_z_test
-    from abkit.stats.ratio import ratio_estimate
 
     nan = math.nan
     if min(control.units, treatment.units) < 2:
