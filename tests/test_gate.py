@@ -25,7 +25,7 @@ from abkit.experiments.gate import evaluate_gates
 from abkit.experiments.spec import GateCheck
 from abkit.stats import multiplicity
 from abkit.stats.multiplicity import adjust
-from abkit.stats.paired import _resampled_means, fieller_ratio, relative_difference_interval
+from abkit.stats.paired import fieller_ratio, relative_difference_interval, resampled_means
 from tests._fake_runs import add_run, correlated_users
 
 NDCG = GateCheck(metric="ndcg@10", max_drop=0.02)
@@ -242,7 +242,7 @@ def test_adjusted_p_equal_to_alpha_fails() -> None:
     changes at or above -m give p = 10/200 = 0.05, and the gate fails (it passed under the
     old p < alpha)."""
     base, cand = correlated_users(8, 300, shift=-0.2)
-    means = _resampled_means(np.column_stack([base, cand]), 199, 5)
+    means = resampled_means(np.column_stack([base, cand]), 199, 5)
     draws = np.sort(means[:, 1] - means[:, 0])[::-1]
     assert draws[0] < 0
     margin = -float(draws[8])  # the 9th largest change is exactly -margin
@@ -260,7 +260,7 @@ def test_relative_bootstrap_bound_inverts_the_contrast_test() -> None:
     relative changes, the p-value counts resampled contrasts at or above 0: they agree."""
     base, cand = correlated_users(9, 400, shift=-0.06)
     outcome = _gate(base, cand, test="bootstrap", n_resamples=999, seed=2).outcomes[0]
-    means = _resampled_means(np.column_stack([base, cand]), 999, 2)
+    means = resampled_means(np.column_stack([base, cand]), 999, 2)
     contrast = means[:, 1] - 0.98 * means[:, 0]
     assert outcome.p_value == (1 + np.count_nonzero(contrast >= 0)) / 1000
     rel = np.sort(means[:, 1] / means[:, 0] - 1)[::-1]

@@ -36,7 +36,7 @@ from abkit.errors import MissingExtraError
 from abkit.plugins import TrainingData
 from abkit.replay.lstm_contract import SIDECAR_FORMAT, sidecar_path
 from abkit.replay.offpolicy import estimate_policy_value
-from abkit.replay.runner import CHUNK_CELLS, _no_progress, _rank
+from abkit.replay.runner import CHUNK_CELLS, no_progress, rank_users
 from abkit.simulate import SimulationConfig, simulate
 
 
@@ -266,7 +266,7 @@ def _replay_chunk(n_items: int) -> int:
 
 
 def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """abkit's full-ranking replay loop (:func:`abkit.replay.runner._rank`, what ``abkit
+    """abkit's full-ranking replay loop (:func:`abkit.replay.runner.rank_users`, what ``abkit
     replay`` runs after the split): for each chunk of test users ``ALSRecommender.recommend``
     (one float32 GEMM over the whole catalogue, seen items set to ``-inf``, exact top-K by
     block-max pruning), then every per-user metric at K, coverage, novelty and popularity bias;
@@ -283,7 +283,7 @@ def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     np.cumsum(counts, out=indptr[1:])
     model.recommend(data, users[:8], k)  # warm-up
     with clock:
-        _, per_user = _rank(
+        _, per_user = rank_users(
             model,
             data,
             users,
@@ -295,7 +295,7 @@ def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
             seed=0,
             map_denominator="min",
             chunk_users=None,
-            progress=_no_progress,
+            progress=no_progress,
         )
     return TaskOutcome(
         units=float(users.size),

@@ -63,11 +63,11 @@ from abkit.experiments.runner import ensure_dataset, replay_model
 from abkit.experiments.spec import GATE_METRICS, GateCheck, GateTest, MarginType, Multiplicity
 from abkit.stats.multiplicity import adjust
 from abkit.stats.paired import (
-    _pair,
-    _resampled_means,
     bootstrap_one_sided,
     fieller_ratio,
     one_sample_t,
+    paired_values,
+    resampled_means,
 )
 
 if TYPE_CHECKING:
@@ -433,7 +433,7 @@ def _prepare_gate(
         # H0: E[contrast] >= 0; reject when clearly below
         p = one_sample_t(contrast, confidence=1 - alpha, alternative="less").p_value
     else:
-        means = _resampled_means(np.column_stack([baseline, candidate]), n_resamples, seed)
+        means = resampled_means(np.column_stack([baseline, candidate]), n_resamples, seed)
         mb, mc = means[:, 0], means[:, 1]
         if check.margin_type == "relative":
             # θ* ≥ -m exactly when the resampled contrast mean is ≥ 0; a resample whose
@@ -551,7 +551,7 @@ def evaluate_gates(
                     f"gate on {check.metric}: the {side} has no such metric; "
                     + unknown_choice("metric", check.metric, vectors)
                 )
-        b, c = _pair(baseline[check.metric], candidate[check.metric])
+        b, c = paired_values(baseline[check.metric], candidate[check.metric])
         prepared.append(
             _prepare_gate(
                 check,

@@ -186,7 +186,9 @@ def code_version() -> str:
 
 
 @contextmanager
-def _no_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+def no_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A :data:`Progress` that shows nothing (library calls without a progress bar)."""
+
     def advance(n: int = 1) -> None:
         return None
 
@@ -278,7 +280,7 @@ def replay(
     if path is not None and not path.is_file():
         raise InputError(f"--model-path {path}: no such file")
     offpolicy = bool(estimator_names)
-    progress = progress or _no_progress
+    progress = progress or no_progress
 
     with open_store(db) as store:
         dataset_name = store.resolve_dataset(dataset)
@@ -342,7 +344,7 @@ def replay(
             with progress(f"fitting {model}", None) as advance:
                 recommender.fit(data)
                 advance(1)
-        metrics, per_user = _rank(
+        metrics, per_user = rank_users(
             recommender,
             data,
             eval_users,
@@ -485,7 +487,7 @@ def _relevance(
     return eval_users, indptr, items  # pairs are sorted by (user, item) already
 
 
-def _rank(
+def rank_users(
     model: Recommender,
     data: TrainingData,
     users: np.ndarray,
@@ -500,6 +502,9 @@ def _rank(
     chunk_users: int | None,
     progress: Progress,
 ) -> tuple[tuple[MetricValue, ...], dict[str, np.ndarray]]:
+    """Rank the whole catalogue (or ``sampled`` items) for ``users`` chunk by chunk and grade
+    the top ``max(ks)`` against each user's relevant items (CSR ``rel_indptr``/``rel_items``):
+    the run's metrics and the per-user values of every metric."""
     import numpy as np
 
     if users.size == 0:
@@ -817,7 +822,7 @@ def train(
 
     require_torch()  # fail before reading anything when torch is missing
     data, split_text, name = load_training_data(db, dataset=dataset, split=split)
-    progress = progress or _no_progress
+    progress = progress or no_progress
     with progress("training lstm (epochs)", epochs) as advance:
         trained = train_lstm(
             data,

@@ -62,7 +62,9 @@ __all__ = [
     "paired_bootstrap",
     "paired_offpolicy_difference",
     "paired_t",
+    "paired_values",
     "relative_difference_interval",
+    "resampled_means",
     "welch_interval",
 ]
 
@@ -99,9 +101,10 @@ def _vector(values: ArrayLike, name: str) -> FloatArray:
     return array
 
 
-def _pair(
+def paired_values(
     baseline: ArrayLike, candidate: ArrayLike, *, minimum: int = 2
 ) -> tuple[FloatArray, FloatArray]:
+    """Two per-unit vectors of the same length (at least ``minimum``), as finite floats."""
     b = _vector(baseline, "baseline")
     c = _vector(candidate, "candidate")
     if b.size != c.size:
@@ -246,7 +249,7 @@ def paired_t(
     """Paired t test of ``mean(candidate - baseline) = null``: :func:`one_sample_t` on
     ``d_i = candidate_i - baseline_i``. Equals ``scipy.stats.ttest_rel(candidate, baseline)``.
     """
-    b, c = _pair(baseline, candidate)
+    b, c = paired_values(baseline, candidate)
     return one_sample_t(c - b, null=null, confidence=confidence, alternative=alternative)
 
 
@@ -260,7 +263,7 @@ def welch_interval(
     """
     from scipy import stats
 
-    b, c = _pair(baseline, candidate)
+    b, c = paired_values(baseline, candidate)
     confidence = _confidence(confidence)
     vb = float(b.var(ddof=1)) / b.size
     vc = float(c.var(ddof=1)) / c.size
@@ -280,7 +283,7 @@ def cohens_dz(baseline: ArrayLike, candidate: ArrayLike) -> float:
     "significant" difference with ``|d_z| < 0.05`` is practically nothing. 0 when both vectors
     are identical; ±inf when every difference is the same non-zero number.
     """
-    b, c = _pair(baseline, candidate)
+    b, c = paired_values(baseline, candidate)
     d = c - b
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
@@ -393,7 +396,7 @@ def relative_difference_interval(
     """
     from scipy import stats
 
-    b, c = _pair(baseline, candidate)
+    b, c = paired_values(baseline, candidate)
     confidence = _confidence(confidence)
     if method not in ("fieller", "delta"):
         raise InputError(f"method must be 'fieller' or 'delta', got {method!r}")
@@ -434,7 +437,7 @@ class BootstrapResult(_Dict):
     relative_ci_high: float
 
 
-def _resampled_means(columns: FloatArray, n_resamples: int, seed: int) -> FloatArray:
+def resampled_means(columns: FloatArray, n_resamples: int, seed: int) -> FloatArray:
     """Means of ``columns`` (units x k) over ``n_resamples`` bootstrap resamples of units.
 
     Each resample draws n unit indices uniformly with replacement (equivalently multinomial
@@ -468,11 +471,11 @@ def paired_bootstrap(
     differences of means (and of ``mean*(c)/mean*(b) - 1``). ``standard_error`` is the
     standard deviation of the resampled differences. Same seed, same interval.
     """
-    b, c = _pair(baseline, candidate)
+    b, c = paired_values(baseline, candidate)
     confidence = _confidence(confidence)
     if n_resamples < 100:
         raise InputError(f"n_resamples must be at least 100, got {n_resamples}")
-    means = _resampled_means(np.column_stack([b, c]), n_resamples, seed)
+    means = resampled_means(np.column_stack([b, c]), n_resamples, seed)
     diffs = means[:, 1] - means[:, 0]
     alpha = 1 - confidence
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
@@ -558,7 +561,7 @@ def bootstrap_upper_bound(
         raise InputError(f"a bootstrap test needs at least 2 units, got {x.size}")
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
-    means = _resampled_means(x[:, None], n_resamples, seed)[:, 0]
+    means = resampled_means(x[:, None], n_resamples, seed)[:, 0]
     return bootstrap_one_sided(means, threshold=threshold, alpha=alpha)
 
 
@@ -635,7 +638,7 @@ def mcnemar(
     baseline: ArrayLike, candidate: ArrayLike, *, method: McNemarMethod = "exact"
 ) -> McNemarResult:
     """McNemar's test on two paired 0/1 vectors (e.g. per-user hit@K of two models)."""
-    b, c = _pair(baseline, candidate, minimum=1)
+    b, c = paired_values(baseline, candidate, minimum=1)
     if not (_is_binary(b) and _is_binary(c)):
         raise InputError("McNemar's test needs 0/1 values in both vectors")
     both = int(np.count_nonzero((b == 1) & (c == 1)))
@@ -695,7 +698,7 @@ def compare_paired(
     :func:`welch_interval`, and for binary metrics (``binary=None`` detects 0/1 vectors)
     the exact :func:`mcnemar` test.
     """
-    b, c = _pair(baseline, candidate)
+    b, c = paired_values(baseline, candidate)
     t = paired_t(b, c, confidence=confidence)
     rel = relative_difference_interval(b, c, confidence=confidence)
     boot = (
