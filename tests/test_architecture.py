@@ -208,7 +208,11 @@ def test_no_underscore_name_of_another_package_is_imported() -> None:
         for target, names, _ in _imports(module, path):
             if _layer(target) == _layer(module) or target == "abkit._util":
                 continue
-            wrong += [f"{module} imports {target}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
+            wrong += [
+                f"{module} imports {target}.{n}"
+                for n in names
+                if n.startswith("_") and not n.startswith("__")
+            ]
     assert wrong == []
 
 

@@ -18,24 +18,19 @@ from pathlib import Path
 from typing import Literal
 
 from abkit._util import unknown_choice
+from abkit.compare.metrics import METRICS, RATIOS, Metric, MetricName, make_metric
 from abkit.data.aggregate import (
-    RATIOS,
     AggregateResult,
     DailyAggregates,
     ExperimentDesign,
-    MetricSpec,
     arm_aggregates,
     daily_aggregates,
     load_design,
 )
 from abkit.data.store import open_store
 from abkit.errors import InputError
-from abkit.stats.bayes import beta_binomial_comparison
-from abkit.stats.cuped import compare_cuped
-from abkit.stats.means import compare_means
 from abkit.stats.multiplicity import CORRECTIONS, DESCRIPTIONS, Correction, adjust
-from abkit.stats.proportions import ExactMode, compare_proportions
-from abkit.stats.ratio import compare_ratios, ratio_estimate
+from abkit.stats.proportions import ExactMode
 from abkit.stats.results import (
     ArmComparisonReport,
     ArmSummary,
@@ -48,23 +43,7 @@ from abkit.stats.sequential import DEFAULT_HORIZON, check_horizon, sequential_co
 from abkit.stats.srm import normalise_split, parse_split, srm_check
 from abkit.stats.sufficient import ArmAggregates
 
-MetricName = Literal["conversion", "mean", "ratio"]
-METRICS: tuple[str, ...] = ("conversion", "mean", "ratio")
 Looks = Literal["final", "daily"]
-
-_METRIC_DEFINITIONS = {
-    "conversion": "share of {unit}s with at least one '{event}' event in the experiment window",
-    "mean": "mean per {unit} of the summed value of its '{event}' events (e.g. revenue per user)",
-    "clicks_per_impression": "clicks per impression (impressions table), delta method over users",
-    "revenue_per_order": (
-        "value per '{event}' event (e.g. revenue per order), delta method over users"
-    ),
-    "orders_per_session": "'{event}' events per session, delta method over users",
-}
-_IMPRESSION_DEFINITIONS = {
-    "conversion": "share of impressions with a {event} (each impression is its own unit)",
-    "mean": "mean value per impression (each impression is its own unit)",
-}
 
 
 def compare_arms(
@@ -130,15 +109,10 @@ def compare_arms(
         design = load_design(store.con, name, experiment)
         chosen_event = event or ("click" if design.unit == "impression" else "purchase")
         control_arm = _choose_control(design.arms, control, design.control, name)
-        specs = [
-            MetricSpec(kind=m, event=chosen_event, ratio=ratio if m == "ratio" else None)
-            for m in metric_list
-        ]
-        results = {
-            spec.name: arm_aggregates(store.con, design, spec, cuped=cuped) for spec in specs
-        }
+        specs = [make_metric(m, event=chosen_event, ratio=ratio) for m in metric_list]
+        results = {m.name: arm_aggregates(store.con, design, m.spec, cuped=cuped) for m in specs}
         daily = (
-            {spec.name: daily_aggregates(store.con, design, spec) for spec in specs}
+            {m.name: daily_aggregates(store.con, design, m.spec) for m in specs}
             if looks == "daily"
             else {}
         )
@@ -173,17 +147,16 @@ def compare_arms(
 
     comparisons: list[Comparison] = []
     arm_rows: list[ArmSummary] = []
-    for spec in specs:
-        result = results[spec.name]
-        _check_values(spec, result, cuped, name, warnings, design.unit)
-        arm_rows += [_summary(spec, arm) for arm in result.arms]
+    for metric in specs:
+        result = results[metric.name]
+        metric.check(result, dataset=name, unit=design.unit, cuped=cuped, warnings=warnings)
+        arm_rows += [metric.summary(arm) for arm in result.arms]
         by_name = {a.name: a for a in result.arms}
         for treatment in design.arms:
             if treatment == control_arm:
                 continue
             comparisons.append(
-                _compare(
-                    spec,
+                metric.compare(
                     by_name[control_arm],
                     by_name[treatment],
                     alpha=alpha,
@@ -324,103 +297,8 @@ def _srm_text(srm: SRMResult) -> str:
     )
 
 
-def _check_values(
-    spec: MetricSpec,
-    result: AggregateResult,
-    cuped: bool,
-    dataset: str,
-    warnings: list[str],
-    unit: str = "user",
-) -> None:
-    if unit == "impression" and spec.kind == "conversion" and result.value_rows == 0:
-        raise InputError(
-            f"--event {spec.event}: the impressions of dataset '{dataset}' record no "
-            f"{'conversion' if spec.event == 'purchase' else spec.event} outcome; use --event click"
-        )
-    needs_values = spec.kind == "mean" or spec.ratio == "revenue_per_order"
-    if needs_values and result.value_rows == 0:
-        raise InputError(
-            f"--metric {spec.kind}: no '{spec.event}' event of dataset '{dataset}' has a value "
-            "in the experiment window; choose another --event"
-        )
-    if spec.kind == "ratio" and not any(a.d_sum for a in result.arms):
-        what = {
-            "clicks_per_impression": "impressions",
-            "revenue_per_order": f"'{spec.event}' events",
-            "orders_per_session": "sessions",
-        }[spec.name]
-        raise InputError(
-            f"--ratio {spec.name}: dataset '{dataset}' has no {what} of assigned users in the "
-            "experiment window"
-        )
-    if cuped and result.covariate_rows == 0:
-        raise InputError(
-            f"--cuped: no unit of dataset '{dataset}' has '{spec.event}' events before the "
-            "experiment's start, so there is no pre-period covariate"
-        )
-    if sum(a.y_sum for a in result.arms) == 0:
-        warnings.append(
-            f"{spec.name}: no unit has a non-zero outcome ('{spec.event}' events) in the "
-            "experiment window"
-        )
-
-
-def _summary(spec: MetricSpec, arm: ArmAggregates) -> ArmSummary:
-
-    if spec.kind == "ratio":
-        rate = arm.y_sum / arm.d_sum if arm.d_sum else math.nan
-        sd = (
-            math.sqrt(ratio_estimate(arm)[1] * arm.units)
-            if arm.d_sum and arm.units > 1
-            else math.nan
-        )
-    else:
-        rate = arm.mean
-        sd = math.sqrt(arm.variance) if arm.units > 1 else math.nan
-    return ArmSummary(
-        name=arm.name,
-        metric=spec.name,
-        units=arm.units,
-        conversions=int(arm.y_sum) if spec.kind == "conversion" else None,
-        sum=arm.y_sum,
-        denominator=arm.d_sum,
-        rate=rate,
-        sd=sd,
-    )
-
-
-def _compare(
-    spec: MetricSpec,
-    control: ArmAggregates,
-    treatment: ArmAggregates,
-    *,
-    alpha: float,
-    claim: float | None,
-    cuped: bool,
-    bayes: bool,
-    exact: ExactMode,
-) -> Comparison:
-
-    if cuped:
-        comparison = compare_cuped(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
-    elif spec.kind == "conversion":
-        comparison = compare_proportions(
-            control, treatment, alpha=alpha, claim=claim, exact=exact, metric=spec.name
-        )
-    elif spec.kind == "mean":
-        comparison = compare_means(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
-    else:
-        comparison = compare_ratios(control, treatment, alpha=alpha, claim=claim, metric=spec.name)
-    if bayes and spec.kind == "conversion":
-        result = beta_binomial_comparison(
-            int(control.y_sum), control.units, int(treatment.y_sum), treatment.units
-        )
-        comparison = dataclasses.replace(comparison, bayes=result)
-    return comparison
-
-
 def _sequential(
-    specs: list[MetricSpec],
+    specs: list[Metric],
     comparisons: list[Comparison],
     results: dict[str, AggregateResult],
     daily: dict[str, DailyAggregates],
@@ -441,19 +319,19 @@ def _sequential(
     out: list[Comparison] = []
     paths: list[tuple[LookComparison, ...]] = []
     for comparison in comparisons:
-        spec = next(s for s in specs if s.name == comparison.metric)
+        metric = next(s for s in specs if s.name == comparison.metric)
         i_c, i_t = arms.index(control), arms.index(comparison.treatment)
         if daily:
-            looks = [(look[i_c], look[i_t]) for look in aligned[spec.name]]
+            looks = [(look[i_c], look[i_t]) for look in aligned[metric.name]]
         else:
-            final = results[spec.name]
+            final = results[metric.name]
             looks = [(final.arms[i_c], final.arms[i_t])]
         result, path = sequential_comparison(
-            spec.kind,
+            metric.kind,
             looks,
             alpha=alpha,
             horizon=horizon,
-            metric=spec.name,
+            metric=metric.name,
             look_labels=labels if daily else None,
         )
         paths.append(path)
@@ -467,12 +345,7 @@ def _sequential(
                 day=day,
                 day_start=_day_start(daily, day),
                 units=tuple(a.units for a in arms_today),
-                rates=tuple(
-                    a.mean
-                    if first.kind != "ratio"
-                    else (a.y_sum / a.d_sum if a.d_sum else math.nan)
-                    for a in arms_today
-                ),
+                rates=tuple(first.rate(a) for a in arms_today),
                 comparisons=tuple(path[k] for path in paths),
             )
         )
@@ -541,7 +414,7 @@ def _correct(
 def _defaults(
     *,
     design: ExperimentDesign,
-    specs: list[MetricSpec],
+    specs: list[Metric],
     control: str,
     control_given: bool,
     alpha: float,
@@ -558,10 +431,8 @@ def _defaults(
 ) -> list[str]:
     unit = design.unit
     lines = []
-    for spec in specs:
-        table = _IMPRESSION_DEFINITIONS if unit == "impression" else _METRIC_DEFINITIONS
-        text = table.get(spec.name, table.get(spec.kind, spec.name))
-        lines.append(f"metric {spec.name}: " + text.format(unit=unit, event=spec.event))
+    for metric in specs:
+        lines.append(f"metric {metric.name}: " + metric.describe(unit))
     lines.append(f"randomisation unit: {unit}")
     if unit == "impression":
         lines.append(
