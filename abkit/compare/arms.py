@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Literal
 
 from abkit._util import unknown_choice
-from abkit.compare.metrics import METRICS, RATIOS, Metric, MetricName, make_metric
+from abkit.compare.metrics import (
+    KINDS,
+    Metric,
+    MetricName,
+    make_metric,
+    metric_choices,
+    ratio_choices,
+)
 from abkit.data.aggregate import (
     AggregateResult,
     DailyAggregates,
@@ -242,12 +249,12 @@ def _validate(
     if not metric_list:
         raise InputError("--metric: give at least one metric (conversion, mean or ratio)")
     for m in metric_list:
-        if m not in METRICS:
-            raise InputError("--metric: " + unknown_choice("metric", m, METRICS))
+        if m not in metric_choices():
+            raise InputError("--metric: " + unknown_choice("metric", m, metric_choices()))
     if len(set(metric_list)) != len(metric_list):
         raise InputError("--metric: each metric may be given once")
-    if "ratio" in metric_list and ratio not in RATIOS:
-        raise InputError("--ratio: " + unknown_choice("ratio metric", ratio, RATIOS))
+    if "ratio" in metric_list and ratio not in ratio_choices():
+        raise InputError("--ratio: " + unknown_choice("ratio metric", ratio, ratio_choices()))
     if not 0 < alpha < 1:
         raise InputError(f"--alpha must be in (0, 1), got {alpha}")
     if not 0 < srm_alpha < 1:
@@ -462,26 +469,14 @@ def _defaults(
         )
     else:
         lines.append("SRM check: skipped, the store records no designed split (pass --split)")
-    kinds = {s.kind for s in specs}
     if cuped:
         lines.append(
             "CUPED: covariate = the same metric before the experiment's start; theta pooled "
             "within arms; lift interval by Fieller with the covariance of the adjusted means"
         )
-    if "conversion" in kinds and not cuped:
-        lines.append(
-            "conversion: p-value pooled two-proportion z-test, the score test whose dual is the "
-            "Koopman lift CI (so the p-value, the lift CI and the claim always agree); with an "
-            "expected cell below 5 Fisher's exact p-value is shown next to it, and a warning "
-            "says when the two disagree; difference CI Newcombe hybrid score, which is not "
-            "exactly dual to the z-test (in borderline cases it can disagree with the p-value)"
-        )
-    if "mean" in kinds and not cuped:
-        lines.append("mean: Welch t-test and interval; lift CI Fieller")
-    if "ratio" in kinds:
-        lines.append(
-            "ratio: delta method over randomisation units (never per impression); lift CI Fieller"
-        )
+    # each method once, in the order of the kinds (CUPED replaces the methods it adjusts)
+    methods = {s.kind: s.method for s in specs if not (cuped and s.supports_cuped)}
+    lines += [methods[kind] for kind in KINDS if kind in methods]
     if claim is not None:
         lines.append(
             f"claim: lift >= {claim:g} tested one-sided at {100 * alpha / 2:g}% each way "

@@ -8,9 +8,10 @@ compares two arms (always on the per-arm sufficient statistics of
 :func:`abkit.compare.arms.compare_arms` only loops over metrics; it has no branch on a metric's
 name.
 
-Adding a metric is one subclass here (registered with :func:`_register`) plus its per-unit
-SQL fragment in :mod:`abkit.data.aggregate`; ``tests/compare/test_metrics.py`` checks that
-every registered metric has one.
+Adding a metric is one subclass here (registered with :func:`register`) plus its per-unit SQL
+fragment in :data:`abkit.data.aggregate.UNIT_OUTCOMES`; ``--metric NAME`` then accepts it
+(``--metric ratio --ratio NAME`` for a ratio). ``tests/compare/test_metrics.py`` checks that
+every registered metric has a fragment, and adds one as an example.
 
 Metrics (``kind`` is the family the sequential and CUPED code know):
 
@@ -55,6 +56,10 @@ __all__ = [
     "RatioMetric",
     "RevenuePerOrder",
     "make_metric",
+    "metric_choices",
+    "ratio_choices",
+    "register",
+    "registered_metrics",
 ]
 
 
@@ -68,6 +73,8 @@ class Metric:
     definition: ClassVar[str]
     # the same for impression-level datasets (each impression its own unit); None: not defined
     impression_definition: ClassVar[str | None] = None
+    # the inference in one line, for the report's definitions
+    method: ClassVar[str]
     # needs the events' `value` column (revenue)
     needs_values: ClassVar[bool] = False
     supports_cuped: ClassVar[bool] = False
@@ -78,7 +85,10 @@ class Metric:
     def spec(self) -> MetricSpec:
         """What :mod:`abkit.data.aggregate` needs to compute the per-arm sums."""
         return MetricSpec(
-            kind=self.kind, event=self.event, ratio=self.name if self.kind == "ratio" else None
+            kind=self.kind,
+            event=self.event,
+            ratio=self.name if self.kind == "ratio" else None,
+            label=self.name,
         )
 
     def describe(self, unit: str) -> str:
@@ -166,6 +176,13 @@ class Conversion(Metric):
     impression_definition: ClassVar[str | None] = (
         "share of impressions with a {event} (each impression is its own unit)"
     )
+    method: ClassVar[str] = (
+        "conversion: p-value pooled two-proportion z-test, the score test whose dual is the "
+        "Koopman lift CI (so the p-value, the lift CI and the claim always agree); with an "
+        "expected cell below 5 Fisher's exact p-value is shown next to it, and a warning "
+        "says when the two disagree; difference CI Newcombe hybrid score, which is not "
+        "exactly dual to the z-test (in borderline cases it can disagree with the p-value)"
+    )
     supports_cuped: ClassVar[bool] = True
 
     def check(
@@ -229,6 +246,7 @@ class Mean(Metric):
     impression_definition: ClassVar[str | None] = (
         "mean value per impression (each impression is its own unit)"
     )
+    method: ClassVar[str] = "mean: Welch t-test and interval; lift CI Fieller"
     needs_values: ClassVar[bool] = True
     supports_cuped: ClassVar[bool] = True
 
@@ -249,6 +267,9 @@ class RatioMetric(Metric):
     """A ratio of per-unit sums, ``sum y / sum d``, with the delta method over units."""
 
     kind: ClassVar[MetricKind] = "ratio"
+    method: ClassVar[str] = (
+        "ratio: delta method over randomisation units (never per impression); lift CI Fieller"
+    )
     # the denominator in words, for "dataset X has no ... of assigned users"
     denominator: ClassVar[str]
 
@@ -318,27 +339,42 @@ class OrdersPerSession(RatioMetric):
 _REGISTRY: dict[str, type[Metric]] = {}
 
 
-def _register(*classes: type[Metric]) -> None:
+def register(*classes: type[Metric]) -> None:
+    """Make metric classes available to ``compare`` by their ``name``."""
     for cls in classes:
         _REGISTRY[cls.name] = cls
 
 
-_register(Conversion, Mean, ClicksPerImpression, RevenuePerOrder, OrdersPerSession)
+register(Conversion, Mean, ClicksPerImpression, RevenuePerOrder, OrdersPerSession)
 
 KINDS: tuple[MetricKind, ...] = ("conversion", "mean", "ratio")
-METRICS: tuple[str, ...] = KINDS  # what --metric accepts
-RATIOS: tuple[str, ...] = tuple(n for n, c in _REGISTRY.items() if c.kind == "ratio")
 MetricName = Literal["conversion", "mean", "ratio"]
 
 
-def make_metric(kind: str, *, event: str, ratio: str | None = None) -> Metric:
-    """The metric object for ``--metric kind`` (and ``--ratio ratio`` when kind is ratio)."""
-    if kind not in KINDS:
-        raise InputError("--metric: " + unknown_choice("metric", kind, KINDS))
-    if kind != "ratio":
-        return _REGISTRY[kind](event=event)
-    if ratio not in RATIOS:
-        raise InputError("--ratio: " + unknown_choice("ratio metric", str(ratio), RATIOS))
+def metric_choices() -> tuple[str, ...]:
+    """What ``--metric`` accepts: the kinds, then any other registered non-ratio metric (a
+    ratio metric is chosen with ``--metric ratio --ratio NAME``)."""
+    extra = [n for n, c in _REGISTRY.items() if n not in KINDS and c.kind != "ratio"]
+    return (*KINDS, *extra)
+
+
+def ratio_choices() -> tuple[str, ...]:
+    """What ``--ratio`` accepts."""
+    return tuple(n for n, c in _REGISTRY.items() if c.kind == "ratio")
+
+
+METRICS: tuple[str, ...] = metric_choices()
+RATIOS: tuple[str, ...] = ratio_choices()
+
+
+def make_metric(name: str, *, event: str, ratio: str | None = None) -> Metric:
+    """The metric object for ``--metric name`` (and ``--ratio ratio`` when name is ratio)."""
+    if name not in metric_choices():
+        raise InputError("--metric: " + unknown_choice("metric", name, metric_choices()))
+    if name != "ratio":
+        return _REGISTRY[name](event=event)
+    if ratio not in ratio_choices():
+        raise InputError("--ratio: " + unknown_choice("ratio metric", str(ratio), ratio_choices()))
     return _REGISTRY[ratio](event=event)
 
 

@@ -25,7 +25,7 @@ meaning unbounded; the pre-period is ``ts < start_ts``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 MetricKind = Literal["conversion", "mean", "ratio"]
 RatioName = Literal["clicks_per_impression", "revenue_per_order", "orders_per_session"]
-RATIOS: tuple[str, ...] = ("clicks_per_impression", "revenue_per_order", "orders_per_session")
 IMPRESSION_EVENTS = {"click": "click", "purchase": "conversion"}
 
 
@@ -61,14 +60,19 @@ class ExperimentDesign:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricSpec:
-    """Which metric to aggregate: ``kind``, the event type, and the ratio's name."""
+    """Which metric to aggregate: ``kind`` (conversion, mean or ratio), the event type, the
+    ratio's name, and the metric's own name when it is none of those (its key in
+    :data:`UNIT_OUTCOMES`)."""
 
     kind: MetricKind
     event: str
     ratio: str | None = None
+    label: str | None = None
 
     @property
     def name(self) -> str:
+        if self.label is not None:
+            return self.label
         return self.ratio if self.kind == "ratio" and self.ratio else self.kind
 
 
@@ -206,73 +210,115 @@ def _check_metric(design: ExperimentDesign, metric: MetricSpec) -> None:
                 f"--event {metric.event}: dataset '{design.dataset}' is a log of impressions; "
                 "expected click or purchase"
             )
-    elif metric.kind == "ratio" and metric.ratio not in RATIOS:
-        raise InputError("--ratio: " + unknown_choice("ratio metric", str(metric.ratio), RATIOS))
+    elif metric.name not in UNIT_OUTCOMES:
+        ratios = [name for name in UNIT_OUTCOMES if name not in ("conversion", "mean")]
+        raise InputError("--ratio: " + unknown_choice("ratio metric", metric.name, ratios))
+
+
+# -- per-unit outcomes: one SQL fragment per metric ----------------------------------------------
+#
+# Each fragment is a SELECT of one row per user (per user and day when ``daily`` is the day
+# expression) with ``y``, ``d``, ``row_y_sq`` and ``value_rows``, over the experiment window (or
+# the pre-period). A new metric registers its fragment here under its name
+# (:mod:`abkit.compare.metrics` holds the rest of it).
+
+OutcomeSQL = Callable[["ExperimentDesign", "MetricSpec", bool, "str | None"], tuple[str, list[Any]]]
+
+
+def _key(daily: str | None) -> tuple[str, str]:
+    key = "user_id AS unit" + (f", {daily} AS day" if daily else "")
+    group = "user_id" + (", day" if daily else "")
+    return key, group
+
+
+def _clicks_per_impression(
+    design: ExperimentDesign, metric: MetricSpec, pre: bool, daily: str | None
+) -> tuple[str, list[Any]]:
+    key, group = _key(daily)
+    where, params = _window("ts", design.start_ts, design.end_ts, pre)
+    return (
+        f"SELECT {key}, sum(CAST(click AS DOUBLE)) AS y, count(*)::DOUBLE AS d, "
+        f"sum(CAST(click AS DOUBLE) * click) AS row_y_sq, 0 AS value_rows "
+        f"FROM impressions WHERE dataset = ?{where} GROUP BY {group}",
+        [design.dataset, *params],
+    )
+
+
+def _orders_per_session(
+    design: ExperimentDesign, metric: MetricSpec, pre: bool, daily: str | None
+) -> tuple[str, list[Any]]:
+    where, params = _window("ts", design.start_ts, design.end_ts, pre)
+    sessions = (
+        f"SELECT user_id, session_id{', ' + daily + ' AS day' if daily else ''}, "
+        "count(*) FILTER (WHERE event_type = ?)::DOUBLE AS orders FROM events "
+        f"WHERE dataset = ? AND session_id IS NOT NULL{where} "
+        f"GROUP BY user_id, session_id{', day' if daily else ''}"
+    )
+    if not daily:
+        return (
+            "SELECT user_id AS unit, sum(orders) AS y, count(*)::DOUBLE AS d, "
+            f"sum(orders * orders) AS row_y_sq, 0 AS value_rows FROM ({sessions}) "
+            "GROUP BY user_id",
+            [metric.event, design.dataset, *params],
+        )
+    # A session that crosses midnight has rows on two days but is ONE session: it counts
+    # in the denominator on its first day only, and its squared order count (for the naive
+    # variance) grows by o_k (2 O_(k-1) + o_k) on day k, so the cumulative sums at the last
+    # look equal the single analysis exactly.
+    return (
+        "SELECT user_id AS unit, day, sum(orders) AS y, sum(first) AS d, "
+        "sum(square_step) AS row_y_sq, 0 AS value_rows FROM ("
+        "SELECT user_id, day, orders, "
+        "CASE WHEN day = min(day) OVER (PARTITION BY user_id, session_id) "
+        "THEN 1.0 ELSE 0.0 END AS first, "
+        "orders * (2 * coalesce(sum(orders) OVER (PARTITION BY user_id, session_id "
+        "ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0.0) + orders) "
+        f"AS square_step FROM ({sessions})) GROUP BY user_id, day",
+        [metric.event, design.dataset, *params],
+    )
+
+
+def _events_outcome(select: str) -> OutcomeSQL:
+    """A fragment over the ``event`` events of each user, ``select`` naming the columns."""
+
+    def outcome(
+        design: ExperimentDesign, metric: MetricSpec, pre: bool, daily: str | None
+    ) -> tuple[str, list[Any]]:
+        key, group = _key(daily)
+        where, params = _window("ts", design.start_ts, design.end_ts, pre)
+        # conversion per day: the increment is the number of events (capped at 1 cumulatively)
+        y_conversion = "count(*)::DOUBLE" if daily else "1.0"
+        columns = select.format(y_conversion=y_conversion)
+        return (
+            f"SELECT {key}, {columns} FROM events WHERE dataset = ? AND event_type = ?{where} "
+            f"GROUP BY {group}",
+            [design.dataset, metric.event, *params],
+        )
+
+    return outcome
+
+
+UNIT_OUTCOMES: dict[str, OutcomeSQL] = {
+    "conversion": _events_outcome(
+        "{y_conversion} AS y, 0.0 AS d, 0.0 AS row_y_sq, 0 AS value_rows"
+    ),
+    "mean": _events_outcome(
+        "coalesce(sum(value), 0.0) AS y, 0.0 AS d, 0.0 AS row_y_sq, count(value) AS value_rows"
+    ),
+    "revenue_per_order": _events_outcome(
+        "coalesce(sum(value), 0.0) AS y, count(*)::DOUBLE AS d, "
+        "coalesce(sum(value * value), 0.0) AS row_y_sq, count(value) AS value_rows"
+    ),
+    "clicks_per_impression": _clicks_per_impression,
+    "orders_per_session": _orders_per_session,
+}
 
 
 def _unit_outcomes(
     design: ExperimentDesign, metric: MetricSpec, *, pre: bool, daily: str | None = None
 ) -> tuple[str, list[Any]]:
-    """SELECT of one row per user (per user and day when ``daily`` is the day expression)
-    with ``y``, ``d``, ``row_y_sq`` and ``value_rows`` (user datasets)."""
-    key = "user_id AS unit" + (f", {daily} AS day" if daily else "")
-    group = "user_id" + (", day" if daily else "")
-    ds = design.dataset
-    if metric.kind == "ratio" and metric.ratio == "clicks_per_impression":
-        where, params = _window("ts", design.start_ts, design.end_ts, pre)
-        return (
-            f"SELECT {key}, sum(CAST(click AS DOUBLE)) AS y, count(*)::DOUBLE AS d, "
-            f"sum(CAST(click AS DOUBLE) * click) AS row_y_sq, 0 AS value_rows "
-            f"FROM impressions WHERE dataset = ?{where} GROUP BY {group}",
-            [ds, *params],
-        )
-    if metric.kind == "ratio" and metric.ratio == "orders_per_session":
-        where, params = _window("ts", design.start_ts, design.end_ts, pre)
-        sessions = (
-            f"SELECT user_id, session_id{', ' + daily + ' AS day' if daily else ''}, "
-            "count(*) FILTER (WHERE event_type = ?)::DOUBLE AS orders FROM events "
-            f"WHERE dataset = ? AND session_id IS NOT NULL{where} "
-            f"GROUP BY user_id, session_id{', day' if daily else ''}"
-        )
-        if not daily:
-            return (
-                "SELECT user_id AS unit, sum(orders) AS y, count(*)::DOUBLE AS d, "
-                f"sum(orders * orders) AS row_y_sq, 0 AS value_rows FROM ({sessions}) "
-                "GROUP BY user_id",
-                [metric.event, ds, *params],
-            )
-        # A session that crosses midnight has rows on two days but is ONE session: it counts
-        # in the denominator on its first day only, and its squared order count (for the naive
-        # variance) grows by o_k (2 O_(k-1) + o_k) on day k, so the cumulative sums at the last
-        # look equal the single analysis exactly.
-        return (
-            "SELECT user_id AS unit, day, sum(orders) AS y, sum(first) AS d, "
-            "sum(square_step) AS row_y_sq, 0 AS value_rows FROM ("
-            "SELECT user_id, day, orders, "
-            "CASE WHEN day = min(day) OVER (PARTITION BY user_id, session_id) "
-            "THEN 1.0 ELSE 0.0 END AS first, "
-            "orders * (2 * coalesce(sum(orders) OVER (PARTITION BY user_id, session_id "
-            "ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0.0) + orders) "
-            f"AS square_step FROM ({sessions})) GROUP BY user_id, day",
-            [metric.event, ds, *params],
-        )
-    where, params = _window("ts", design.start_ts, design.end_ts, pre)
-    base = f"FROM events WHERE dataset = ? AND event_type = ?{where} GROUP BY {group}"
-    if metric.kind == "conversion":
-        # Per day the increment is the number of events; the cumulative value is capped at 1.
-        y = "count(*)::DOUBLE" if daily else "1.0"
-        select = f"SELECT {key}, {y} AS y, 0.0 AS d, 0.0 AS row_y_sq, 0 AS value_rows "
-    elif metric.kind == "mean":
-        select = (
-            f"SELECT {key}, coalesce(sum(value), 0.0) AS y, 0.0 AS d, 0.0 AS row_y_sq, "
-            "count(value) AS value_rows "
-        )
-    else:  # revenue_per_order
-        select = (
-            f"SELECT {key}, coalesce(sum(value), 0.0) AS y, count(*)::DOUBLE AS d, "
-            "coalesce(sum(value * value), 0.0) AS row_y_sq, count(value) AS value_rows "
-        )
-    return select + base, [ds, metric.event, *params]
+    """The metric's per-unit fragment (user datasets)."""
+    return UNIT_OUTCOMES[metric.name](design, metric, pre, daily)
 
 
 _ASSIGNED = (
