@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "abkit.cli.simulate",
     "abkit.cli.ingest",
     "abkit.cli.info",
+    "abkit.cli.datasets",
     "abkit.cli.stats",
     "abkit.cli.replay",
     "abkit.cli.gate",
