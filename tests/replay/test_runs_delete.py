@@ -67,6 +67,12 @@ def test_delete_runs_removes_every_row_of_those_runs_only(store: Path) -> None:
     assert [r["name"] for r in deleted.to_dict()["runs"]] == ["a", "off"]
 
 
+def test_one_run_may_be_passed_as_a_string(store: Path) -> None:
+    run = replay(store, model="popularity", dataset="t", name="a")
+    assert [r.run_id for r in delete_runs(store, "a").runs] == [run.run_id]
+    assert _ids(store) == []
+
+
 def test_dry_run_deletes_nothing(store: Path) -> None:
     run = replay(store, model="popularity", dataset="t", name="a")
     before = file_digest(store)
