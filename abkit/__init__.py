@@ -29,6 +29,8 @@ _LAZY: dict[str, str] = {
     "run_replay": "abkit.replay.runner",
     "ReplayResult": "abkit.replay.runner",
     "list_runs": "abkit.replay.runs",
+    "delete_runs": "abkit.replay.runs",
+    "drop_dataset": "abkit.data.datasets",
     "Recommender": "abkit.plugins",
     "TrainingData": "abkit.plugins",
     "available_recommenders": "abkit.plugins",

@@ -283,6 +283,12 @@ def test_ci_gate_passes_another_seed_of_the_unchanged_model(
     runner: CliRunner, ci_db: Path, tmp_path: Path, seed: int
 ) -> None:
     db = str(ci_db)
+    from abkit.data.store import open_store
+
+    # the gate's candidate is stored as ci/als and replaces the run of that name (a spec's
+    # SPEC/LABEL is its latest replay); keep the seed-1 run under another name to pair with
+    with open_store(db, write=True) as store:
+        store.con.execute("UPDATE runs SET name = 'ci/als seed 1' WHERE name = 'ci/als'")
     result = runner.invoke(app, ["gate", str(_variant(tmp_path, seed=seed)), "--db", db, "--json"])
     assert result.exit_code == 0, (result.stdout, result.stderr)
     payload = json.loads(result.stdout)
@@ -294,15 +300,36 @@ def test_ci_gate_passes_another_seed_of_the_unchanged_model(
     from abkit.data.store import open_store
 
     with open_store(db) as store:
-        row = store.con.execute(
-            "SELECT run_id FROM runs WHERE name = 'ci/als' ORDER BY created_at LIMIT 1"
-        ).fetchone()
+        row = store.con.execute("SELECT run_id FROM runs WHERE name = 'ci/als seed 1'").fetchone()
     assert row is not None
     runs = [row[0], payload["candidate"]["run_id"]]
     compared = compare_runs(db, runs, metrics=["ndcg@10", "hit_rate@10"], n_resamples=0)
     for comparison in compared.rows:
         r = comparison.result
         assert (r.ci_high - r.ci_low) < 0.7 * (r.unpaired_ci_high - r.unpaired_ci_low)
+
+
+@pytest.mark.slow
+def test_rerunning_the_spec_replaces_its_named_runs(runner: CliRunner, ci_db: Path) -> None:
+    """`abkit run` and `abkit gate` store SPEC/LABEL runs and may be re-run: each re-run
+    replaces the run of that name, so names stay unique and usable with `abkit compare`."""
+    from abkit.replay.runs import list_runs
+
+    before = {r.name: r.run_id for r in list_runs(ci_db)}
+    assert sorted(before) == ["ci/als", "ci/popularity"]
+    again = runner.invoke(app, ["run", str(CI_SPEC), "--db", str(ci_db), "--json"])
+    assert again.exit_code == 0, again.stderr
+    after = {r.name: r.run_id for r in list_runs(ci_db)}
+    assert after == {
+        f"ci/{label}": run_id for label, run_id in json.loads(again.stdout)["runs"].items()
+    }
+    assert set(after.values()).isdisjoint(before.values())
+    gate = runner.invoke(app, ["gate", str(CI_SPEC), "--db", str(ci_db), "--json"])
+    assert gate.exit_code == 0, gate.stderr
+    names = [r.name for r in list_runs(ci_db)]
+    assert sorted(names) == ["ci/als", "ci/popularity"]
+    compared = runner.invoke(app, ["compare", "ci/popularity", "ci/als", "--db", str(ci_db)])
+    assert compared.exit_code == 0, compared.stderr
 
 
 @pytest.mark.slow

@@ -9,9 +9,7 @@ import pytest
 
 from abkit.cli.main import app
 from abkit.data.ingest import ingest_file
-from tests.conftest import OBD
-
-pytestmark = pytest.mark.skipif(not OBD.exists(), reason=f"Open Bandit sample not found at {OBD}")
+from tests.conftest import OBD, OBD_ROWS
 
 
 @pytest.mark.parametrize("campaign", ["all", "men", "women"])
@@ -25,12 +23,12 @@ def test_info_shows_impressions_and_clicks_per_policy(runner, db_path, campaign)
     assert result.exit_code == 0, result.output
     (dataset,) = json.loads(result.stdout)["datasets"]
     assert dataset["unit"] == "impression"
-    assert dataset["impressions"] == 20_000
+    assert dataset["impressions"] == 2 * OBD_ROWS
     (experiment,) = dataset["experiments"]
     assert experiment["control"] == "random"
     arms = {a["variant"]: (a["impressions"], a["clicks"]) for a in experiment["arms"]}
     assert arms == expected
-    assert {v[0] for v in expected.values()} == {10_000}
+    assert {v[0] for v in expected.values()} == {OBD_ROWS}
 
     human = runner.invoke(app, ["info", "--db", str(db_path)])
     assert "each impression is its own unit" in " ".join(human.stdout.split())

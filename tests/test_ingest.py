@@ -16,7 +16,7 @@ import abkit
 from abkit.data.ingest import IngestResult, ingest_file
 from abkit.data.store import open_store
 from abkit.errors import InputError
-from tests.conftest import OBD, file_digest
+from tests.conftest import OBD, OBD_ROWS, file_digest
 
 DATA = Path(__file__).parent / "fixtures"
 OBD_FILES = [
@@ -24,9 +24,6 @@ OBD_FILES = [
     for policy in ("random", "bts")
     for campaign in ("all", "men", "women")
 ]
-needs_obd = pytest.mark.skipif(
-    not OBD.exists(), reason=f"the Open Bandit Dataset sample is not at {OBD}"
-)
 
 
 def _rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -41,7 +38,6 @@ def test_public_name() -> None:
 # -- Open Bandit Dataset -----------------------------------------------------------------------
 
 
-@needs_obd
 @pytest.mark.parametrize("path", OBD_FILES, ids=lambda p: f"{p.parts[-3]}-{p.parts[-2]}")
 def test_each_obd_file_ingests(db_path: Path, path: Path) -> None:
     frame = pd.read_csv(path, usecols=["click", "propensity_score", "item_id"])
@@ -53,7 +49,7 @@ def test_each_obd_file_ingests(db_path: Path, path: Path) -> None:
     assert result.dataset == f"obd-{campaign}"
     assert result.preset == "obd"
     assert result.unit == "impression"
-    assert result.rows == 10_000 == len(frame)
+    assert result.rows == OBD_ROWS == len(frame)
     assert result.clicks == int(frame["click"].sum())
     assert result.experiment == "obd"
     assert result.variants == (policy,)
@@ -63,16 +59,15 @@ def test_each_obd_file_ingests(db_path: Path, path: Path) -> None:
         "SELECT count(*), sum(click), count(DISTINCT impression_id), count(DISTINCT user_id), "
         "sum(propensity), min(position), max(position), any_value(variant) FROM impressions",
     )[0]
-    assert stored[:4] == (10_000, frame["click"].sum(), 10_000, 10_000)
+    assert stored[:4] == (OBD_ROWS, frame["click"].sum(), OBD_ROWS, OBD_ROWS)
     assert stored[4] == pytest.approx(frame["propensity_score"].sum(), rel=1e-12)
     assert stored[5:] == (1, 3, policy)
     assert _rows(db_path, "SELECT unit FROM datasets") == [("impression",)]
     assert _rows(db_path, "SELECT count(*), count(DISTINCT user_id) FROM assignments") == [
-        (10_000, 10_000)
+        (OBD_ROWS, OBD_ROWS)
     ]
 
 
-@needs_obd
 @pytest.mark.parametrize("order", [("random", "bts"), ("bts", "random")], ids=["rb", "br"])
 def test_random_and_bts_become_two_variants_of_one_experiment(db_path: Path, order) -> None:
     results = [ingest_file(OBD / policy / "all" / "all.csv.gz", db_path) for policy in order]
@@ -88,20 +83,19 @@ def test_random_and_bts_become_two_variants_of_one_experiment(db_path: Path, ord
         )
     )
     for policy, result in zip(order, results, strict=True):
-        assert per_variant[policy] == (10_000, result.clicks)
+        assert per_variant[policy] == (OBD_ROWS, result.clicks)
     assert _rows(
         db_path,
         "SELECT count(DISTINCT impression_id), count(DISTINCT user_id) FROM impressions",
-    ) == [(20_000, 20_000)]
+    ) == [(2 * OBD_ROWS, 2 * OBD_ROWS)]
     assert _rows(db_path, "SELECT variant, count(*) FROM assignments GROUP BY 1 ORDER BY 1") == [
-        ("bts", 10_000),
-        ("random", 10_000),
+        ("bts", OBD_ROWS),
+        ("random", OBD_ROWS),
     ]
     assert results[1].items_added == 0  # the same 80 items
     assert _rows(db_path, "SELECT count(*) FROM items") == [(80,)]
 
 
-@needs_obd
 def test_obd_user_features_are_not_stored_and_timestamps_are_utc(db_path: Path) -> None:
     path = OBD / "random" / "men" / "men.csv.gz"
     first = pd.read_csv(path, nrows=1)
@@ -444,7 +438,6 @@ def test_result_is_frozen_and_json_ready(db_path) -> None:
     assert len(payload["sha256"]) == 64
 
 
-@needs_obd
 def test_obd_policy_and_campaign_from_a_relative_path(db_path, monkeypatch) -> None:
     monkeypatch.chdir(OBD / "bts" / "women")
     result = ingest_file("women.csv.gz", db_path)

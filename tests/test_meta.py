@@ -26,9 +26,9 @@ def test_version_flag(runner) -> None:
 PUBLIC_API = [
     "AbkitError", "ArmComparisonReport", "ClaimCheck", "Comparison", "GateReport",
     "PowerResult", "Recommender", "ReplayResult", "SimulationConfig", "Store", "TrainingData",
-    "__version__", "available_recommenders", "compare_arms", "compare_runs",
-    "estimate_policy_value", "gate_run", "gate_spec", "ingest_file", "list_runs", "open_store",
-    "power", "ranking_metrics", "run_replay", "simulate", "store_info",
+    "__version__", "available_recommenders", "compare_arms", "compare_runs", "delete_runs",
+    "drop_dataset", "estimate_policy_value", "gate_run", "gate_spec", "ingest_file", "list_runs",
+    "open_store", "power", "ranking_metrics", "run_replay", "simulate", "store_info",
 ]  # fmt: skip
 
 

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from abkit.cli import render
+from abkit.errors import InputError
+
 DbOption = Annotated[
     Path,
     typer.Option(
@@ -26,3 +29,56 @@ DatasetOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a report.")
 ]
+
+YesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Do not ask for confirmation (needed without a terminal, e.g. in scripts).",
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Only show what would be deleted; delete nothing.")
+]
+
+
+def stdin_is_tty() -> bool:
+    """Whether a person can answer a prompt (tests replace this)."""
+    import sys
+
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def confirm_deletion(question: str, *, yes: bool) -> None:
+    """Ask ``question`` on stderr unless ``yes``; without a terminal, refuse with one line
+    (exit 2) saying to pass --yes. A "no" ends the command with exit code 1, deleting
+    nothing."""
+    if yes:
+        return
+
+    if not stdin_is_tty():
+        raise InputError(
+            "not deleting without confirmation: there is no terminal to ask on; "
+            "pass --yes to delete"
+        )
+    if not typer.confirm(question, default=False, err=True):
+        render.note("nothing deleted")
+        raise typer.Exit(1)
+
+
+def reject_group_options(ctx: typer.Context, group: str) -> None:
+    """Refuse options given before a subcommand (``abkit runs --db X delete RUN``): they
+    belong to the listing, and the subcommand would silently use its own default store."""
+
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name
+        and getattr(ctx.get_parameter_source(param.name), "name", None) == "COMMANDLINE"
+    ]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: put options after the subcommand, e.g. "
+            f"`abkit {group} {ctx.invoked_subcommand} ... {given[0]} ...`"
+        )

@@ -172,6 +172,7 @@ def _step_gate(db: Path, als_run_id: str) -> None:
             params=params,
             name=f"demo/{label}",
             progress=render.progress,
+            replace=True,  # the demo owns its demo/ names
         )
         report = gate_run(
             db, baseline=baseline, run=run.run_id, checks=checks, name=f"demo {label}"

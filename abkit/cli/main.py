@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "abkit.cli.info",
         "Show the datasets in a store: tables, row counts, time range, arms, planted truth.",
     ),
+    "datasets": (
+        "abkit.cli.datasets",
+        "List the datasets of a store or drop one (`abkit datasets drop NAME`).",
+    ),
     "compare": (
         "abkit.cli.compare",
         "Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict.",
@@ -55,7 +59,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "abkit.cli.replay",
         "Replay a recommender offline: ranking metrics per user, optional off-policy estimates.",
     ),
-    "runs": ("abkit.cli.replay", "List the stored replay runs (oldest first)."),
+    "runs": (
+        "abkit.cli.replay",
+        "List the stored replay runs (oldest first); `abkit runs delete RUN...` deletes.",
+    ),
     "models": (
         "abkit.cli.replay",
         "List the installed recommenders, their status and the extra a missing one needs.",

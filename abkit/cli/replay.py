@@ -1,8 +1,10 @@
-"""CLI commands: ``replay``, ``runs``, ``models`` and ``train lstm``.
+"""CLI commands: ``replay``, ``runs`` (``runs list``, ``runs delete``), ``models`` and
+``train lstm``.
 
 Each command parses its options, calls one library function (:func:`abkit.replay.runner.replay`,
-:func:`abkit.replay.runs.list_runs`, :func:`abkit.plugins.available_recommenders`,
-:func:`abkit.replay.runner.train`) and renders the result.
+:func:`abkit.replay.runs.list_runs`, :func:`abkit.replay.runs.delete_runs`,
+:func:`abkit.plugins.available_recommenders`, :func:`abkit.replay.runner.train`) and renders
+the result.
 """
 
 from __future__ import annotations
@@ -13,12 +15,21 @@ from typing import Annotated, Any
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.cli.common import (
+    DEFAULT_DB,
+    DatasetOption,
+    DbOption,
+    DryRunOption,
+    JsonOption,
+    YesOption,
+    confirm_deletion,
+    reject_group_options,
+)
 from abkit.errors import InputError
 from abkit.plugins import available_recommenders
 from abkit.replay.lstm_contract import DEFAULTS as LSTM
 from abkit.replay.runner import replay, train
-from abkit.replay.runs import list_runs
+from abkit.replay.runs import delete_runs, list_runs
 
 SplitOption = Annotated[
     str,
@@ -59,7 +70,18 @@ def replay_command(
         list[str] | None,
         typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
     ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="A name for the stored run.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="A name for the stored run (unique; see --replace)."),
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the stored run(s) of the same --name (deleted when the new run is "
+            "stored); without it a taken name is refused before any work.",
+        ),
+    ] = False,
     estimator: Annotated[
         list[str] | None,
         typer.Option(
@@ -139,6 +161,7 @@ def replay_command(
         ci=ci,
         seed=seed,
         progress=progress,
+        replace=replace,
     )
     for message in result.warnings:
         render.warning(message)
@@ -234,6 +257,57 @@ def runs_command(
             rows,
         )
     )
+
+
+def runs_group(
+    ctx: typer.Context,
+    db: DbOption = DEFAULT_DB,
+    dataset: DatasetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the stored replay runs (oldest first); `abkit runs delete RUN...` deletes runs."""
+    if ctx.invoked_subcommand is None:
+        runs_command(db=db, dataset=dataset, json_output=json_output)
+        return
+
+    reject_group_options(ctx, "runs")
+
+
+def runs_delete_command(
+    runs: Annotated[
+        list[str],
+        typer.Argument(metavar="RUN...", help="Run ids (or unique run names) to delete."),
+    ],
+    db: DbOption = DEFAULT_DB,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete stored replay runs with their per-user values, estimates and rounds.
+
+    All or nothing: an unknown or ambiguous run deletes none. Asks first unless --yes;
+    without a terminal, --yes is required.
+    """
+    from rich.markup import escape
+
+    plan = delete_runs(db, runs, dry_run=True)
+    if not dry_run:
+        confirm_deletion(f"Delete {_runs_text(plan.runs)} from {db}?", yes=yes)
+        plan = delete_runs(db, [r.run_id for r in plan.runs])
+    if json_output:
+        render.print_json(plan.to_dict())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    render.console.print(
+        f"{verb} {escape(_runs_text(plan.runs))} "
+        f"({plan.rows['run_user_metrics']:,} per-user values, "
+        f"{plan.rows['run_rounds']:,} logged rounds)"
+    )
+
+
+def _runs_text(records: Any) -> str:
+    names = ", ".join(f"{r.run_id} ({r.name})" if r.name else r.run_id for r in records)
+    return f"{len(records)} run(s): {names}"
 
 
 def models_command(json_output: JsonOption = False) -> None:
@@ -356,6 +430,7 @@ def demo_step(
                 model_path=path,
                 name=f"demo/{name}",
                 progress=render.progress,
+                replace=True,  # the demo owns its demo/ names
             )
         )
     k = ks[0]
@@ -374,7 +449,15 @@ def demo_step(
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("replay")(replay_command)
-    app.command("runs")(runs_command)
+    runs_app = typer.Typer(
+        help="List the stored replay runs (oldest first); `abkit runs delete RUN...` deletes.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+    runs_app.callback()(runs_group)
+    runs_app.command("list")(runs_command)
+    runs_app.command("delete")(runs_delete_command)
+    app.add_typer(runs_app, name="runs")
     app.command("models")(models_command)
     train_app = typer.Typer(
         help="Train a model on a store's training split (needs torch).",

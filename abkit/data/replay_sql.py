@@ -31,11 +31,13 @@ __all__ = [
     "RoundArrays",
     "SplitArrays",
     "delete_run",
+    "delete_runs",
     "event_time_range",
     "insert_run",
     "load_rounds",
     "load_split",
     "run_exists",
+    "runs_named",
     "variants",
 ]
 
@@ -269,6 +271,20 @@ def run_exists(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
     return bool(row and row[0])
 
 
+def runs_named(con: duckdb.DuckDBPyConnection, name: str) -> tuple[list[str], list[str]]:
+    """(ids of the runs named ``name``, ids of runs whose *id* is ``name``), oldest first.
+
+    A new run's name must be in neither list: a second run of that name makes the name
+    ambiguous, and a name equal to another run's id could never be looked up (an id wins).
+    """
+    rows = con.execute(
+        "SELECT run_id, name = ? FROM runs WHERE name = ? OR run_id = ? "
+        "ORDER BY created_at, run_id",
+        [name, name, name],
+    ).fetchall()
+    return [r[0] for r in rows if r[1]], [r[0] for r in rows if not r[1]]
+
+
 def insert_run(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -351,7 +367,31 @@ def _insert_arrow(
         con.unregister(source)
 
 
+#: The tables a run's rows live in, children first (``runs`` last).
+RUN_TABLES = ("run_rounds", "run_estimates", "run_user_metrics", "runs")
+
+
 def delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Remove a run and everything stored with it (caller's transaction)."""
-    for table in ("run_rounds", "run_estimates", "run_user_metrics", "runs"):
-        con.execute(f"DELETE FROM {quote_ident(table)} WHERE run_id = ?", [run_id])
+    delete_runs(con, [run_id])
+
+
+def run_row_counts(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, int]:
+    """How many rows of each run table belong to ``run_ids`` (what deleting them removes)."""
+    ids = list(run_ids)
+    out = {}
+    for table in RUN_TABLES:
+        row = con.execute(
+            f"SELECT count(*) FROM {quote_ident(table)} WHERE list_contains(?, run_id)", [ids]
+        ).fetchone()
+        out[table] = int(row[0]) if row else 0
+    return out
+
+
+def delete_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> None:
+    """Remove the runs ``run_ids`` and everything stored with them (caller's transaction)."""
+    ids = list(run_ids)
+    if not ids:
+        return
+    for table in RUN_TABLES:
+        con.execute(f"DELETE FROM {quote_ident(table)} WHERE list_contains(?, run_id)", [ids])

@@ -98,7 +98,9 @@ def replay_model(
     spec: ExperimentSpec, label: str, db: str | Path | None, *, progress: Any = None
 ) -> ReplayResult:
     """Replay the spec's model ``label`` on its dataset and split; the stored run is named
-    ``SPEC_NAME/LABEL``. Checks ``[data] fingerprint`` when the spec pins one. Returns the
+    ``SPEC_NAME/LABEL`` and replaces the earlier run of that name (``abkit run`` and
+    ``abkit gate`` re-run a spec; the name means its latest run). Checks
+    ``[data] fingerprint`` when the spec pins one. Returns the
     :class:`abkit.replay.runner.ReplayResult`."""
     model = spec.model(label)
     result = replay(
@@ -110,6 +112,7 @@ def replay_model(
         params=dict(model.params),
         name=f"{spec.name}/{label}",
         progress=progress,
+        replace=True,
     )
     pinned = spec.data.fingerprint
     if pinned is not None and not result.fingerprint.startswith(pinned):

@@ -45,6 +45,7 @@ from abkit.data.replay_sql import (
     load_rounds,
     load_split,
     run_exists,
+    runs_named,
     variants,
 )
 from abkit.data.store import open_store, utcnow
@@ -251,6 +252,7 @@ def replay(
     chunk_users: int | None = None,
     progress: Progress | None = None,
     write: bool = True,
+    replace: bool = False,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
 
@@ -261,6 +263,11 @@ def replay(
     :mod:`abkit.replay.offpolicy`). ``params`` go to the model's constructor; ``model_path``
     loads a fitted model instead of fitting. ``write=False`` evaluates without storing.
     Every bad input raises a one-line :class:`~abkit.errors.AbkitError` and writes nothing.
+
+    Run names are unique: a ``name`` that another stored run already has is refused before
+    any work is done, unless ``replace`` (``--replace``), which deletes the run(s) of that
+    name, in any dataset, in the transaction that stores the new one. A name equal to
+    another run's id is always refused (the id would win every lookup).
     """
 
     k_values, spec, estimator_names = _validate(
@@ -284,6 +291,8 @@ def replay(
 
     with open_store(db) as store:
         dataset_name = store.resolve_dataset(dataset)
+        if write and name is not None:
+            _check_name(store, name, replace=replace)
         first, last, _n_events = event_time_range(store.con, dataset_name)
         if spec.kind == "temporal" and first is not None and last is not None:
             spec = resolve_cutoff(spec, first, last)
@@ -442,8 +451,26 @@ def replay(
         warnings=tuple(caught),
     )
     if write:
-        _store(db, result, data, eval_users, per_user, round_columns, summary)
+        _store(db, result, data, eval_users, per_user, round_columns, summary, replace=replace)
     return result
+
+
+def _check_name(store: Any, name: str, *, replace: bool) -> list[str]:
+    """The ids of the runs named ``name`` (which ``replace`` deletes); raises
+    :class:`StoreError` when the name is taken and not ``replace``, or is another run's id."""
+
+    named, id_clash = runs_named(store.con, name)
+    if id_clash:
+        raise StoreError(
+            f"{store.path}: --name '{name}' is the id of another run; choose another --name"
+        )
+    if named and not replace:
+        ids = ", ".join(named)
+        raise StoreError(
+            f"{store.path}: a run named '{name}' already exists ({ids}); pass --replace to "
+            "replace it, choose another --name, or delete it with `abkit runs delete`"
+        )
+    return named
 
 
 def _training_data(arrays: SplitArrays, rounds: RoundArrays | None) -> TrainingData:
@@ -687,6 +714,8 @@ def _store(
     per_user: dict[str, np.ndarray],
     round_columns: dict[str, np.ndarray] | None,
     summary: dict[str, Any],
+    *,
+    replace: bool = False,
 ) -> None:
 
     run = {
@@ -720,6 +749,10 @@ def _store(
         if run_exists(store.con, result.run_id):
             raise StoreError(f"{store.path}: run {result.run_id} already exists")
         with store.transaction() as con:
+            if result.name is not None:
+                # checked again under the write lock: the same name may have been stored
+                # while this run was computed
+                delete_runs(con, _check_name(store, result.name, replace=replace))
             insert_run(
                 con,
                 run=run,

@@ -14,6 +14,18 @@ and ``n1, n2`` units:
   unlike the delta method, it is not symmetric where the control mean is uncertain; when the
   control mean is not clearly non-zero (``m2^2 <= q^2 V2``) the set is unbounded and abkit
   says so instead of printing a misleading finite interval.
+* **constant arms**: a sample variance at or below ``ZERO_VARIANCE_RTOL * mean^2`` (about 64
+  float64 epsilons of the squared mean: a standard deviation under ~1.2e-7 of the mean's
+  magnitude) is rounding noise, not spread: the arm's values are all equal, and its variance
+  is taken as exactly 0 (:func:`resolved_variance`). Values equal in decimal can still leave
+  ``1e-34`` in ``numpy.var`` (``[0.1, 0.1, 0.1]``), and the variance from sums of squares
+  that abkit computes in DuckDB leaves about ``eps * mean^2``; treated as spread, either would
+  turn a constant arm into a t statistic of ``1e16`` that means nothing. With one constant
+  arm, Welch's test is the one-sample t-test of the other arm against the constant (Welch df
+  ``n - 1`` of the other arm); with both constant, ``t`` is 0 when the means are equal (p = 1)
+  and infinite otherwise (p = 0: every unit of one arm differs from every unit of the other by
+  the same amount). scipy returns NaN for two constant samples and warns about "catastrophic
+  cancellation" for nearly constant ones.
 
 :func:`compare_estimates` is the engine shared by every metric whose two estimates are
 approximately normal (means, delta-method ratios, CUPED-adjusted means); ``C`` is the
@@ -31,6 +43,18 @@ from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.sufficient import ArmAggregates
 
 _POWER_FOR_UNITS_NEEDED = 0.8
+
+#: A sample variance at or below this multiple of the squared mean is rounding noise: 0.
+ZERO_VARIANCE_RTOL = 64 * 2.0**-52
+
+
+def resolved_variance(mean: float, var: float) -> float:
+    """``var``, or exactly 0 when it is rounding noise of a constant sample: at or below
+    :data:`ZERO_VARIANCE_RTOL` ``* mean^2`` (see the module docstring). Negative values, which
+    only rounding produces, are 0 too."""
+    if var <= ZERO_VARIANCE_RTOL * mean * mean:
+        return 0.0
+    return var
 
 
 def welch_df(var1: float, n1: float, var2: float, n2: float) -> float:
@@ -231,6 +255,7 @@ def compare_means(
     """Welch's test for the difference of means and Fieller's interval for the lift."""
     m1, s1 = _mean_and_var(treatment)
     m2, s2 = _mean_and_var(control)
+    s1, s2 = resolved_variance(m1, s1), resolved_variance(m2, s2)
     n1, n2 = treatment.units, control.units
     df = welch_df(s1, n1, s2, n2)
     return compare_estimates(
@@ -255,17 +280,24 @@ def compare_means(
 def welch_test(
     m1: float, var1: float, n1: int, m2: float, var2: float, n2: int
 ) -> tuple[float, float, float]:
-    """``(t, df, two-sided p)`` of Welch's test from means and sample variances."""
+    """``(t, df, two-sided p)`` of Welch's test from means and sample variances.
+
+    A variance that is rounding noise of a constant sample counts as 0 (see the module
+    docstring): one constant arm gives the one-sample t-test of the other, two give ``t = 0``
+    (equal means, p = 1) or ``t = +-inf`` (p = 0)."""
+    var1, var2 = resolved_variance(m1, var1), resolved_variance(m2, var2)
     df = welch_df(var1, n1, var2, n2)
     t = fieller_statistic(m1, m2, var1 / n1, var2 / n2, 0.0, 1.0)
     return t, df, float(2 * stats.t.sf(abs(t), df))
 
 
 __all__ = [
+    "ZERO_VARIANCE_RTOL",
     "compare_estimates",
     "compare_means",
     "fieller_interval",
     "fieller_statistic",
+    "resolved_variance",
     "welch_df",
     "welch_test",
 ]

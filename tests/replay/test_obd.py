@@ -1,9 +1,11 @@
-"""Off-policy estimates on the Open Bandit Dataset sample (../shared/data/obd).
+"""Off-policy estimates on the Open Bandit Dataset sample (../shared/data/obd, else the cut
+shipped in tests/fixtures/obd; see tests/conftest.py).
 
 REFERENCE.md: the Random logging policy is uniform (propensity 1/n_items per slot), so replay
 and IPS of a uniform policy from the Random logs reproduce the logs' CTR; on the Bernoulli TS
 logs of the Women's campaign a uniform policy has a largest weight above 20,000 and an
-effective sample size of about 2, so an estimator must refuse.
+effective sample size of about 2 (1.3 in the fixture's 3,000 rows), so an estimator must
+refuse.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import pandas as pd
 import pytest
 
 from abkit.replay.runner import replay
-from tests.conftest import OBD, file_digest
-
-pytestmark = pytest.mark.skipif(not OBD.exists(), reason="the OBD sample is not in ../shared")
+from tests.conftest import OBD, OBD_ROWS, file_digest, obd_pinned
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,12 @@ def test_uniform_policy_on_random_logs_reproduces_the_random_ctr(women: Path) ->
         write=False,
     )
     ctr = _ctr("random", "women")
-    assert ctr == pytest.approx(0.0046)
+    assert ctr == pytest.approx(obd_pinned(full=0.0046, fixture=0.006))
     for estimate in result.estimates:
         assert estimate.refused is None
         assert estimate.value == pytest.approx(ctr, rel=1e-9)
         assert estimate.ci_low < ctr < estimate.ci_high
-        assert estimate.ess == pytest.approx(10_000)  # every weight is exactly 1
+        assert estimate.ess == pytest.approx(OBD_ROWS)  # every weight is exactly 1
         assert estimate.diagnostics.max_weight == pytest.approx(1.0)
 
 
@@ -62,10 +62,11 @@ def test_uniform_policy_on_bts_logs_is_refused(women: Path) -> None:
         assert estimate.value is None
         assert estimate.ci_low is None
         assert estimate.diagnostics.max_weight > 20_000
-        assert estimate.ess == pytest.approx(2, abs=0.5)
+        assert estimate.ess == pytest.approx(obd_pinned(full=2, fixture=1.25), abs=0.5)
     assert result.estimate("replay").refused.startswith("replay needs uniformly random logs")
+    ess = obd_pinned(full="2.1 out of 10,000", fixture="1.3 out of 3,000")
     assert result.estimate("ips").refused == (
-        "the importance weights leave an effective sample size of 2.1 out of 10,000 rounds "
+        f"the importance weights leave an effective sample size of {ess} rounds "
         "(largest weight 21,739); below 30, so a few rounds decide the estimate"
     )
     assert result.to_dict()["estimates"]["ips"]["value"] is None
@@ -77,7 +78,7 @@ def test_deterministic_policy_on_random_logs_matches_a_tenth_of_a_percent(women:
         women, model="random", estimators="replay,ips", policy="topk", variant="random", write=False
     )
     replayed = result.estimate("replay")
-    assert replayed.diagnostics.nonzero == pytest.approx(10_000 / 46, rel=0.2)
+    assert replayed.diagnostics.nonzero == pytest.approx(OBD_ROWS / 46, rel=0.2)
     assert replayed.ess == pytest.approx(replayed.diagnostics.nonzero)
 
 

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -49,15 +49,68 @@ samples = st.lists(st.integers(-10_000, 10_000).map(lambda v: v / 10), min_size=
 
 @SETTINGS
 @given(samples, samples)
+@example([0.1, 0.1, 0.1], [0.0, 0.1, 0.2])  # numpy variance 1.9e-34; scipy warns
+@example([0.1, 0.1, 0.1], [0.2, 0.2, 0.2])
 def test_welch_matches_scipy_on_raw_data(a, b) -> None:
+    """scipy where it is defined; abkit's documented answer for constant samples, where scipy
+    warns (catastrophic cancellation: ``[0.1, 0.1, 0.1]`` has a numpy variance of 1.9e-34)
+    or returns NaN. Values on a 0.1 grid are either all equal or spread by at least 1e-4 of
+    their magnitude, far from both thresholds."""
     y1, y2 = np.array(a), np.array(b)
-    if y1.var() == 0 or y2.var() == 0:
-        return
-    ref = stats.ttest_ind(y1, y2, equal_var=False)
     t, df, p = welch_test(y1.mean(), y1.var(ddof=1), len(y1), y2.mean(), y2.var(ddof=1), len(y2))
-    assert t == pytest.approx(ref.statistic, rel=1e-6, abs=1e-9)
-    assert df == pytest.approx(ref.df, rel=1e-6)
+    constant1, constant2 = np.ptp(y1) == 0, np.ptp(y2) == 0
+    if constant1 and constant2:
+        same = y1[0] == y2[0]
+        assert (t, df, p) == ((0.0, len(y1) + len(y2) - 2, 1.0) if same else (t, df, 0.0))
+        assert same or t == math.copysign(math.inf, y1[0] - y2[0])
+        return
+    if constant1 or constant2:
+        # one constant arm: the one-sample t-test of the other arm against the constant
+        other, constant, sign = (y2, y1[0], -1) if constant1 else (y1, y2[0], 1)
+        ref = stats.ttest_1samp(other, constant)
+        assert df == pytest.approx(len(other) - 1, rel=1e-12)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            ref = stats.ttest_ind(y1, y2, equal_var=False)
+        sign = 1
+        assert df == pytest.approx(ref.df, rel=1e-6)
+    assert t == pytest.approx(sign * ref.statistic, rel=1e-6, abs=1e-9)
     assert p == pytest.approx(ref.pvalue, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([0.1, 0.1, 0.1], [0.0, 0.1, 0.2]),  # seed 12 of the property test: numpy var 1.9e-34
+        ([0.1, 0.1, 0.1], [0.3, 0.3, 0.3, 0.3]),
+        ([0.3, 0.3, 0.3], [0.3, 0.3]),
+        ([2000.1] * 5, [2000.0, 2000.2, 2000.4]),
+    ],
+)
+def test_welch_on_constant_samples_takes_their_variance_as_zero(a, b) -> None:
+    from abkit.stats.means import resolved_variance
+
+    y1, y2 = np.array(a), np.array(b)
+    assert resolved_variance(y1.mean(), y1.var(ddof=1)) == 0.0
+    t, df, p = welch_test(y1.mean(), y1.var(ddof=1), len(y1), y2.mean(), y2.var(ddof=1), len(y2))
+    if np.ptp(y2) > 0:
+        ref = stats.ttest_1samp(y2, y1[0])
+        assert (t, df, p) == pytest.approx((-ref.statistic, len(y2) - 1, ref.pvalue), rel=1e-9)
+    elif y1[0] == y2[0]:
+        assert (t, df, p) == (0.0, len(y1) + len(y2) - 2, 1.0)
+    else:
+        assert (t, p) == (-math.inf, 0.0)
+    # the same answer from sums of squares, whose rounding leaves about eps * mean^2
+    result = compare_means(_mean_arm("C", y2), _mean_arm("T", y1))
+    assert result.p_value == pytest.approx(p, rel=1e-6, abs=1e-300)
+
+
+def test_a_small_but_real_spread_is_not_taken_as_zero() -> None:
+    from abkit.stats.means import resolved_variance
+
+    y = np.array([1000.0, 1000.001, 1000.002])  # sd 1e-6 of the mean: real, if tiny
+    assert resolved_variance(y.mean(), y.var(ddof=1)) == pytest.approx(1e-6)
 
 
 @SETTINGS
