@@ -40,6 +40,7 @@ from abkit_recommenders.train_lstm import require_torch, save_trained, train_lst
 from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.replay_sql import (
+    delete_runs,
     event_time_range,
     insert_run,
     load_rounds,

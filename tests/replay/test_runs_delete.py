@@ -168,17 +168,17 @@ def test_a_name_stored_while_the_run_was_computed_is_still_refused(store: Path, 
     a run of that name meanwhile); the store keeps only the other process's run."""
     import abkit.replay.runner as runner
 
-    real_rank = runner._rank
+    real_rank = runner.rank_users
     calls = []
 
     def rank_while_another_process_stores(*args, **kwargs):
         out = real_rank(*args, **kwargs)
         calls.append(1)
-        if len(calls) == 1:  # the other "process" replays too, through the same _rank
+        if len(calls) == 1:  # the other "process" replays too, through the same rank_users
             replay(store, model="popularity", dataset="t", name="race")
         return out
 
-    monkeypatch.setattr(runner, "_rank", rank_while_another_process_stores)
+    monkeypatch.setattr(runner, "rank_users", rank_while_another_process_stores)
     with pytest.raises(StoreError, match="a run named 'race' already exists"):
         runner.replay(store, model="random", dataset="t", name="race")
     assert [r.model for r in list_runs(store)] == ["popularity"]
