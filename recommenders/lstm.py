@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from abkit.errors import MissingExtraError, ModelError
 
+#: how to install what training needs (torch is pinned by hand: an unpinned one pulls CUDA)
+TORCH_INSTALL = 'pip install torch==2.13.0 "abkit-lift[train]"'
+
 if TYPE_CHECKING:
     import numpy as np
     import onnx
@@ -196,6 +199,9 @@ class LSTMRecommender:
     name: ClassVar[str] = "lstm"
     extra: ClassVar[str | None] = "onnx"
     requires: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    # inference needs onnxruntime only; fitting (and `abkit train lstm`) needs torch
+    train_requires: ClassVar[tuple[str, ...]] = ("torch",)
+    train_install: ClassVar[str | None] = TORCH_INSTALL
     needs_training: ClassVar[bool] = True
 
     def __init__(

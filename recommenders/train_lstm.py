@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abkit.errors import InputError, MissingExtraError, ModelError
 
-from .lstm import DEFAULTS, SIDECAR_FORMAT, add_topk_head, lstm_core_graph, sidecar_path
+from .lstm import (
+    DEFAULTS,
+    SIDECAR_FORMAT,
+    TORCH_INSTALL,
+    add_topk_head,
+    lstm_core_graph,
+    sidecar_path,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,8 +48,6 @@ if TYPE_CHECKING:
     from abkit.plugins import TrainingData
 
 __all__ = ["TORCH_INSTALL", "TorchMissingError", "TrainedLSTM", "save_trained", "train_lstm"]
-
-TORCH_INSTALL = 'pip install torch==2.13.0 "abkit-lift[train]"'
 
 
 class TorchMissingError(MissingExtraError):
