@@ -191,7 +191,7 @@ def _print_report(report: BenchReport) -> None:
             "the CPUs: the ratios are only as steady as that)"
             if "load_average_1m" in m
             else ""
-        )
+        ),
     )
     render.console.print(render.table(None, _COLUMNS, [_row(line) for line in report.lines]))
     render.console.print()

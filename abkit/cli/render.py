@@ -165,15 +165,11 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
 def store_info(result: Any, *, selected: bool = False) -> None:
     """Render :class:`abkit.data.info.StoreInfo`; ``selected``: the user chose its one dataset
     (``--dataset``), so the header names it rather than counting the store's datasets."""
+    runs = _count(result.runs, "replay run")
     if selected and len(result.datasets) == 1:
-        contents = (
-            f"dataset {result.datasets[0].name}; "
-            f"{_count(result.runs, 'replay run')} in the store"
-        )
+        contents = f"dataset {result.datasets[0].name}; {runs} in the store"
     else:
-        contents = (
-            f"{_count(len(result.datasets), 'dataset')}, {_count(result.runs, 'replay run')}"
-        )
+        contents = f"{_count(len(result.datasets), 'dataset')}, {runs}"
     say(
         (str(result.path), "bold"),
         f"  schema v{result.schema_version} ({result.created_by}), {contents}",
