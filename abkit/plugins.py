@@ -25,7 +25,9 @@ Conventions every plug-in follows (checked by ``tests/test_recommender_contract.
   from those it was trained on (:class:`~abkit.errors.ModelError`).
 * Optional heavy dependencies are imported inside methods; ``requires`` names them and
   ``extra`` the pip extra that installs them, so ``abkit models`` can report a missing one
-  without importing it.
+  without importing it. A model that can replay a saved file without a package it needs to
+  *fit* names that package in the optional ``train_requires`` and the pip line in
+  ``train_install``; ``abkit models`` then says it is ready for inference only.
 """
 
 from __future__ import annotations
@@ -414,6 +416,17 @@ class RecommenderInfo:
     extra: str | None
     missing: tuple[str, ...]
     description: str
+    #: packages that only fitting needs and that are missing (a saved model still replays)
+    training_missing: tuple[str, ...] = ()
+    #: the pip line that installs them
+    training_install: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """The status in words, as ``abkit models`` shows it."""
+        if self.status == "ok" and self.training_missing:
+            return f"inference ready; training needs {', '.join(self.training_missing)}"
+        return self.status
 
     @property
     def install(self) -> str | None:
@@ -432,6 +445,8 @@ class RecommenderInfo:
             "missing": list(self.missing),
             "install": self.install,
             "description": self.description,
+            "training_missing": list(self.training_missing),
+            "training_install": self.training_install if self.training_missing else None,
         }
 
 
@@ -442,8 +457,8 @@ def _entry_points() -> dict[str, EntryPoint]:
     return found
 
 
-def _missing_packages(cls: type) -> tuple[str, ...]:
-    needed = tuple(getattr(cls, "requires", ()) or ())
+def _missing_packages(cls: type, attribute: str = "requires") -> tuple[str, ...]:
+    needed = tuple(getattr(cls, attribute, ()) or ())
     return tuple(pkg for pkg in needed if importlib.util.find_spec(pkg) is None)
 
 
@@ -483,6 +498,8 @@ def available_recommenders() -> list[RecommenderInfo]:
                 extra=getattr(cls, "extra", None),
                 missing=missing,
                 description=doc[0] if doc else "",
+                training_missing=_missing_packages(cls, "train_requires"),
+                training_install=getattr(cls, "train_install", None),
             )
         )
     return out

@@ -28,9 +28,12 @@ from abkit.replay.lstm_contract import (
     INPUTS,
     OUTPUTS,
     SIDECAR_FORMAT,
+    TORCH_INSTALL,
     LSTMHyperparameters,
     sidecar_path,
 )
+
+#: how to install what training needs (torch is pinned by hand: an unpinned one pulls CUDA)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +62,9 @@ class LSTMRecommender:
     name: ClassVar[str] = "lstm"
     extra: ClassVar[str | None] = "onnx"
     requires: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    # inference needs onnxruntime only; fitting (and `abkit train lstm`) needs torch
+    train_requires: ClassVar[tuple[str, ...]] = ("torch",)
+    train_install: ClassVar[str | None] = TORCH_INSTALL
     needs_training: ClassVar[bool] = True
 
     def __init__(

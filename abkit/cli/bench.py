@@ -180,29 +180,29 @@ def _print_line(line: BenchLine) -> None:
 def _print_report(report: BenchReport) -> None:
 
     m = report.machine
-    render.console.print(
-        f"[bold]abkit bench[/] scale {report.scale:g}{' (quick)' if report.quick else ''}: "
+    render.say(
+        ("abkit bench", "bold"),
+        f" scale {report.scale:g}{' (quick)' if report.quick else ''}: "
         f"{m.get('cpus')} CPUs ({m.get('processor')}), {report.seconds:,.0f} s in all"
         + (
             f", load average {m['load_average_1m']:.1f} at the end (other processes share "
             "the CPUs: the ratios are only as steady as that)"
             if "load_average_1m" in m
             else ""
-        )
+        ),
     )
     render.console.print(render.table(None, _COLUMNS, [_row(line) for line in report.lines]))
     render.console.print()
     for line in report.lines:
         ref = f" vs {line.reference_name}" if line.reference_name else ""
-        render.console.print(
-            f"[bold]{line.name}[/]: {line.description}{ref}; target {line.target}",
-            soft_wrap=True,
+        render.say(
+            (line.name, "bold"), f": {line.description}{ref}; target {line.target}", soft_wrap=True
         )
         for measured, who in ((line.abkit, "abkit"), (line.reference, "reference")):
             if measured is not None and measured.note:
                 render.console.print(f"  {who}: {measured.note}", soft_wrap=True)
         if line.message:
-            render.console.print(f"  [yellow]{line.message}[/]", soft_wrap=True)
+            render.say("  ", (line.message, "yellow"), soft_wrap=True)
     if report.quick:
         render.note("--quick sizes are too small for the ratios to mean anything.")
 

@@ -10,6 +10,16 @@ import typer
 from abkit.cli import render
 from abkit.errors import InputError
 
+#: ``ctx.meta`` key where every ``--json`` option records its value, for the error boundary
+#: in :mod:`abkit.cli.main` (click shares ``meta`` between a group and its subcommands)
+JSON_META_KEY = "abkit.json"
+
+
+def _remember_json(ctx: typer.Context, value: bool) -> bool:
+    ctx.meta[JSON_META_KEY] = value
+    return value
+
+
 DbOption = Annotated[
     Path,
     typer.Option(
@@ -26,8 +36,15 @@ DatasetOption = Annotated[
     typer.Option("--dataset", "-d", help="Dataset inside the store (default: the only one)."),
 ]
 
+# eager: processed before the other options, so an error in one of them still knows --json
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a report.")
+    bool,
+    typer.Option(
+        "--json",
+        help="Print machine-readable JSON on stdout instead of a report (errors too).",
+        callback=_remember_json,
+        is_eager=True,
+    ),
 ]
 
 YesOption = Annotated[

@@ -89,7 +89,7 @@ def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool)
 
             summary = simulate(config, db, on_progress=on_progress)
         render.simulation_summary(summary)
-    render.store_info(store_info(db, dataset=DEMO_DATASET))
+    render.store_info(store_info(db, dataset=DEMO_DATASET), selected=True)
 
 
 def _comparable(params: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def info(
     if json:
         render.print_json(result.to_dict())
     else:
-        render.store_info(result)
+        render.store_info(result, selected=dataset is not None)
 
 
 def register(app: typer.Typer) -> None:

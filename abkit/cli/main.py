@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Sequence
 from importlib import import_module
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import typer.main
@@ -20,7 +21,13 @@ from typer.core import TyperCommand, TyperGroup
 
 from abkit import __version__
 from abkit.cli import render
+from abkit.cli.common import JSON_META_KEY
 from abkit.errors import AbkitError
+
+try:  # recent typer vendors click as typer._click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import UsageError  # type: ignore[no-redef]
 
 # command -> (the module whose ``register(app)`` adds it, the line ``abkit --help`` shows).
 # Modules are imported only when their command runs (or shows its own help), so ``abkit
@@ -108,33 +115,63 @@ def load_command(name: str) -> Any:
     return _module_commands(COMMANDS[name][0])[name]
 
 
+def json_requested(ctx: Any, args: Sequence[str] = ()) -> bool:
+    """Whether the command being run was given ``--json``.
+
+    Every ``--json`` option (:data:`abkit.cli.common.JsonOption`) is eager and records its
+    parsed value in ``ctx.meta``, which click shares between a group and its subcommands. When
+    parsing failed before options were processed (an unknown option), the raw ``args`` decide:
+    a ``--json`` token before ``--``.
+    """
+    if JSON_META_KEY in ctx.meta:
+        return bool(ctx.meta[JSON_META_KEY])
+    words = list(args)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return "--json" in words
+
+
 class _AbkitGroup(TyperGroup):
-    """The error boundary: every command runs inside :meth:`invoke`."""
+    """The error boundary: every command runs inside :meth:`invoke`.
+
+    An error becomes one line on stderr (``error: ...``, cut to
+    :data:`abkit.cli.render.ERROR_LIMIT` characters) and an exit code; with ``--json`` stdout
+    also gets ``{"error": {"message", "kind", "exit_code"}}`` so a script reading stdout
+    always gets JSON.
+    """
 
     def invoke(self, ctx: Any) -> Any:
+        args = list(ctx.args)  # the subcommand's words, before the group consumes them
         try:
             return super().invoke(ctx)
         except AbkitError as exc:
-            render.error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            self._fail(ctx, args, str(exc), type(exc).__name__, exc.exit_code)
         except OSError as exc:
             # a file the user named cannot be read or written (permissions, missing folder,
             # full disk): one line, as for any bad input
-
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            render.error(f"{where}{exc.strerror or exc}")
-            raise typer.Exit(2) from None
+            self._fail(ctx, args, f"{where}{exc.strerror or exc}", type(exc).__name__, 2)
+        except UsageError as exc:
+            # typer prints its own usage message on stderr (and exits 2); add the JSON
+            if json_requested(ctx, args):
+                render.error_json(exc.format_message(), kind="UsageError", exit_code=exc.exit_code)
+            raise
         except Exception as exc:
             duckdb = sys.modules.get("duckdb")
             if duckdb is None or not isinstance(exc, duckdb.Error):
                 raise
             # DuckDB refused something abkit did not anticipate; one line, no traceback
-
-            render.error(f"database error: {str(exc).strip().splitlines()[0]}")
-            raise typer.Exit(2) from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._fail(ctx, args, f"database error: {first}", "DatabaseError", 2)
         except KeyboardInterrupt:
-            render.error("interrupted; nothing was written")
-            raise typer.Exit(130) from None
+            self._fail(ctx, args, "interrupted; nothing was written", "Interrupted", 130)
+
+    @staticmethod
+    def _fail(ctx: Any, args: Sequence[str], message: str, kind: str, exit_code: int) -> NoReturn:
+        if json_requested(ctx, args):
+            render.error_json(message, kind=kind, exit_code=exit_code)
+        render.error(message)
+        raise typer.Exit(exit_code) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
         # the order of the workflow, not alphabetical

@@ -2,6 +2,12 @@
 
 The library returns typed result objects; this module is the only place that turns them into
 text, and the only module that imports rich.
+
+Text is never read as rich markup: both consoles are built with ``markup=False`` (and no emoji
+codes, no highlighting), so a dataset, arm, run or file name such as ``[/b]ctrl``,
+``ranker [v1]`` or ``:cat:`` prints exactly as typed wherever it appears (tables, titles,
+rules, messages). Styling is explicit instead: :func:`say` assembles a line from plain parts and
+``(text, style)`` pairs, and :func:`line` takes a ``style``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,29 +30,52 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+#: the longest error line printed (and put in the JSON error); longer ones are cut in the middle
+ERROR_LIMIT = 300
+
+#: one part of a line for :func:`say`: plain text, or ``(text, style)``
+Part = str | tuple[str, str]
+
+
+def say(*parts: Part, **print_options: Any) -> None:
+    """One line on stdout assembled from literal parts: ``say(("run ", "bold"), run_id)``."""
+    console.print(Text.assemble(*parts), **print_options)
+
+
+def clip(text: str, limit: int = ERROR_LIMIT) -> str:
+    """``text`` on one line and at most ``limit`` characters: newlines become spaces, and a
+    longer text keeps its beginning (which names the file, row or option) and its end, joined
+    by ``...``."""
+    text = " ".join(text.splitlines())
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) * 2 // 3
+    tail = limit - 3 - head
+    return f"{text[:head]}...{text[len(text) - tail :]}"
 
 
 def error(message: str) -> None:
-    """One line on stderr, no traceback."""
-    # escape: messages quote user data and spec tables like "[gate]", which are not markup
-    err_console.print(
-        f"[bold red]error:[/] {escape(message)}",
-        soft_wrap=True,
-        markup=True,
-        emoji=False,
-        highlight=False,
-    )
+    """One line on stderr, no traceback, at most :data:`ERROR_LIMIT` characters."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", clip(message)), soft_wrap=True)
+
+
+def error_json(message: str, *, kind: str, exit_code: int) -> None:
+    """The error as JSON on stdout, for commands run with ``--json`` (stderr still gets
+    :func:`error`): ``{"error": {"message": ..., "kind": ..., "exit_code": ...}}``."""
+    print_json({"error": {"message": clip(message), "kind": kind, "exit_code": exit_code}})
 
 
 def warning(message: str) -> None:
-    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True, emoji=False)
+    err_console.print(Text.assemble(("warning:", "bold yellow"), " ", message), soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err_console.print(f"[dim]{escape(message)}[/]", soft_wrap=True, emoji=False)
+    err_console.print(Text(message, style="dim"), soft_wrap=True)
 
 
 def _jsonable(value: Any) -> Any:
@@ -79,7 +107,11 @@ def table(
 ) -> Table:
     out = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     for i, column in enumerate(columns):
-        out.add_column(column, justify="right" if (justify_numbers and i > 0) else "left")
+        # fold, never "…": two names that differ only at the end stay distinct, and an
+        # install line stays whole
+        out.add_column(
+            column, justify="right" if (justify_numbers and i > 0) else "left", overflow="fold"
+        )
     for row in rows:
         out.add_row(*(fmt(v) for v in row))
     return out
@@ -112,7 +144,7 @@ def pct(value: float | None, digits: int = 2) -> str:
 def progress(description: str, total: int | None) -> Iterator[Any]:
     """A progress bar on stderr; yields ``advance(n)``. Silent when stderr is not a terminal."""
     bar = Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -130,17 +162,23 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
         yield advance
 
 
-def store_info(result: Any) -> None:
-    """Render :class:`abkit.data.info.StoreInfo`."""
-    console.print(
-        f"[bold]{result.path}[/]  schema v{result.schema_version} ({result.created_by}), "
-        f"{len(result.datasets)} dataset(s), {result.runs} replay run(s)"
+def store_info(result: Any, *, selected: bool = False) -> None:
+    """Render :class:`abkit.data.info.StoreInfo`; ``selected``: the user chose its one dataset
+    (``--dataset``), so the header names it rather than counting the store's datasets."""
+    runs = _count(result.runs, "replay run")
+    if selected and len(result.datasets) == 1:
+        contents = f"dataset {result.datasets[0].name}; {runs} in the store"
+    else:
+        contents = f"{_count(len(result.datasets), 'dataset')}, {runs}"
+    say(
+        (str(result.path), "bold"),
+        f"  schema v{result.schema_version} ({result.created_by}), {contents}",
     )
     if not result.datasets:
         console.print("No datasets yet: add one with `abkit simulate` or `abkit ingest`.")
     for ds in result.datasets:
         console.print()
-        console.print(f"[bold cyan]dataset {ds.name}[/] ({ds.source}; unit of analysis: {ds.unit})")
+        say((f"dataset {ds.name}", "bold cyan"), f" ({ds.source}; unit of analysis: {ds.unit})")
         if ds.unit == "impression":
             console.print(
                 "  This log has no user id: each impression is its own unit of randomisation "
@@ -183,14 +221,22 @@ def store_info(result: Any) -> None:
             )
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 replay run``, ``2 replay runs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def heading(title: str, subtitle: str = "") -> None:
-    console.rule(f"[bold]{title}[/]" + (f" [dim]- {subtitle}[/]" if subtitle else ""))
+    parts: list[Part] = [(title, "bold")]
+    if subtitle:
+        parts.append((f" - {subtitle}", "dim"))
+    console.rule(Text.assemble(*parts))
 
 
 def step(number: int, title: str, explanation: str) -> None:
     """A numbered step of the demo: a title and a sentence on what it shows and why."""
     console.print()
-    console.print(f"[bold magenta]Step {number}. {title}[/]")
+    say((f"Step {number}. {title}", "bold magenta"))
     console.print(explanation, soft_wrap=False)
 
 
@@ -359,16 +405,9 @@ def gate_report(report: Any) -> None:
     cand, base = report.candidate, report.baseline
     n_users = report.outcomes[0].n if report.outcomes else 0
     if report.passed:
-        console.print(
-            f"[bold green]gate {escape(report.name)}: PASSED[/] ({len(report.outcomes)} gate(s))",
-            markup=True,
-        )
+        say((f"gate {report.name}: PASSED", "bold green"), f" ({len(report.outcomes)} gate(s))")
     else:
-        console.print(
-            f"[bold red]gate {escape(report.name)}: FAILED[/] on "
-            f"{escape(', '.join(report.failed_metrics))}",
-            markup=True,
-        )
+        say((f"gate {report.name}: FAILED", "bold red"), f" on {', '.join(report.failed_metrics)}")
     line(
         f"candidate {cand.get('label')} (run {cand.get('run_id')}) vs baseline "
         f"{base.get('label')} ({base.get('source')}), {n_users:,} paired users. "
@@ -419,9 +458,12 @@ def baseline_saved(path: Any, size: int, baseline: Any) -> None:
 def simulation_summary(summary: Any) -> None:
     """Render :class:`abkit.simulate.SimulationSummary`."""
     truth, config = summary.truth, summary.config
-    console.print(
-        f"Simulated dataset [bold]{summary.dataset}[/] (experiment "
-        f"[bold]{summary.experiment}[/]) into {summary.db} in {summary.elapsed_seconds:.1f} s"
+    say(
+        "Simulated dataset ",
+        (summary.dataset, "bold"),
+        " (experiment ",
+        (summary.experiment, "bold"),
+        f") into {summary.db} in {summary.elapsed_seconds:.1f} s",
     )
     console.print(
         table(

@@ -173,9 +173,11 @@ def replay_command(
 
 def _render_result(result: Any) -> None:
 
-    render.console.print(
-        f"run [bold]{result.run_id}[/]  model {result.model}  dataset {result.dataset}  "
-        f"split {result.split}  device {result.device}"
+    render.say(
+        "run ",
+        (result.run_id, "bold"),
+        f"  model {result.model}  dataset {result.dataset}  split {result.split}  "
+        f"device {result.device}",
     )
     render.console.print(
         f"{result.users:,} users evaluated ({result.cold_users:,} cold test users skipped), "
@@ -317,7 +319,16 @@ def models_command(json_output: JsonOption = False) -> None:
     if json_output:
         render.print_json({"models": [i.to_dict() for i in infos]})
         return
-    rows = [[i.name, i.status, i.extra or "-", i.install or "", i.description] for i in infos]
+    rows = [
+        [
+            i.name,
+            i.summary,
+            i.extra or "-",
+            i.install or (i.training_install if i.training_missing else None) or "",
+            i.description,
+        ]
+        for i in infos
+    ]
     render.console.print(
         render.table(
             "recommenders (entry-point group abkit.recommenders)",
