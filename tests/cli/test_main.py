@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner, Result
 
+import abkit.cli.info
 import abkit.data.info
 from abkit.cli import render
 from abkit.cli.main import app
@@ -140,7 +141,7 @@ def test_json_error_kind_of_os_database_and_interrupt(
     def fail(*_args: object, **_kwargs: object) -> None:
         raise raised
 
-    monkeypatch.setattr(abkit.data.info, "store_info", fail)
+    monkeypatch.setattr(abkit.cli.info, "store_info", fail)
     result = runner.invoke(app, ["info", "--json"])
     assert result.exit_code == code
     assert error_json(result) == {"message": message, "kind": kind, "exit_code": code}
