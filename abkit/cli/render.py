@@ -104,17 +104,32 @@ def table(
     rows: Sequence[Sequence[Any]],
     *,
     justify_numbers: bool = True,
+    whole: Sequence[int] = (),
 ) -> Table:
+    """A table whose cells fold onto the next line when the terminal is narrow; the columns
+    in ``whole`` (ids a user copies) are never broken."""
     out = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     for i, column in enumerate(columns):
         # fold, never "…": two names that differ only at the end stay distinct, and an
         # install line stays whole
         out.add_column(
-            column, justify="right" if (justify_numbers and i > 0) else "left", overflow="fold"
+            column,
+            justify="right" if (justify_numbers and i > 0 and _numeric(rows, i)) else "left",
+            overflow="fold",
+            no_wrap=i in whole,
+            min_width=max((len(fmt(row[i])) for row in rows), default=None) if i in whole else None,
         )
     for row in rows:
         out.add_row(*(fmt(v) for v in row))
     return out
+
+
+def _numeric(rows: Sequence[Sequence[Any]], i: int) -> bool:
+    """Column ``i`` holds numbers (or blanks): right-justify it."""
+    values = [row[i] for row in rows if row[i] is not None]
+    return bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
 
 
 def fmt(value: Any) -> str:

@@ -257,6 +257,7 @@ def runs_command(
             "replay runs (oldest first; `--json` for everything)",
             ["run", "name", "model", "kind", "split", "users", "ndcg@K"],
             rows,
+            whole=(0,),
         )
     )
 
