@@ -7,7 +7,9 @@ an exit code (0 ok, 1 a verdict failed, 2 usage or data error, 130 interrupted).
 
 from __future__ import annotations
 
+import signal
 import sys
+import warnings
 from importlib import import_module
 from typing import Annotated, Any
 
@@ -15,7 +17,11 @@ import typer
 from typer.core import TyperGroup
 
 from abkit import __version__
-from abkit.errors import AbkitError
+from abkit.errors import AbkitError, AbkitWarning
+
+# Set by the SIGINT handler of :func:`main`: DuckDB turns Ctrl-C during a query into
+# RuntimeError("Query interrupted"), which must exit 130 like any KeyboardInterrupt.
+_interrupted = False
 
 # Command modules, each with a ``register(app)``; imported at start-up, so they keep
 # their heavy imports inside the command functions.
@@ -36,8 +42,13 @@ class _AbkitGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", AbkitWarning)
+                warnings.showwarning = _warning_printer(warnings.showwarning)
+                return super().invoke(ctx)
         except AbkitError as exc:
+            if _interrupted:  # e.g. a write that failed because Ctrl-C stopped its query
+                return self._interrupted()
             from abkit.cli import render
 
             render.error(str(exc))
@@ -51,6 +62,8 @@ class _AbkitGroup(TyperGroup):
             render.error(f"{where}{exc.strerror or exc}")
             raise typer.Exit(2) from None
         except Exception as exc:
+            if _interrupted:
+                return self._interrupted()
             duckdb = sys.modules.get("duckdb")
             if duckdb is None or not isinstance(exc, duckdb.Error):
                 raise
@@ -60,10 +73,14 @@ class _AbkitGroup(TyperGroup):
             render.error(f"database error: {str(exc).strip().splitlines()[0]}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            from abkit.cli import render
+            return self._interrupted()
 
-            render.error("interrupted; nothing was written")
-            raise typer.Exit(130) from None
+    @staticmethod
+    def _interrupted() -> None:
+        from abkit.cli import render
+
+        render.error("interrupted; nothing was written")
+        raise typer.Exit(130) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
         # Keep the order in which commands were registered (the order of the workflow).
@@ -107,7 +124,30 @@ for _module in COMMAND_MODULES:
     import_module(_module).register(app)
 
 
+def _warning_printer(fallback: Any) -> Any:
+    """A ``warnings.showwarning`` that prints abkit's own warnings as one ``warning:`` line
+    and hands any other warning to ``fallback``."""
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(category, type) and issubclass(category, AbkitWarning):
+            from abkit.cli import render
+
+            render.warning(str(message))
+            return
+        fallback(message, category, *args, **kwargs)
+
+    return show
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    global _interrupted
+    _interrupted = True
+    signal.default_int_handler(signum, frame)
+
+
 def main() -> None:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     app()
 
 

@@ -13,7 +13,14 @@ from typing import Annotated, Any
 import typer
 from abkit_recommenders.lstm import DEFAULTS as LSTM  # plain constants, no heavy import
 
-from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.cli.common import (
+    DEFAULT_DB,
+    DatasetOption,
+    DbOption,
+    JsonOption,
+    WaitOption,
+    offer_wait,
+)
 
 SplitOption = Annotated[
     str,
@@ -105,6 +112,7 @@ def replay_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling and bootstrap.")] = 0,
+    wait: WaitOption = 0.0,
     json_output: JsonOption = False,
 ) -> None:
     """Replay a recommender offline: ranking metrics per user, optional off-policy estimates.
@@ -117,27 +125,29 @@ def replay_command(
 
     estimators = ",".join(estimator) if estimator else ""
     progress = None if json_output else render.progress
-    result = replay(
-        db,
-        model=model,
-        dataset=dataset,
-        split=split,
-        ks=k,
-        params=_params(param),
-        model_path=model_path,
-        name=name,
-        estimators=estimators,
-        policy=policy,
-        temperature=temperature,
-        device=device,
-        exclude_seen=not keep_seen,
-        sampled=sampled,
-        variant=variant,
-        reward=reward,
-        ci=ci,
-        seed=seed,
-        progress=progress,
-    )
+    with offer_wait(wait):
+        result = replay(
+            db,
+            model=model,
+            dataset=dataset,
+            split=split,
+            ks=k,
+            params=_params(param),
+            model_path=model_path,
+            name=name,
+            estimators=estimators,
+            policy=policy,
+            temperature=temperature,
+            device=device,
+            exclude_seen=not keep_seen,
+            sampled=sampled,
+            variant=variant,
+            reward=reward,
+            ci=ci,
+            seed=seed,
+            progress=progress,
+            wait=wait,
+        )
     for message in result.warnings:
         render.warning(message)
     if json_output:

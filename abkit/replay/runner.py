@@ -5,7 +5,8 @@ logged rounds) from the store, read-only; fit the model or load ``model_path``; 
 catalogue for the evaluated users in chunks (peak memory ~ chunk x n_items, never
 users x items); compute per-user metrics; run the off-policy estimators; and only then open the
 store for writing and insert the run in one transaction. Any error before the commit leaves
-the file unchanged.
+the file unchanged. A store that another process has locked is refused (or, with ``wait``,
+waited for) before any of that work.
 
 Evaluated users: users with training interactions and at least one relevant test item. With
 seen items filtered (the default), the relevant items are the test items the user had not
@@ -226,6 +227,7 @@ def replay(
     chunk_users: int | None = None,
     progress: Progress | None = None,
     write: bool = True,
+    wait: float = 0.0,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
 
@@ -236,10 +238,12 @@ def replay(
     :mod:`abkit.replay.offpolicy`). ``params`` go to the model's constructor; ``model_path``
     loads a fitted model instead of fitting. ``write=False`` evaluates without storing.
     Every bad input raises a one-line :class:`~abkit.errors.AbkitError` and writes nothing.
+    A store locked by another process is refused before the model is fitted; ``wait``
+    seconds retries the lock (then, and again to store the run) instead of failing at once.
     """
 
     from abkit.data.replay_sql import event_time_range, load_rounds, load_split, variants
-    from abkit.data.store import open_store, utcnow
+    from abkit.data.store import check_writable, open_store, utcnow
     from abkit.plugins import create_recommender
     from abkit.replay.splits import resolve_cutoff
 
@@ -261,6 +265,8 @@ def replay(
         raise InputError(f"--model-path {path}: no such file")
     offpolicy = bool(estimator_names)
     progress = progress or _no_progress
+    if write:
+        check_writable(db, wait=wait)  # fail before the work, not after it
 
     with open_store(db) as store:
         dataset_name = store.resolve_dataset(dataset)
@@ -422,7 +428,7 @@ def replay(
         warnings=tuple(caught),
     )
     if write:
-        _store(db, result, data, eval_users, per_user, round_columns, summary)
+        _store(db, result, data, eval_users, per_user, round_columns, summary, wait=wait)
     return result
 
 
@@ -672,6 +678,8 @@ def _store(
     per_user: dict[str, np.ndarray],
     round_columns: dict[str, np.ndarray] | None,
     summary: dict[str, Any],
+    *,
+    wait: float = 0.0,
 ) -> None:
     from abkit.data.replay_sql import insert_run, run_exists
     from abkit.data.store import open_store
@@ -704,7 +712,7 @@ def _store(
         }
         for e in result.estimates
     ]
-    with open_store(db, write=True) as store:
+    with open_store(db, write=True, wait=wait) as store:
         if run_exists(store.con, result.run_id):
             raise StoreError(f"{store.path}: run {result.run_id} already exists")
         with store.transaction() as con:
