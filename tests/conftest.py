@@ -71,13 +71,17 @@ def sim_db(tmp_path_factory: pytest.TempPathFactory, sim_config) -> Path:
 
 
 @contextmanager
-def holding_write_lock(path: Path) -> Iterator[int]:
-    """Another process holds DuckDB's write lock on ``path`` for the block; yields its PID."""
+def holding_write_lock(path: Path, *, read_only: bool = False) -> Iterator[int]:
+    """Another process holds DuckDB's write lock on ``path`` for the block; yields its PID.
+
+    ``read_only=True``: it holds a read-only connection instead (a notebook reading the
+    store), which blocks writers just the same.
+    """
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
             "print('ready', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
