@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import pytest
 from abkit.cli.main import app
 from abkit.data.schema import TABLES
 from abkit.data.store import open_store
+from tests.conftest import file_digest, holding_write_lock
 
 pytestmark = pytest.mark.slow
 
@@ -232,3 +234,132 @@ def test_kill_9_at_random_moments_leaves_a_consistent_store(base: Base, tmp_path
             assert leftovers(db.parent) == [], f"{where}: files left {leftovers(db.parent)}"
         kills += killed
     assert kills >= 20, f"only {kills} runs were still running when killed"
+
+
+# A wrapper around the CLI that stops a command at a chosen point of its work, says "working"
+# on stderr, and waits there for the test's SIGINT: "stage" (simulate: every chunk is in the
+# staging file, the store untouched) or "commit" (any writer: every row is inserted in the
+# store's transaction, DuckDB queries run just before COMMIT).
+HOOKED_CLI = """
+import sys, time
+from contextlib import contextmanager
+import abkit.data.store as store
+import abkit.simulate.writer as writer
+
+def working():
+    print("working", file=sys.stderr, flush=True)
+
+if sys.argv[1] == "stage":
+    def write_experiment(self):
+        working()
+        time.sleep(120)
+    writer.SimulationWriter.write_experiment = write_experiment
+else:
+    original = store.Store.transaction
+    @contextmanager
+    def transaction(self):
+        with original(self) as con:
+            yield con
+            if self.path.name == "store.duckdb":
+                working()
+                while True:  # short queries: a SIGINT lands in one (or between two)
+                    con.execute("SELECT count(*) FROM range(20000000)").fetchall()
+    store.Store.transaction = transaction
+from abkit.cli.main import main
+sys.argv = ["abkit", *sys.argv[2:]]
+main()
+"""
+
+
+def _wait_for_line(stream, text: str) -> list[str]:
+    """Lines of ``stream`` up to the first containing ``text`` (fails at EOF)."""
+    seen = []
+    while True:
+        line = stream.readline()
+        assert line, f"the process ended before saying {text!r}: {seen}"
+        seen.append(line)
+        if text in line:
+            return seen
+
+
+@pytest.mark.parametrize(
+    ("name", "point"),
+    [("simulate", "stage"), ("simulate", "commit"), ("ingest", "commit"), ("replay", "commit")],
+)
+def test_sigint_while_working_exits_130_and_leaves_the_store(
+    base: Base, tmp_path: Path, name: str, point: str
+) -> None:
+    """Ctrl-C exits 130 with one line, and the store holds what it held before. Before the
+    store is opened for writing ("stage") its bytes are identical; interrupted inside the
+    store's transaction ("commit") DuckDB has already written the uncommitted rows' blocks
+    into the file, and the rollback leaves them unused, so the bytes may differ but the
+    content (every row of every table) is the same: that is what is asserted there."""
+    db = tmp_path / "store.duckdb"
+    shutil.copy(base.store, db)
+    before, digest = content(db), file_digest(db)
+    args = base.command(name, db, 1)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOOKED_CLI, point, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        _wait_for_line(proc.stderr, "working")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err == "error: interrupted; nothing was written\n"
+    assert content(db) == before
+    if point == "stage":
+        assert file_digest(db) == digest
+    assert leftovers(tmp_path) == []  # the staging files went too
+
+
+def test_a_writer_waits_for_a_reader_with_wait_and_fails_fast_without(
+    base: Base, tmp_path: Path
+) -> None:
+    """A notebook's read-only connection blocks writers. Without --wait the writer fails
+    before its work with one line naming the reader, store unchanged; with --wait it says it
+    waits, and succeeds once the reader has closed."""
+    from typer.testing import CliRunner
+
+    db = tmp_path / "store.duckdb"
+    shutil.copy(base.store, db)
+    digest = file_digest(db)
+    args = base.command("replay", db, 1)
+    with holding_write_lock(db, read_only=True) as reader:
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code == 2
+        message = refused.stderr
+        assert message.startswith(f"error: {db}: the database is locked by process {reader} (")
+        assert message.endswith("); pass --wait SECONDS to wait for it, or another --db\n")
+        assert message.count("\n") == 1
+        assert file_digest(db) == digest
+        writer = subprocess.Popen(
+            cli(*args, "--wait", "100"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert writer.stderr is not None
+            said = _wait_for_line(writer.stderr, "waiting up to 100 s")
+            assert f"locked by process {reader}" in said[-1]
+        except BaseException:
+            writer.kill()
+            writer.communicate()
+            raise
+    _, err = writer.communicate(timeout=TIMEOUT)  # the reader has closed: the writer goes on
+    assert writer.returncode == 0, err
+    assert [k for k in census(db) if k not in base.census and k.startswith("run:k1:")]
