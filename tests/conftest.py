@@ -97,3 +97,22 @@ def holding_write_lock(path: Path, *, read_only: bool = False) -> Iterator[int]:
         if holder.stdout is not None:
             holder.stdout.close()
         time.sleep(0.1)  # let the OS release the lock before the caller inspects the file
+
+
+class ReleaseOnFirstRetry:
+    """Stands in for ``time`` in abkit.data.store: the first retry sleep runs ``release``, so
+    the lock is freed exactly while a wait is under way (no timing in the test)."""
+
+    def __init__(self, release) -> None:
+        import time
+
+        self.release = release
+        self.sleeps = 0
+        self.monotonic = time.monotonic
+        self._sleep = time.sleep
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        if self.sleeps == 1:
+            self.release()
+        self._sleep(seconds)

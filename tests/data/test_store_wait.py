@@ -13,7 +13,7 @@ import pytest
 import abkit.data.store as store_module
 from abkit.data.store import check_writable, open_store, remove_stale_temp_files
 from abkit.errors import AbkitWarning, InputError, StoreLockedError
-from tests.conftest import file_digest, holding_write_lock
+from tests.conftest import ReleaseOnFirstRetry, file_digest, holding_write_lock
 
 
 def _dead_pid() -> int:
@@ -21,25 +21,6 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
-
-
-class _ReleaseOnFirstRetry:
-    """Stands in for ``time`` in abkit.data.store: the first retry sleep runs ``release``, so
-    the lock is freed exactly while a wait is under way (no timing in the test)."""
-
-    def __init__(self, release) -> None:
-        import time
-
-        self.release = release
-        self.sleeps = 0
-        self.monotonic = time.monotonic
-        self._sleep = time.sleep
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        if self.sleeps == 1:
-            self.release()
-        self._sleep(seconds)
 
 
 def test_check_writable_keeps_the_bytes_and_creates_no_file(db_path: Path) -> None:
@@ -72,7 +53,7 @@ def test_wait_retries_until_the_holder_lets_go(db_path, monkeypatch) -> None:
     with holding_write_lock(db_path) as pid:
         import signal
 
-        clock = _ReleaseOnFirstRetry(lambda: os.kill(pid, signal.SIGKILL))
+        clock = ReleaseOnFirstRetry(lambda: os.kill(pid, signal.SIGKILL))
         monkeypatch.setattr(store_module, "time", clock)
         waiting = rf"locked by process {pid}.*waiting up to 60 s"
         with (
