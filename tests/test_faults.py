@@ -6,7 +6,8 @@ moment of its run. Afterwards the store must open (abkit's own schema check), ho
 dataset or run, and the same command must then succeed (run in-process with the CLI runner: the
 same code path, without paying the interpreter start-up once more).
 
-Budget: ~35 subprocesses of ~1 s each; measured 32 s on two cores under a load average of ~4.
+Budget: ~35 subprocesses of ~1 s each: measured 32 s on the two cores while another engineer's
+pytest ran, 61 s while a hypothesis suite held one core fully (load average 3-4).
 """
 
 from __future__ import annotations
