@@ -14,6 +14,10 @@ Exception tree::
     ├── SpecError              an experiment / gate spec file is invalid
     └── MissingExtraError      an optional dependency is not installed (names the pip line)
 
+    AbkitWarning               something abkit did or noticed on its own (e.g. removed the stale
+                               temporary files of a killed process); the CLI prints it as one
+                               "warning:" line
+
 Exit codes across the CLI: 0 success, 1 a verdict failed (a gate, ``--strict`` SRM),
 2 a usage or data error, 130 interrupted.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AbkitError",
+    "AbkitWarning",
     "InputError",
     "MissingExtraError",
     "ModelError",
@@ -53,7 +58,16 @@ class StoreError(AbkitError):
 
 
 class StoreLockedError(StoreError):
-    """Another process holds the DuckDB write lock on the store."""
+    """Another process holds the DuckDB write lock on the store.
+
+    ``path`` is the store and ``holder`` describes the process holding the lock (PID and
+    command line, when known), so a command can rephrase the advice (e.g. offer ``--wait``).
+    """
+
+    def __init__(self, message: str, *, path: str = "", holder: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
 
 
 class ModelError(AbkitError):
@@ -73,3 +87,7 @@ class MissingExtraError(AbkitError):
         )
         self.package = package
         self.extra = extra
+
+
+class AbkitWarning(UserWarning):
+    """Something the user should know that is not an error (one line, printed by the CLI)."""

@@ -95,13 +95,17 @@ def sim_db(tmp_path_factory: pytest.TempPathFactory, sim_config) -> Path:
 
 
 @contextmanager
-def holding_write_lock(path: Path) -> Iterator[int]:
-    """Another process holds DuckDB's write lock on ``path`` for the block; yields its PID."""
+def holding_write_lock(path: Path, *, read_only: bool = False) -> Iterator[int]:
+    """Another process holds DuckDB's write lock on ``path`` for the block; yields its PID.
+
+    ``read_only=True``: it holds a read-only connection instead (a notebook reading the
+    store), which blocks writers just the same.
+    """
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
             "print('ready', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
@@ -117,3 +121,22 @@ def holding_write_lock(path: Path) -> Iterator[int]:
         if holder.stdout is not None:
             holder.stdout.close()
         time.sleep(0.1)  # let the OS release the lock before the caller inspects the file
+
+
+class ReleaseOnFirstRetry:
+    """Stands in for ``time`` in abkit.data.store: the first retry sleep runs ``release``, so
+    the lock is freed exactly while a wait is under way (no timing in the test)."""
+
+    def __init__(self, release) -> None:
+        import time
+
+        self.release = release
+        self.sleeps = 0
+        self.monotonic = time.monotonic
+        self._sleep = time.sleep
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        if self.sleeps == 1:
+            self.release()
+        self._sleep(seconds)

@@ -312,7 +312,7 @@ def test_locked_db_names_the_holder_and_what_to_do(runner, db_path) -> None:
         line = result.stderr.strip()
         assert len(line.splitlines()) == 1
         assert line.startswith(f"error: {db_path}: the database is locked by process {pid} (")
-        assert line.endswith("; wait for it to finish or pass another --db")
+        assert line.endswith("; pass --wait SECONDS to wait for it, or another --db")
         assert "Traceback" not in result.output
     assert file_digest(db_path) == before
 
@@ -434,6 +434,8 @@ def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
             "exp1",
             "--ts-unit",
             "ms",
+            "--wait",
+            "3",
         ],
     )
     assert result.stderr.strip() == "error: stop here"
@@ -451,4 +453,5 @@ def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
         "split": {"A": 0.5, "B": 0.5},
         "experiment": "exp1",
         "ts_unit": "ms",
+        "wait": 3.0,
     }

@@ -21,8 +21,8 @@ def test_options_become_the_exact_config(runner, monkeypatch: pytest.MonkeyPatch
     """The command only translates options: it passes this config to the library."""
     seen = {}
 
-    def fake(config, db, *, on_progress=None):
-        seen["config"], seen["db"] = config, db
+    def fake(config, db, *, on_progress=None, wait=0.0):
+        seen["config"], seen["db"], seen["wait"] = config, db, wait
         raise StoreError("stop here")
 
     monkeypatch.setattr(abkit.cli.simulate, "run_simulation", fake)
@@ -30,7 +30,7 @@ def test_options_become_the_exact_config(runner, monkeypatch: pytest.MonkeyPatch
         "simulate", "--users", "1234", "--items", "55", "--days", "9", "--pre-days", "3",
         "--arms", "a, b,c", "--split", "20/30/50", "--lift", "0.1", "--srm", "0.05",
         "--slots", "3", "--base-conversion", "0.1", "--seed", "42", "--dataset", "d1",
-        "--experiment", "exp", "--db", "my.duckdb",
+        "--experiment", "exp", "--db", "my.duckdb", "--wait", "2.5",
     ]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 2
@@ -41,6 +41,7 @@ def test_options_become_the_exact_config(runner, monkeypatch: pytest.MonkeyPatch
         experiment="exp",
     )  # fmt: skip
     assert seen["db"] == Path("my.duckdb")
+    assert seen["wait"] == 2.5
 
 
 @pytest.mark.parametrize(

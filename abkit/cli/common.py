@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from abkit.cli import render
-from abkit.errors import InputError
+from abkit.errors import InputError, StoreLockedError
 
 #: ``ctx.meta`` key where every ``--json`` option records its value, for the error boundary
 #: in :mod:`abkit.cli.main` (click shares ``meta`` between a group and its subcommands)
@@ -99,3 +101,31 @@ def reject_group_options(ctx: typer.Context, group: str) -> None:
             f"{', '.join(given)}: put options after the subcommand, e.g. "
             f"`abkit {group} {ctx.invoked_subcommand} ... {given[0]} ...`"
         )
+
+
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        help="When another process has the store open, retry for up to this many seconds "
+        "(checked before the work starts) instead of failing at once.",
+    ),
+]
+
+
+@contextmanager
+def offer_wait(wait: float) -> Iterator[None]:
+    """A command with ``--wait``: a lock error without it suggests the option."""
+
+    try:
+        yield
+    except StoreLockedError as exc:
+        if wait > 0 or not exc.holder:
+            raise
+        raise StoreLockedError(
+            f"{exc.path}: the database is locked by {exc.holder}; pass --wait SECONDS to wait "
+            "for it, or another --db",
+            path=exc.path,
+            holder=exc.holder,
+        ) from None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, WaitOption, offer_wait
 from abkit.data.ingest import ingest_file
 from abkit.errors import InputError
 
@@ -144,13 +144,14 @@ def ingest(
             help="Unit of numeric timestamps: s or ms (auto: ms when every value >= 1e11).",
         ),
     ] = "auto",
+    wait: WaitOption = 0.0,
     json: JsonOption = False,
 ) -> None:
     """Load a CSV, CSV.gz or Parquet log into the store, whole or not at all."""
 
     mapping = _parse_map(map_)
     shares = _parse_split(split)
-    with render.progress(f"Ingesting {file.name}", total=3) as advance:
+    with offer_wait(wait), render.progress(f"Ingesting {file.name}", total=3) as advance:
         result = ingest_file(
             file,
             db,
@@ -165,6 +166,7 @@ def ingest(
             experiment=experiment,
             ts_unit=ts_unit,
             on_step=lambda _phase: advance(),
+            wait=wait,
         )
     if json:
         render.print_json(result.to_dict())

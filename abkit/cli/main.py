@@ -10,7 +10,9 @@ failed, 2 usage or data error, 130 interrupted).
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib import import_module
 from typing import Annotated, Any, NoReturn
@@ -22,7 +24,11 @@ from typer.core import TyperCommand, TyperGroup
 from abkit import __version__
 from abkit.cli import render
 from abkit.cli.common import JSON_META_KEY
-from abkit.errors import AbkitError
+from abkit.errors import AbkitError, AbkitWarning
+
+# Set by the SIGINT handler of :func:`main`: DuckDB turns Ctrl-C during a query into
+# RuntimeError("Query interrupted"), which must exit 130 like any KeyboardInterrupt.
+_interrupted = False
 
 try:  # recent typer vendors click as typer._click
     from typer._click.exceptions import UsageError
@@ -143,8 +149,13 @@ class _AbkitGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         args = list(ctx.args)  # the subcommand's words, before the group consumes them
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", AbkitWarning)
+                warnings.showwarning = _warning_printer(warnings.showwarning)
+                return super().invoke(ctx)
         except AbkitError as exc:
+            if _interrupted:  # e.g. a write that failed because Ctrl-C stopped its query
+                self._fail_interrupted(ctx, args)
             self._fail(ctx, args, str(exc), type(exc).__name__, exc.exit_code)
         except OSError as exc:
             # a file the user named cannot be read or written (permissions, missing folder,
@@ -157,6 +168,8 @@ class _AbkitGroup(TyperGroup):
                 render.error_json(exc.format_message(), kind="UsageError", exit_code=exc.exit_code)
             raise
         except Exception as exc:
+            if _interrupted:
+                self._fail_interrupted(ctx, args)
             duckdb = sys.modules.get("duckdb")
             if duckdb is None or not isinstance(exc, duckdb.Error):
                 raise
@@ -164,7 +177,7 @@ class _AbkitGroup(TyperGroup):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self._fail(ctx, args, f"database error: {first}", "DatabaseError", 2)
         except KeyboardInterrupt:
-            self._fail(ctx, args, "interrupted; nothing was written", "Interrupted", 130)
+            self._fail_interrupted(ctx, args)
 
     @staticmethod
     def _fail(ctx: Any, args: Sequence[str], message: str, kind: str, exit_code: int) -> NoReturn:
@@ -172,6 +185,9 @@ class _AbkitGroup(TyperGroup):
             render.error_json(message, kind=kind, exit_code=exit_code)
         render.error(message)
         raise typer.Exit(exit_code) from None
+
+    def _fail_interrupted(self, ctx: Any, args: Sequence[str]) -> NoReturn:
+        self._fail(ctx, args, "interrupted; nothing was written", "Interrupted", 130)
 
     def list_commands(self, ctx: Any) -> list[str]:
         # the order of the workflow, not alphabetical
@@ -225,7 +241,28 @@ def _root(
     """Check recommender uplift claims rigorously from logged e-commerce traffic."""
 
 
+def _warning_printer(fallback: Any) -> Any:
+    """A ``warnings.showwarning`` that prints abkit's own warnings as one ``warning:`` line
+    and hands any other warning to ``fallback``."""
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(category, type) and issubclass(category, AbkitWarning):
+            render.warning(str(message))
+            return
+        fallback(message, category, *args, **kwargs)
+
+    return show
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    global _interrupted
+    _interrupted = True
+    signal.default_int_handler(signum, frame)
+
+
 def main() -> None:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     app()
 
 

@@ -21,8 +21,10 @@ from abkit.cli.common import (
     DbOption,
     DryRunOption,
     JsonOption,
+    WaitOption,
     YesOption,
     confirm_deletion,
+    offer_wait,
     reject_group_options,
 )
 from abkit.errors import InputError
@@ -131,6 +133,7 @@ def replay_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling and bootstrap.")] = 0,
+    wait: WaitOption = 0.0,
     json_output: JsonOption = False,
 ) -> None:
     """Replay a recommender offline: ranking metrics per user, optional off-policy estimates.
@@ -141,28 +144,30 @@ def replay_command(
 
     estimators = ",".join(estimator) if estimator else ""
     progress = None if json_output else render.progress
-    result = replay(
-        db,
-        model=model,
-        dataset=dataset,
-        split=split,
-        ks=k,
-        params=_params(param),
-        model_path=model_path,
-        name=name,
-        estimators=estimators,
-        policy=policy,
-        temperature=temperature,
-        device=device,
-        exclude_seen=not keep_seen,
-        sampled=sampled,
-        variant=variant,
-        reward=reward,
-        ci=ci,
-        seed=seed,
-        progress=progress,
-        replace=replace,
-    )
+    with offer_wait(wait):
+        result = replay(
+            db,
+            model=model,
+            dataset=dataset,
+            split=split,
+            ks=k,
+            params=_params(param),
+            model_path=model_path,
+            name=name,
+            estimators=estimators,
+            policy=policy,
+            temperature=temperature,
+            device=device,
+            exclude_seen=not keep_seen,
+            sampled=sampled,
+            variant=variant,
+            reward=reward,
+            ci=ci,
+            seed=seed,
+            progress=progress,
+            replace=replace,
+            wait=wait,
+        )
     for message in result.warnings:
         render.warning(message)
     if json_output:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, WaitOption, offer_wait
 from abkit.errors import InputError
 from abkit.simulate import SimulationConfig
 from abkit.simulate import simulate as run_simulation
@@ -79,6 +79,7 @@ def simulate(
         str, typer.Option(help="Name of the simulated A/B experiment.")
     ] = "carousel",
     db: DbOption = DEFAULT_DB,
+    wait: WaitOption = 0.0,
     json: JsonOption = False,
 ) -> None:
     """Simulate e-commerce traffic with a carousel A/B test and a planted, known truth.
@@ -106,7 +107,7 @@ def simulate(
         dataset=dataset,
         experiment=experiment,
     )
-    with render.progress("Simulating users", total=config.users) as advance:
+    with offer_wait(wait), render.progress("Simulating users", total=config.users) as advance:
         done = 0
 
         def on_progress(users_done: int, _total: int) -> None:
@@ -114,7 +115,7 @@ def simulate(
             advance(users_done - done)
             done = users_done
 
-        summary = run_simulation(config, db, on_progress=on_progress)
+        summary = run_simulation(config, db, on_progress=on_progress, wait=wait)
     if json:
         render.print_json(summary.to_dict())
         return

@@ -69,7 +69,7 @@ from abkit._util import unknown_choice
 from abkit.data.presets import PRESETS, ColumnSpec, Preset, PresetName, detect_preset
 from abkit.data.schema import EVENT_TYPES
 from abkit.data.sql import quote_ident
-from abkit.data.store import attach_store, default_db_path, utcnow
+from abkit.data.store import attach_store, check_writable, utcnow
 from abkit.errors import InputError, StoreError
 
 if TYPE_CHECKING:
@@ -966,10 +966,10 @@ def _stage_items(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _attach_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> Store:
+def _attach_store(con: duckdb.DuckDBPyConnection, db_path: Path, wait: float) -> Store:
     """Attach the store file to the staging connection, checked as :func:`open_store` does."""
 
-    return attach_store(con, db_path, _STORE_ALIAS)
+    return attach_store(con, db_path, _STORE_ALIAS, wait=wait)
 
 
 def _choose_control(variants: set[str], explicit: str | None, recorded: str | None) -> str:
@@ -1377,6 +1377,7 @@ def ingest_file(
     experiment: str | None = None,
     ts_unit: TsUnit = "auto",
     on_step: Callable[[str], None] | None = None,
+    wait: float = 0.0,
 ) -> IngestResult:
     """Load one CSV / CSV.gz / Parquet file into the store ``db`` in one transaction.
 
@@ -1389,6 +1390,8 @@ def ingest_file(
     (``read``, ``validate``, ``write``) for progress display. See the module docstring for the
     rules. Raises :class:`~abkit.errors.InputError` for a bad file or option and
     :class:`~abkit.errors.StoreError` for an unusable store; either way nothing is written.
+    A store locked by another process is refused before the file is read; ``wait`` seconds
+    retries the lock (then, and again for the write) instead of failing at once.
     """
     import duckdb
 
@@ -1399,10 +1402,10 @@ def ingest_file(
         raise InputError(f"{file_path}: is a directory, expected a CSV or Parquet file")
     if ts_unit not in ("auto", "s", "ms"):
         raise InputError(unknown_choice("--ts-unit", str(ts_unit), ["auto", "s", "ms"]))
-    db_path = Path(db) if db is not None else default_db_path()
     chosen_delimiter = _normalise_delimiter(delimiter)
     step = on_step or (lambda _phase: None)
     file_format = _sniff_format(file_path)
+    db_path = check_writable(db, wait=wait)  # fail before the work, not after it
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Hash the file while DuckDB parses it: both are I/O- and C-bound, neither holds the GIL.
@@ -1427,7 +1430,7 @@ def ingest_file(
             sha256 = digest.result()
             name = dataset or _default_dataset(file_path, staged.preset)
             step("write")
-            store = _attach_store(con, db_path)
+            store = _attach_store(con, db_path, wait)
             try:
                 return _write(
                     store,

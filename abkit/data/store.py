@@ -4,31 +4,51 @@ Open it with :func:`open_store`. Opening turns DuckDB's low-level failures into 
 :class:`~abkit.errors.StoreError` messages (not a database, locked by another process, a
 schema of another version), and a write that fails inside :meth:`Store.transaction` leaves the
 file as it was.
+
+DuckDB lets one process at a time open a file for writing, and none while another process has
+it open at all (a notebook's read-only connection blocks writers too). Commands that work for
+seconds before they write (simulate, ingest, replay) call :func:`check_writable` first, so a
+locked store fails before the work rather than after it, and pass ``wait`` to retry the lock
+(every :data:`LOCK_POLL_SECONDS`) until a deadline. Opening for writing also removes the
+temporary files that a killed abkit process left next to the store
+(:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
-from collections.abc import Iterator
+import time
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
 from abkit.data.sql import quote_ident
-from abkit.errors import StoreError, StoreLockedError
+from abkit.errors import AbkitWarning, InputError, StoreError, StoreLockedError
 
 if TYPE_CHECKING:
     import duckdb
+
+    T = TypeVar("T")
 
 DEFAULT_DB = "abkit.duckdb"
 DB_ENV_VAR = "ABKIT_DB"
 
 _LOCK_PID = re.compile(r"PID (\d+)")
+
+#: How often a ``wait`` retries a locked store.
+LOCK_POLL_SECONDS = 0.2
+
+#: Kinds of private temporary files written next to a store, ``.NAME.KIND-PID.tmp`` (and the
+#: DuckDB ``.wal`` of one); only :mod:`abkit.simulate` stages through one today.
+TEMP_FILE_KINDS = ("simulate",)
 
 
 def default_db_path() -> Path:
@@ -52,13 +72,22 @@ def _holder(pid: str) -> str:
     return f"process {pid} ({command})" if command else f"process {pid}"
 
 
-def _translate_open_error(path: Path, exc: Exception) -> StoreError:
+def _translate_open_error(path: Path, exc: Exception, *, waited: float = 0.0) -> StoreError:
     text = str(exc)
     if "Could not set lock" in text or "Conflicting lock" in text:
         match = _LOCK_PID.search(text)
         who = _holder(match.group(1)) if match else "another process"
+        if waited > 0:
+            return StoreLockedError(
+                f"{path}: the database is still locked by {who} after waiting {waited:g} s; "
+                "try again when it has finished or pass another --db",
+                path=str(path),
+                holder=who,
+            )
         return StoreLockedError(
-            f"{path}: the database is locked by {who}; wait for it to finish or pass another --db"
+            f"{path}: the database is locked by {who}; wait for it to finish or pass another --db",
+            path=str(path),
+            holder=who,
         )
     if "not a valid DuckDB database" in text or "Serialization Error" in text:
         return StoreError(f"{path}: not a DuckDB database (expected a store written by abkit)")
@@ -238,43 +267,172 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, db_path: Path, *, write: bool
     _check_schema(db_path, con)
 
 
-def open_store(path: str | Path | None = None, *, write: bool = False) -> Store:
+def check_wait(wait: float) -> float:
+    """``wait`` (seconds to retry a locked store) if it is a number >= 0."""
+    if not wait >= 0:  # also refuses NaN
+        raise InputError(f"--wait must be a number of seconds >= 0, got {wait:g}")
+    return float(wait)
+
+
+def _retry_locked(db_path: Path, wait: float, attempt: Callable[[], T]) -> T:
+    """``attempt()`` (a DuckDB open), retried while the file is locked, until ``wait`` seconds
+    have passed; DuckDB errors become one-line :class:`StoreError` messages."""
+    import duckdb
+
+    deadline = time.monotonic() + check_wait(wait)
+    told = False
+    while True:
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            error = _translate_open_error(db_path, exc, waited=wait)
+        left = deadline - time.monotonic()
+        if not isinstance(error, StoreLockedError) or left <= 0:
+            raise error
+        if not told:  # say why nothing happens for a while
+            warnings.warn(
+                AbkitWarning(
+                    f"{db_path}: locked by {error.holder}; waiting up to {wait:g} s for it"
+                ),
+                stacklevel=3,
+            )
+            told = True
+        time.sleep(min(LOCK_POLL_SECONDS, left))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (when unsure: alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def remove_stale_temp_files(
+    path: str | Path, *, include_pid: int | None = None, warn: bool = True
+) -> list[Path]:
+    """Remove the temporary files that dead abkit processes left next to the store ``path``.
+
+    They are ``.NAME.KIND-PID.tmp`` and its ``.wal`` (:data:`TEMP_FILE_KINDS`), e.g. the
+    staging store of a ``kill -9``-ed ``abkit simulate``. A file is removed only when its
+    process is gone (a live process's file is never touched; a PID reused by another live
+    process keeps it too), or when ``include_pid`` names its PID (the caller's own PID: a
+    file it has not created yet can only be stale). Warns (:class:`AbkitWarning`, one line
+    naming the files) when ``warn`` and something was removed; returns the removed paths.
+    """
+    db_path = Path(path)
+    pattern = re.compile(
+        rf"^\.{re.escape(db_path.name)}\.(?:{'|'.join(TEMP_FILE_KINDS)})-(\d+)\.tmp(?:\.wal)?$"
+    )
+    removed: list[Path] = []
+    size = 0
+    try:
+        candidates = sorted(db_path.parent.glob(f".{glob.escape(db_path.name)}.*.tmp*"))
+    except OSError:
+        return removed
+    for candidate in candidates:
+        match = pattern.match(candidate.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid != include_pid and _pid_alive(pid):
+            continue
+        try:
+            found = candidate.stat().st_size
+            candidate.unlink()
+        except FileNotFoundError:
+            continue  # another process cleaned up first
+        except OSError:
+            continue  # not ours to remove (permissions): leave it
+        removed.append(candidate)
+        size += found
+    if removed and warn:
+        names = ", ".join(p.name for p in removed)
+        warnings.warn(
+            AbkitWarning(
+                f"{db_path.parent}: removed temporary files left by a killed abkit process "
+                f"({size / 1e6:.1f} MB): {names}"
+            ),
+            stacklevel=2,
+        )
+    return removed
+
+
+def check_writable(path: str | Path | None = None, *, wait: float = 0.0) -> Path:
+    """Fail now, not after minutes of work, when the store cannot be written.
+
+    Opens the store at ``path`` for writing and closes it again (the file's bytes stay as
+    they are), retrying a lock for up to ``wait`` seconds, checks the schema of an existing
+    store, and removes stale temporary files of killed processes next to it
+    (:func:`remove_stale_temp_files`). A missing file passes when its folder exists: it is
+    created by the write. Returns the resolved path. The lock is not kept: a process may
+    still take it before the caller writes, which the caller's own ``open_store(...,
+    wait=...)`` then reports.
+    """
+    import duckdb
+
+    db_path = Path(path) if path is not None else default_db_path()
+    check_wait(wait)
+    if not _check_path(db_path, write=True):
+        remove_stale_temp_files(db_path)
+        return db_path
+    con = _retry_locked(db_path, wait, lambda: duckdb.connect(str(db_path), read_only=False))
+    try:
+        if _tables(con):  # an empty DuckDB file is initialised by the write itself
+            _check_schema(db_path, con)
+    finally:
+        con.close()
+    remove_stale_temp_files(db_path)
+    return db_path
+
+
+def open_store(path: str | Path | None = None, *, write: bool = False, wait: float = 0.0) -> Store:
     """Open the store at ``path`` (default :func:`default_db_path`).
 
     ``write=False`` opens read-only and requires an existing abkit store. ``write=True``
-    creates the file and its schema when missing. Raises :class:`StoreError` (or
-    :class:`StoreLockedError`) with a one-line message on any failure.
+    creates the file and its schema when missing, and removes stale temporary files of
+    killed processes next to it (:func:`remove_stale_temp_files`). While another process
+    holds a conflicting lock, the open is retried every :data:`LOCK_POLL_SECONDS` for up to
+    ``wait`` seconds. Raises :class:`StoreError` (or :class:`StoreLockedError`, naming the
+    holder) with a one-line message on any failure.
     """
     import duckdb
 
     db_path = Path(path) if path is not None else default_db_path()
     _check_path(db_path, write=write)
-    try:
-        con = duckdb.connect(str(db_path), read_only=not write)
-    except duckdb.Error as exc:
-        raise _translate_open_error(db_path, exc) from None
+    con = _retry_locked(db_path, wait, lambda: duckdb.connect(str(db_path), read_only=not write))
     try:
         _ensure_schema(con, db_path, write=write)
     except BaseException:
         con.close()
         raise
+    if write:
+        remove_stale_temp_files(db_path)
     return Store(db_path, con, read_only=not write)
 
 
-def attach_store(con: duckdb.DuckDBPyConnection, path: str | Path, alias: str) -> Store:
+def attach_store(
+    con: duckdb.DuckDBPyConnection, path: str | Path, alias: str, *, wait: float = 0.0
+) -> Store:
     """Attach the store at ``path`` for writing to an existing connection and make it current.
 
     Used by ingest, which stages and validates a file in an in-memory database first and
-    then copies it into the store on the same connection. Same checks as :func:`open_store`.
+    then copies it into the store on the same connection. Same checks (and ``wait``) as
+    :func:`open_store`.
     """
-    import duckdb
-
     db_path = Path(path)
     _check_path(db_path, write=True)
-    try:
-        con.execute(f"ATTACH ? AS {quote_ident(alias)}", [str(db_path)])
-    except duckdb.Error as exc:
-        raise _translate_open_error(db_path, exc) from None
+    _retry_locked(
+        db_path, wait, lambda: con.execute(f"ATTACH ? AS {quote_ident(alias)}", [str(db_path)])
+    )
     con.execute(f"USE {quote_ident(alias)}")
     _ensure_schema(con, db_path, write=True)
+    remove_stale_temp_files(db_path)
     return Store(db_path, con, read_only=False)

@@ -5,7 +5,8 @@ logged rounds) from the store, read-only; fit the model or load ``model_path``; 
 catalogue for the evaluated users in chunks (peak memory ~ chunk x n_items, never
 users x items); compute per-user metrics; run the off-policy estimators; and only then open the
 store for writing and insert the run in one transaction. Any error before the commit leaves
-the file unchanged.
+the file unchanged. A store that another process has locked is refused (or, with ``wait``,
+waited for) before any of that work.
 
 Evaluated users: users with training interactions and at least one relevant test item. With
 seen items filtered (the default), the relevant items are the test items the user had not
@@ -49,7 +50,7 @@ from abkit.data.replay_sql import (
     runs_named,
     variants,
 )
-from abkit.data.store import open_store, utcnow
+from abkit.data.store import check_writable, open_store, utcnow
 from abkit.errors import InputError, StoreError
 from abkit.plugins import (
     DEVICES,
@@ -254,6 +255,7 @@ def replay(
     progress: Progress | None = None,
     write: bool = True,
     replace: bool = False,
+    wait: float = 0.0,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
 
@@ -269,6 +271,9 @@ def replay(
     any work is done, unless ``replace`` (``--replace``), which deletes the run(s) of that
     name, in any dataset, in the transaction that stores the new one. A name equal to
     another run's id is always refused (the id would win every lookup).
+
+    A store locked by another process is refused before the model is fitted; ``wait``
+    seconds retries the lock (then, and again to store the run) instead of failing at once.
     """
 
     k_values, spec, estimator_names = _validate(
@@ -289,6 +294,8 @@ def replay(
         raise InputError(f"--model-path {path}: no such file")
     offpolicy = bool(estimator_names)
     progress = progress or no_progress
+    if write:
+        check_writable(db, wait=wait)  # fail before the work, not after it
 
     with open_store(db) as store:
         dataset_name = store.resolve_dataset(dataset)
@@ -452,7 +459,17 @@ def replay(
         warnings=tuple(caught),
     )
     if write:
-        _store(db, result, data, eval_users, per_user, round_columns, summary, replace=replace)
+        _store(
+            db,
+            result,
+            data,
+            eval_users,
+            per_user,
+            round_columns,
+            summary,
+            replace=replace,
+            wait=wait,
+        )
     return result
 
 
@@ -717,6 +734,7 @@ def _store(
     summary: dict[str, Any],
     *,
     replace: bool = False,
+    wait: float = 0.0,
 ) -> None:
 
     run = {
@@ -746,7 +764,7 @@ def _store(
         }
         for e in result.estimates
     ]
-    with open_store(db, write=True) as store:
+    with open_store(db, write=True, wait=wait) as store:
         if run_exists(store.con, result.run_id):
             raise StoreError(f"{store.path}: run {result.run_id} already exists")
         with store.transaction() as con:

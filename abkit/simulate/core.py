@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from abkit.data.store import default_db_path, open_store
+from abkit.data.store import check_writable, open_store, remove_stale_temp_files
 from abkit.errors import StoreError
 from abkit.simulate.config import SimulationConfig
 from abkit.simulate.generate import generate_chunk
@@ -120,6 +120,7 @@ def simulate(
     db: str | Path | None = None,
     *,
     on_progress: Callable[[int, int], None] | None = None,
+    wait: float = 0.0,
 ) -> SimulationSummary:
     """Simulate ``config`` into the store ``db`` (default ``$ABKIT_DB`` or ``./abkit.duckdb``).
 
@@ -131,30 +132,34 @@ def simulate(
     roll back its rows but leave the file's bytes changed; staged, ``db`` is untouched until
     the final copy (seconds), and its write lock is held only for that copy.
 
-    A dataset of the same name already in ``db`` is refused with a
-    :class:`~abkit.errors.StoreError` before any work. ``on_progress(done_users,
+    A dataset of the same name already in ``db``, or a store that another process has locked,
+    is refused with a :class:`~abkit.errors.StoreError` before any work; ``wait`` seconds
+    retries the lock (before the work and again for the final copy) instead of failing at
+    once. Staging files of killed simulations (of dead processes) next to ``db`` are removed
+    with an :class:`~abkit.errors.AbkitWarning`. ``on_progress(done_users,
     total_users)`` is called after each chunk; nothing is printed. The model is described in
     :mod:`abkit.simulate.world`, the session anatomy in :mod:`abkit.simulate.generate`.
     """
     import os
 
     started = time.perf_counter()
-    path = Path(db) if db is not None else default_db_path()
+    # Refuse early, before any work: a locked store, another schema, an existing dataset.
+    path = check_writable(db, wait=wait)
     if path.exists():
-        with open_store(path) as store:  # read-only: refuse early, before any work
+        with open_store(path) as store:
             _refuse_existing(store.has_dataset(config.dataset), path, config.dataset)
-    elif not path.parent.exists():
-        raise StoreError(f"{path}: folder {path.parent} does not exist")
 
     world = World.from_config(config)
     stage = path.parent / f".{path.name}.simulate-{os.getpid()}.tmp"
+    # A staging file with this process's PID is from a dead process whose PID was reused.
+    remove_stale_temp_files(path, include_pid=os.getpid())
     try:
         with open_store(stage, write=True) as staging:
             # No transaction here: the staging file is private, and one big transaction
             # would keep its row groups in memory (measured: RSS grew ~4.5 KB per user).
             writer = SimulationWriter(staging.con, world)
             counts = _generate(world, writer, on_progress)
-        with open_store(path, write=True) as store:
+        with open_store(path, write=True, wait=wait) as store:
             _refuse_existing(store.has_dataset(config.dataset), path, config.dataset)
             with store.transaction() as con:
                 copy_dataset(con, stage)
