@@ -11,7 +11,7 @@ abkit's own built-ins (``random``, ``popularity``, ``als``, ``lstm``) register e
 Models never grade themselves: they fit on a :class:`TrainingData` and return top-K lists;
 :mod:`abkit.replay` does the evaluation.
 
-Conventions every plug-in follows (checked by ``tests/test_recommender_contract.py``):
+Conventions every plug-in follows (checked by ``tests/recommenders/test_contract.py``):
 
 * The constructor takes keyword-only parameters with defaults (e.g. ``factors=64``); values
   given on the command line as strings are converted to the type of the default.

@@ -13,7 +13,7 @@ then the top ``K`` items other than the user's seen ones.
 The ONNX side is :func:`abkit_recommenders.lstm_graph.lstm_core_graph` plus its
 :func:`~abkit_recommenders.lstm_graph.add_topk_head`, exactly what ``abkit replay --model lstm``
 serves; ONNX's ``LSTM`` operator orders the gates (input, output, forget, cell), so the weight
-blocks are permuted here. ``tests/test_bench.py`` checks both give the same top items.
+blocks are permuted here. ``tests/bench/test_bench.py`` checks both give the same top items.
 """
 
 from __future__ import annotations

@@ -58,7 +58,6 @@ __all__ = [
 WORKLOADS: tuple[str, ...] = ("simulate", "ingest", "compare", "als", "lstm", "offpolicy")
 
 GB = 1e9
-MB = 1e6
 
 Direction = Literal["at_least", "at_most"]
 Status = Literal["ok", "skipped", "failed"]

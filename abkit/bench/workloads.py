@@ -440,7 +440,7 @@ def abkit_offpolicy(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 
 def allocate(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """Touch ``mb`` megabytes inside the timed region and free them: the measured peak must
-    exceed the setup memory by about that much (``tests/test_bench.py`` checks it)."""
+    exceed the setup memory by about that much (``tests/bench/test_bench.py`` checks it)."""
     import numpy as np
 
     size = int(params["mb"]) * 1_000_000

@@ -393,14 +393,8 @@ def _correct(
     adjusted = adjust([c.p_value for c in comparisons], correction)
     out = []
     for c, p_adj in zip(comparisons, adjusted, strict=True):
-        seq = c.sequential
         out.append(
-            dataclasses.replace(
-                c,
-                p_adjusted=float(p_adj),
-                significant=bool(p_adj <= alpha),
-                sequential=seq,
-            )
+            dataclasses.replace(c, p_adjusted=float(p_adj), significant=bool(p_adj <= alpha))
         )
     if out[0].sequential is not None:
         seq_adjusted = adjust([c.sequential.p_value for c in out], correction)  # type: ignore[union-attr]

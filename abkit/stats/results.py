@@ -282,13 +282,6 @@ class ArmComparisonReport(_ToDict):
         return pd.DataFrame([a.to_dict() for a in self.arms])
 
 
-def finite_or_none(value: float | None) -> float | None:
-    """``None`` for NaN / infinite values (for messages), the value otherwise."""
-    if value is None or not math.isfinite(value):
-        return None
-    return value
-
-
 __all__ = [
     "ArmComparisonReport",
     "ArmSummary",

@@ -1,70 +1,324 @@
-"""`abkit models`: a model that replays without torch but needs it to train says so."""
+"""`abkit replay`, `abkit runs`, `abkit models`, `abkit train lstm` on the command line.
+
+Every bad input gives one line on stderr, exit code 2, and leaves the store byte-identical.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from importlib.machinery import ModuleSpec
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from abkit.cli import render
 from abkit.cli.main import app
+from tests.conftest import file_digest
+from tests.replay.helpers import START, structured_events, write_store
 
-TORCH_LINE = 'pip install torch==2.13.0 "abkit-lift[train]"'
-
-
-def _torch(monkeypatch: pytest.MonkeyPatch, *, installed: bool) -> None:
-    """``find_spec("torch")`` answers as if torch were (not) installed; others are real."""
-    real = importlib.util.find_spec
-
-    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
-        if name == "torch":
-            return ModuleSpec("torch", None) if installed else None
-        return real(name, package)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
-def _models(runner: CliRunner) -> dict[str, dict]:
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return write_store(tmp_path / "r.duckdb", events=structured_events(n_users=120, seed=3))
+
+
+def replay(runner: CliRunner, db: Path, *args: str) -> Result:
+    """``abkit replay --db DB ARGS...``."""
+    return runner.invoke(app, ["replay", "--db", str(db), *args])
+
+
+def runs_json(runner: CliRunner, db: Path) -> list[dict]:
+    """The runs ``abkit runs --json`` lists."""
+    listed = runner.invoke(app, ["runs", "--db", str(db), "--json"])
+    assert listed.exit_code == 0, listed.stderr
+    return json.loads(listed.stdout)["runs"]
+
+
+@pytest.fixture
+def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing torch for training fails as it does where torch is not installed."""
+    import abkit_recommenders.train_lstm as train_lstm
+
+    def missing() -> None:
+        raise train_lstm.TorchMissingError("torch")
+
+    monkeypatch.setattr(train_lstm, "require_torch", missing)
+
+
+def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:
+    result = replay(
+        runner, store, "--model", "popularity", "--k", "10,20", "--name", "baseline", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "popularity"
+    assert payload["k"] == [10, 20]
+    assert payload["split"].startswith("temporal:2024-01-")
+    assert payload["users"] > 50
+    for name in (
+        "ndcg@10",
+        "hit_rate@10",
+        "mrr@10",
+        "recall@10",
+        "precision@10",
+        "coverage@10",
+        "ndcg@20",
+        "map@20",
+        "novelty@10",
+        "popularity_bias@10",
+    ):
+        assert 0 <= payload["metrics"][name] <= (20 if name.startswith("novelty") else 1)
+    assert payload["estimates"] == {}
+    runs = runs_json(runner, store)
+    assert [r["run_id"] for r in runs] == [payload["run_id"]]
+    assert runs[0]["name"] == "baseline"
+    assert runs[0]["metrics"]["ndcg@10"] == payload["metrics"]["ndcg@10"]
+    table = runner.invoke(app, ["runs", "--db", str(store)], env={"COLUMNS": "200"})
+    assert payload["run_id"] in table.stdout
+
+
+def test_replay_report_and_params(runner: CliRunner, store: Path) -> None:
+    result = replay(
+        runner, store, "--model", "als", "-p", "factors=4", "--param", "iterations=3",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "ranking metrics" in result.stdout
+    assert "ndcg" in result.stdout
+    runs = runs_json(runner, store)
+    assert runs[0]["params"]["factors"] == 4
+    assert runs[0]["params"]["iterations"] == 3
+
+
+def test_offpolicy_json(runner: CliRunner, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    logs = pd.DataFrame(
+        {
+            "impression_id": np.arange(n),
+            "user_id": [f"v{i}" for i in range(n)],
+            "ts": [START] * n,
+            "variant": "random",
+            "item_id": [f"i{j}" for j in rng.integers(0, 5, size=n)],
+            "position": 1,
+            "propensity": 0.2,
+            "click": (rng.random(n) < 0.1).astype(int),
+        }
+    )
+    db = write_store(tmp_path / "o.duckdb", impressions=logs, items=[f"i{j}" for j in range(5)])
+    stochastic = ("--model", "random", "--k", "3", "--policy", "stochastic")
+    result = replay(
+        runner, db, *stochastic, "--estimator", "ips,snips", "--estimator", "replay", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["kind"] == "offpolicy"
+    assert set(payload["estimates"]) == {"ips", "snips", "replay"}
+    ips = payload["estimates"]["ips"]
+    assert ips["value"] == pytest.approx(logs["click"].mean())
+    assert ips["ci"][0] < ips["value"] < ips["ci"][1]
+    assert ips["ess"] == pytest.approx(n)
+    report = replay(runner, db, *stochastic, "--estimator", "dr")
+    assert report.exit_code == 0, report.stderr
+    assert "off-policy estimates" in report.stdout
+
+
+def test_models(runner: CliRunner) -> None:
     result = runner.invoke(app, ["models", "--json"])
-    assert result.exit_code == 0, result.output
-    return {m["name"]: m for m in json.loads(result.stdout)["models"]}
-
-
-def test_lstm_without_torch_is_inference_only(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _torch(monkeypatch, installed=False)
-    lstm = _models(runner)["lstm"]
-    assert lstm["status"] == "ok"  # it replays a trained file
-    assert lstm["install"] is None
-    assert lstm["training_missing"] == ["torch"]
-    assert lstm["training_install"] == TORCH_LINE
-    monkeypatch.setattr(render.console, "width", 250)
+    assert result.exit_code == 0
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    assert set(models) >= {"random", "popularity", "als", "lstm"}
+    assert models["als"]["extra"] == "als"
+    assert models["lstm"]["status"] == "ok"
     table = runner.invoke(app, ["models"])
-    assert table.exit_code == 0
-    row = next(line for line in table.stdout.splitlines() if line.startswith(" lstm "))
-    cells = [cell.strip() for cell in row.split("│")]
-    assert cells[1:4] == ["inference ready; training needs torch", "onnx", TORCH_LINE]
+    assert "popularity" in table.stdout
 
 
-def test_lstm_with_torch_is_ok(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    _torch(monkeypatch, installed=True)
-    models = _models(runner)
-    assert models["lstm"]["training_missing"] == []
-    assert models["lstm"]["training_install"] is None
-    monkeypatch.setattr(render.console, "width", 250)
-    table = runner.invoke(app, ["models"])
-    row = next(line for line in table.stdout.splitlines() if line.startswith(" lstm "))
-    assert [cell.strip() for cell in row.split("│")][1:4] == ["ok", "onnx", ""]
+def _corrupt(folder: Path) -> Path:
+    path = folder / "bad.onnx"
+    path.write_bytes(b"\x00\x01 this is not a model")
+    path.with_suffix(".json").write_text("{}")
+    return path
 
 
-def test_models_without_training_needs_are_unchanged(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+def _wrong_signature(folder: Path) -> Path:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = folder / "sig.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "alss"],
+            "error: unknown model 'alss' (did you mean 'als'?); expected one "
+            "of: als, lstm, popularity, random",
+        ),
+        (
+            ["--model", "random", "--k", "61"],
+            "error: --k 61 is larger than the catalogue (60 items)",
+        ),
+        (
+            ["--model", "popularity", "--split", "temporal:2023-01-01"],
+            "error: the training split of dataset 't' (temporal:2023-01-01T00:00:00) is empty: "
+            "no interaction to fit the model on",
+        ),
+        (
+            ["--model", "popularity", "--k", "ten"],
+            "error: --k: K must be a positive integer, got 'ten'",
+        ),
+        (
+            ["--model", "popularity", "--param", "smoothing"],
+            "error: --param 'smoothing': expected KEY=VALUE, e.g. factors=32",
+        ),
+        (
+            ["--model", "lstm", "--model-path", "{folder}/bad.onnx"],
+            "error: {folder}/bad.json: not a valid lstm sidecar (format None, expected "
+            "'abkit-lstm/1')",
+        ),
+    ],
+)
+def test_bad_input(runner: CliRunner, store: Path, args: list[str], message: str) -> None:
+    folder = store.parent
+    _corrupt(folder)
+    before = file_digest(store)
+    args = [a.format(folder=folder) for a in args]
+    result = replay(runner, store, *args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message.format(folder=folder)
+    assert "Traceback" not in result.output
+    assert file_digest(store) == before
+
+
+def test_corrupt_onnx_and_wrong_signature(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    from abkit.replay.runner import load_training_data
+
+    data, _, _ = load_training_data(store)
+    sidecar = {
+        "format": "abkit-lstm/1",
+        "item_ids": data.item_ids.tolist(),
+        "seq_len": 4,
+        "fingerprint": data.fingerprint,
+    }
+    corrupt = _corrupt(tmp_path)
+    corrupt.with_suffix(".json").write_text(json.dumps(sidecar))
+    wrong = _wrong_signature(tmp_path)
+    wrong.with_suffix(".json").write_text(json.dumps(sidecar))
+    before = file_digest(store)
+    result = replay(runner, store, "--model", "lstm", "--model-path", str(corrupt))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {corrupt}: not a valid ONNX model (")
+    assert result.stderr.count("\n") == 1
+    result = replay(runner, store, "--model", "lstm", "--model-path", str(wrong))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {wrong}: wrong input signature; expected inputs history int64[2d], "
+        "k int64[1d], exclude float[2d], found x tensor(float)[1]"
+    )
+    assert file_digest(store) == before
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_train_without_torch_names_the_install_line(
+    runner: CliRunner, store: Path, tmp_path: Path
 ) -> None:
-    _torch(monkeypatch, installed=False)
-    for name in ("als", "popularity", "random"):
-        model = _models(runner)[name]
-        assert (model["status"], model["training_missing"]) == ("ok", [])
+    result = runner.invoke(
+        app, ["train", "lstm", "--db", str(store), "--out", str(tmp_path / "m.onnx")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: training the lstm needs the optional package 'torch': "
+        'pip install torch==2.13.0 "abkit-lift[train]"'
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_train_rejects_a_bad_out_path(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "lstm", "--db", str(store), "--out", str(tmp_path / "m.pt")]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip() == f"error: --out {tmp_path / 'm.pt'}: the model file must "
+        "end in .onnx"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install torch==2.13.0)")
+def test_train_then_replay_without_torch(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lstm.onnx"
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "lstm",
+            "--db",
+            str(store),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seq-len",
+            "6",
+            "--hidden",
+            "16",
+            "--json",
+        ],
+    )
+    assert trained.exit_code == 0, trained.stderr
+    info = json.loads(trained.stdout)
+    assert out.exists()
+    assert out.with_suffix(".json").exists()
+    # replay in a fresh interpreter where importing torch fails: inference needs no torch
+    code = (
+        "import sys, json; sys.modules['torch'] = None\n"
+        "from typer.testing import CliRunner\n"
+        "from abkit.cli.main import app\n"
+        f"r = CliRunner().invoke(app, ['replay', '--db', {str(store)!r}, '--model', 'lstm', "
+        f"'--model-path', {str(out)!r}, '--json'])\n"
+        "assert r.exit_code == 0, r.stderr\n"
+        "print(r.stdout)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["model"] == "lstm"
+    assert payload["params"]["model_path"] == str(out)
+    # the sidecar carries the training split's fingerprint, and replay checked it
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["fingerprint"] == info["fingerprint"] == payload["fingerprint"]
+    assert sidecar["seq_len"] == 6
+    assert payload["metrics"]["ndcg@10"] > 0
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_replay_lstm_without_torch_or_model_file(runner: CliRunner, store: Path) -> None:
+    before = file_digest(store)
+    result = replay(runner, store, "--model", "lstm")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: training the lstm needs the optional package 'torch': "
+        'pip install torch==2.13.0 "abkit-lift[train]"; or replay a trained model with '
+        "--model-path FILE.onnx"
+    )
+    assert file_digest(store) == before

@@ -10,7 +10,7 @@ import pytest
 from abkit.errors import SpecError
 from abkit.experiments.spec import GateCheck, load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 VALID = """\
 name = "t"
