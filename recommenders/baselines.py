@@ -59,14 +59,35 @@ def read_npz(path: Path, *, model: str, keys: tuple[str, ...]) -> tuple[dict[str
             arrays = {key: npz[key] for key in keys}
     except KeyError as exc:
         raise ModelError(f"{path}: not a '{model}' model file (missing array {exc})") from None
-    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # numpy's message for object arrays suggests enabling pickle; abkit never does
+        if "pickle" in str(exc):
+            raise ModelError(
+                f"{path}: the file holds Python objects, not plain arrays; abkit loads models "
+                "only as plain .npz arrays or ONNX, never as Python objects"
+            ) from None
+        raise ModelError(f"{path}: not a readable .npz model file ({exc})") from None
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: not a readable .npz model file ({exc})") from None
     if meta.get("model") != model:
         raise ModelError(f"{path}: holds a '{meta.get('model')}' model, expected '{model}'")
     return arrays, meta
 
 
-class RandomRecommender:
+class _RanksItsScores:
+    """``recommend`` = the top ``k`` of the model's full ``score`` matrix, seen items excluded."""
+
+    def score(self, data: TrainingData, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend(
+        self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.score(data, users)
+        return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)
+
+
+class RandomRecommender(_RanksItsScores):
     """Uniformly random ranking (the floor; as a stochastic policy, uniform over the catalogue).
 
     The score of (user, item) is a SplitMix64 hash of ``(seed, user, item)`` mapped to [0, 1),
@@ -99,13 +120,6 @@ class RandomRecommender:
             mixed = _splitmix64(keys ^ base)
         return ((mixed >> np.uint64(40)).astype(np.float32)) / np.float32(1 << 24)
 
-    def recommend(
-        self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-
-        scores = self.score(data, users)
-        return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)
-
     def probabilities(
         self, data: TrainingData, users: np.ndarray, temperature: float
     ) -> np.ndarray:
@@ -122,7 +136,7 @@ class RandomRecommender:
         self.seed = int(meta["params"]["seed"])
 
 
-class PopularityRecommender:
+class PopularityRecommender(_RanksItsScores):
     """Most popular items first: the number of distinct training users of each item.
 
     As a stochastic policy it draws items with probability proportional to
@@ -162,13 +176,6 @@ class PopularityRecommender:
 
         counts = self._fitted()
         return np.broadcast_to(counts, (len(users), counts.shape[0])).copy()
-
-    def recommend(
-        self, data: TrainingData, users: np.ndarray, k: int, *, exclude_seen: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-
-        scores = self.score(data, users)
-        return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)
 
     def probabilities(
         self, data: TrainingData, users: np.ndarray, temperature: float
