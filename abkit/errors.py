@@ -1,8 +1,14 @@
-"""The one exception family that abkit's library raises.
+"""The one exception family that abkit's library raises, and how its messages name parameters.
 
 The command line catches :class:`AbkitError` in one place (``abkit.cli.main``), prints its
-message as a single line on stderr and exits with ``exit_code``; nothing else is caught there,
-so a traceback always means a bug in abkit, never bad input.
+message as a single line on stderr and exits with ``exit_code``. The same boundary also turns
+an unreadable or unwritable file (``OSError``) and an unexpected DuckDB error into one line with
+exit code 2; anything else surfaces as a traceback, which always means a bug in abkit.
+
+Messages speak in the library's parameters: a message names one with :func:`param`, so
+``str(error)`` reads ``alpha must be in (0, 1), got 2`` for a Python caller, and the CLI shows
+``--alpha must be in (0, 1), got 2`` (:meth:`AbkitError.render` with the flag table of
+``abkit.cli.common``, the one place that knows flags).
 
 Exception tree::
 
@@ -24,6 +30,9 @@ Exit codes across the CLI: 0 success, 1 a verdict failed (a gate, ``--strict`` S
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 __all__ = [
     "AbkitError",
     "AbkitWarning",
@@ -33,7 +42,16 @@ __all__ = [
     "SpecError",
     "StoreError",
     "StoreLockedError",
+    "param",
 ]
+
+# a parameter's name inside a message, between two control characters no user text carries
+_PARAM = re.compile("\x02([a-z_][a-z0-9_]*)\x03")
+
+
+def param(name: str) -> str:
+    """Name the parameter ``name`` inside an error message (see the module docstring)."""
+    return f"\x02{name}\x03"
 
 
 class AbkitError(Exception):
@@ -46,7 +64,11 @@ class AbkitError(Exception):
         self.message = message
 
     def __str__(self) -> str:
-        return self.message
+        return self.render(lambda name: name)
+
+    def render(self, name_of: Callable[[str], str]) -> str:
+        """The message with each parameter shown as ``name_of(parameter)`` (a flag, say)."""
+        return _PARAM.sub(lambda m: name_of(m[1]), self.message)
 
 
 class InputError(AbkitError):

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from abkit._util import unknown_choice
-from abkit.errors import InputError, MissingExtraError, ModelError
+from abkit.errors import InputError, MissingExtraError, ModelError, param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,7 +207,7 @@ class TrainingData:
             raise ModelError(
                 f"{source}: trained on data with fingerprint {fingerprint[:12]}, but this "
                 f"training split has fingerprint {self.fingerprint[:12]}; "
-                "retrain it on this split (same dataset and --split)"
+                f"retrain it on this split (same dataset and {param('split')})"
             )
 
 
@@ -381,7 +381,7 @@ def softmax_probabilities(scores: np.ndarray, temperature: float) -> np.ndarray:
     import numpy as np
 
     if not temperature > 0:
-        raise InputError(f"--temperature must be positive, got {temperature}")
+        raise InputError(f"{param('temperature')} must be positive, got {temperature}")
     z = np.asarray(scores, dtype=np.float64) / temperature
     z -= z.max(axis=1, keepdims=True)
     np.exp(z, out=z)

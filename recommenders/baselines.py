@@ -53,6 +53,9 @@ def read_npz(path: Path, *, model: str, keys: tuple[str, ...]) -> tuple[dict[str
 
     if not Path(path).is_file():
         raise ModelError(f"{path}: no such model file")
+    with Path(path).open("rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # an .npz is a zip archive
+            raise ModelError(f"{path}: not a readable .npz model file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))

@@ -129,3 +129,23 @@ def offer_wait(wait: float) -> Iterator[None]:
             path=exc.path,
             holder=exc.holder,
         ) from None
+
+
+# library parameter -> its command-line flag, where the flag is not ``--`` + the name with
+# ``_`` as ``-``. The one place that translates what the library says (``alpha must be ...``)
+# into what the command line says (``--alpha must be ...``); see abkit.errors.
+FLAGS: dict[str, str] = {
+    "metrics": "--metric",
+    "ks": "--k",
+    "params": "--param",
+    "estimators": "--estimator",
+    "mapping": "--map",
+    "n_per_arm": "--n",
+    "target_power": "--power",
+    "n_resamples": "--bootstrap",
+}
+
+
+def flag(parameter: str) -> str:
+    """The command-line flag of a library parameter."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))

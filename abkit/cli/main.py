@@ -23,7 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from abkit import __version__
 from abkit.cli import render
-from abkit.cli.common import JSON_META_KEY
+from abkit.cli.common import JSON_META_KEY, flag
 from abkit.errors import AbkitError, AbkitWarning
 
 # Set by the SIGINT handler of :func:`main`: DuckDB turns Ctrl-C during a query into
@@ -156,7 +156,7 @@ class _AbkitGroup(TyperGroup):
         except AbkitError as exc:
             if _interrupted:  # e.g. a write that failed because Ctrl-C stopped its query
                 self._fail_interrupted(ctx, args)
-            self._fail(ctx, args, str(exc), type(exc).__name__, exc.exit_code)
+            self._fail(ctx, args, exc.render(flag), type(exc).__name__, exc.exit_code)
         except OSError as exc:
             # a file the user named cannot be read or written (permissions, missing folder,
             # full disk): one line, as for any bad input

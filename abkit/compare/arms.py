@@ -35,7 +35,7 @@ from abkit.data.aggregate import (
     load_design,
 )
 from abkit.data.store import open_store
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.stats.multiplicity import CORRECTIONS, DESCRIPTIONS, Correction, adjust
 from abkit.stats.proportions import ExactMode
 from abkit.stats.results import (
@@ -247,29 +247,42 @@ def _validate(
 ) -> list[MetricName]:
     metric_list = [metrics] if isinstance(metrics, str) else list(metrics)
     if not metric_list:
-        raise InputError("--metric: give at least one metric (conversion, mean or ratio)")
+        raise InputError(
+            f"{param('metrics')}: give at least one metric (conversion, mean or ratio)"
+        )
     for m in metric_list:
         if m not in metric_choices():
-            raise InputError("--metric: " + unknown_choice("metric", m, metric_choices()))
+            raise InputError(
+                f"{param('metrics')}: " + unknown_choice("metric", m, metric_choices())
+            )
     if len(set(metric_list)) != len(metric_list):
-        raise InputError("--metric: each metric may be given once")
+        raise InputError(f"{param('metrics')}: each metric may be given once")
     if "ratio" in metric_list and ratio not in ratio_choices():
-        raise InputError("--ratio: " + unknown_choice("ratio metric", ratio, ratio_choices()))
+        raise InputError(
+            f"{param('ratio')}: " + unknown_choice("ratio metric", ratio, ratio_choices())
+        )
     if not 0 < alpha < 1:
-        raise InputError(f"--alpha must be in (0, 1), got {alpha}")
+        raise InputError(f"{param('alpha')} must be in (0, 1), got {alpha}")
     if not 0 < srm_alpha < 1:
         raise InputError(f"the SRM alpha must be in (0, 1), got {srm_alpha}")
     if correction not in CORRECTIONS:
-        raise InputError("--correction: " + unknown_choice("correction", correction, CORRECTIONS))
+        raise InputError(
+            f"{param('correction')}: " + unknown_choice("correction", correction, CORRECTIONS)
+        )
     if looks not in ("final", "daily"):
-        raise InputError("--looks: " + unknown_choice("looks", looks, ("final", "daily")))
+        raise InputError(f"{param('looks')}: " + unknown_choice("looks", looks, ("final", "daily")))
     if cuped and (sequential or looks == "daily"):
-        raise InputError("--cuped cannot be combined with --sequential or --looks daily yet")
+        raise InputError(
+            f"{param('cuped')} cannot be combined with {param('sequential')} or "
+            f"{param('looks')} daily yet"
+        )
     if bayes and "conversion" not in metric_list:
-        raise InputError("--bayes needs the conversion metric (--metric conversion)")
+        raise InputError(
+            f"{param('bayes')} needs the conversion metric ({param('metrics')} conversion)"
+        )
     if claim is not None and not (math.isfinite(claim) and claim > -1):
         raise InputError(
-            f"--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
+            f"{param('claim')} must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
         )
     return metric_list  # type: ignore[return-value]
 
@@ -279,13 +292,13 @@ def _choose_control(
 ) -> str:
     if given is not None:
         if given not in arms:
-            raise InputError("--control: " + unknown_choice("arm", given, arms))
+            raise InputError(f"{param('control')}: " + unknown_choice("arm", given, arms))
         return given
     if designed is not None and designed in arms:
         return designed
     raise InputError(
         f"dataset '{dataset}' does not say which arm is the control; "
-        f"choose it with --control (arms: {', '.join(arms)})"
+        f"choose it with {param('control')} (arms: {', '.join(arms)})"
     )
 
 

@@ -35,7 +35,7 @@ from typing import ClassVar, Literal
 
 from abkit._util import unknown_choice
 from abkit.data.aggregate import AggregateResult, MetricKind, MetricSpec
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.stats.bayes import beta_binomial_comparison
 from abkit.stats.cuped import compare_cuped
 from abkit.stats.means import compare_means
@@ -102,12 +102,14 @@ class Metric:
         """Refuse aggregates the metric cannot be computed from; warn about degenerate ones."""
         if self.needs_values and result.value_rows == 0:
             raise InputError(
-                f"--metric {self.kind}: no '{self.event}' event of dataset '{dataset}' has a "
-                "value in the experiment window; choose another --event"
+                f"{param('metrics')} {self.kind}: no '{self.event}' event of dataset "
+                f"'{dataset}' has a "
+                f"value in the experiment window; choose another {param('event')}"
             )
         if cuped and result.covariate_rows == 0:
             raise InputError(
-                f"--cuped: no unit of dataset '{dataset}' has '{self.event}' events before the "
+                f"{param('cuped')}: no unit of dataset '{dataset}' has '{self.event}' events "
+                "before the "
                 "experiment's start, so there is no pre-period covariate"
             )
         if sum(a.y_sum for a in result.arms) == 0:
@@ -191,8 +193,8 @@ class Conversion(Metric):
         if unit == "impression" and result.value_rows == 0:
             outcome = "conversion" if self.event == "purchase" else self.event
             raise InputError(
-                f"--event {self.event}: the impressions of dataset '{dataset}' record no "
-                f"{outcome} outcome; use --event click"
+                f"{param('event')} {self.event}: the impressions of dataset '{dataset}' record no "
+                f"{outcome} outcome; use {param('event')} click"
             )
         super().check(result, dataset=dataset, unit=unit, cuped=cuped, warnings=warnings)
 
@@ -279,7 +281,7 @@ class RatioMetric(Metric):
         super().check(result, dataset=dataset, unit=unit, cuped=cuped, warnings=warnings)
         if not any(a.d_sum for a in result.arms):
             raise InputError(
-                f"--ratio {self.name}: dataset '{dataset}' has no "
+                f"{param('ratio')} {self.name}: dataset '{dataset}' has no "
                 f"{self.denominator.format(event=self.event)} of assigned users in the "
                 "experiment window"
             )
@@ -370,11 +372,13 @@ RATIOS: tuple[str, ...] = ratio_choices()
 def make_metric(name: str, *, event: str, ratio: str | None = None) -> Metric:
     """The metric object for ``--metric name`` (and ``--ratio ratio`` when name is ratio)."""
     if name not in metric_choices():
-        raise InputError("--metric: " + unknown_choice("metric", name, metric_choices()))
+        raise InputError(f"{param('metrics')}: " + unknown_choice("metric", name, metric_choices()))
     if name != "ratio":
         return _REGISTRY[name](event=event)
     if ratio not in ratio_choices():
-        raise InputError("--ratio: " + unknown_choice("ratio metric", str(ratio), ratio_choices()))
+        raise InputError(
+            f"{param('ratio')}: " + unknown_choice("ratio metric", str(ratio), ratio_choices())
+        )
     return _REGISTRY[ratio](event=event)
 
 

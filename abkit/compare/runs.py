@@ -39,7 +39,7 @@ from abkit.data.runs_sql import (
     run_metric_names,
 )
 from abkit.data.store import open_store
-from abkit.errors import InputError, StoreError
+from abkit.errors import InputError, StoreError, param
 from abkit.stats.means import compare_estimates
 from abkit.stats.multiplicity import CORRECTIONS, adjust
 from abkit.stats.paired import compare_paired, paired_offpolicy_difference
@@ -170,7 +170,7 @@ def check_comparable(runs: Sequence[RunRecord]) -> None:
             raise InputError(
                 f"runs {first.run_id} and {other.run_id} use different splits ({first.split} vs "
                 f"{other.split}): their test users differ, so they cannot be paired; replay both "
-                "with the same --split"
+                f"with the same {param('split')}"
             )
         if other.fingerprint != first.fingerprint:
             raise InputError(
@@ -228,12 +228,14 @@ def compare_runs(
     if len(set(runs)) != len(runs):
         raise InputError("a run is listed twice; list each run once")
     if not 0 < confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, got {confidence}")
+        raise InputError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     if correction not in CORRECTIONS:
-        raise InputError("--correction: " + unknown_choice("correction", correction, CORRECTIONS))
+        raise InputError(
+            f"{param('correction')}: " + unknown_choice("correction", correction, CORRECTIONS)
+        )
     if n_resamples != 0 and n_resamples < 100:
         raise InputError(
-            f"--bootstrap must be 0 (off) or at least 100 resamples, got {n_resamples}"
+            f"{param('n_resamples')} must be 0 (off) or at least 100 resamples, got {n_resamples}"
         )
     with open_store(db) as store:
         records = fetch_runs(store.con, list(runs))
@@ -242,14 +244,17 @@ def compare_runs(
         check_comparable(records)
         offpolicy = records[0].kind == "offpolicy"
         if offpolicy and metrics:
-            raise InputError("--metric applies to ranking runs; off-policy runs compare estimators")
+            raise InputError(
+                f"{param('metrics')} applies to ranking runs; off-policy runs compare estimators"
+            )
         if not offpolicy and claim is not None:
             raise InputError(
-                "--claim applies to off-policy runs (a policy's estimated conversion rate); "
+                f"{param('claim')} applies to off-policy runs (a policy's estimated conversion "
+                "rate); "
                 "for ranking runs read the relative difference interval"
             )
         if not offpolicy and estimators:
-            raise InputError("--estimator applies to off-policy runs")
+            raise InputError(f"{param('estimators')} applies to off-policy runs")
         # what every comparison reports; each kind fills in its rows
         settings = RunComparison(
             kind="offpolicy" if offpolicy else "ranking",
@@ -302,12 +307,12 @@ def _compare_ranking(
     if not common:
         raise StoreError(
             f"runs {', '.join(r.run_id for r in records)} share no per-user metric; "
-            "replay them with the same --k"
+            f"replay them with the same {param('ks')}"
         )
     if metrics:
         for name in metrics:
             if name not in common:
-                raise InputError("--metric: " + unknown_choice("metric", name, common))
+                raise InputError(f"{param('metrics')}: " + unknown_choice("metric", name, common))
         chosen = list(dict.fromkeys(metrics))
     else:
         chosen = _order_metrics(common)
@@ -378,7 +383,7 @@ def _compare_offpolicy(
     if rounds.reward_mismatches:
         raise InputError(
             f"runs {', '.join(run_ids)} recorded different rewards on {rounds.reward_mismatches} "
-            "shared round(s): they were evaluated with different --reward columns or logs"
+            f"shared round(s): they were evaluated with different {param('reward')} columns or logs"
         )
     has_q = bool(np.all(np.isfinite(rounds.q_logged)) and np.all(np.isfinite(rounds.q_policy)))
     # DR by default only when every run asked for it (else its q columns may be placeholders)
@@ -387,10 +392,13 @@ def _compare_offpolicy(
     if estimators:
         for est in estimators:
             if est not in allowed:
-                raise InputError("--estimator: " + unknown_choice("estimator", est, allowed))
+                raise InputError(
+                    f"{param('estimators')}: " + unknown_choice("estimator", est, allowed)
+                )
             if est == "dr" and not has_q:
                 raise InputError(
-                    "--estimator dr needs the reward model's predictions (q_logged, q_policy) "
+                    f"{param('estimators')} dr needs the reward model's predictions (q_logged, "
+                    "q_policy) "
                     "for every round; these runs did not store them"
                 )
         chosen = list(dict.fromkeys(estimators))

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abkit._util import unknown_choice
 from abkit.data.schema import EVENT_TYPES
-from abkit.errors import InputError, StoreError
+from abkit.errors import InputError, StoreError, param
 from abkit.stats.sufficient import ArmAggregates
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def load_design(
     if experiment is None and len(rows) > 1:
         raise StoreError(
             f"dataset '{dataset}' holds several experiments ({', '.join(names)}); "
-            "choose one with --experiment"
+            f"choose one with {param('experiment')}"
         )
     if rows:
         chosen = next(r for r in rows if experiment is None or r[0] == experiment)
@@ -197,22 +197,29 @@ def _window(
 
 def _check_metric(design: ExperimentDesign, metric: MetricSpec) -> None:
     if metric.event not in EVENT_TYPES:
-        raise InputError("--event: " + unknown_choice("event type", metric.event, EVENT_TYPES))
+        raise InputError(
+            f"{param('event')}: " + unknown_choice("event type", metric.event, EVENT_TYPES)
+        )
     if design.unit == "impression":
         if metric.kind == "ratio":
             raise InputError(
-                f"--metric ratio: dataset '{design.dataset}' has one unit per impression, so there "
-                "is no randomisation unit above the analysis unit; use --metric conversion "
+                f"{param('metrics')} ratio: dataset '{design.dataset}' has one unit per "
+                "impression, so there "
+                f"is no randomisation unit above the analysis unit; use {param('metrics')} "
+                "conversion "
                 "(click rate per impression)"
             )
         if metric.event not in IMPRESSION_EVENTS:
             raise InputError(
-                f"--event {metric.event}: dataset '{design.dataset}' is a log of impressions; "
+                f"{param('event')} {metric.event}: dataset '{design.dataset}' is a log of "
+                "impressions; "
                 "expected click or purchase"
             )
     elif metric.name not in UNIT_OUTCOMES:
         ratios = [name for name in UNIT_OUTCOMES if name not in ("conversion", "mean")]
-        raise InputError("--ratio: " + unknown_choice("ratio metric", metric.name, ratios))
+        raise InputError(
+            f"{param('ratio')}: " + unknown_choice("ratio metric", metric.name, ratios)
+        )
 
 
 # -- per-unit outcomes: one SQL fragment per metric ----------------------------------------------
@@ -362,7 +369,8 @@ def arm_aggregates(
     if design.unit == "impression":
         if cuped:
             raise InputError(
-                f"--cuped: dataset '{design.dataset}' has one unit per impression, so no unit has "
+                f"{param('cuped')}: dataset '{design.dataset}' has one unit per impression, so "
+                "no unit has "
                 "a pre-experiment history to adjust for"
             )
         y, counted = _impression_outcome(metric)
@@ -376,10 +384,13 @@ def arm_aggregates(
         return _collect(design, metric, data, cuped=False)
     if cuped:
         if metric.kind == "ratio":
-            raise InputError("--cuped supports the conversion and mean metrics, not ratio metrics")
+            raise InputError(
+                f"{param('cuped')} supports the conversion and mean metrics, not ratio metrics"
+            )
         if design.start_ts is None:
             raise InputError(
-                f"--cuped: experiment '{design.experiment}' has no start_ts, so there is no "
+                f"{param('cuped')}: experiment '{design.experiment}' has no start_ts, so there "
+                "is no "
                 "pre-experiment period"
             )
     outcome_sql, outcome_params = _unit_outcomes(design, metric, pre=False)

@@ -31,7 +31,7 @@ from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
 from abkit.data.sql import quote_ident
-from abkit.errors import AbkitWarning, InputError, StoreError, StoreLockedError
+from abkit.errors import AbkitWarning, InputError, StoreError, StoreLockedError, param
 
 if TYPE_CHECKING:
     import duckdb
@@ -80,12 +80,13 @@ def _translate_open_error(path: Path, exc: Exception, *, waited: float = 0.0) ->
         if waited > 0:
             return StoreLockedError(
                 f"{path}: the database is still locked by {who} after waiting {waited:g} s; "
-                "try again when it has finished or pass another --db",
+                f"try again when it has finished or pass another {param('db')}",
                 path=str(path),
                 holder=who,
             )
         return StoreLockedError(
-            f"{path}: the database is locked by {who}; wait for it to finish or pass another --db",
+            f"{path}: the database is locked by {who}; wait for it to finish or pass another "
+            f"{param('db')}",
             path=str(path),
             holder=who,
         )
@@ -143,7 +144,7 @@ class Store:
                 )
             raise StoreError(
                 f"{self.path}: holds several datasets ({', '.join(names)}); "
-                "choose one with --dataset"
+                f"choose one with {param('dataset')}"
             )
         if name not in names:
             raise StoreError(f"{self.path}: " + unknown_choice("dataset", name, names))

@@ -37,7 +37,7 @@ from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
 from abkit.data.store import open_store, utcnow
-from abkit.errors import SpecError, StoreError
+from abkit.errors import SpecError, StoreError, param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -228,7 +228,7 @@ def save_baseline(baseline: Baseline, path: Path) -> int:
         text = text.replace(key, encoded)
     path = Path(path)
     if path.is_dir():
-        raise StoreError(f"{path}: is a directory; pass a file name with --out")
+        raise StoreError(f"{path}: is a directory; pass a file name with {param('out')}")
     if not path.parent.exists():
         raise StoreError(f"{path}: folder {path.parent} does not exist")
     tmp = path.with_name(path.name + ".tmp")

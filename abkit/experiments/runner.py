@@ -15,7 +15,7 @@ from typing import Any
 from abkit.compare.runs import RunComparison, compare_runs
 from abkit.data.info import dataset_origin
 from abkit.data.store import Store, default_db_path, open_store
-from abkit.errors import SpecError
+from abkit.errors import SpecError, param
 from abkit.experiments.spec import ExperimentSpec
 from abkit.replay.runner import ReplayResult, replay
 from abkit.simulate import SimulationConfig, simulate
@@ -90,7 +90,7 @@ def _check_simulated(spec: ExperimentSpec, path: Path, store: Store) -> None:
         detail = "; ".join(differ) if differ else f"it came from {source}"
         raise SpecError(
             f"{spec.path}: dataset '{spec.data.dataset}' in {path} is not the one [data.simulate] "
-            f"describes ({detail}); use another --db or dataset name"
+            f"describes ({detail}); use another {param('db')} or dataset name"
         )
 
 

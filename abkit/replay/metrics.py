@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from abkit._util import unknown_choice
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,8 +109,10 @@ def parse_ks(value: str | Iterable[int]) -> tuple[int, ...]:
     """``"10,20"`` or ``[10, 20]`` -> ``(10, 20)``, sorted and de-duplicated."""
     parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
     if not parts or any(p == "" for p in parts):
-        raise InputError(f"--k: expected comma-separated positive integers, got {value!r}")
-    ks = sorted({_parse_k(str(p), what="--k") for p in parts})
+        raise InputError(
+            f"{param('ks')}: expected comma-separated positive integers, got {value!r}"
+        )
+    ks = sorted({_parse_k(str(p), what=f"{param('ks')}") for p in parts})
     return tuple(ks)
 
 

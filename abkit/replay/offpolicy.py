@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from abkit._util import unknown_choice
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.plugins import softmax_probabilities
 from abkit.stats.paired import cluster_codes, clustered_covariance
 
@@ -107,11 +107,13 @@ def parse_estimators(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...
     out: list[str] = []
     for part in parts:
         if part not in ESTIMATORS:
-            raise InputError("--estimator: " + unknown_choice("estimator", part, ESTIMATORS))
+            raise InputError(
+                f"{param('estimators')}: " + unknown_choice("estimator", part, ESTIMATORS)
+            )
         if part not in out:
             out.append(part)
     if not out:
-        raise InputError(f"--estimator: expected one or more of {', '.join(ESTIMATORS)}")
+        raise InputError(f"{param('estimators')}: expected one or more of {', '.join(ESTIMATORS)}")
     return tuple(out)
 
 
@@ -516,7 +518,7 @@ def policy_probabilities(
     import numpy as np
 
     if policy not in POLICIES:
-        raise InputError("--policy: " + unknown_choice("policy", str(policy), POLICIES))
+        raise InputError(f"{param('policy')}: " + unknown_choice("policy", str(policy), POLICIES))
     n_positions = int(position.max()) if position.size else 1
     if int(position.min()) < 1:
         raise InputError("logged positions must be 1-based slot numbers")

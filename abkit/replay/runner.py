@@ -51,7 +51,7 @@ from abkit.data.replay_sql import (
     variants,
 )
 from abkit.data.store import check_writable, open_store, utcnow
-from abkit.errors import InputError, StoreError
+from abkit.errors import InputError, StoreError, param
 from abkit.plugins import (
     DEVICES,
     TrainingData,
@@ -217,13 +217,13 @@ def _validate(
         else ()
     )
     if policy not in POLICIES:
-        raise InputError("--policy: " + unknown_choice("policy", policy, POLICIES))
+        raise InputError(f"{param('policy')}: " + unknown_choice("policy", policy, POLICIES))
     if reward not in REWARDS:
-        raise InputError("--reward: " + unknown_choice("reward", reward, REWARDS))
+        raise InputError(f"{param('reward')}: " + unknown_choice("reward", reward, REWARDS))
     if sampled is not None and sampled < 1:
-        raise InputError(f"--sampled must be a positive number of items, got {sampled}")
+        raise InputError(f"{param('sampled')} must be a positive number of items, got {sampled}")
     if device not in DEVICES:
-        raise InputError("--device: " + unknown_choice("device", device, DEVICES))
+        raise InputError(f"{param('device')}: " + unknown_choice("device", device, DEVICES))
     return k_values, spec, names
 
 
@@ -291,7 +291,7 @@ def replay(
         recommender = create_recommender(model, {**model_params, "device": device})
     path = Path(model_path) if model_path is not None else None
     if path is not None and not path.is_file():
-        raise InputError(f"--model-path {path}: no such file")
+        raise InputError(f"{param('model_path')} {path}: no such file")
     offpolicy = bool(estimator_names)
     progress = progress or no_progress
     if write:
@@ -318,7 +318,9 @@ def replay(
             if variant is not None:
                 known = variants(store.con, dataset_name)
                 if variant not in known:
-                    raise InputError("--variant: " + unknown_choice("variant", variant, known))
+                    raise InputError(
+                        f"{param('variant')}: " + unknown_choice("variant", variant, known)
+                    )
             since = spec.cutoff if spec.kind == "temporal" else None
             rounds = load_rounds(
                 store.con,
@@ -344,12 +346,14 @@ def replay(
             "no interaction to fit the model on"
         )
     if max(k_values) > data.n_items:
-        raise InputError(f"--k {max(k_values)} is larger than the catalogue ({data.n_items} items)")
+        raise InputError(
+            f"{param('ks')} {max(k_values)} is larger than the catalogue ({data.n_items} items)"
+        )
     eval_users, rel_indptr, rel_items = _relevance(arrays, data, exclude_seen=exclude_seen)
     if not offpolicy and eval_users.size == 0:
         raise InputError(
             f"no user of dataset '{dataset_name}' has both training and new test interactions "
-            f"under split {split_text}; try another --split"
+            f"under split {split_text}; try another {param('split')}"
         )
 
     caught: list[str] = []
@@ -480,13 +484,14 @@ def _check_name(store: Any, name: str, *, replace: bool) -> list[str]:
     named, id_clash = runs_named(store.con, name)
     if id_clash:
         raise StoreError(
-            f"{store.path}: --name '{name}' is the id of another run; choose another --name"
+            f"{store.path}: {param('name')} '{name}' is the id of another run; choose another "
+            f"{param('name')}"
         )
     if named and not replace:
         ids = ", ".join(named)
         raise StoreError(
             f"{store.path}: a run named '{name}' already exists ({ids}); pass --replace to "
-            "replace it, choose another --name, or delete it with `abkit runs delete`"
+            f"replace it, choose another {param('name')}, or delete it with `abkit runs delete`"
         )
     return named
 
@@ -868,9 +873,9 @@ def train(
         )
     out_path = Path(out)
     if out_path.suffix != ".onnx":
-        raise InputError(f"--out {out_path}: the model file must end in .onnx")
+        raise InputError(f"{param('out')} {out_path}: the model file must end in .onnx")
     if not out_path.parent.exists():
-        raise InputError(f"--out {out_path}: folder {out_path.parent} does not exist")
+        raise InputError(f"{param('out')} {out_path}: folder {out_path.parent} does not exist")
 
     require_torch()  # fail before reading anything when torch is missing
     data, split_text, name = load_training_data(db, dataset=dataset, split=split)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 
 DEFAULT_START = datetime(2024, 1, 1)
 
@@ -102,34 +102,39 @@ def _int(config: SimulationConfig, name: str, option: str, minimum: int) -> None
 
 
 def _validate(c: SimulationConfig) -> None:
-    _int(c, "users", "--users", 2)
-    _int(c, "slots", "--slots", 1)
-    _int(c, "items", "--items", max(2, c.slots))
-    _int(c, "days", "--days", 1)
-    _int(c, "pre_days", "--pre-days", 0)
-    _int(c, "seed", "--seed", 0)
+    _int(c, "users", f"{param('users')}", 2)
+    _int(c, "slots", f"{param('slots')}", 1)
+    _int(c, "items", f"{param('items')}", max(2, c.slots))
+    _int(c, "days", f"{param('days')}", 1)
+    _int(c, "pre_days", f"{param('pre_days')}", 0)
+    _int(c, "seed", f"{param('seed')}", 0)
     if len(c.arms) < 2:
-        raise InputError(f"--arms needs at least two arm names, got {','.join(c.arms)!r}")
+        raise InputError(f"{param('arms')} needs at least two arm names, got {','.join(c.arms)!r}")
     for arm in c.arms:
         if not arm.strip():
-            raise InputError("--arms: arm names must not be empty")
+            raise InputError(f"{param('arms')}: arm names must not be empty")
     duplicates = sorted({a for a in c.arms if c.arms.count(a) > 1})
     if duplicates:
-        raise InputError(f"--arms: duplicate arm name {duplicates[0]!r}")
+        raise InputError(f"{param('arms')}: duplicate arm name {duplicates[0]!r}")
     if len(c.split) != len(c.arms):
-        raise InputError(f"--split has {len(c.split)} shares but --arms has {len(c.arms)} arms")
+        raise InputError(
+            f"{param('split')} has {len(c.split)} shares but {param('arms')} has {len(c.arms)} arms"
+        )
     if not all(math.isfinite(s) and s > 0 for s in c.split):
         shares = ", ".join(f"{s:g}" for s in c.split)
-        raise InputError(f"--split: every share must be positive, got {shares}")
+        raise InputError(f"{param('split')}: every share must be positive, got {shares}")
     total = math.fsum(c.split)
     if abs(total - 1.0) > 1e-6:
-        raise InputError(f"--split: shares must sum to 1, got {total:g}")
+        raise InputError(f"{param('split')}: shares must sum to 1, got {total:g}")
     if not math.isfinite(c.lift) or c.lift < -1:
-        raise InputError(f"--lift must be a relative change of at least -1, got {c.lift:g}")
+        raise InputError(
+            f"{param('lift')} must be a relative change of at least -1, got {c.lift:g}"
+        )
     if c.arm_lifts is not None:
         if len(c.arm_lifts) != len(c.arms):
             raise InputError(
-                f"arm_lifts has {len(c.arm_lifts)} values but --arms has {len(c.arms)} arms"
+                f"arm_lifts has {len(c.arm_lifts)} values but {param('arms')} has "
+                f"{len(c.arms)} arms"
             )
         if c.arm_lifts[0] != 0.0:
             raise InputError(
@@ -138,12 +143,12 @@ def _validate(c: SimulationConfig) -> None:
         if not all(math.isfinite(x) and x >= -1 for x in c.arm_lifts):
             raise InputError("arm_lifts: every lift must be a relative change of at least -1")
     if not (math.isfinite(c.srm) and 0 <= c.srm < 1):
-        raise InputError(f"--srm must be a fraction in [0, 1), got {c.srm:g}")
+        raise InputError(f"{param('srm')} must be a fraction in [0, 1), got {c.srm:g}")
     if not (math.isfinite(c.base_conversion) and 0 < c.base_conversion < 1):
         raise InputError(
-            f"--base-conversion must be a probability in (0, 1), got {c.base_conversion:g}"
+            f"{param('base_conversion')} must be a probability in (0, 1), got {c.base_conversion:g}"
         )
     if not c.dataset.strip():
-        raise InputError("--dataset must not be empty")
+        raise InputError(f"{param('dataset')} must not be empty")
     if not c.experiment.strip():
-        raise InputError("--experiment must not be empty")
+        raise InputError(f"{param('experiment')} must not be empty")

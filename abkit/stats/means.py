@@ -38,7 +38,7 @@ import math
 
 from scipy import stats
 
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.sufficient import ArmAggregates
 
@@ -202,7 +202,7 @@ def _claim_check(
 ) -> ClaimCheck:
     if not claim > -1:
         raise InputError(
-            f"--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
+            f"{param('claim')} must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
         )
     rho0 = 1 + claim
     statistic = fieller_statistic(m1, m2, v1, v2, cov, rho0)

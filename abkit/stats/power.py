@@ -43,7 +43,7 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, stats
 
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.stats.results import PowerResult
 from abkit.stats.score import ratio_restricted_mle
 
@@ -150,7 +150,7 @@ def sample_size_means(
 ) -> float:
     """``2 sd^2 (z_a + z_b)^2 / delta^2`` units per arm (normal approximation)."""
     if sd <= 0:
-        raise InputError(f"--sd must be positive, got {sd}")
+        raise InputError(f"{param('sd')} must be positive, got {sd}")
     if delta == 0:
         raise InputError("the minimum detectable effect must not be 0")
     za, zb = _z_alpha(alpha, sides), float(stats.norm.ppf(power))
@@ -236,15 +236,17 @@ def power(
     deviation). ``alpha`` is split by Bonferroni over ``arms - 1`` comparisons.
     """
     if not 0 < alpha < 1:
-        raise InputError(f"--alpha must be in (0, 1), got {alpha}")
+        raise InputError(f"{param('alpha')} must be in (0, 1), got {alpha}")
     if not 0 < target_power < 1:
-        raise InputError(f"--power must be in (0, 1), got {target_power}")
+        raise InputError(f"{param('target_power')} must be in (0, 1), got {target_power}")
     if arms < 2:
-        raise InputError(f"--arms must be at least 2 (a control and a treatment), got {arms}")
+        raise InputError(
+            f"{param('arms')} must be at least 2 (a control and a treatment), got {arms}"
+        )
     if sides not in (1, 2):
         raise InputError(f"sides must be 1 or 2, got {sides}")
     if n_per_arm is not None and n_per_arm < 2:
-        raise InputError(f"--n must be at least 2 units per arm, got {n_per_arm}")
+        raise InputError(f"{param('n_per_arm')} must be at least 2 units per arm, got {n_per_arm}")
     comparisons = arms - 1
     alpha_each = alpha / comparisons
     notes: list[str] = []
@@ -258,18 +260,22 @@ def power(
     if metric == "conversion":
         _check_rate("--baseline", baseline)
         if method is not None and method not in METHODS:
-            raise InputError(f"unknown --method '{method}'; expected one of: {', '.join(METHODS)}")
+            raise InputError(
+                f"unknown {param('method')} '{method}'; expected one of: {', '.join(METHODS)}"
+            )
         formula = method or "pooled"
         chosen: str = formula
     elif metric == "mean":
         if sd is None or sd <= 0:
-            raise InputError("--metric mean needs --sd, the per-unit standard deviation (> 0)")
+            raise InputError(
+                f"{param('metric')} mean needs {param('sd')}, the per-unit standard deviation (> 0)"
+            )
         if method is not None:
-            raise InputError("--method applies to conversion metrics only")
+            raise InputError(f"{param('method')} applies to conversion metrics only")
         sd_value = sd
         chosen = "normal"
     else:
-        raise InputError(f"unknown --metric '{metric}'; expected one of: conversion, mean")
+        raise InputError(f"unknown {param('metric')} '{metric}'; expected one of: conversion, mean")
 
     def absolute(effect: float) -> float:
         return baseline * effect if relative else effect
@@ -289,10 +295,11 @@ def power(
         )
     if mde is None and n_per_arm is None:
         raise InputError(
-            "give --mde (to get the sample size), --n (to get the MDE), or both (to get the power)"
+            f"give {param('mde')} (to get the sample size), {param('n_per_arm')} (to get the "
+            "MDE), or both (to get the power)"
         )
     if mde is not None and mde == 0:
-        raise InputError("--mde must not be 0")
+        raise InputError(f"{param('mde')} must not be 0")
 
     def power_at(delta: float, n: float) -> float:
         if metric == "mean":
@@ -394,16 +401,22 @@ def _claim_power(
     """Units per arm to show "lift > claim" (module docstring): one-sided at alpha/2, the
     unadjusted alpha of each comparison, exactly as ``abkit compare --claim`` decides it."""
     if mde is None:
-        raise InputError("--claim needs --mde, the true relative lift you expect (e.g. --mde 0.3)")
+        raise InputError(
+            f"{param('claim')} needs {param('mde')}, the true relative lift you expect (e.g. "
+            f"{param('mde')} 0.3)"
+        )
     if n_per_arm is not None:
-        raise InputError("--claim computes the units needed; drop --n")
+        raise InputError(f"{param('claim')} computes the units needed; drop {param('n_per_arm')}")
     if not relative:
-        raise InputError("--claim works with a relative --mde (drop --absolute)")
+        raise InputError(
+            f"{param('claim')} works with a relative {param('mde')}, not an absolute one"
+        )
     if not claim > -1:
-        raise InputError(f"--claim must be a relative lift above -1, got {claim}")
+        raise InputError(f"{param('claim')} must be a relative lift above -1, got {claim}")
     if mde <= claim:
         raise InputError(
-            f"to show the lift exceeds {claim:g} the true lift (--mde {mde:g}) must be larger"
+            f"to show the lift exceeds {claim:g} the true lift ({param('mde')} {mde:g}) must "
+            "be larger"
         )
     theta0 = 1 + claim
     target = baseline * (1 + mde)
@@ -429,7 +442,7 @@ def _claim_power(
     notes = [
         f"units needed to show the lift exceeds {100 * claim:g}% when the true lift is "
         f"{100 * mde:g}%: the one-sided test runs at alpha/2 = {alpha / 2:g}, so the verdict "
-        "agrees with the two-sided interval that `abkit compare --claim` reports"
+        f"agrees with the two-sided interval that `abkit compare --claim` reports"
     ]
     if arms > 2:
         notes.append(

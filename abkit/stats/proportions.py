@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.score import ratio_restricted_mle
@@ -449,7 +449,7 @@ def claim_check_proportions(
 
     if not claim > -1:
         raise InputError(
-            f"--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
+            f"{param('claim')} must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
         )
     theta0 = 1 + claim
     z0 = float(ratio_score_statistic(x1, n1, x2, n2, theta0))

@@ -57,7 +57,7 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, stats
 
-from abkit.errors import InputError
+from abkit.errors import InputError, param
 from abkit.stats.means import welch_test
 from abkit.stats.proportions import pooled_z_test
 from abkit.stats.ratio import ratio_estimate
@@ -161,7 +161,7 @@ def check_horizon(horizon: int) -> int:
     """The planned units per arm, validated (``--horizon``)."""
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 2:
         raise InputError(
-            f"--horizon must be a whole number of units per arm, at least 2, got {horizon}"
+            f"{param('horizon')} must be a whole number of units per arm, at least 2, got {horizon}"
         )
     return int(horizon)
 

@@ -290,24 +290,24 @@ def test_obd_bts_against_random(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"metrics": "conversions"}, InputError, "--metric: unknown metric 'conversions' (did you mean 'conversion'?); expected one of: conversion, mean, ratio"),  # noqa: E501
-        ({"metrics": ()}, InputError, "--metric: give at least one metric (conversion, mean or ratio)"),  # noqa: E501
-        ({"metrics": ("mean", "mean")}, InputError, "--metric: each metric may be given once"),
-        ({"control": "contrl"}, InputError, "--control: unknown arm 'contrl' (did you mean 'control'?); expected one of: control, treatment"),  # noqa: E501
-        ({"event": "buy"}, InputError, "--event: unknown event type 'buy'; expected one of: add_to_cart, click, purchase, rating, view"),  # noqa: E501
-        ({"alpha": 1.5}, InputError, "--alpha must be in (0, 1), got 1.5"),
-        ({"correction": "holms"}, InputError, "--correction: unknown correction 'holms' (did you mean 'holm'?); expected one of: bh, bonferroni, by, hochberg, holm, none"),  # noqa: E501
-        ({"metrics": "ratio", "ratio": "ctr"}, InputError, "--ratio: unknown ratio metric 'ctr'; expected one of: clicks_per_impression, orders_per_session, revenue_per_order"),  # noqa: E501
-        ({"looks": "weekly"}, InputError, "--looks: unknown looks 'weekly'; expected one of: daily, final"),  # noqa: E501
-        ({"cuped": True, "sequential": True}, InputError, "--cuped cannot be combined with --sequential or --looks daily yet"),  # noqa: E501
-        ({"metrics": "mean", "bayes": True}, InputError, "--bayes needs the conversion metric (--metric conversion)"),  # noqa: E501
-        ({"horizon": 1, "sequential": True}, InputError, "--horizon must be a whole number of units per arm, at least 2, got 1"),  # noqa: E501
-        ({"claim": -2.0}, InputError, "--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got -2.0"),  # noqa: E501
-        ({"split": "50/25/25"}, InputError, "--split has 3 share(s) but the experiment has 2 arms; give one share per arm, e.g. 50/50"),  # noqa: E501
-        ({"metrics": "mean", "event": "view"}, InputError, "--metric mean: no 'view' event of dataset 'shop' has a value in the experiment window; choose another --event"),  # noqa: E501
-        ({"metrics": "ratio", "ratio": "clicks_per_impression"}, InputError, "--ratio clicks_per_impression: dataset 'shop' has no impressions of assigned users in the experiment window"),  # noqa: E501
-        ({"cuped": True, "event": "view"}, InputError, "--cuped: no unit of dataset 'shop' has 'view' events before the experiment's start, so there is no pre-period covariate"),  # noqa: E501
-        ({"cuped": True, "metrics": "ratio"}, InputError, "--cuped supports the conversion and mean metrics, not ratio metrics"),  # noqa: E501
+        ({"metrics": "conversions"}, InputError, "metrics: unknown metric 'conversions' (did you mean 'conversion'?); expected one of: conversion, mean, ratio"),  # noqa: E501
+        ({"metrics": ()}, InputError, "metrics: give at least one metric (conversion, mean or ratio)"),  # noqa: E501
+        ({"metrics": ("mean", "mean")}, InputError, "metrics: each metric may be given once"),
+        ({"control": "contrl"}, InputError, "control: unknown arm 'contrl' (did you mean 'control'?); expected one of: control, treatment"),  # noqa: E501
+        ({"event": "buy"}, InputError, "event: unknown event type 'buy'; expected one of: add_to_cart, click, purchase, rating, view"),  # noqa: E501
+        ({"alpha": 1.5}, InputError, "alpha must be in (0, 1), got 1.5"),
+        ({"correction": "holms"}, InputError, "correction: unknown correction 'holms' (did you mean 'holm'?); expected one of: bh, bonferroni, by, hochberg, holm, none"),  # noqa: E501
+        ({"metrics": "ratio", "ratio": "ctr"}, InputError, "ratio: unknown ratio metric 'ctr'; expected one of: clicks_per_impression, orders_per_session, revenue_per_order"),  # noqa: E501
+        ({"looks": "weekly"}, InputError, "looks: unknown looks 'weekly'; expected one of: daily, final"),  # noqa: E501
+        ({"cuped": True, "sequential": True}, InputError, "cuped cannot be combined with sequential or looks daily yet"),  # noqa: E501
+        ({"metrics": "mean", "bayes": True}, InputError, "bayes needs the conversion metric (metrics conversion)"),  # noqa: E501
+        ({"horizon": 1, "sequential": True}, InputError, "horizon must be a whole number of units per arm, at least 2, got 1"),  # noqa: E501
+        ({"claim": -2.0}, InputError, "claim must be a relative lift above -1 (e.g. 0.2 for +20%), got -2.0"),  # noqa: E501
+        ({"split": "50/25/25"}, InputError, "split has 3 share(s) but the experiment has 2 arms; give one share per arm, e.g. 50/50"),  # noqa: E501
+        ({"metrics": "mean", "event": "view"}, InputError, "metrics mean: no 'view' event of dataset 'shop' has a value in the experiment window; choose another event"),  # noqa: E501
+        ({"metrics": "ratio", "ratio": "clicks_per_impression"}, InputError, "ratio clicks_per_impression: dataset 'shop' has no impressions of assigned users in the experiment window"),  # noqa: E501
+        ({"cuped": True, "event": "view"}, InputError, "cuped: no unit of dataset 'shop' has 'view' events before the experiment's start, so there is no pre-period covariate"),  # noqa: E501
+        ({"cuped": True, "metrics": "ratio"}, InputError, "cuped supports the conversion and mean metrics, not ratio metrics"),  # noqa: E501
         ({"experiment": "exq"}, StoreError, "dataset 'shop': unknown experiment 'exq' (did you mean 'exp'?); expected one of: exp"),  # noqa: E501
         ({"dataset": "shoq"}, StoreError, "unknown dataset 'shoq' (did you mean 'shop'?); expected one of: shop"),  # noqa: E501
     ],
@@ -334,12 +334,12 @@ def test_store_without_control_or_experiment(tmp_path: Path) -> None:
     with pytest.raises(
         InputError,
         match=re.escape(
-            "dataset 'shop' does not say which arm is the control; choose it with --control (arms: a, b)"  # noqa: E501
+            "dataset 'shop' does not say which arm is the control; choose it with control (arms: a, b)"  # noqa: E501
         ),
     ):
         compare_arms(path)
     with pytest.raises(
-        InputError, match=re.escape("--metric ratio: dataset 'shop' has one unit per impression")
+        InputError, match=re.escape("metrics ratio: dataset 'shop' has one unit per impression")
     ):
         compare_arms(path, control="a", metrics="ratio")
     report = compare_arms(path, control="a")
@@ -352,8 +352,8 @@ def test_store_without_control_or_experiment(tmp_path: Path) -> None:
     with pytest.raises(
         InputError,
         match=re.escape(
-            "--event purchase: the impressions of dataset 'shop' record no conversion outcome; "
-            "use --event click"
+            "event purchase: the impressions of dataset 'shop' record no conversion outcome; "
+            "use event click"
         ),
     ):
         compare_arms(path, control="a", event="purchase")
@@ -375,7 +375,7 @@ def test_several_experiments_need_a_choice(tmp_path: Path) -> None:
     with pytest.raises(
         StoreError,
         match=re.escape(
-            "dataset 'shop' holds several experiments (exp, other); choose one with --experiment"
+            "dataset 'shop' holds several experiments (exp, other); choose one with experiment"
         ),
     ):
         compare_arms(path)

@@ -281,7 +281,7 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
     assert compare_runs(db_path, ["a", "d"]).metrics == ("ips", "snips")
     assert compare_runs(db_path, ["a", "d"], estimators=["dr"]).metrics == ("dr",)
     with pytest.raises(
-        InputError, match=re.escape("--estimator dr needs the reward model's predictions")
+        InputError, match=re.escape("estimators dr needs the reward model's predictions")
     ):
         compare_runs(db_path, ["a", "c"], estimators=["dr"])
 
@@ -311,7 +311,7 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
             InputError,
             "runs r1 and r2 use different splits (temporal:2024-01-20T00:00:00 vs "
             "leave-last-out): their test users differ, so they cannot be paired; replay both "
-            "with the same --split",
+            "with the same split",
         ),
         (
             {"fingerprint": "a" * 32, "dataset": "other"},
@@ -333,22 +333,22 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
             ["r1", "r2"],
             {"metrics": ["ndcg@20"]},
             InputError,
-            "--metric: unknown metric 'ndcg@20' (did you mean 'ndcg@10'?)",
+            "metrics: unknown metric 'ndcg@20' (did you mean 'ndcg@10'?)",
         ),
-        ({}, ["r1", "r2"], {"claim": 0.2}, InputError, "--claim applies to off-policy runs"),
+        ({}, ["r1", "r2"], {"claim": 0.2}, InputError, "claim applies to off-policy runs"),
         (
             {},
             ["r1", "r2"],
             {"correction": "holms"},
             InputError,
-            "--correction: unknown correction 'holms' (did you mean 'holm'?)",
+            "correction: unknown correction 'holms' (did you mean 'holm'?)",
         ),
         (
             {},
             ["r1", "r2"],
             {"n_resamples": 10},
             InputError,
-            "--bootstrap must be 0 (off) or at least 100 resamples, got 10",
+            "n_resamples must be 0 (off) or at least 100 resamples, got 10",
         ),
     ],
 )

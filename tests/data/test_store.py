@@ -114,7 +114,7 @@ def test_locked_store_names_the_holder(runner, db_path) -> None:
         with pytest.raises(StoreLockedError) as info:
             open_store(db_path, write=True)
         assert str(info.value).startswith(f"{db_path}: the database is locked by process {pid}")
-        assert str(info.value).endswith("wait for it to finish or pass another --db")
+        assert str(info.value).endswith("wait for it to finish or pass another db")
         result = runner.invoke(app, ["info", "--db", str(db_path)])
         assert result.exit_code == 2
         assert f"locked by process {pid}" in result.stderr

@@ -75,7 +75,7 @@ def test_wait_gives_up_at_the_deadline_with_the_lock_message(db_path: Path) -> N
         check_writable(db_path, wait=0.3)
     assert str(info.value) == (
         f"{db_path}: the database is still locked by {info.value.holder} after waiting 0.3 s; "
-        "try again when it has finished or pass another --db"
+        "try again when it has finished or pass another db"
     )
     assert info.value.holder.startswith(f"process {pid}")
     assert file_digest(db_path) == before

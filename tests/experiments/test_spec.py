@@ -206,7 +206,7 @@ CASES = [
         _edit('split = "temporal"', 'split = "random"'),
         "[data] split: --split: unknown split 'random'",
     ),
-    (_edit("users = 300", "users = 1"), "[data.simulate]: --users must be at least 2, got 1"),
+    (_edit("users = 300", "users = 1"), "[data.simulate]: users must be at least 2, got 1"),
     (
         _edit('reference = "pop"', 'reference = "popp"'),
         "[compare] reference: unknown model label 'popp' (did you mean 'pop'?)",

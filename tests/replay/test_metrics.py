@@ -87,9 +87,9 @@ def test_parse_metric_errors(text: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("10,", "--k: expected comma-separated positive integers, got '10,'"),
-        ("a", "--k: K must be a positive integer, got 'a'"),
-        ("-1", "--k: K must be a positive integer, got -1"),
+        ("10,", "ks: expected comma-separated positive integers, got '10,'"),
+        ("a", "ks: K must be a positive integer, got 'a'"),
+        ("-1", "ks: K must be a positive integer, got -1"),
     ],
 )
 def test_parse_ks_errors(value: str, message: str) -> None:

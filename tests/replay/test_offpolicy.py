@@ -228,7 +228,7 @@ def test_parse_estimators() -> None:
     assert parse_estimators("ips, SNIPS,ips") == ("ips", "snips")
     with pytest.raises(
         InputError,
-        match=re.escape("--estimator: unknown estimator 'sinps' (did you mean 'snips'?)"),
+        match=re.escape("estimators: unknown estimator 'sinps' (did you mean 'snips'?)"),
     ):
         parse_estimators("ips,sinps")
 

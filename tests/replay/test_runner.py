@@ -112,7 +112,7 @@ def test_default_temporal_cutoff_is_at_80_percent_of_the_time_range(small: Path)
             "unknown model 'alss' (did you mean 'als'?); expected one of: als, lstm, popularity, "
             "random",
         ),
-        ({"ks": [5]}, InputError, "--k 5 is larger than the catalogue (4 items)"),
+        ({"ks": [5]}, InputError, "ks 5 is larger than the catalogue (4 items)"),
         (
             {"split": "temporal:2023-12-01"},
             InputError,
@@ -123,24 +123,24 @@ def test_default_temporal_cutoff_is_at_80_percent_of_the_time_range(small: Path)
             {"split": "temporal:2024-02-01"},
             InputError,
             "no user of dataset 't' has both training and new test interactions under split "
-            "temporal:2024-02-01T00:00:00; try another --split",
+            "temporal:2024-02-01T00:00:00; try another split",
         ),
         (
             {"split": "temporal:tomorrow"},
             InputError,
-            "--split 'temporal:tomorrow': expected a date or time like 2024-01-10 or "
+            "split 'temporal:tomorrow': expected a date or time like 2024-01-10 or "
             "2024-01-10T12:00:00",
         ),
         (
             {"split": "random"},
             InputError,
-            "--split: unknown split 'random'; expected one of: leave-last-out, temporal "
+            "split: unknown split 'random'; expected one of: leave-last-out, temporal "
             "(temporal takes :DATE or :SHARE, e.g. temporal:2024-01-10)",
         ),
         (
             {"estimators": ["ipss"]},
             InputError,
-            "--estimator: unknown estimator 'ipss' (did you mean 'ips'?)",
+            "estimators: unknown estimator 'ipss' (did you mean 'ips'?)",
         ),
         (
             {"estimators": ["ips"]},
@@ -154,9 +154,9 @@ def test_default_temporal_cutoff_is_at_80_percent_of_the_time_range(small: Path)
             InputError,
             "unknown parameter of model 'popularity' 'smooth' (did you mean 'smoothing'?)",
         ),
-        ({"policy": "greedy"}, InputError, "--policy: unknown policy 'greedy'"),
-        ({"device": "tpu"}, InputError, "--device: unknown device 'tpu'"),
-        ({"model_path": "missing.npz"}, InputError, "--model-path missing.npz: no such file"),
+        ({"policy": "greedy"}, InputError, "policy: unknown policy 'greedy'"),
+        ({"device": "tpu"}, InputError, "device: unknown device 'tpu'"),
+        ({"model_path": "missing.npz"}, InputError, "model_path missing.npz: no such file"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(

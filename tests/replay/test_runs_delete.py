@@ -137,7 +137,7 @@ def test_a_taken_name_is_refused_before_any_work(store: Path, monkeypatch) -> No
         runner.replay(store, model="random", dataset="t", name="mine")
     assert str(info.value) == (
         f"{store}: a run named 'mine' already exists ({first.run_id}); pass --replace to "
-        "replace it, choose another --name, or delete it with `abkit runs delete`"
+        "replace it, choose another name, or delete it with `abkit runs delete`"
     )
     assert file_digest(store) == before
 
@@ -187,7 +187,7 @@ def test_a_name_stored_while_the_run_was_computed_is_still_refused(store: Path, 
 def test_a_name_equal_to_a_run_id_is_refused(store: Path) -> None:
     first = replay(store, model="popularity", dataset="t")
     for replace in (False, True):
-        with pytest.raises(StoreError, match=re.escape(f"--name '{first.run_id}' is the id of")):
+        with pytest.raises(StoreError, match=re.escape(f"name '{first.run_id}' is the id of")):
             replay(store, model="random", dataset="t", name=first.run_id, replace=replace)
 
 

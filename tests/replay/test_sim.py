@@ -12,7 +12,7 @@ import pytest
 
 from abkit.replay.offpolicy import estimate_policy_value
 from abkit.replay.runner import replay
-from tests.test_offpolicy import _ci, _dr_terms
+from tests.replay.test_offpolicy import _ci, _dr_terms
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 

@@ -127,18 +127,18 @@ def test_claim_sample_size_reaches_its_power_by_simulation() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"baseline": 1.5, "mde": 0.2}, "--baseline must be a rate strictly between 0 and 1, got 1.5"),  # noqa: E501
-        ({"baseline": 0.05}, "give --mde (to get the sample size), --n (to get the MDE), or both (to get the power)"),  # noqa: E501
+        ({"baseline": 1.5, "mde": 0.2}, "baseline must be a rate strictly between 0 and 1, got 1.5"),  # noqa: E501
+        ({"baseline": 0.05}, "give mde (to get the sample size), n_per_arm (to get the MDE), or both (to get the power)"),  # noqa: E501
         ({"baseline": 0.5, "mde": 1.5}, "the target rate (baseline + MDE) must be a rate strictly between 0 and 1, got 1.25"),  # noqa: E501
-        ({"baseline": 0.05, "mde": 0.0}, "--mde must not be 0"),
-        ({"baseline": 0.05, "mde": 0.2, "arms": 1}, "--arms must be at least 2 (a control and a treatment), got 1"),  # noqa: E501
-        ({"baseline": 0.05, "mde": 0.2, "alpha": 1.0}, "--alpha must be in (0, 1), got 1.0"),
-        ({"baseline": 0.05, "mde": 0.2, "method": "arcsine"}, "unknown --method 'arcsine'; expected one of: pooled, unpooled, cohen-h, pooled-cc"),  # noqa: E501
-        ({"baseline": 10.0, "mde": 0.2, "metric": "mean"}, "--metric mean needs --sd, the per-unit standard deviation (> 0)"),  # noqa: E501
-        ({"baseline": 0.05, "mde": 0.2, "metric": "ratio"}, "unknown --metric 'ratio'; expected one of: conversion, mean"),  # noqa: E501
-        ({"baseline": 0.05, "claim": 0.2}, "--claim needs --mde, the true relative lift you expect (e.g. --mde 0.3)"),  # noqa: E501
-        ({"baseline": 0.05, "claim": 0.2, "mde": 0.1}, "to show the lift exceeds 0.2 the true lift (--mde 0.1) must be larger"),  # noqa: E501
-        ({"baseline": 0.05, "n_per_arm": 1}, "--n must be at least 2 units per arm, got 1"),
+        ({"baseline": 0.05, "mde": 0.0}, "mde must not be 0"),
+        ({"baseline": 0.05, "mde": 0.2, "arms": 1}, "arms must be at least 2 (a control and a treatment), got 1"),  # noqa: E501
+        ({"baseline": 0.05, "mde": 0.2, "alpha": 1.0}, "alpha must be in (0, 1), got 1.0"),
+        ({"baseline": 0.05, "mde": 0.2, "method": "arcsine"}, "unknown method 'arcsine'; expected one of: pooled, unpooled, cohen-h, pooled-cc"),  # noqa: E501
+        ({"baseline": 10.0, "mde": 0.2, "metric": "mean"}, "metric mean needs sd, the per-unit standard deviation (> 0)"),  # noqa: E501
+        ({"baseline": 0.05, "mde": 0.2, "metric": "ratio"}, "unknown metric 'ratio'; expected one of: conversion, mean"),  # noqa: E501
+        ({"baseline": 0.05, "claim": 0.2}, "claim needs mde, the true relative lift you expect (e.g. mde 0.3)"),  # noqa: E501
+        ({"baseline": 0.05, "claim": 0.2, "mde": 0.1}, "to show the lift exceeds 0.2 the true lift (mde 0.1) must be larger"),  # noqa: E501
+        ({"baseline": 0.05, "n_per_arm": 1}, "n_per_arm must be at least 2 units per arm, got 1"),
     ],
 )  # fmt: skip
 def test_invalid_power_inputs(kwargs, message) -> None:

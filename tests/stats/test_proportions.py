@@ -310,7 +310,7 @@ def test_invalid_counts(control, treatment, message) -> None:
 def test_invalid_claim_and_p0() -> None:
     with pytest.raises(
         InputError,
-        match=re.escape("--claim must be a relative lift above -1 (e.g. 0.2 for +20%), got -1.5"),
+        match=re.escape("claim must be a relative lift above -1 (e.g. 0.2 for +20%), got -1.5"),
     ):
         proportions.claim_check_proportions(5, 100, 5, 100, -1.5)
     with pytest.raises(InputError, match=re.escape("p0 must be in (0, 1), got 1.0")):

@@ -236,7 +236,7 @@ def test_invalid_horizon(horizon) -> None:
     with pytest.raises(
         InputError,
         match=re.escape(
-            f"--horizon must be a whole number of units per arm, at least 2, got {horizon}"
+            f"horizon must be a whole number of units per arm, at least 2, got {horizon}"
         ),
     ):
         sequential.sequential_comparison("conversion", looks, horizon=horizon)
