@@ -3,23 +3,8 @@
 Results are *ratios within one run* (both sides measured minutes apart on the same machine and
 data), so they carry over between machines far better than absolute times. Each line pairs an
 abkit measurement with a reference measurement (or a machine probe) and evaluates one target
-of issue 6:
-
-==================  ===========================================================  ==============
-line                what is compared                                             target
-==================  ===========================================================  ==============
-simulate            events/s; peak memory projected to 1M users (two points)     <= 24 GB
-ingest-csv/parquet  ``ingest_file`` vs DuckDB's bare ``CREATE TABLE AS`` read    >= 1/1.5 speed
-compare-pandas      ``compare_arms`` vs the obvious pandas analysis              >= 5x faster
-compare-duckdb      ``compare_arms`` vs a bare DuckDB ``GROUP BY``               >= 1/2 speed
-compare-memory      peak memory of ``compare_arms``                              < 2 GB
-als-ranking         the replay runner's ranking loop vs implicit's evaluation    >= 1x
-als-ndcg            the NDCG@10 of both                                          equal (1e-9)
-als-gemm            ``ALSRecommender.score`` vs numpy's square float32 matmul    >= 50% flop/s
-lstm                ``LSTMRecommender.recommend`` (onnxruntime) vs torch eager   >= 1.3x
-offpolicy           IPS + 1,000-resample bootstrap vs a per-row Python loop      >= 100x
-offpolicy-time      abkit's seconds for it                                       < 30 s
-==================  ===========================================================  ==============
+of issue 6. The lines, what each compares and its target are declared in
+:mod:`abkit.bench.lines` (``LINES``); this module measures them.
 
 Decisions: abkit and its references alternate for ``sizes.repeats`` rounds and each keeps its
 fastest time (and its largest peak), the usual defence on a shared machine; imports and loading
@@ -35,6 +20,7 @@ import math
 import os
 import platform
 import shutil
+import string
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +30,7 @@ from typing import Any, Literal
 
 from abkit._util import unknown_choice
 from abkit.bench.harness import Measurement, SkipTask, TaskFailed, measure
+from abkit.bench.lines import LINES, Direction, LineSpec, spec
 from abkit.errors import InputError
 
 __all__ = [
@@ -54,12 +41,11 @@ __all__ = [
     "run_bench",
 ]
 
-#: workload names accepted by ``--only``, in the order they run
-WORKLOADS: tuple[str, ...] = ("simulate", "ingest", "compare", "als", "lstm", "offpolicy")
+#: workload names accepted by ``--only``, in the order they run (that of their lines)
+WORKLOADS: tuple[str, ...] = tuple(dict.fromkeys(line.workload for line in LINES))
 
 GB = 1e9
 
-Direction = Literal["at_least", "at_most"]
 Status = Literal["ok", "skipped", "failed"]
 
 
@@ -334,21 +320,30 @@ class _Run:
 
     def add(
         self,
-        *,
         name: str,
-        workload: str,
-        description: str,
-        abkit: tuple[Measurement | None, str, Status],
-        reference_name: str | None = None,
-        reference: tuple[Measurement | None, str, Status] | None = None,
-        metric: str,
-        value: Callable[[Measurement, Measurement | None], float | None],
-        target: str,
-        threshold: float,
-        direction: Direction,
-        check: bool = True,
+        *,
+        abkit: Outcome,
+        reference: Outcome | None = None,
+        value: ValueFunction | None = None,
         note: str = "",
+        **numbers: Any,
     ) -> None:
+        """Report the line declared as ``name`` in :data:`~abkit.bench.lines.LINES`.
+
+        The run supplies only what it measured: abkit's outcome, the reference's (exactly
+        when the line declares a reference), ``value`` when the metric has no default in
+        :data:`VALUES`, a ``note``, and ``numbers``: every field of the line's templates.
+        """
+        line_spec = spec(name)
+        if (reference is None) != (line_spec.reference_name is None):
+            raise ValueError(
+                f"bench line {name!r}: a reference outcome is given exactly when the line "
+                "declares a reference_name"
+            )
+        value = value if value is not None else VALUES.get(line_spec.metric)
+        if value is None:
+            raise ValueError(f"bench line {name!r}: metric {line_spec.metric!r} needs value=")
+        description, reference_name = _fill(line_spec, numbers)
         a, a_msg, a_status = abkit
         r, r_msg, r_status = reference if reference is not None else (None, "", "ok")
         status: Status = "ok"
@@ -360,18 +355,18 @@ class _Run:
             v = value(a, r)
         line = BenchLine(
             name=name,
-            workload=workload,
+            workload=line_spec.workload,
             description=description,
             abkit=a,
             reference_name=reference_name,
             reference=r,
-            metric=metric,
+            metric=line_spec.metric,
             value=v,
-            target=target,
-            threshold=threshold,
-            direction=direction,
-            holds=evaluate(v, threshold, direction),
-            agree=_agree(a, r) if check else None,
+            target=line_spec.target,
+            threshold=line_spec.threshold,
+            direction=line_spec.direction,
+            holds=evaluate(v, line_spec.threshold, line_spec.direction),
+            agree=_agree(a, r) if line_spec.check else None,
             status=status,
             message="; ".join([*messages, note] if note else messages),
         )
@@ -440,12 +435,54 @@ def _best(outcomes: list[Outcome]) -> Outcome:
     return replace(fastest, peak_rss_bytes=peak, note=note), "", "ok"
 
 
+ValueFunction = Callable[[Measurement, Measurement | None], float | None]
+
+
 def _gb(m: Measurement, _: Measurement | None) -> float:
     return m.peak_rss_bytes / GB
 
 
 def _speed(a: Measurement, r: Measurement | None) -> float | None:
     return speedup(a, r)
+
+
+def _seconds(a: Measurement, _: Measurement | None) -> float:
+    return a.seconds
+
+
+def _fraction(a: Measurement, r: Measurement | None) -> float | None:
+    return None if r is None else a.rate / r.rate
+
+
+def _abs_diff(a: Measurement, r: Measurement | None) -> float | None:
+    if r is None or a.check is None or r.check is None:
+        return None
+    return abs(a.check - r.check)
+
+
+#: a line's value from its two measurements, by metric (``projected_peak_gb`` has none: the
+#: simulate workload supplies it)
+VALUES: dict[str, ValueFunction] = {
+    "speedup": _speed,
+    "peak_gb": _gb,
+    "seconds": _seconds,
+    "fraction": _fraction,
+    "abs_diff": _abs_diff,
+}
+
+
+def _fill(line: LineSpec, numbers: dict[str, Any]) -> tuple[str, str | None]:
+    """The line's description and reference name with the run's numbers filled in; every
+    number used, every field filled."""
+    templates = [t for t in (line.description, line.reference_name) if t is not None]
+    fields = {f for t in templates for _, f, _, _ in string.Formatter().parse(t) if f}
+    if fields != set(numbers):
+        raise ValueError(
+            f"bench line {line.name!r}: its templates need {sorted(fields)}, "
+            f"the run gave {sorted(numbers)}"
+        )
+    reference = line.reference_name.format(**numbers) if line.reference_name else None
+    return line.description.format(**numbers), reference
 
 
 def _simulate(run: _Run) -> None:
@@ -483,21 +520,16 @@ def _simulate(run: _Run) -> None:
         slope = max(0.0, (a.peak_rss_bytes - first.peak_rss_bytes) / (s.sim_users - small_users))
         return (a.peak_rss_bytes + slope * (target_users - s.sim_users)) / GB
 
-    events = info["events"] if info else 0
     small_peak = f"{first.peak_rss_bytes / GB:.2f} GB" if first is not None else "?"
     run.add(
-        name="simulate",
-        workload="simulate",
-        description=f"simulator, {s.sim_users:,} users -> {events:,} events; peak memory "
-        f"projected to {target_users:,} users",
+        "simulate",
         abkit=result,
-        metric="projected_peak_gb",
         value=projected,
-        target="<= 24 GB at 1M users (the machine's memory)",
-        threshold=24.0,
-        direction="at_most",
         note=f"projection: the line through the peaks at {small_users:,} users ({small_peak}) "
         f"and {s.sim_users:,} users" + (f"; {small[1]}" if small[1] else ""),
+        users=s.sim_users,
+        events=info["events"] if info else 0,
+        target_users=target_users,
     )
 
 
@@ -523,20 +555,7 @@ def _ingest(run: _Run) -> None:
             before=remove_dbs,
         )
         remove_dbs()
-        run.add(
-            name=f"ingest-{fmt}",
-            workload="ingest",
-            description=f"ingest {run.sizes.ingest_rows:,} events from {fmt.upper()}",
-            abkit=a,
-            reference_name="DuckDB CREATE TABLE AS SELECT * FROM "
-            + ("read_parquet" if fmt == "parquet" else "read_csv"),
-            reference=r,
-            metric="speedup",
-            value=_speed,
-            target=">= 0.67x (within 1.5x of bare COPY)",
-            threshold=1 / 1.5,
-            direction="at_least",
-        )
+        run.add(f"ingest-{fmt}", abkit=a, reference=r, rows=run.sizes.ingest_rows)
 
 
 def _compare(run: _Run) -> None:
@@ -569,45 +588,9 @@ def _compare(run: _Run) -> None:
             ("ref-duckdb-group-by", common),
         ]
     )
-    described = f"A/B conversion, {info['events']:,} events, {info['users']:,} users"
-    run.add(
-        name="compare-pandas",
-        workload="compare",
-        description=described,
-        abkit=a,
-        reference_name="pandas: read Parquet, groupby user, groupby arm, scipy",
-        reference=p,
-        metric="speedup",
-        value=_speed,
-        target=">= 5x faster",
-        threshold=5.0,
-        direction="at_least",
-    )
-    run.add(
-        name="compare-duckdb",
-        workload="compare",
-        description=described,
-        abkit=a,
-        reference_name="bare DuckDB GROUP BY (one statement, no inference)",
-        reference=d,
-        metric="speedup",
-        value=_speed,
-        target=">= 0.5x (within 2x of GROUP BY)",
-        threshold=0.5,
-        direction="at_least",
-    )
-    run.add(
-        name="compare-memory",
-        workload="compare",
-        description=f"peak memory of abkit compare at {info['events']:,} events",
-        abkit=a,
-        metric="peak_gb",
-        value=_gb,
-        target="< 2 GB (the issue sets it at 50M events)",
-        threshold=2.0,
-        direction="at_most",
-        check=False,
-    )
+    run.add("compare-pandas", abkit=a, reference=p, events=info["events"], users=info["users"])
+    run.add("compare-duckdb", abkit=a, reference=d, events=info["events"], users=info["users"])
+    run.add("compare-memory", abkit=a, events=info["events"])
 
 
 def _als(run: _Run) -> None:
@@ -630,44 +613,18 @@ def _als(run: _Run) -> None:
     if prep[0] is None:
         _failed_workload(run, "als", prep[1])
         return
-    described = (
-        f"top-{s.k} over {s.als_items:,} items for every test user "
-        f"({s.als_users:,} users, {s.als_factors} factors)"
-    )
     run.step("als: abkit full-ranking replay and implicit's ranking_metrics_at_k")
     a, r = run.alternate([("abkit-als-ranking", params), ("ref-implicit-ranking", params)])
     run.add(
-        name="als-ranking",
-        workload="als",
-        description=described,
+        "als-ranking",
         abkit=a,
-        reference_name="implicit.evaluation.ranking_metrics_at_k",
         reference=r,
-        metric="speedup",
-        value=_speed,
-        target=">= 1x (as fast as implicit)",
-        threshold=1.0,
-        direction="at_least",
+        k=s.k,
+        items=s.als_items,
+        users=s.als_users,
+        factors=s.als_factors,
     )
-
-    def ndcg_diff(x: Measurement, y: Measurement | None) -> float | None:
-        if y is None or x.check is None or y.check is None:
-            return None
-        return abs(x.check - y.check)
-
-    run.add(
-        name="als-ndcg",
-        workload="als",
-        description=f"NDCG@{s.k} of abkit vs implicit on the same model and split",
-        abkit=a,
-        reference_name="implicit.evaluation.ranking_metrics_at_k",
-        reference=r,
-        metric="abs_diff",
-        value=ndcg_diff,
-        target="equal (|diff| <= 1e-9)",
-        threshold=1e-9,
-        direction="at_most",
-    )
+    run.add("als-ndcg", abkit=a, reference=r, k=s.k)
     run.step("als: scoring GEMM and the float32 matmul probe")
     g, probe = run.alternate(
         [
@@ -675,24 +632,8 @@ def _als(run: _Run) -> None:
             ("ref-gemm-probe", {"n": s.gemm_n, "repeats": s.gemm_repeats}),
         ]
     )
-
-    def fraction(x: Measurement, y: Measurement | None) -> float | None:
-        return None if y is None else x.rate / y.rate
-
     run.add(
-        name="als-gemm",
-        workload="als",
-        description=f"scoring GEMM (users x {s.als_factors} @ {s.als_factors} x "
-        f"{s.als_items:,}), flop/s",
-        abkit=g,
-        reference_name=f"numpy float32 matmul {s.gemm_n}x{s.gemm_n} (machine probe)",
-        reference=probe,
-        metric="fraction",
-        value=fraction,
-        target=">= 50% of the probe's flop/s",
-        threshold=0.5,
-        direction="at_least",
-        check=False,
+        "als-gemm", abkit=g, reference=probe, factors=s.als_factors, items=s.als_items, n=s.gemm_n
     )
 
 
@@ -718,18 +659,15 @@ def _lstm(run: _Run) -> None:
     run.step("lstm: abkit (onnxruntime) and torch eager")
     a, r = run.alternate([("abkit-lstm", params), ("ref-torch-lstm", params)])
     run.add(
-        name="lstm",
-        workload="lstm",
-        description=f"next-item top-{s.k}, {s.lstm_users:,} sequences of {s.lstm_seq_len}, "
-        f"{s.lstm_items:,} items, E={s.lstm_embedding} H={s.lstm_hidden}",
+        "lstm",
         abkit=a,
-        reference_name="torch eager (CPU, inference_mode)",
         reference=r,
-        metric="speedup",
-        value=_speed,
-        target=">= 1.3x torch",
-        threshold=1.3,
-        direction="at_least",
+        k=s.k,
+        users=s.lstm_users,
+        seq_len=s.lstm_seq_len,
+        items=s.lstm_items,
+        embedding=s.lstm_embedding,
+        hidden=s.lstm_hidden,
     )
 
 
@@ -751,37 +689,9 @@ def _offpolicy(run: _Run) -> None:
     run.step("offpolicy: abkit and a per-row Python loop (on a subsample)")
     # one round: the gap is orders of magnitude, and each round costs about a minute
     a, r = run.alternate([("abkit-offpolicy", params), ("ref-obp-loop-ips", params)], repeats=1)
-    described = (
-        f"IPS + {s.offpolicy_bootstrap:,}-resample bootstrap CI, "
-        f"{s.offpolicy_rounds:,} logged impressions"
-    )
-    # the reference runs on a subsample: its estimate is of fewer rows, so no agreement check
-    run.add(
-        name="offpolicy",
-        workload="offpolicy",
-        description=described,
-        abkit=a,
-        reference_name="per-row Python loop + OBP-style bootstrap (subsample, extrapolated)",
-        reference=r,
-        metric="speedup",
-        value=_speed,
-        target=">= 100x",
-        threshold=100.0,
-        direction="at_least",
-        check=False,
-    )
-    run.add(
-        name="offpolicy-time",
-        workload="offpolicy",
-        description=described,
-        abkit=a,
-        metric="seconds",
-        value=lambda x, _: x.seconds,
-        target="< 30 s (the issue sets it at 10M impressions)",
-        threshold=30.0,
-        direction="at_most",
-        check=False,
-    )
+    numbers = {"bootstrap": s.offpolicy_bootstrap, "rounds": s.offpolicy_rounds}
+    run.add("offpolicy", abkit=a, reference=r, **numbers)
+    run.add("offpolicy-time", abkit=a, **numbers)
 
 
 def _failed_workload(run: _Run, workload: str, message: str | None) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from abkit.bench import WORKLOADS, run_bench
 from abkit.bench.harness import measure
+from abkit.bench.lines import LINES, spec
 from abkit.bench.runner import evaluate
 from abkit.cli.main import app
 from abkit.errors import InputError
@@ -73,6 +74,33 @@ def test_quick_run_has_every_line_measured(quick_json) -> None:
         assert a["peak_rss_bytes"] >= a["setup_rss_bytes"] > 0
         assert a["rate"] == pytest.approx(a["units"] / a["seconds"])
         assert isinstance(line["holds"], bool)
+
+
+def test_every_declared_line_is_reported_once_as_declared(quick_json) -> None:
+    """abkit.bench.lines.LINES is the report's table: a --quick run of every workload produces
+    each declared line once, in the table's order, with the declared metric and target."""
+    report, _ = quick_json
+    produced = [line["name"] for line in report["lines"]]
+    assert produced == [declared.name for declared in LINES]
+    for line, declared in zip(report["lines"], LINES, strict=True):
+        assert line["workload"] == declared.workload
+        assert line["metric"] == declared.metric
+        assert line["target"] == declared.target
+        assert line["threshold"] == declared.threshold
+        assert line["direction"] == declared.direction
+        assert (line["reference_name"] is None) == (declared.reference_name is None)
+        for text in (line["description"], line["reference_name"] or ""):
+            assert not re.search(r"[{}]", text), (line["name"], text)  # every field filled
+        if not declared.check:
+            assert line["agree"] is None, line["name"]
+
+
+def test_declared_line_names_are_unique_and_found_by_name() -> None:
+    names = [line.name for line in LINES]
+    assert len(names) == len(set(names))
+    assert all(spec(name).name == name for name in names)
+    with pytest.raises(KeyError, match="no bench line 'gpu'"):
+        spec("gpu")
 
 
 def test_ratios_are_computed_from_the_two_measurements(quick_json) -> None:
