@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from abkit._util import did_you_mean, unknown_choice
-from abkit.errors import AbkitError, InputError, SpecError, param
+from abkit.errors import AbkitError, InputError, SpecError
 from abkit.plugins import available_recommenders, create_recommender
 from abkit.replay.metrics import PER_USER_METRICS, parse_metric
 from abkit.replay.splits import parse_split
@@ -469,7 +469,7 @@ def _gate(
     if baseline_raw is None:
         raise table.error(
             'missing baseline: [gate] needs baseline = "FILE.json" (save one with '
-            f"`abkit baseline save RUN --out FILE.json`)"
+            "`abkit baseline save RUN --out FILE.json`)"
         )
     baseline = (
         (path.parent / baseline_raw) if not Path(baseline_raw).is_absolute() else Path(baseline_raw)
