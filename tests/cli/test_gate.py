@@ -144,6 +144,23 @@ def test_usage_and_data_errors_exit_2(
     assert file_digest(fake_db) == before
 
 
+@pytest.mark.parametrize("command", ["gate", "run"])
+def test_a_binary_file_given_as_the_spec(
+    runner: CliRunner, fake_db: Path, tmp_path: Path, command: str
+) -> None:
+    """Used to end in a UnicodeDecodeError traceback."""
+    spec = tmp_path / "some.bin"
+    spec.write_bytes(bytes(range(256)) * 4)
+    before = file_digest(fake_db)
+    result = runner.invoke(app, [command, str(spec), "--db", str(fake_db)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {spec}: not a TOML spec (not UTF-8 text: byte 128 is 0x80); give an "
+        "experiment spec such as experiments/ci.toml\n"
+    )
+    assert file_digest(fake_db) == before
+
+
 def test_compare_runs_from_the_command_line(runner: CliRunner, fake_db: Path) -> None:
     result = runner.invoke(app, ["compare", "als16", "same", "worse", "--db", str(fake_db)])
     assert result.exit_code == 0, result.stderr
