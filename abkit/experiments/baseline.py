@@ -75,7 +75,7 @@ BASELINE_FORMAT = "abkit-baseline"
 BASELINE_VERSION = 1
 #: the key of the content digest (:func:`content_digest`) in a baseline file
 DIGEST_KEY = "content_sha256"
-_REGENERATE = "`abkit run SPEC --save-baseline` or `abkit baseline save RUN --out {path}`"
+_REGENERATE = "`abkit run SPEC --save-baseline` or `abkit baseline save RUN --out FILE`"
 
 
 def content_digest(document: dict[str, Any]) -> str:
@@ -288,12 +288,11 @@ def _need(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: P
 def _check_digest(document: dict[str, Any], path: Path) -> None:
     """Refuse a file whose content no longer matches its ``content_sha256``; warn when it
     has none (saved before the digest existed)."""
-    regenerate = _REGENERATE.format(path=path)
     if DIGEST_KEY not in document:
         warnings.warn(
             AbkitWarning(
                 f"{path}: this baseline has no {DIGEST_KEY} (saved by an older abkit), so "
-                f"edits to it cannot be detected; save it again with {regenerate}"
+                f"edits to it cannot be detected; save it again with {_REGENERATE}"
             ),
             stacklevel=3,
         )
@@ -305,8 +304,8 @@ def _check_digest(document: dict[str, Any], path: Path) -> None:
         )
     if content_digest(document) != stored:
         raise SpecError(
-            f"{path}: the file was edited after it was saved (its content does not match its "
-            f"{DIGEST_KEY}); regenerate it with {regenerate}"
+            f"{path}: the file was edited after it was saved (its {DIGEST_KEY} does not "
+            f"match); regenerate it with {_REGENERATE}"
         )
 
 

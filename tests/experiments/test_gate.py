@@ -570,9 +570,9 @@ def test_a_consistently_edited_baseline_is_refused(run_db: Path, tmp_path: Path)
     with pytest.raises(SpecError) as err:
         load_baseline(out)
     assert str(err.value) == (
-        f"{out}: the file was edited after it was saved (its content does not match its "
-        "content_sha256); regenerate it with `abkit run SPEC --save-baseline` or "
-        f"`abkit baseline save RUN --out {out}`"
+        f"{out}: the file was edited after it was saved (its content_sha256 does not "
+        "match); regenerate it with `abkit run SPEC --save-baseline` or "
+        "`abkit baseline save RUN --out FILE`"
     )
 
 
@@ -625,7 +625,7 @@ def test_a_baseline_without_digest_loads_with_a_warning(run_db: Path, tmp_path: 
     assert [str(w.message) for w in caught] == [
         f"{out}: this baseline has no content_sha256 (saved by an older abkit), so edits to it "
         "cannot be detected; save it again with `abkit run SPEC --save-baseline` or "
-        f"`abkit baseline save RUN --out {out}`"
+        "`abkit baseline save RUN --out FILE`"
     ]
     assert loaded.n_users == 1000
 
@@ -640,3 +640,39 @@ def test_missing_baseline_file(tmp_path: Path) -> None:
         ),
     ):
         load_baseline(path)
+
+
+def test_users_mismatch_messages(run_db: Path) -> None:
+    """What differs is said: the count, or (same count) other ids; with the baseline's own
+    ids (its source run still stored) how many on each side and the first few."""
+    from abkit.experiments.gate import check_users
+
+    baseline = _baseline(run_db)  # u00000 .. u00999
+    ids = [f"u{i:05d}" for i in range(1000)]
+    check_users(baseline, run_id="r", metric="ndcg@10", user_ids=ids[::-1])  # order is free
+    cases = [
+        (ids[:990], None, "scored 990 users on ndcg@10, the baseline 1,000: -10 users"),
+        (
+            ids[1:] + ["x"],
+            None,
+            "scored 1,000 users on ndcg@10, the baseline 1,000: as many, but other user ids "
+            "(the baseline file keeps only their digest)",
+        ),
+        (
+            ids[5:],
+            ids,
+            "scored 995 users on ndcg@10, the baseline 1,000: 0 only in the run, 5 only in the "
+            "baseline (e.g. u00000, u00001, u00002, ...)",
+        ),
+        (  # ids that are not the baseline's (another run of that id): only the count is said
+            ids[:990],
+            ids[:980],
+            "scored 990 users on ndcg@10, the baseline 1,000: -10 users",
+        ),
+    ]
+    for user_ids, baseline_ids, message in cases:
+        with pytest.raises(SpecError) as err:
+            check_users(
+                baseline, run_id="r", metric="ndcg@10", user_ids=user_ids, baseline_ids=baseline_ids
+            )
+        assert str(err.value) == f"run run-b: run r {message}; they cannot be paired"
