@@ -8,7 +8,6 @@ Every type has ``to_dict()`` (JSON-ready: nested results become dicts, tuples li
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal

@@ -653,7 +653,7 @@ def test_users_mismatch_messages(run_db: Path) -> None:
     cases = [
         (ids[:990], None, "scored 990 users on ndcg@10, the baseline 1,000: -10 users"),
         (
-            ids[1:] + ["x"],
+            [*ids[1:], "x"],
             None,
             "scored 1,000 users on ndcg@10, the baseline 1,000: as many, but other user ids "
             "(the baseline file keeps only their digest)",
