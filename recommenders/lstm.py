@@ -30,6 +30,7 @@ from abkit.replay.lstm_contract import (
     SIDECAR_FORMAT,
     TORCH_INSTALL,
     LSTMHyperparameters,
+    read_sidecar,
     sidecar_path,
 )
 
@@ -206,20 +207,12 @@ class LSTMRecommender:
                 f"{path}: missing its sidecar {side.name} (item vocabulary, sequence length, "
                 "fingerprint); export models with `abkit train lstm`"
             )
-        try:
-            sidecar = json.loads(side.read_text(encoding="utf-8"))
-            if sidecar.get("format") != SIDECAR_FORMAT:
-                raise ValueError(f"format {sidecar.get('format')!r}, expected {SIDECAR_FORMAT!r}")
-            item_ids = [str(x) for x in sidecar["item_ids"]]
-            seq_len = int(sidecar["seq_len"])
-            fingerprint = str(sidecar["fingerprint"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ModelError(f"{side}: not a valid lstm sidecar ({_first_line(exc)})") from None
-        data.check_vocabulary(item_ids, fingerprint, source=str(path))
+        sidecar = read_sidecar(side)
+        data.check_vocabulary(sidecar.item_ids, sidecar.fingerprint, source=str(path))
         self._open_session(path, str(path))
         self._onnx_bytes = path.read_bytes()
-        self._sidecar = sidecar
-        self.seq_len = seq_len
+        self._sidecar = sidecar.document
+        self.seq_len = sidecar.seq_len
 
     def save(self, path: Path) -> None:
         if self._onnx_bytes is None:

@@ -221,9 +221,10 @@ def render_arm_report(report: ArmComparisonReport) -> None:
     if report.experiment:
         title += f", experiment {report.experiment}"
     render.line(title, style="bold")
+    which = "an assumed equal split" if report.srm.split_assumed else "the designed split"
     if report.srm_failed:
         render.line(
-            "!! SAMPLE RATIO MISMATCH: the units per arm do not match the designed split "
+            f"!! SAMPLE RATIO MISMATCH: the units per arm do not match {which} "
             f"(chi2 = {report.srm.chi2:.4g}, {_p_eq(report.srm.p_value)} <= {report.srm.alpha:g}). "
             "Fix the assignment before trusting anything below.",
             style="bold red",
@@ -231,8 +232,13 @@ def render_arm_report(report: ArmComparisonReport) -> None:
     elif report.srm.checked:
         shares = "/".join(f"{100 * s:g}" for s in report.srm.split)
         render.line(
-            f"SRM check passed: units per arm fit the designed split {shares} "
-            f"(chi2 = {report.srm.chi2:.3g}, {_p_eq(report.srm.p_value)}).",
+            f"SRM check passed: units per arm fit {which} {shares} "
+            f"(chi2 = {report.srm.chi2:.3g}, {_p_eq(report.srm.p_value)})"
+            + (
+                " (no designed split is recorded; pass --split to give it)."
+                if report.srm.split_assumed
+                else "."
+            ),
             style="green",
         )
     else:

@@ -187,6 +187,13 @@ def gate(
         raise InputError("abkit gate needs a SPEC, or both --baseline FILE and --run RUN")
     if test not in ("t", "bootstrap"):
         raise InputError("--test: " + unknown_choice("test", test, ("t", "bootstrap")))
+    # before any work: a refusal after the replay would have stored its run for nothing
+    for option, path in (("--junit", junit), ("--markdown", markdown)):
+        if path is not None:
+            _check_output(path, option)
+    summary = os.environ.get(SUMMARY_ENV_VAR)
+    if summary:
+        _check_output(Path(summary), f"${SUMMARY_ENV_VAR}")
     report = _gate_report(
         spec,
         db,
@@ -247,6 +254,19 @@ def _gate_report(
         test=test,  # type: ignore[arg-type]
         name=Path(baseline).stem,
     )
+
+
+def _check_output(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written, without creating or changing it."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory, expected a file to write")
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {path}: folder {folder} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{option} {path}: cannot write (the file is not writable)")
+    if not path.exists() and not os.access(folder, os.W_OK):
+        raise InputError(f"{option} {path}: cannot write (folder {folder} is not writable)")
 
 
 def _write_outputs(report: GateReport, *, junit: Path | None, markdown: Path | None) -> None:

@@ -134,7 +134,7 @@ def compare_arms(
         else design.split
     )
     srm = srm_check(design.arms, units, designed, alpha=srm_alpha)
-    if srm.checked and not srm.ok:
+    if srm.ok is False:
         warnings.append(srm.note)
     if first.excluded_units:
         warnings.append(
@@ -310,8 +310,9 @@ def _srm_text(srm: SRMResult) -> str:
     if not srm.checked:
         return f"units per arm: {observed}; SRM check skipped: {srm.note}"
     shares = "/".join(f"{100 * s:g}" for s in srm.split)
+    which = "an assumed equal split" if srm.split_assumed else "the designed split"
     return (
-        f"units per arm: {observed}; SRM check against the designed split {shares}: "
+        f"units per arm: {observed}; SRM check against {which} {shares}: "
         f"chi2 = {srm.chi2:.4g}, p = {srm.p_value:.3g}. An empty arm is the most extreme "
         "sample ratio mismatch: the assignment or logging is broken"
     )
@@ -468,14 +469,21 @@ def _defaults(
         f"multiple testing: {DESCRIPTIONS[correction]} over a family of {family} comparison(s): "
         "every treatment x metric against the control"
     )
-    if split_given or design.split is not None:
+    if len(design.arms) < 2:
+        lines.append("SRM check: skipped, the experiment has fewer than two arms")
+    else:
         lines.append(
             "SRM check: chi-square goodness of fit against "
-            + ("the --split given" if split_given else "the experiment's designed split")
+            + (
+                "the --split given"
+                if split_given
+                else "the experiment's designed split"
+                if design.split is not None
+                else "an assumed equal split (the store records no designed split; "
+                "pass --split to give it)"
+            )
             + f"; a mismatch is p <= {srm_alpha:g}"
         )
-    else:
-        lines.append("SRM check: skipped, the store records no designed split (pass --split)")
     if cuped:
         lines.append(
             "CUPED: covariate = the same metric before the experiment's start; theta pooled "

@@ -16,12 +16,24 @@ of users in the spec to keep a committed file small).
 
 Format (``format: "abkit-baseline"``, ``version: 1``)::
 
-    {"format": "abkit-baseline", "version": 1, "abkit_version": "0.1.0",
-     "created_at": "2024-...", "decimals": 6,
+    {"format": "abkit-baseline", "version": 1, "content_sha256": "<64 hex digits>",
+     "abkit_version": "0.1.0", "created_at": "2024-...", "decimals": 6,
      "run": {"run_id", "name", "dataset", "model", "kind", "params", "split", "ks",
              "fingerprint", "code_version", "created_at"},
      "users": {"count": 1000, "digest": "<blake2b-128 of sorted ids>", "order": "user_id"},
      "metrics": {"ndcg@10": {"mean": 0.12, "sd": 0.2, "values": [0, 0.386853, ...]}}}
+
+Content digest: ``content_sha256`` is the SHA-256 of the rest of the document in a canonical
+JSON form (:func:`content_digest`: keys sorted, no whitespace, numbers as Python's ``json``
+writes them), written at save and checked at load. It protects against ACCIDENTAL edits (a
+merge that took half of each side, a hand "fix" that also updated the mean and sd, a
+formatter that rounded the values): such a file is refused with a one-line
+:class:`~abkit.errors.SpecError` saying how to save it again. It is no protection against
+tampering: anyone can recompute it (the file is not signed); review changes to a committed
+baseline like code. Re-indenting or re-ordering the keys keeps the digest valid; changing any
+value, mean, sd, run field or count does not. A baseline saved before the digest existed
+(no ``content_sha256``) still loads, with an :class:`~abkit.errors.AbkitWarning` that edits to
+it cannot be detected until it is saved again.
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +51,7 @@ from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
 from abkit.data.store import open_store, utcnow
-from abkit.errors import SpecError, StoreError, param
+from abkit.errors import AbkitWarning, SpecError, StoreError, param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,6 +65,7 @@ __all__ = [
     "BaselineMetric",
     "baseline_from_run",
     "baseline_of_stored_run",
+    "content_digest",
     "load_baseline",
     "save_baseline",
     "users_digest",
@@ -58,6 +73,20 @@ __all__ = [
 
 BASELINE_FORMAT = "abkit-baseline"
 BASELINE_VERSION = 1
+#: the key of the content digest (:func:`content_digest`) in a baseline file
+DIGEST_KEY = "content_sha256"
+_REGENERATE = "`abkit run SPEC --save-baseline` or `abkit baseline save RUN --out FILE`"
+
+
+def content_digest(document: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a parsed baseline document without its ``content_sha256`` key, in a
+    canonical JSON form: keys sorted, no whitespace, non-ASCII kept, numbers as ``json``
+    writes them (the shortest repr that round-trips a float)."""
+    content = {key: value for key, value in document.items() if key != DIGEST_KEY}
+    canonical = json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def users_digest(user_ids: Any) -> str:
@@ -216,6 +245,7 @@ def save_baseline(baseline: Baseline, path: Path) -> int:
     document = {
         "format": BASELINE_FORMAT,
         "version": BASELINE_VERSION,
+        DIGEST_KEY: "",  # filled in below, from the text as it will be read back
         "abkit_version": baseline.abkit_version,
         "created_at": baseline.created_at,
         "decimals": baseline.decimals,
@@ -226,6 +256,10 @@ def save_baseline(baseline: Baseline, path: Path) -> int:
     text = json.dumps(document, indent=2, allow_nan=False)
     for key, encoded in placeholders.items():
         text = text.replace(key, encoded)
+    # the digest of the document exactly as load_baseline will parse it; the top-level key
+    # is the first occurrence (it precedes "run", the only place free text can appear)
+    empty = f'"{DIGEST_KEY}": ""'
+    text = text.replace(empty, f'"{DIGEST_KEY}": "{content_digest(json.loads(text))}"', 1)
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{path}: is a directory; pass a file name with {param('out')}")
@@ -251,8 +285,37 @@ def _need(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: P
     return value
 
 
+def _check_digest(document: dict[str, Any], path: Path) -> None:
+    """Refuse a file whose content no longer matches its ``content_sha256``; warn when it
+    has none (saved before the digest existed)."""
+    if DIGEST_KEY not in document:
+        warnings.warn(
+            AbkitWarning(
+                f"{path}: this baseline has no {DIGEST_KEY} (saved by an older abkit), so "
+                f"edits to it cannot be detected; save it again with {_REGENERATE}"
+            ),
+            stacklevel=3,
+        )
+        return
+    stored = document[DIGEST_KEY]
+    if not isinstance(stored, str) or not re.fullmatch(r"[0-9a-f]{64}", stored):
+        raise SpecError(
+            f"{path}: '{DIGEST_KEY}' in the file must be 64 hex digits, got {stored!r:.40}"
+        )
+    if content_digest(document) != stored:
+        raise SpecError(
+            f"{path}: the file was edited after it was saved (its {DIGEST_KEY} does not "
+            f"match); regenerate it with {_REGENERATE}"
+        )
+
+
 def load_baseline(path: Path) -> Baseline:
-    """Read and validate a baseline JSON file; :class:`SpecError` names the file and the key."""
+    """Read and validate a baseline JSON file; :class:`SpecError` names the file and the key.
+
+    The structure is checked first (each problem named precisely), then the content digest
+    (see the module docstring): a file edited after it was saved is refused; one without a
+    digest loads with an :class:`~abkit.errors.AbkitWarning`.
+    """
     import numpy as np
 
     path = Path(path)
@@ -312,6 +375,7 @@ def load_baseline(path: Path) -> Baseline:
             sd=float(values.std(ddof=1)) if values.size > 1 else math.nan,
             values=values,
         )
+    _check_digest(document, path)
     return Baseline(
         source=str(path),
         run=run,

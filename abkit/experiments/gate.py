@@ -52,12 +52,13 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abkit._util import unknown_choice
 from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
-from abkit.data.store import open_store
-from abkit.errors import InputError, SpecError
+from abkit.data.store import default_db_path, open_store
+from abkit.errors import AbkitError, InputError, SpecError
 from abkit.experiments.baseline import load_baseline, users_digest
 from abkit.experiments.runner import ensure_dataset, replay_model
 from abkit.experiments.spec import GATE_METRICS, GateCheck, GateTest, MarginType, Multiplicity
@@ -71,17 +72,19 @@ from abkit.stats.paired import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import numpy as np
     import numpy.typing as npt
 
     from abkit.experiments.baseline import Baseline
     from abkit.experiments.spec import ExperimentSpec
+    from abkit.replay.runner import ReplayResult
 
 __all__ = [
     "GateOutcome",
     "GateReport",
+    "check_baseline_metrics",
+    "check_fingerprint",
+    "check_users",
     "default_checks",
     "evaluate_gates",
     "gate_run",
@@ -644,6 +647,91 @@ def default_checks(
     return [GateCheck(metric=m, max_drop=max_drop, margin_type=margin_type) for m in metrics]
 
 
+def check_baseline_metrics(baseline: Baseline, checks: Sequence[GateCheck]) -> None:
+    """Refuse a gate on a metric that the baseline does not hold (:class:`SpecError`)."""
+    for check in checks:
+        if check.metric not in baseline.metrics:
+            raise SpecError(
+                f"{baseline.source}: "
+                + unknown_choice("baseline metric", check.metric, baseline.metrics)
+                + "; save the baseline again with this metric"
+            )
+
+
+def check_fingerprint(
+    baseline: Baseline, *, run_id: str, fingerprint: str, dataset: str, split: str
+) -> None:
+    """Refuse a candidate replayed on other data than the baseline (:class:`SpecError`)."""
+    if fingerprint != baseline.fingerprint:
+        raise SpecError(
+            f"{baseline.source}: mismatched data fingerprint: the baseline was saved from "
+            f"run {baseline.run.get('run_id')} on data {baseline.fingerprint[:12]} "
+            f"(dataset {baseline.run.get('dataset')}, split {baseline.run.get('split')}), "
+            f"run {run_id} was replayed on {fingerprint[:12]} (dataset "
+            f"{dataset}, split {split}); replay on the baseline's data or save a new baseline"
+        )
+
+
+def _some(ids: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(ids[:limit])
+    return f"e.g. {shown}" + (", ..." if len(ids) > limit else "")
+
+
+def _baseline_ids(con: Any, baseline: Baseline, metric: str) -> np.ndarray | None:
+    """The user ids of the baseline's source run, when the store still holds that run."""
+    run_id = baseline.run.get("run_id")
+    if not isinstance(run_id, str):
+        return None
+    user_ids, _ = user_values(con, run_id, metric)
+    return user_ids if user_ids.size else None
+
+
+def check_users(
+    baseline: Baseline,
+    *,
+    run_id: str,
+    metric: str,
+    user_ids: npt.ArrayLike,
+    baseline_ids: npt.ArrayLike | None = None,
+) -> None:
+    """Refuse a candidate that scored other users than the baseline (:class:`SpecError`).
+
+    The baseline file keeps only a digest of its user ids (see
+    :mod:`abkit.experiments.baseline`), so the message can always say how many users each
+    side has; ``baseline_ids`` (the baseline's source run, when the store still holds it)
+    lets it also say which ids differ: how many only in the run, how many only in the
+    baseline, and the first few of each.
+    """
+    import numpy as np
+
+    ids = np.sort(np.asarray(user_ids, dtype=str))
+    if users_digest(ids.tolist()) == baseline.users_digest:
+        return
+    n, expected = int(ids.size), baseline.n_users
+    theirs = None
+    if baseline_ids is not None:
+        theirs = np.sort(np.asarray(baseline_ids, dtype=str))
+        if users_digest(theirs.tolist()) != baseline.users_digest:
+            theirs = None  # not the baseline's users after all: say only what is certain
+    if theirs is not None:
+        only_run = np.setdiff1d(ids, theirs).tolist()
+        only_base = np.setdiff1d(theirs, ids).tolist()
+        detail = (
+            f"{len(only_run):,} only in the run"
+            + (f" ({_some(only_run)})" if only_run else "")
+            + f", {len(only_base):,} only in the baseline"
+            + (f" ({_some(only_base)})" if only_base else "")
+        )
+    elif n == expected:
+        detail = "as many, but other user ids (the baseline file keeps only their digest)"
+    else:
+        detail = f"{n - expected:+,} users"
+    raise SpecError(
+        f"{baseline.source}: run {run_id} scored {n:,} users on {metric}, the baseline "
+        f"{expected:,}: {detail}; they cannot be paired"
+    )
+
+
 def gate_run(
     db: str | Path | None,
     *,
@@ -672,36 +760,30 @@ def gate_run(
                 f"run {record.run_id} is an off-policy run; gates compare per-user ranking "
                 "metrics of ranking runs"
             )
-        if record.fingerprint != baseline.fingerprint:
-            raise SpecError(
-                f"{baseline.source}: mismatched data fingerprint: the baseline was saved from "
-                f"run {baseline.run.get('run_id')} on data {baseline.fingerprint[:12]} "
-                f"(dataset {baseline.run.get('dataset')}, split {baseline.run.get('split')}), "
-                f"run {record.run_id} was replayed on {record.fingerprint[:12]} (dataset "
-                f"{record.dataset}, split {record.split}); replay on the baseline's data or "
-                "save a new baseline"
-            )
+        check_fingerprint(
+            baseline,
+            run_id=record.run_id,
+            fingerprint=record.fingerprint,
+            dataset=record.dataset,
+            split=record.split,
+        )
         recorded = run_metric_names(store.con, record.run_id)
         candidate: dict[str, Any] = {}
         base_vectors: dict[str, Any] = {}
+        check_baseline_metrics(baseline, checks)
         for check in checks:
-            if check.metric not in baseline.metrics:
-                raise SpecError(
-                    f"{baseline.source}: "
-                    + unknown_choice("baseline metric", check.metric, baseline.metrics)
-                    + "; save the baseline again with this metric"
-                )
             if check.metric not in recorded:
                 raise InputError(
                     f"run {record.run_id}: " + unknown_choice("metric", check.metric, recorded)
                 )
             user_ids, values = user_values(store.con, record.run_id, check.metric)
-            if users_digest(user_ids.tolist()) != baseline.users_digest:
-                raise SpecError(
-                    f"{baseline.source}: run {record.run_id} scored {user_ids.size:,} "
-                    f"users on {check.metric}, not the baseline's {baseline.n_users:,} users; "
-                    "the runs cannot be paired"
-                )
+            check_users(
+                baseline,
+                run_id=record.run_id,
+                metric=check.metric,
+                user_ids=user_ids,
+                baseline_ids=_baseline_ids(store.con, baseline, check.metric),
+            )
             candidate[check.metric] = values
             base_vectors[check.metric] = baseline.metrics[check.metric].values
     return evaluate_gates(
@@ -744,7 +826,18 @@ def gate_spec(
 ) -> GateReport:
     """``abkit gate SPEC``: replay the spec's candidate model (simulating the dataset when the
     store lacks it), or take the stored ``run``, and evaluate the ``[gate]`` checks against
-    the spec's baseline file."""
+    the spec's baseline file.
+
+    A refusal (exit 2) stores nothing. Checked before the replay: the baseline file loads
+    (structure and content digest), holds every gated metric, and matches a fingerprint the
+    spec pins. Checked after the evaluation but before the run is stored (the
+    ``before_store`` hook of :func:`abkit.replay.runner.replay`): the candidate's data
+    fingerprint and its users against the baseline's. A store file that did not exist
+    before the gate (``--db`` of a fresh CI job) is removed again when the gate is refused
+    after creating it. The one thing a refusal can leave behind is a dataset the gate had to
+    simulate into an EXISTING store that lacked it: it is the data the spec describes
+    (``[data.simulate]``), which the next run of the spec reuses.
+    """
 
     gate = spec.gate
     if gate is None:
@@ -757,10 +850,44 @@ def gate_spec(
             f"create it with `abkit run {spec.path} --save-baseline`"
         )
     baseline = load_baseline(gate.baseline)
+    check_baseline_metrics(baseline, gate.checks)
+    pinned = spec.data.fingerprint
+    if pinned is not None and not baseline.fingerprint.startswith(pinned):
+        raise SpecError(
+            f"{spec.path}: mismatched data fingerprint: [data] fingerprint is {pinned[:12]}, "
+            f"but the baseline {baseline.source} was saved on data {baseline.fingerprint[:12]}; "
+            "save a new baseline or correct the fingerprint"
+        )
     notes: list[str] = []
     if run is None:
-        ensure_dataset(spec, db)
-        result = replay_model(spec, gate.candidate, db, progress=progress)
+
+        def before_store(
+            result: ReplayResult, user_ids: np.ndarray, per_user: Mapping[str, np.ndarray]
+        ) -> None:
+            check_fingerprint(
+                baseline,
+                run_id=result.run_id,
+                fingerprint=result.fingerprint,
+                dataset=result.dataset,
+                split=result.split,
+            )
+            check_users(
+                baseline,
+                run_id=result.run_id,
+                metric=gate.checks[0].metric,
+                user_ids=user_ids,
+                baseline_ids=_stored_baseline_ids(db, baseline, gate.checks[0].metric),
+            )
+
+        path = Path(db) if db is not None else default_db_path()
+        new_store = not path.exists()
+        simulated = ensure_dataset(spec, db)
+        try:
+            result = replay_model(spec, gate.candidate, db, progress=progress, check=before_store)
+        except AbkitError:
+            if new_store and simulated:
+                _remove_store(path)  # the file this gate created: as if it never ran
+            raise
         run = result.run_id
         notes += list(result.warnings)
     return gate_run(
@@ -776,3 +903,18 @@ def gate_spec(
         name=spec.name,
         notes=notes,
     )
+
+
+def _stored_baseline_ids(db: str | Path | None, baseline: Baseline, metric: str) -> Any:
+    """:func:`_baseline_ids` from the store at ``db`` (read-only), None when unavailable."""
+    try:
+        with open_store(db) as store:
+            return _baseline_ids(store.con, baseline, metric)
+    except AbkitError:
+        return None
+
+
+def _remove_store(path: Path) -> None:
+    """Remove a store file (and its WAL) that this gate created before it was refused."""
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)

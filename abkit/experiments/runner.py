@@ -8,17 +8,21 @@ itself is parsed by :mod:`abkit.experiments.spec`, which runs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abkit.compare.runs import RunComparison, compare_runs
 from abkit.data.info import dataset_origin
 from abkit.data.store import Store, default_db_path, open_store
 from abkit.errors import SpecError, param
 from abkit.experiments.spec import ExperimentSpec
-from abkit.replay.runner import ReplayResult, replay
+from abkit.replay.runner import BeforeStore, ReplayResult, replay
 from abkit.simulate import SimulationConfig, simulate
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ExperimentRun", "ensure_dataset", "replay_model", "run_experiment"]
 
@@ -95,15 +99,38 @@ def _check_simulated(spec: ExperimentSpec, path: Path, store: Store) -> None:
 
 
 def replay_model(
-    spec: ExperimentSpec, label: str, db: str | Path | None, *, progress: Any = None
+    spec: ExperimentSpec,
+    label: str,
+    db: str | Path | None,
+    *,
+    progress: Any = None,
+    check: BeforeStore | None = None,
 ) -> ReplayResult:
     """Replay the spec's model ``label`` on its dataset and split; the stored run is named
     ``SPEC_NAME/LABEL`` and replaces the earlier run of that name (``abkit run`` and
-    ``abkit gate`` re-run a spec; the name means its latest run). Checks
-    ``[data] fingerprint`` when the spec pins one. Returns the
-    :class:`abkit.replay.runner.ReplayResult`."""
+    ``abkit gate`` re-run a spec; the name means its latest run). Returns the
+    :class:`abkit.replay.runner.ReplayResult`.
+
+    Checks ``[data] fingerprint`` when the spec pins one, and then ``check`` (the
+    ``before_store`` hook of :func:`abkit.replay.runner.replay`), after the evaluation and
+    BEFORE the run is stored: a refused run leaves the store as it was."""
     model = spec.model(label)
-    result = replay(
+
+    def before_store(
+        result: ReplayResult, user_ids: np.ndarray, per_user: Mapping[str, np.ndarray]
+    ) -> None:
+        pinned = spec.data.fingerprint
+        if pinned is not None and not result.fingerprint.startswith(pinned):
+            raise SpecError(
+                f"{spec.path}: mismatched data fingerprint: [data] fingerprint is {pinned[:12]}, "
+                f"but dataset '{spec.data.dataset}' with split {result.split} gives "
+                f"{result.fingerprint[:12]}; the data changed, update the fingerprint or "
+                "restore the data (nothing was stored)"
+            )
+        if check is not None:
+            check(result, user_ids, per_user)
+
+    return replay(
         db,
         model=model.model,
         dataset=spec.data.dataset,
@@ -113,16 +140,8 @@ def replay_model(
         name=f"{spec.name}/{label}",
         progress=progress,
         replace=True,
+        before_store=before_store,
     )
-    pinned = spec.data.fingerprint
-    if pinned is not None and not result.fingerprint.startswith(pinned):
-        raise SpecError(
-            f"{spec.path}: mismatched data fingerprint: [data] fingerprint is {pinned[:12]}, "
-            f"but dataset '{spec.data.dataset}' with split {result.split} gives "
-            f"{result.fingerprint[:12]} (run {result.run_id}); the data changed, update the "
-            "fingerprint or restore the data"
-        )
-    return result
 
 
 def run_experiment(

@@ -308,12 +308,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise SpecError(f"{path}: is a directory, expected a .toml spec file")
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: invalid TOML ({exc})") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the spec ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path}: not a TOML spec (not UTF-8 text: byte {exc.start} is "
+            f"0x{raw[exc.start]:02x}); give an experiment spec such as experiments/ci.toml"
+        ) from None
+    if "\x00" in text:
+        raise SpecError(
+            f"{path}: not a TOML spec (a binary file: it holds NUL bytes); give an experiment "
+            "spec such as experiments/ci.toml"
+        )
+    try:
+        return tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid TOML (nested too deeply)") from None
 
 
 def _known_models() -> list[str]:

@@ -21,8 +21,12 @@ training split; a model is refused on data whose catalogue or training fingerpri
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from abkit.errors import ModelError
 
 __all__ = [
     "DEFAULTS",
@@ -32,6 +36,8 @@ __all__ = [
     "SIDECAR_FORMAT",
     "TORCH_INSTALL",
     "LSTMHyperparameters",
+    "Sidecar",
+    "read_sidecar",
     "sidecar_path",
 ]
 
@@ -69,3 +75,68 @@ OUTPUTS = ("top_scores", "top_items")
 def sidecar_path(model_path: Path) -> Path:
     """``model.onnx`` -> ``model.json``."""
     return Path(model_path).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A validated sidecar: the vocabulary (as strings, index order), the sequence length,
+    the training fingerprint, and the whole document (kept when the model is saved again)."""
+
+    item_ids: tuple[str, ...]
+    seq_len: int
+    fingerprint: str
+    document: dict[str, Any]
+
+
+def read_sidecar(path: Path) -> Sidecar:
+    """Read and validate the sidecar ``path``; every problem is one :class:`ModelError` line
+    naming the file and the field (``PATH: not a valid lstm sidecar (FIELD ...)``).
+
+    Fields: ``format`` must be :data:`SIDECAR_FORMAT`; ``item_ids`` a non-empty list of
+    strings or integers without duplicates (as strings: ``1`` and ``"1"`` are the same id);
+    ``seq_len`` a positive integer; ``fingerprint`` a string. Other keys (``params``,
+    ``trained_examples``, ...) are kept as they are.
+    """
+
+    def bad(reason: str) -> ModelError:
+        return ModelError(f"{path}: not a valid lstm sidecar ({reason})")
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise bad("not UTF-8 text") from None
+    except OSError as exc:
+        raise bad(f"cannot read it: {exc.strerror}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad(str(exc)) from None
+    except RecursionError:
+        raise bad("nested too deeply") from None
+    if not isinstance(document, dict):
+        raise bad(f"expected a JSON object, got {type(document).__name__}")
+    if document.get("format") != SIDECAR_FORMAT:
+        raise bad(f"format {document.get('format')!r:.40}, expected {SIDECAR_FORMAT!r}")
+    for key in ("item_ids", "seq_len", "fingerprint"):
+        if key not in document:
+            raise bad(f"missing field '{key}'")
+    raw_items = document["item_ids"]
+    if not isinstance(raw_items, list) or not raw_items:
+        raise bad(f"item_ids must be a non-empty list of item ids, got {raw_items!r:.40}")
+    for position, item in enumerate(raw_items):
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise bad(f"item_ids[{position}] must be a string or an integer, got {item!r:.40}")
+    item_ids = tuple(str(item) for item in raw_items)
+    if len(set(item_ids)) != len(item_ids):
+        seen: set[str] = set()
+        for position, item in enumerate(item_ids):
+            if item in seen:
+                raise bad(f"item_ids[{position}] {item!r:.40} is a duplicate")
+            seen.add(item)
+    seq_len = document["seq_len"]
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise bad(f"seq_len must be a positive integer, got {seq_len!r:.40}")
+    fingerprint = document["fingerprint"]
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise bad(f"fingerprint must be a non-empty string, got {fingerprint!r:.40}")
+    return Sidecar(item_ids=item_ids, seq_len=seq_len, fingerprint=fingerprint, document=document)

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from abkit.plugins import Recommender, TrainingData
 
 __all__ = [
+    "BeforeStore",
     "MetricValue",
     "ReplayResult",
     "TrainResult",
@@ -89,6 +90,8 @@ __all__ = [
 ]
 
 Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
+#: ``replay(before_store=...)``: (result, evaluated users' ids, per-user metric values) -> None
+BeforeStore = Callable[["ReplayResult", "np.ndarray", Mapping[str, "np.ndarray"]], None]
 REWARDS: tuple[str, ...] = ("click", "conversion", "value")
 CHUNK_CELLS = 1 << 23  # users x items per scoring chunk (32 MB of float32 scores)
 
@@ -256,6 +259,7 @@ def replay(
     write: bool = True,
     replace: bool = False,
     wait: float = 0.0,
+    before_store: BeforeStore | None = None,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
 
@@ -274,6 +278,12 @@ def replay(
 
     A store locked by another process is refused before the model is fitted; ``wait``
     seconds retries the lock (then, and again to store the run) instead of failing at once.
+
+    ``before_store(result, user_ids, per_user)``, when given, is called after the evaluation
+    and before anything is written (also with ``write=False``): the evaluated users' ids
+    (strings, in evaluation order) and each per-user metric's values in that order. A check
+    that needs the run's outcome (its data fingerprint, its users) raises an
+    :class:`~abkit.errors.AbkitError` there, and the store stays as it was.
     """
 
     k_values, spec, estimator_names = _validate(
@@ -462,6 +472,8 @@ def replay(
         estimates=estimates,
         warnings=tuple(caught),
     )
+    if before_store is not None:
+        before_store(result, data.user_ids[eval_users], per_user)
     if write:
         _store(
             db,

@@ -163,8 +163,10 @@ class Comparison(_ToDict):
 class SRMResult(_ToDict):
     """Sample-ratio-mismatch check: chi-square goodness of fit of the units per arm.
 
-    ``checked`` is False when no designed split is known or the experiment has fewer than two
-    arms (then ``ok`` is True and ``note`` says why). A mismatch is ``p_value <= alpha``.
+    ``ok`` is True (fits), False (a mismatch: ``p_value <= alpha``) or None when the check did
+    not run (``checked`` False: fewer than two arms; ``note`` says why), so that "not
+    checked" is never read as a pass. ``split_assumed`` is True when no designed split was
+    known and the units were checked against an equal split (``note`` says so).
     """
 
     arms: tuple[str, ...]
@@ -175,9 +177,10 @@ class SRMResult(_ToDict):
     df: int
     p_value: float
     alpha: float
-    ok: bool
+    ok: bool | None
     checked: bool
     note: str = ""
+    split_assumed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,7 +261,7 @@ class ArmComparisonReport(_ToDict):
     @property
     def srm_failed(self) -> bool:
         """True when the SRM check ran and rejected the designed split (``--strict`` exits 1)."""
-        return self.srm.checked and not self.srm.ok
+        return self.srm.ok is False
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -7,7 +7,9 @@ of the experiment is suspect (Kohavi, Tang & Xu 2020, *Trustworthy Online Contro
 Experiments*, ch. 3 and 21; Fabijan et al. 2019, KDD). abkit tests at alpha = 0.001 by default
 so that routine checks on every experiment rarely raise false alarms. A mismatch is
 ``p <= alpha``, the same convention as "significant" everywhere in abkit. With fewer than two
-arms there is no split to test: the check is skipped (``checked=False``) and says why.
+arms there is no split to test: the check is skipped (``checked=False``, ``ok=None``: never
+a pass) and says why. Without a designed split the units are checked against an equal split
+(an assumption the result and the report state; ``--split`` gives the real design).
 """
 
 from __future__ import annotations
@@ -67,17 +69,15 @@ def srm_check(
 ) -> SRMResult:
     """Chi-square goodness of fit of ``observed`` units per arm against ``split``.
 
-    ``split=None`` (no designed split known) or fewer than two arms returns an unchecked
-    result with ``ok=True`` and a note saying why. A mismatch is ``p_value <= alpha``.
+    ``split=None`` (no designed split known) checks against an EQUAL split, as tea-tasting and
+    GrowthBook do, and says so (``split_assumed=True`` and a ``note`` naming the assumption
+    and ``--split``): equal allocation is by far the common design, and an unequal one that
+    nobody recorded is worth a question. Fewer than two arms cannot be checked: the result
+    has ``checked=False``, ``ok=None`` (never a pass) and a note saying why. A mismatch is
+    ``p_value <= alpha``.
     """
     counts = tuple(int(c) for c in observed)
-    if len(counts) < 2 or split is None:
-        note = (
-            f"the experiment has {len(counts)} arm(s); a sample ratio check needs at least two"
-            if len(counts) < 2
-            else "no designed split is known for this experiment; pass --split (e.g. 50/50) "
-            "to check for a sample ratio mismatch"
-        )
+    if len(counts) < 2:
         return SRMResult(
             arms=tuple(arms),
             observed=counts,
@@ -87,11 +87,17 @@ def srm_check(
             df=0,
             p_value=math.nan,
             alpha=alpha,
-            ok=True,
+            ok=None,
             checked=False,
-            note=note,
+            note=f"the experiment has {len(counts)} arm(s); a sample ratio check needs at "
+            "least two",
         )
-    shares = normalise_split(split, len(counts))
+    assumed = split is None
+    shares = (
+        tuple(1.0 / len(counts) for _ in counts)
+        if split is None
+        else normalise_split(split, len(counts))
+    )
     total = sum(counts)
     if total == 0:
         raise InputError("the experiment has no units in any arm; nothing to check")
@@ -100,16 +106,26 @@ def srm_check(
     chi2, p_value = float(result.statistic), float(result.pvalue)
     ok = p_value > alpha  # a mismatch is p <= alpha, abkit's one convention
     observed_text = ", ".join(f"{a} {c:,}" for a, c in zip(arms, counts, strict=True))
-    note = (
-        ""
-        if ok
-        else (
-            f"sample ratio mismatch: the units per arm ({observed_text}) "
-            f"do not fit the designed split {'/'.join(f'{100 * s:g}' for s in shares)} "
+    shares_text = "/".join(f"{100 * s:g}" for s in shares)
+    against = (
+        f"the assumed equal split {shares_text} (no designed split is known; pass --split "
+        "to give it)"
+        if assumed
+        else f"the designed split {shares_text}"
+    )
+    if not ok:
+        note = (
+            f"sample ratio mismatch: the units per arm ({observed_text}) do not fit {against} "
             f"(chi2 = {chi2:.4g}, p = {p_value:.3g} <= {alpha:g}); the assignment or logging is "
             "broken and every result below is suspect"
         )
-    )
+    elif assumed:
+        note = (
+            f"no designed split is known; checked against an assumed equal split {shares_text} "
+            "(pass --split to check against another)"
+        )
+    else:
+        note = ""
     return SRMResult(
         arms=tuple(arms),
         observed=counts,
@@ -122,4 +138,5 @@ def srm_check(
         ok=ok,
         checked=True,
         note=note,
+        split_assumed=assumed,
     )

@@ -199,7 +199,54 @@ def test_obd_bts_against_random_with_a_claim(runner, tmp_path: Path) -> None:
         assert rate in out
     assert f"lift       {lift}" in out
     assert "Claim lift >= +20.0% (bts): NOT DECIDED" in out
-    assert "SRM check skipped" in out
+    assert "SRM check passed: units per arm fit an assumed equal split 50/50 (chi2 = 0" in out
+    assert "(no designed split is recorded; pass --split to give it)." in out
+
+
+@pytest.mark.parametrize(("control", "treatment"), [(20, 20), (60, 20)])
+def test_without_a_designed_split_srm_assumes_an_equal_split(
+    runner, tmp_path: Path, control: int, treatment: int
+) -> None:
+    """No split in the store: the check runs against 50/50 and says so; --strict exits 1 only
+    on a real mismatch (60 vs 20 users: chi2 = 20, p = 7.7e-06), and --split overrides."""
+    from tests._ab_store import build_store
+
+    assignments = [(f"c{i}", "control", None) for i in range(control)]
+    assignments += [(f"t{i}", "treatment", None) for i in range(treatment)]
+    events = [("c0", "purchase", day(1), 1.0, None), ("t0", "purchase", day(1), 1.0, None)]
+    path = build_store(
+        tmp_path / "nosplit.duckdb", split=None, assignments=assignments, events=events
+    )
+    args = ["compare", "--db", str(path), "--strict"]
+    result = runner.invoke(app, [*args, "--json"])
+    payload = json.loads(result.stdout)
+    assert payload["srm"]["checked"] is True
+    assert payload["srm"]["split_assumed"] is True
+    assert payload["srm"]["split"] == [0.5, 0.5]
+    assert (
+        "SRM check: chi-square goodness of fit against an assumed equal split (the store "
+        "records no designed split; pass --split to give it); a mismatch is p <= 0.001"
+    ) in payload["defaults"]
+    mismatch = control != treatment
+    assert payload["srm"]["ok"] is (not mismatch)
+    assert payload["srm_failed"] is mismatch
+    assert result.exit_code == (1 if mismatch else 0)
+    text = runner.invoke(app, args)
+    if mismatch:
+        assert text.stderr.startswith(
+            "warning: sample ratio mismatch: the units per arm (control 60, treatment 20) do "
+            "not fit the assumed equal split 50/50 (no designed split is known; pass --split "
+            "to give it)"
+        )
+        assert text.stdout.splitlines()[1].startswith(
+            "!! SAMPLE RATIO MISMATCH: the units per arm do not match an assumed equal split"
+        )
+        given = runner.invoke(app, [*args, "--split", "75/25", "--json"])
+        assert given.exit_code == 0
+        assert json.loads(given.stdout)["srm"]["split_assumed"] is False
+    else:
+        assert "SRM check passed: units per arm fit an assumed equal split 50/50" in text.stdout
+    assert text.exit_code == result.exit_code
 
 
 def test_single_arm_experiment_exits_2_even_with_strict(runner, tmp_path: Path) -> None:

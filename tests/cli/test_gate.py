@@ -144,6 +144,81 @@ def test_usage_and_data_errors_exit_2(
     assert file_digest(fake_db) == before
 
 
+@pytest.mark.parametrize("command", ["gate", "run"])
+def test_a_binary_file_given_as_the_spec(
+    runner: CliRunner, fake_db: Path, tmp_path: Path, command: str
+) -> None:
+    """Used to end in a UnicodeDecodeError traceback."""
+    spec = tmp_path / "some.bin"
+    spec.write_bytes(bytes(range(256)) * 4)
+    before = file_digest(fake_db)
+    result = runner.invoke(app, [command, str(spec), "--db", str(fake_db)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {spec}: not a TOML spec (not UTF-8 text: byte 128 is 0x80); give an "
+        "experiment spec such as experiments/ci.toml\n"
+    )
+    assert file_digest(fake_db) == before
+
+
+def test_users_mismatch_says_which_ids_differ(
+    runner: CliRunner, fake_db: Path, tmp_path: Path
+) -> None:
+    """Same count, other users: the message used to read "800 users ..., not the baseline's
+    800 users". With the baseline's source run in the store it names the ids."""
+    baseline = tmp_path / "b.json"
+    _save(runner, fake_db, baseline)
+    base, _ = correlated_users(1, 800)
+    ids = [f"u{i:05d}" for i in range(3, 803)]
+    add_run(fake_db, "shifted", user_metrics={"ndcg@10": base}, user_ids=ids)
+    before = file_digest(fake_db)
+    result = _gate(runner, fake_db, baseline, "shifted", "--metric", "ndcg@10")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {baseline}: run shifted scored 800 users on ndcg@10, the baseline 800: "
+        "3 only in the run (e.g. u00800, u00801, u00802), 3 only in the baseline (e.g. "
+        "u00000, u00001, u00002); they cannot be paired\n"
+    )
+    assert file_digest(fake_db) == before
+
+
+@pytest.mark.parametrize("option", ["--junit", "--markdown"])
+def test_an_output_that_is_a_directory_is_refused_before_the_replay(
+    runner: CliRunner, tmp_path: Path, option: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before anything runs: the store is not even created."""
+    import abkit.experiments.gate
+
+    def no_replay(*args: object, **kwargs: object) -> None:
+        raise AssertionError("replayed before checking the output paths")
+
+    monkeypatch.setattr(abkit.experiments.gate, "replay_model", no_replay)
+    db = tmp_path / "ci.duckdb"
+    result = runner.invoke(app, ["gate", str(CI_SPEC), "--db", str(db), option, str(tmp_path)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr == f"error: {option} {tmp_path}: is a directory, expected a file to write\n"
+    )
+    assert not db.exists()
+    missing = tmp_path / "no" / "such.xml"
+    result = runner.invoke(app, ["gate", str(CI_SPEC), "--db", str(db), option, str(missing)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {option} {missing}: folder {missing.parent} does not exist\n"
+
+
+def test_a_step_summary_that_is_a_directory_is_refused(
+    runner: CliRunner, fake_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline = tmp_path / "b.json"
+    _save(runner, fake_db, baseline)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))
+    result = _gate(runner, fake_db, baseline, "same")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: $GITHUB_STEP_SUMMARY {tmp_path}: is a directory, expected a file to write\n"
+    )
+
+
 def test_compare_runs_from_the_command_line(runner: CliRunner, fake_db: Path) -> None:
     result = runner.invoke(app, ["compare", "als16", "same", "worse", "--db", str(fake_db)])
     assert result.exit_code == 0, result.stderr
@@ -351,9 +426,95 @@ def test_ci_spec_refuses_other_data(runner: CliRunner, ci_db: Path, tmp_path: Pa
         .read_text()
         .replace('split = "temporal"', 'split = "temporal"\nfingerprint = "0123abcd"')
     )
+    before = file_digest(ci_db)
     result = runner.invoke(app, ["gate", str(pinned), "--db", db])
     assert result.exit_code == 2
     assert "mismatched data fingerprint: [data] fingerprint is 0123abcd" in result.stderr
+    assert file_digest(ci_db) == before
+    # `abkit run` checks the pinned fingerprint before storing its runs too
+    result = runner.invoke(app, ["run", str(pinned), "--db", db])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: {pinned}: mismatched data fingerprint: [data] fingerprint is 0123abcd, but "
+        "dataset 'ci' with split temporal:"
+    )
+    assert result.stderr.endswith("(nothing was stored)\n")
+    assert file_digest(ci_db) == before
+
+
+def _other_baseline(tmp_path: Path, **changes: object) -> Path:
+    """The committed baseline with other content, saved properly (a valid digest), and the CI
+    spec pointing at it."""
+    import dataclasses
+
+    from abkit.experiments.baseline import load_baseline, save_baseline
+
+    committed = load_baseline(CI_BASELINE)
+    run = {**committed.run, **changes.pop("run", {})}  # type: ignore[dict-item]
+    save_baseline(dataclasses.replace(committed, run=run, **changes), tmp_path / "other.json")
+    spec = tmp_path / "other.toml"
+    spec.write_text(CI_SPEC.read_text().replace('"ci.baseline.json"', '"other.json"'))
+    return spec
+
+
+@pytest.mark.slow
+def test_a_refused_gate_stores_nothing(runner: CliRunner, ci_db: Path, tmp_path: Path) -> None:
+    """A baseline of other data, or of other users: the candidate is replayed, refused before
+    it is stored (exit 2), and the store keeps its bytes."""
+    from abkit.experiments.baseline import users_digest
+
+    spec = _other_baseline(tmp_path, run={"fingerprint": "0" * 32})
+    before = file_digest(ci_db)
+    result = runner.invoke(app, ["gate", str(spec), "--db", str(ci_db)])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "mismatched data fingerprint: the baseline was saved from run" in result.stderr
+    assert "on data 000000000000 (dataset ci" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert file_digest(ci_db) == before
+
+    spec = _other_baseline(tmp_path, users_digest=users_digest(["nobody"]))
+    result = runner.invoke(app, ["gate", str(spec), "--db", str(ci_db)])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "scored 1,900 users on ndcg@10, the baseline 1,900: as many, but other user ids" in (
+        result.stderr
+    )
+    assert file_digest(ci_db) == before
+
+
+@pytest.mark.slow
+def test_a_refused_gate_leaves_no_new_store(runner: CliRunner, tmp_path: Path) -> None:
+    """The CI case (a fresh --db): the store the gate simulated into is removed again."""
+    spec = _other_baseline(tmp_path, run={"fingerprint": "0" * 32})
+    db = tmp_path / "fresh" / "ci.duckdb"
+    db.parent.mkdir()
+    result = runner.invoke(app, ["gate", str(spec), "--db", str(db)])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "mismatched data fingerprint" in result.stderr
+    assert sorted(db.parent.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_an_edited_baseline_is_refused_before_the_replay(
+    runner: CliRunner, ci_db: Path, tmp_path: Path
+) -> None:
+    document = json.loads(CI_BASELINE.read_text())
+    entry = document["metrics"]["ndcg@10"]
+    entry["values"] = [round(v * 1.2, 6) for v in entry["values"]]
+    entry["mean"] = float(np.mean(entry["values"]))
+    entry["sd"] = float(np.std(entry["values"], ddof=1))
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document, indent=2))
+    before = file_digest(ci_db)
+    result = runner.invoke(
+        app, ["gate", str(CI_SPEC), "--db", str(ci_db), "--baseline", str(edited)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {edited}: the file was edited after it was saved (its content_sha256 does not "
+        "match); regenerate it with `abkit run SPEC --save-baseline` or "
+        "`abkit baseline save RUN --out FILE`\n"
+    )
+    assert file_digest(ci_db) == before
 
 
 def test_the_documented_workflow_uses_real_options(runner: CliRunner) -> None:

@@ -232,6 +232,32 @@ def test_corrupt_onnx_and_wrong_signature(runner: CliRunner, store: Path, tmp_pa
     assert file_digest(store) == before
 
 
+def test_sidecar_with_a_negative_seq_len(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    """seq_len -3 used to reach numpy and end in a ValueError traceback."""
+    from abkit.replay.runner import load_training_data
+
+    data, _, _ = load_training_data(store)
+    model = _wrong_signature(tmp_path)
+    side = model.with_suffix(".json")
+    side.write_text(
+        json.dumps(
+            {
+                "format": "abkit-lstm/1",
+                "item_ids": data.item_ids.tolist(),
+                "seq_len": -3,
+                "fingerprint": data.fingerprint,
+            }
+        )
+    )
+    before = file_digest(store)
+    result = replay(runner, store, "--model", "lstm", "--model-path", str(model))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {side}: not a valid lstm sidecar (seq_len must be a positive integer, got -3)\n"
+    )
+    assert file_digest(store) == before
+
+
 @pytest.mark.usefixtures("no_torch")
 def test_train_without_torch_names_the_install_line(
     runner: CliRunner, store: Path, tmp_path: Path

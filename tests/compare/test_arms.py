@@ -281,7 +281,11 @@ def test_obd_bts_against_random(tmp_path: Path) -> None:
     # "not decided".
     assert c.claim is not None
     assert c.claim.verdict == "not decided"
-    assert not report.srm.checked  # the sample has no designed split
+    # the sample records no designed split: checked against an assumed equal one (it fits)
+    assert report.srm.checked
+    assert report.srm.split_assumed
+    assert report.srm.ok is True
+    assert any("assumed equal split" in line for line in report.defaults)
 
 
 # -- bad inputs -----------------------------------------------------------------------------------

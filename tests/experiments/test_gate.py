@@ -19,8 +19,14 @@ from scipy import stats
 import abkit.experiments.gate
 from abkit.data.runs_sql import fetch_run
 from abkit.data.store import open_store
-from abkit.errors import InputError, SpecError, StoreError
-from abkit.experiments.baseline import baseline_from_run, load_baseline, save_baseline, users_digest
+from abkit.errors import AbkitWarning, InputError, SpecError, StoreError
+from abkit.experiments.baseline import (
+    baseline_from_run,
+    content_digest,
+    load_baseline,
+    save_baseline,
+    users_digest,
+)
 from abkit.experiments.gate import evaluate_gates
 from abkit.experiments.spec import GateCheck
 from abkit.stats import multiplicity
@@ -545,6 +551,85 @@ def test_damaged_baseline_files(run_db: Path, tmp_path: Path, edit, message: str
         load_baseline(out)
 
 
+def _consistent_edit(document: dict[str, Any]) -> dict[str, Any]:
+    """Raise every user's ndcg@10 by 0.1 and update its mean and sd to match: structurally
+    a perfect baseline, which would flip a gate."""
+    entry = document["metrics"]["ndcg@10"]
+    values = np.round(np.asarray(entry["values"], dtype=float) + 0.1, 6)
+    entry.update(values=values.tolist(), mean=float(values.mean()), sd=float(values.std(ddof=1)))
+    return document
+
+
+def test_a_consistently_edited_baseline_is_refused(run_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    save_baseline(_baseline(run_db), out)
+    document = json.loads(out.read_text())
+    assert re.fullmatch(r"[0-9a-f]{64}", document["content_sha256"])
+    assert document["content_sha256"] == content_digest(document)
+    out.write_text(json.dumps(_consistent_edit(document), indent=2))
+    with pytest.raises(SpecError) as err:
+        load_baseline(out)
+    assert str(err.value) == (
+        f"{out}: the file was edited after it was saved (its content_sha256 does not "
+        "match); regenerate it with `abkit run SPEC --save-baseline` or "
+        "`abkit baseline save RUN --out FILE`"
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: {**d, "created_at": "2000-01-01T00:00:00"},
+        lambda d: {**d, "run": {**d["run"], "params": {"factors": 2}}},
+        lambda d: {**d, "users": {**d["users"], "digest": "0" * 32}},
+        lambda d: {**d, "metrics": {"ndcg@10": d["metrics"]["ndcg@10"]}},
+    ],
+)
+def test_any_content_edit_breaks_the_digest(run_db: Path, tmp_path: Path, edit) -> None:
+    out = tmp_path / "b.json"
+    save_baseline(_baseline(run_db), out)
+    out.write_text(json.dumps(edit(json.loads(out.read_text()))))
+    with pytest.raises(SpecError, match="the file was edited after it was saved"):
+        load_baseline(out)
+
+
+def test_reformatting_keeps_the_digest_valid(run_db: Path, tmp_path: Path) -> None:
+    """Whitespace and key order are not content: a re-indented file still loads."""
+    out = tmp_path / "b.json"
+    save_baseline(_baseline(run_db), out)
+    document = json.loads(out.read_text())
+    out.write_text(json.dumps(dict(reversed(list(document.items()))), indent=4, sort_keys=True))
+    loaded = load_baseline(out)
+    assert loaded.n_users == 1000
+
+
+def test_bad_digest_value(run_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    save_baseline(_baseline(run_db), out)
+    out.write_text(json.dumps({**json.loads(out.read_text()), "content_sha256": 12}))
+    with pytest.raises(SpecError) as err:
+        load_baseline(out)
+    assert str(err.value) == f"{out}: 'content_sha256' in the file must be 64 hex digits, got 12"
+
+
+def test_a_baseline_without_digest_loads_with_a_warning(run_db: Path, tmp_path: Path) -> None:
+    """Files saved before the digest existed keep working; the warning says edits to them
+    go unnoticed until they are saved again."""
+    out = tmp_path / "b.json"
+    save_baseline(_baseline(run_db), out)
+    document = json.loads(out.read_text())
+    del document["content_sha256"]
+    out.write_text(json.dumps(_consistent_edit(document)))
+    with pytest.warns(AbkitWarning) as caught:
+        loaded = load_baseline(out)
+    assert [str(w.message) for w in caught] == [
+        f"{out}: this baseline has no content_sha256 (saved by an older abkit), so edits to it "
+        "cannot be detected; save it again with `abkit run SPEC --save-baseline` or "
+        "`abkit baseline save RUN --out FILE`"
+    ]
+    assert loaded.n_users == 1000
+
+
 def test_missing_baseline_file(tmp_path: Path) -> None:
     path = tmp_path / "none.json"
     with pytest.raises(
@@ -555,3 +640,39 @@ def test_missing_baseline_file(tmp_path: Path) -> None:
         ),
     ):
         load_baseline(path)
+
+
+def test_users_mismatch_messages(run_db: Path) -> None:
+    """What differs is said: the count, or (same count) other ids; with the baseline's own
+    ids (its source run still stored) how many on each side and the first few."""
+    from abkit.experiments.gate import check_users
+
+    baseline = _baseline(run_db)  # u00000 .. u00999
+    ids = [f"u{i:05d}" for i in range(1000)]
+    check_users(baseline, run_id="r", metric="ndcg@10", user_ids=ids[::-1])  # order is free
+    cases = [
+        (ids[:990], None, "scored 990 users on ndcg@10, the baseline 1,000: -10 users"),
+        (
+            [*ids[1:], "x"],
+            None,
+            "scored 1,000 users on ndcg@10, the baseline 1,000: as many, but other user ids "
+            "(the baseline file keeps only their digest)",
+        ),
+        (
+            ids[5:],
+            ids,
+            "scored 995 users on ndcg@10, the baseline 1,000: 0 only in the run, 5 only in the "
+            "baseline (e.g. u00000, u00001, u00002, ...)",
+        ),
+        (  # ids that are not the baseline's (another run of that id): only the count is said
+            ids[:990],
+            ids[:980],
+            "scored 990 users on ndcg@10, the baseline 1,000: -10 users",
+        ),
+    ]
+    for user_ids, baseline_ids, message in cases:
+        with pytest.raises(SpecError) as err:
+            check_users(
+                baseline, run_id="r", metric="ndcg@10", user_ids=user_ids, baseline_ids=baseline_ids
+            )
+        assert str(err.value) == f"run run-b: run r {message}; they cannot be paired"

@@ -232,3 +232,28 @@ def test_missing_and_directory_spec(tmp_path: Path) -> None:
         load_spec(tmp_path / "x.toml")
     with pytest.raises(SpecError, match=re.escape("is a directory, expected a .toml spec file")):
         load_spec(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text: byte 0 is 0x89"),
+        (b'name = "x"\n\xff', "not UTF-8 text: byte 11 is 0xff"),
+        (b"\x00\x00\x00\x01 abc", "a binary file: it holds NUL bytes"),
+    ],
+)
+def test_binary_file_is_not_a_spec(tmp_path: Path, content: bytes, reason: str) -> None:
+    """Used to raise UnicodeDecodeError (a traceback) from tomllib."""
+    path = tmp_path / "some.bin"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == (
+        f"{path}: not a TOML spec ({reason}); give an experiment spec such as experiments/ci.toml"
+    )
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_spec(path).name == "t"

@@ -181,6 +181,64 @@ def test_bad_sidecar(data: TrainingData, tmp_path: Path, sidecar: str | None, me
         create_recommender("lstm").load(path, data)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("seq_len", -3, "seq_len must be a positive integer, got -3"),
+        ("seq_len", 0, "seq_len must be a positive integer, got 0"),
+        ("seq_len", "6", "seq_len must be a positive integer, got '6'"),
+        ("seq_len", 2.5, "seq_len must be a positive integer, got 2.5"),
+        ("seq_len", True, "seq_len must be a positive integer, got True"),
+        ("seq_len", None, "seq_len must be a positive integer, got None"),
+        ("item_ids", "abc", "item_ids must be a non-empty list of item ids, got 'abc'"),
+        ("item_ids", [], "item_ids must be a non-empty list of item ids, got []"),
+        ("item_ids", ["a", {"b": 1}], "item_ids[1] must be a string or an integer, got {'b': 1}"),
+        ("item_ids", ["a", 1.5], "item_ids[1] must be a string or an integer, got 1.5"),
+        ("item_ids", ["a", "b", "a"], "item_ids[2] 'a' is a duplicate"),
+        ("item_ids", [1, "1"], "item_ids[1] '1' is a duplicate"),
+        ("fingerprint", 123, "fingerprint must be a non-empty string, got 123"),
+        ("fingerprint", "", "fingerprint must be a non-empty string, got ''"),
+        ("format", ["abkit-lstm/1"], "format ['abkit-lstm/1'], expected 'abkit-lstm/1'"),
+        ("seq_len", ..., "missing field 'seq_len'"),
+        ("item_ids", ..., "missing field 'item_ids'"),
+        ("fingerprint", ..., "missing field 'fingerprint'"),
+    ],
+)
+def test_every_sidecar_field_is_validated(
+    data: TrainingData, tmp_path: Path, field: str, value: object, reason: str
+) -> None:
+    """A bad field is one ModelError line naming the sidecar and the field, never a
+    ValueError / TypeError traceback from deeper down (seq_len -3 used to reach numpy)."""
+    path = write_onnx_model(tmp_path / "m.onnx", data, random_weights(data.n_items))
+    side = path.with_suffix(".json")
+    document = json.loads(side.read_text())
+    if value is ...:
+        del document[field]
+    else:
+        document[field] = value
+    side.write_text(json.dumps(document))
+    with pytest.raises(ModelError) as err:
+        create_recommender("lstm").load(path, data)
+    assert str(err.value) == f"{side}: not a valid lstm sidecar ({reason})"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff\xfe\x00binary", "not UTF-8 text"),
+        (b"[1, 2]", "expected a JSON object, got list"),
+    ],
+)
+def test_sidecar_that_is_not_a_json_object(
+    data: TrainingData, tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = write_onnx_model(tmp_path / "m.onnx", data, random_weights(data.n_items))
+    path.with_suffix(".json").write_bytes(content)
+    with pytest.raises(ModelError) as err:
+        create_recommender("lstm").load(path, data)
+    assert str(err.value) == f"{path.with_suffix('.json')}: not a valid lstm sidecar ({reason})"
+
+
 def test_vocabulary_and_fingerprint_mismatch(data: TrainingData, tmp_path: Path) -> None:
     path = write_onnx_model(tmp_path / "m.onnx", data, random_weights(data.n_items))
     other_items = TrainingData.from_arrays(

@@ -319,3 +319,28 @@ def test_a_topk_policy_of_good_items_is_estimated_higher(tmp_path: Path) -> None
     assert good.estimate("snips").value == pytest.approx(0.3, abs=0.03)
     assert uniform.estimate("ips").value == pytest.approx(0.3 * 0.3 + 0.7 * 0.05, abs=0.01)
     assert not math.isnan(good.estimate("ips").ess)
+
+
+def test_before_store_sees_the_outcome_and_can_refuse_it(small: Path) -> None:
+    """The hook runs after the evaluation and before any write: raising there leaves the
+    store's bytes as they were; passing stores the run as usual."""
+    seen: list[tuple[str, list[str], list[str]]] = []
+
+    def refuse(result, user_ids, per_user) -> None:  # type: ignore[no-untyped-def]
+        seen.append((result.fingerprint, list(user_ids), sorted(per_user)))
+        raise StoreError("refused by the hook")
+
+    before = file_digest(small)
+    args: dict = {"model": "popularity", "split": "temporal:2024-01-04", "ks": [2]}
+    with pytest.raises(StoreError, match="refused by the hook"):
+        replay(small, **args, name="x", before_store=refuse)
+    assert file_digest(small) == before
+    assert list_runs(small) == []
+    [(fingerprint, user_ids, metrics)] = seen
+    assert user_ids == ["u1", "u2"]
+    assert "ndcg@2" in metrics
+    calls: list[str] = []
+    result = replay(small, **args, before_store=lambda r, u, p: calls.append(r.run_id))
+    assert calls == [result.run_id]
+    assert result.fingerprint == fingerprint
+    assert [r.run_id for r in list_runs(small)] == [result.run_id]

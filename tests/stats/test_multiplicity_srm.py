@@ -89,15 +89,34 @@ def test_srm_with_one_arm_is_skipped_and_says_why(split) -> None:
     # It once computed chi2 = 0, p = NaN and reported "mismatch p = nan" (ok=False).
     result = srm.srm_check(["only"], [1234], split)
     assert not result.checked
-    assert result.ok
+    assert result.ok is None  # not checked is neither a pass nor a mismatch
+    assert result.to_dict()["ok"] is None
     assert result.note == "the experiment has 1 arm(s); a sample ratio check needs at least two"
 
 
-def test_srm_without_design_is_skipped_not_passed_silently() -> None:
-    result = srm.srm_check(["a", "b"], [600, 400], None)
-    assert result.ok
-    assert not result.checked
-    assert "pass --split" in result.note
+def test_srm_without_design_checks_an_assumed_equal_split() -> None:
+    """No designed split: equal shares, as tea-tasting and GrowthBook assume, and said so."""
+    bad = srm.srm_check(["a", "b"], [600, 400], None)
+    assert bad.checked
+    assert bad.split_assumed
+    assert bad.ok is False
+    assert bad.split == (0.5, 0.5)
+    assert bad.p_value == pytest.approx(stats.chisquare([600, 400]).pvalue)
+    assert bad.note.startswith(
+        "sample ratio mismatch: the units per arm (a 600, b 400) do not fit the assumed equal "
+        "split 50/50 (no designed split is known; pass --split to give it) (chi2 = 40, p = "
+    )
+    fine = srm.srm_check(["a", "b", "c"], [330, 340, 330], None)
+    assert fine.ok is True
+    assert fine.split_assumed
+    assert fine.note == (
+        "no designed split is known; checked against an assumed equal split "
+        "33.3333/33.3333/33.3333 (pass --split to check against another)"
+    )
+    given = srm.srm_check(["a", "b"], [600, 400], (60, 40))
+    assert given.ok is True
+    assert not given.split_assumed
+    assert given.note == ""
 
 
 @pytest.mark.parametrize(
