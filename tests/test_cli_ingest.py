@@ -237,7 +237,8 @@ BAD_OPTIONS: list[tuple[str, list[str], str]] = [
     (
         "split-not-summing-to-one",
         ["--split", "0.5,0.6"],
-        "--split 0.5, 0.6: expected shares in (0, 1) that sum to 1",
+        "--split '0.5,0.6': the shares sum to 1.1; expected percentages that sum to 100 "
+        "(e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)",
     ),
 ]
 
@@ -434,6 +435,7 @@ def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
             "exp1",
             "--ts-unit",
             "ms",
+            "--dedupe",
         ],
     )
     assert result.stderr.strip() == "error: stop here"
@@ -451,4 +453,5 @@ def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
         "split": {"A": 0.5, "B": 0.5},
         "experiment": "exp1",
         "ts_unit": "ms",
+        "dedupe": True,
     }

@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -77,11 +78,17 @@ def table(
     *,
     justify_numbers: bool = True,
 ) -> Table:
-    out = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    # Text, not markup: titles and cells carry data (paths, column names like "[/b]x").
+    out = Table(
+        title=None if title is None else Text(title),
+        title_justify="left",
+        show_edge=False,
+        header_style="bold",
+    )
     for i, column in enumerate(columns):
         out.add_column(column, justify="right" if (justify_numbers and i > 0) else "left")
     for row in rows:
-        out.add_row(*(fmt(v) for v in row))
+        out.add_row(*(Text(fmt(v)) for v in row))
     return out
 
 

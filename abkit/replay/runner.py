@@ -40,7 +40,7 @@ from abkit_recommenders.lstm import DEFAULTS as LSTM_DEFAULTS
 from abkit._util import unknown_choice
 from abkit.errors import InputError, StoreError
 from abkit.replay.offpolicy import POLICIES, Estimate, parse_estimators
-from abkit.replay.splits import SplitSpec, parse_split
+from abkit.replay.splits import SplitSpec, few_users_warning, parse_split
 
 if TYPE_CHECKING:
     import numpy as np
@@ -359,6 +359,9 @@ def replay(
         text = str(record.message)
         if text not in caught:
             caught.append(text)
+    few = few_users_warning(int(eval_users.size), split_text) if eval_users.size else None
+    if few is not None:
+        caught.append(few)
     if sampled is not None:
         caught.append(
             f"sampled metrics (each user's relevant items ranked among {sampled} random items) "
