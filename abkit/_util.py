@@ -19,7 +19,7 @@ def show_value(value: object, limit: int = SHOW_LIMIT, *, quote: bool = True) ->
     text = value if isinstance(value, str) else str(value)
     cut = text[:limit]
     shown = repr(cut)
-    if not quote and shown[1:-1] == cut:
+    if (not quote or not isinstance(value, str)) and shown[1:-1] == cut:
         shown = cut
     if len(text) > limit:
         shown += f"... ({len(text):,} characters)"

@@ -259,8 +259,16 @@ def _read_head(path: Path, gz: bool) -> bytes:
     try:
         with _open_text_bytes(path, gz) as fh:
             return bytes(fh.read(_HEAD_BYTES))
-    except (OSError, EOFError, zlib.error) as exc:
+    except EOFError:
+        raise _truncated_gzip(path) from None
+    except (OSError, zlib.error) as exc:
         raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+
+
+def _truncated_gzip(path: Path) -> InputError:
+    return InputError(
+        f"{path}: truncated gzip file (the compressed data ends early); copy or export it again"
+    )
 
 
 def _not_utf8(path: Path, offset: int, byte: int, line: int, header: bool | None) -> InputError:
@@ -758,9 +766,7 @@ def _translate_read_error(
             "like line 1"
         )
     if fmt == "csv.gz" and "end of gzip stream" in text.lower():
-        return InputError(
-            f"{path}: truncated gzip file (the compressed data ends early); copy or export it again"
-        )
+        return _truncated_gzip(path)
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
     # DuckDB's message may quote the file's content: cut like any value from the file.
     detail = show_value(first, 200, quote=False)

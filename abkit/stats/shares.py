@@ -45,7 +45,7 @@ def check_shares(
         abs(total - 100) <= 100 * SUM_TOLERANCE or abs(total - 1) <= SUM_TOLERANCE
     ):  # percentages or fractions, nothing in between
         raise InputError(
-            f"{option} {given}: the shares sum to {total:g}; expected percentages that sum to "
+            f"{option} {given}: the shares sum to {total:.10g}; expected percentages that sum to "
             "100 (e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)"
         )
     return tuple(float(v) / total for v in values)
