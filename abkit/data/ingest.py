@@ -425,6 +425,11 @@ def _resolve_columns(
             match = next((c for c in source.columns if c == wanted), None)
             if match is None:
                 match = next((c for c in source.columns if c.lower() == wanted.lower()), None)
+            if match is None:  # Parquet names keep their spaces; --map values are stripped
+                match = next(
+                    (c for c in source.columns if c.strip().lower() == wanted.strip().lower()),
+                    None,
+                )
             if match is None:
                 raise InputError(
                     f"{path}: column {show_value(wanted)} (from --map {spec.name}="
@@ -585,6 +590,8 @@ class _Plan:
                 self._check(bad, lambda row: self._unusable(spec, where(row), raw(row)))
         if spec.required or spec.name == "impression_id":  # an id column has no empty ids
             empty = f"{name} IS NULL" if bad is None else f"{name} IS NULL AND NOT {bad}"
+            if spec.kind == "id":  # Parquet text can be '' (a CSV reads an empty cell as NULL)
+                empty = f"({name} IS NULL OR {name} = '')"
             expected = spec.expected or "an impression id"
             self._check(empty, lambda row: f"{where(row)}: empty (expected {expected})")
         self._add_rules(spec, name, where, raw)

@@ -273,3 +273,23 @@ def test_split_that_does_not_sum_is_refused_and_writes_nothing(db_path, tmp_path
         "or fractions that sum to 1 (e.g. 0.5/0.5)"
     )
     assert file_digest(db_path) == before
+
+
+def test_map_finds_a_parquet_column_whose_name_has_spaces(db_path, tmp_path) -> None:
+    # Parquet names keep their spaces, --map values are stripped: found by the stripped name.
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({" who ": ["u1"], "event_type": ["view"], "ts": ["2024-01-01"]}), path)
+    result = ingest_file(path, db_path, mapping={"user_id": "who"})
+    assert dict(result.columns)["user_id"] == " who "
+
+
+def test_an_empty_text_id_in_parquet_is_empty(db_path, tmp_path) -> None:
+    # A CSV reads an empty cell as NULL; Parquet text can be '': both are an empty user id.
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table({"user_id": ["u1", ""], "event_type": ["view"] * 2, "ts": ["2024-01-01"] * 2}),
+        path,
+    )
+    with pytest.raises(InputError) as info:
+        ingest_file(path, db_path)
+    assert str(info.value) == f"{path}: row 2, column 'user_id': empty (expected a user id)"
