@@ -572,12 +572,14 @@ def test_help_describes_every_option(runner) -> None:
         "--split",
         "--experiment",
         "--ts-unit",
+        "--dedupe",
         "--json",
     ):
         assert option in text
     assert "Load a CSV, CSV.gz or Parquet log into the store, whole or not at all." in text
     assert "milliseconds when every value is >= 1e11" in text
     assert "movielens" in text
+    assert "Exact duplicate rows are kept with a warning (--dedupe drops them)" in text
 
 
 def test_json_output(runner, db_path) -> None:
