@@ -46,6 +46,57 @@ def _missing(folder: Path) -> Path:
     return folder / "nope.csv"
 
 
+IMPRESSIONS_HEADER = "ts,item_id,position,propensity,click\n"
+LONG = "u" * 65_536  # a 65 KB value on one line: echoed cut to 80 characters
+LONG_SHOWN = f"'{'u' * 80}'... (65,536 characters)"
+
+
+def _parquet(columns: dict, name: str = "log.parquet", cut: int | None = None):
+    def make(folder: Path) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = folder / name
+        pq.write_table(pa.table(columns), path)
+        if cut is not None:  # a truncated copy: the first `cut` bytes
+            path.write_bytes(path.read_bytes()[:cut])
+        return path
+
+    return make
+
+
+def _bytes_named(content: bytes, name: str) -> Callable[[Path], Path]:
+    """These exact bytes under this name (no compression added)."""
+
+    def make(folder: Path) -> Path:
+        path = folder / name
+        path.write_bytes(content)
+        return path
+
+    return make
+
+
+def _truncated_gzip(folder: Path) -> Path:
+    import random
+
+    rng = random.Random(0)  # incompressible ids, so that half the bytes is half the rows
+    rows = "".join(f"u{rng.getrandbits(64):x},view,2024-01-01\n" for _ in range(20_000))
+    data = gzip.compress(("user_id,event_type,ts\n" + rows).encode())
+    path = folder / "log.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _zip(folder: Path) -> Path:
+    import zipfile
+
+    path = folder / "log.csv"
+    with zipfile.ZipFile(folder / "log.zip", "w") as archive:
+        archive.writestr("log.csv", "user_id,event_type,ts\nu1,view,2024-01-01\n")
+    path.write_bytes((folder / "log.zip").read_bytes())
+    return path
+
+
 _NOT_UTF8 = b"user_id,event_type,ts\nu1,view,2024-01-01\nu\xff2,view,2024-01-02\n"
 _NOT_UTF8_OFFSET = _NOT_UTF8.index(b"\xff")
 
@@ -201,6 +252,149 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], Path], list[str], str]] = [
         "(a user must stay in one variant)",
     ),
     (
+        "click-fraction",
+        _text(IMPRESSIONS_HEADER + "2024-01-01,i1,1,0.5,0\n2024-01-01,i2,2,0.5,0.5\n"),
+        [],
+        "row 2, column 'click': expected 0 or 1, found 0.5",
+    ),
+    (
+        "conversion-fraction",
+        _text("ts,item_id,position,propensity,click,conversion\n2024-01-01,i1,1,0.5,1,0.7\n"),
+        [],
+        "row 1, column 'conversion': expected 0 or 1, found 0.7",
+    ),
+    (
+        "position-fraction",
+        _text(IMPRESSIONS_HEADER + "2024-01-01,i1,1.5,0.5,0\n"),
+        [],
+        "row 1, column 'position': position 1.5 is not a slot number (expected 1, 2, ...)",
+    ),
+    (
+        "position-fraction-exponent",
+        _text(IMPRESSIONS_HEADER + "2024-01-01,i1,1,0.5,0\n2024-01-01,i1,15e-1,0.5,0\n"),
+        [],
+        "row 2, column 'position': position 15e-1 is not a slot number (expected 1, 2, ...)",
+    ),
+    (
+        "impression-id-fraction",
+        _text(
+            "impression_id,"
+            + IMPRESSIONS_HEADER
+            + "1,2024-01-01,i1,1,0.5,0\n2.5,2024-01-01,i1,1,0.5,0\n"
+        ),
+        [],
+        "row 2, column 'impression_id': expected a whole number, found 2.5",
+    ),
+    (
+        "impression-id-empty",
+        _text("impression_id," + IMPRESSIONS_HEADER + ",2024-01-01,i1,1,0.5,0\n"),
+        [],
+        "row 1, column 'impression_id': empty (expected an impression id)",
+    ),
+    (
+        "impression-id-repeated-by-a-copied-row",
+        _text("impression_id," + IMPRESSIONS_HEADER + ("1,2024-01-01,i1,1,0.5,0\n" * 2)),
+        [],
+        "row 2, column 'impression_id': impression id 1 appears twice (the file has 1 exact "
+        "duplicate row(s): --dedupe drops them)",
+    ),
+    (
+        "click-fraction-parquet",
+        _parquet(
+            {
+                "ts": ["2024-01-01"] * 3,
+                "item_id": ["a", "b", "c"],
+                "position": [1, 2, 3],
+                "propensity": [0.5] * 3,
+                "click": [0.0, 1.0, 0.5],  # a double 0.5 once became 0 (round half to even)
+            }
+        ),
+        [],
+        "row 3, column 'click': expected 0 or 1, found 0.5",
+    ),
+    (
+        "position-fraction-parquet",
+        _parquet(
+            {
+                "ts": ["2024-01-01"] * 2,
+                "item_id": ["a", "b"],
+                "position": [1.0, 2.5],
+                "propensity": [0.5] * 2,
+                "click": [0, 1],
+            }
+        ),
+        [],
+        "row 2, column 'position': position 2.5 is not a slot number (expected 1, 2, ...)",
+    ),
+    (
+        "truncated-parquet",
+        _parquet({"user_id": ["u1"] * 100, "event_type": ["view"] * 100}, cut=200),
+        [],
+        "truncated or damaged Parquet file: it starts with the Parquet magic bytes PAR1 but "
+        "does not end with them (200 bytes); copy or export it again",
+    ),
+    (
+        "truncated-parquet-named-csv",
+        _parquet({"user_id": ["u1"] * 100, "event_type": ["view"] * 100}, "log.csv", cut=200),
+        [],
+        "truncated or damaged Parquet file: it starts with the Parquet magic bytes PAR1 but "
+        "does not end with them (200 bytes); copy or export it again",
+    ),
+    (
+        "parquet-name-text-content",
+        _text(EVENTS_HEADER + "u1,A,view,2024-01-01,i1,\n", "log.parquet"),
+        [],
+        "the name says Parquet but the content is text (no PAR1 magic bytes); rename the file "
+        "or export it again",
+    ),
+    (
+        "gzip-name-text-content",
+        _text(EVENTS_HEADER + "u1,A,view,2024-01-01,i1,\n", "log.csv.gz"),
+        [],
+        "the name says gzip but the content is text (no 1f 8b magic bytes); rename the file or "
+        "export it again",
+    ),
+    (
+        "parquet-name-gzip-content",
+        _bytes_named(gzip.compress(EVENTS_HEADER.encode()), "log.parquet"),
+        [],
+        "the name says Parquet but the content is gzip-compressed (no PAR1 magic bytes); "
+        "rename the file or export it again",
+    ),
+    (
+        "truncated-gzip",
+        _truncated_gzip,
+        [],
+        "truncated gzip file (the compressed data ends early); copy or export it again",
+    ),
+    ("zip-archive", _zip, [], "the file is a zip archive; unzip it and ingest the CSV inside"),
+    (
+        "timestamp-infinity",
+        _text("user_id,event_type,ts\nu1,view,2024-01-01\nu2,view,infinity\n"),
+        [],
+        f"row 2, column 'ts': cannot parse 'infinity' as a timestamp ({TS_HINT})",
+    ),
+    (
+        "long-user-id-is-cut",
+        _text(EVENTS_HEADER + f"{LONG},A,view,2024-01-01,i1,\n{LONG},B,view,2024-01-02,i1,\n"),
+        [],
+        f"row 2: user {LONG_SHOWN} is in variant 'B', but row 1 put them in 'A' "
+        "(a user must stay in one variant)",
+    ),
+    (
+        "long-event-type-is-cut",
+        _text("user_id,event_type,ts\nu1," + LONG + ",2024-01-01\n"),
+        [],
+        f"row 1, column 'event_type': unknown event type {LONG_SHOWN}; "
+        "expected one of: add_to_cart, click, purchase, rating, view",
+    ),
+    (
+        "long-timestamp-is-cut",
+        _text("user_id,event_type,ts\nu1,view," + LONG + "\n"),
+        [],
+        f"row 1, column 'ts': cannot parse {LONG_SHOWN} as a timestamp ({TS_HINT})",
+    ),
+    (
         "obd-policy-unknown",
         _text(",timestamp,item_id,position,click,propensity_score\n0,2019-11-24,1,1,0,0.0125\n"),
         [],
@@ -235,9 +429,33 @@ BAD_OPTIONS: list[tuple[str, list[str], str]] = [
         "(control, treatment, in that order)",
     ),
     (
+        "split-percentages-not-summing-to-100",
+        ["--split", "50/40"],
+        "--split '50/40': the shares sum to 90; expected percentages that sum to 100 "
+        "(e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)",
+    ),
+    (
+        "split-one-to-one-is-not-halves",
+        ["--split", "1/1"],
+        "--split '1/1': the shares sum to 2; expected percentages that sum to 100 "
+        "(e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)",
+    ),
+    (
+        "split-named-not-summing",
+        ["--split", "control=50,treatment=40"],
+        "--split 'control=50,treatment=40': the shares sum to 90; expected percentages that "
+        "sum to 100 (e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)",
+    ),
+    (
+        "split-named-wrong-variant",
+        ["--split", "control=50,treatmnt=50"],
+        "--split names control, treatmnt, but the experiment's variants are control, treatment",
+    ),
+    (
         "split-not-summing-to-one",
         ["--split", "0.5,0.6"],
-        "--split 0.5, 0.6: expected shares in (0, 1) that sum to 1",
+        "--split '0.5,0.6': the shares sum to 1.1; expected percentages that sum to 100 "
+        "(e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)",
     ),
 ]
 
@@ -354,12 +572,14 @@ def test_help_describes_every_option(runner) -> None:
         "--split",
         "--experiment",
         "--ts-unit",
+        "--dedupe",
         "--json",
     ):
         assert option in text
     assert "Load a CSV, CSV.gz or Parquet log into the store, whole or not at all." in text
     assert "milliseconds when every value is >= 1e11" in text
     assert "movielens" in text
+    assert "Exact duplicate rows are kept with a warning (--dedupe drops them)" in text
 
 
 def test_json_output(runner, db_path) -> None:
@@ -436,6 +656,7 @@ def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
             "ms",
             "--wait",
             "3",
+            "--dedupe",
         ],
     )
     assert result.stderr.strip() == "error: stop here"
@@ -454,4 +675,5 @@ def test_command_only_translates_options(runner, db_path, monkeypatch) -> None:
         "experiment": "exp1",
         "ts_unit": "ms",
         "wait": 3.0,
+        "dedupe": True,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -11,6 +12,7 @@ from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, WaitOption, offer_wait
 from abkit.data.ingest import ingest_file
 from abkit.errors import InputError
+from abkit.stats.shares import parse_named_split
 
 if TYPE_CHECKING:
     from abkit.data.ingest import IngestResult
@@ -26,7 +28,10 @@ _HELP = "\n\n".join(
         "Timestamps: ISO 8601 (converted to UTC; no offset means UTC) or epoch numbers: "
         "milliseconds when every value is >= 1e11, seconds when every value is below (else "
         "pass --ts-unit). Row numbers in messages count data rows from 1, not the header "
-        "line. Ingesting the same file into the same dataset twice is refused.",
+        "line. Ingesting the same file into the same dataset twice is refused. Integer "
+        "columns (click, conversion, position) take whole numbers only. Exact duplicate rows "
+        "are kept with a warning (--dedupe drops them); timestamps before 1990 or more than a "
+        "day ahead are stored with a warning.",
         "Examples: `abkit ingest events.csv --map user_id=customer --map ts=created_at`; "
         "`abkit ingest obd/random/all/all.csv.gz` then `abkit ingest obd/bts/all/all.csv.gz` "
         "(two variants of one experiment); `abkit ingest ratings.dat --preset movielens`.",
@@ -49,20 +54,6 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
             )
         mapping[target] = column.strip()
     return mapping
-
-
-def _parse_split(text: str | None) -> list[float] | dict[str, float] | None:
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        if parts and all("=" in p for p in parts):
-            return {k.strip(): float(v) for k, _, v in (p.partition("=") for p in parts)}
-        return [float(p) for p in parts]
-    except ValueError:
-        raise InputError(
-            f"--split {text!r}: expected shares like 0.5,0.5 or control=0.5,treatment=0.5"
-        ) from None
 
 
 def ingest(
@@ -126,8 +117,9 @@ def ingest(
     split: Annotated[
         str | None,
         typer.Option(
-            help="Designed traffic shares, control first then alphabetical (0.5,0.5) or "
-            "by name (A=0.5,B=0.5). Default: unknown.",
+            help="Designed traffic shares, control first then alphabetical: percentages "
+            "summing to 100 (50/50) or fractions summing to 1 (0.5,0.5); or by name "
+            "(A=0.5,B=0.5). Default: unknown.",
         ),
     ] = None,
     experiment: Annotated[
@@ -144,13 +136,21 @@ def ingest(
             help="Unit of numeric timestamps: s or ms (auto: ms when every value >= 1e11).",
         ),
     ] = "auto",
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            "--dedupe",
+            help="Drop rows that are exact copies of an earlier row (default: keep them, they "
+            "may be genuine, and warn with their count and the first one).",
+        ),
+    ] = False,
     wait: WaitOption = 0.0,
     json: JsonOption = False,
 ) -> None:
     """Load a CSV, CSV.gz or Parquet log into the store, whole or not at all."""
 
     mapping = _parse_map(map_)
-    shares = _parse_split(split)
+    shares = parse_named_split(split) if split is not None else None
     with offer_wait(wait), render.progress(f"Ingesting {file.name}", total=3) as advance:
         result = ingest_file(
             file,
@@ -165,13 +165,21 @@ def ingest(
             split=shares,
             experiment=experiment,
             ts_unit=ts_unit,
+            dedupe=dedupe,
             on_step=lambda _phase: advance(),
             wait=wait,
         )
+    for message in result.warnings:
+        render.warning(message)
     if json:
         render.print_json(result.to_dict())
     else:
         _summary(result)
+
+
+def _minutes(ts: datetime | None) -> str:
+    # isoformat, not %Y: the year 1 is 0001 (a placeholder timestamp should look like one)
+    return "-" if ts is None else ts.isoformat(sep=" ", timespec="minutes")
 
 
 def _summary(result: IngestResult) -> None:
@@ -183,13 +191,29 @@ def _summary(result: IngestResult) -> None:
         ("rows", result.rows),
         (unit, result.users),
     ]
+    if result.duplicate_rows:
+        what = "dropped (--dedupe)" if result.duplicates_dropped else "kept"
+        rows.append(
+            (
+                "exact duplicate rows",
+                f"{result.duplicate_rows:,}, {what}; the first is row {result.first_duplicate_row}",
+            )
+        )
+    if result.implausible_ts_rows:
+        rows.append(
+            (
+                "implausible timestamps",
+                f"{result.implausible_ts_rows:,}; the first is row "
+                f"{result.first_implausible_ts_row}",
+            )
+        )
     if result.clicks is not None:
         rows.append(("clicks", result.clicks))
     if result.ts_min is not None:
         rows.append(
             (
                 "time range (UTC)",
-                f"{result.ts_min:%Y-%m-%d %H:%M} .. {result.ts_max:%Y-%m-%d %H:%M}",
+                f"{_minutes(result.ts_min)} .. {_minutes(result.ts_max)}",
             )
         )
     if result.experiment is not None:

@@ -108,7 +108,13 @@ def table(
 ) -> Table:
     """A table whose cells fold onto the next line when the terminal is narrow; the columns
     in ``whole`` (ids a user copies) are never broken."""
-    out = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    # Text, not markup: titles and cells carry data (paths, column names like "[/b]x").
+    out = Table(
+        title=None if title is None else Text(title),
+        title_justify="left",
+        show_edge=False,
+        header_style="bold",
+    )
     for i, column in enumerate(columns):
         # fold, never "…": two names that differ only at the end stay distinct, and an
         # install line stays whole
@@ -120,7 +126,7 @@ def table(
             min_width=max((len(fmt(row[i])) for row in rows), default=None) if i in whole else None,
         )
     for row in rows:
-        out.add_row(*(fmt(v) for v in row))
+        out.add_row(*(Text(fmt(v)) for v in row))
     return out
 
 

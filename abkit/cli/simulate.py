@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, WaitOption, offer_wait
-from abkit.errors import InputError
 from abkit.simulate import SimulationConfig
 from abkit.simulate import simulate as run_simulation
+from abkit.stats.shares import parse_split
 
-if TYPE_CHECKING:
-    pass
+__all__ = ["parse_arms", "parse_split", "simulate"]
 
 
 def parse_arms(text: str) -> tuple[str, ...]:
     """``"control,treatment"`` -> ``("control", "treatment")``."""
     return tuple(part.strip() for part in text.split(","))
-
-
-def parse_split(text: str) -> tuple[float, ...]:
-    """``"50/50"``, ``"0.5,0.5"`` or ``"20/30/50"`` -> shares; percentages when any share > 1.
-
-    Fractions are checked (sum to 1) by :class:`~abkit.simulate.SimulationConfig`.
-    """
-
-    parts = [p.strip() for p in text.replace("/", ",").split(",")]
-    try:
-        shares = [float(p) for p in parts]
-    except ValueError:
-        raise InputError(f"--split: expected shares like 50/50 or 0.5,0.5, got {text!r}") from None
-    if any(s > 1 for s in shares):
-        total = sum(shares)
-        if abs(total - 100) > 1e-6:
-            raise InputError(f"--split: percentages must sum to 100, got {total:g}")
-        shares = [s / 100 for s in shares]
-    return tuple(shares)
 
 
 def simulate(
@@ -54,7 +34,10 @@ def simulate(
     ] = "control,treatment",
     split: Annotated[
         str | None,
-        typer.Option(help="Designed shares, e.g. 50/50 or 0.5,0.5 [default: equal shares]."),
+        typer.Option(
+            help="Designed shares, percentages summing to 100 (50/50) or fractions summing "
+            "to 1 (0.5,0.5) [default: equal shares]."
+        ),
     ] = None,
     lift: Annotated[
         float,

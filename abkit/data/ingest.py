@@ -8,10 +8,14 @@ did not exist is not left behind.
 
 Rules (also in ``abkit ingest --help``):
 
-* **Formats.** Parquet is recognised by its magic bytes, gzip by its magic bytes (any name).
-  Anything else is read as delimited text, UTF-8. Parquet names and types its own columns, so
-  ``header`` and ``delimiter`` do not apply to it. Quoted fields may hold the delimiter and
-  quotes (``""``); a quoted line break inside line 1 is not supported (line 1 is sniffed).
+* **Formats.** The content decides, not the name: Parquet starts and ends with the magic bytes
+  ``PAR1``, gzip starts with ``1f 8b``; anything else is read as delimited text, UTF-8. A file
+  that starts with ``PAR1`` but does not end with it is a truncated Parquet file and is
+  refused; so is a file whose name claims a format its bytes do not have (``.parquet``/``.pq``
+  without ``PAR1``, ``.gz``/``.gzip`` without ``1f 8b``) and a zip archive. Parquet names and
+  types its own columns, so ``header`` and ``delimiter`` do not apply to it. Quoted fields may
+  hold the delimiter and quotes (``""``); a quoted line break inside line 1 is not supported
+  (line 1 is sniffed).
 * **Delimiter.** Without ``--delimiter`` the first of tab, ``::`` and ``,`` found in line 1 is
   used. A line 1 with none of them but a ``;`` or ``|`` is refused with a hint to pass
   ``--delimiter``: semicolon files usually come from locales where ``,`` is the decimal
@@ -21,21 +25,36 @@ Rules (also in ``abkit ingest --help``):
   header has none. A file without a header is read in the preset's column order (see
   :mod:`abkit.data.presets`); its columns are called ``col1``, ``col2``, ... for ``--map``.
 * **Rows.** "row N" in a message is the N-th data row, 1-based, not counting the header line.
-  Byte offsets of a ``.gz`` file are offsets in its decompressed text.
+  Byte offsets of a ``.gz`` file are offsets in its decompressed text. Values from the file
+  are quoted in messages cut to 80 characters (with their full length).
+* **Numbers.** Integer columns (``click``, ``conversion``, ``position``, ``impression_id``,
+  ``slate_id``) take whole numbers only: ``0.5`` or ``1.5`` is refused, never rounded (``1.0``
+  is 1). Text or Parquet floats alike.
+* **Duplicates.** A row that is an exact copy of an earlier row (every column abkit stores,
+  as parsed; columns it ignores, such as OBD's row number, are not compared) is counted and
+  reported with the first such row (``duplicate_rows``, ``first_duplicate_row``). The copies
+  are kept with a warning, since repeated events can be genuine; ``dedupe`` drops them
+  (``duplicates_dropped``) and keeps the first of each. Row numbers in messages stay those of
+  the file, and impression ids made from row numbers keep them (with gaps where rows were
+  dropped).
 * **Timestamps** are stored as naive UTC. ISO 8601 text with an offset (``+02:00``, ``Z``) is
   converted to UTC; text without one is taken as UTC. A ``ts`` column whose first value is a
   plain number is epoch time; ``--ts-unit auto`` reads it as milliseconds when every value is
   at least 1e11 in magnitude (1e11 ms is 1973-03-03) and as seconds when every value is below
   1e11 (1e11 s is the year 5138); a column with both is refused (pass ``--ts-unit``). Fractions
   are kept to the microsecond. Parquet timestamp columns are used as they are (with a time zone:
-  converted to UTC).
+  converted to UTC). ``infinity`` is refused. Timestamps outside the plausible range (before
+  :data:`PLAUSIBLE_TS_FROM`, 1990-01-01, or more than :data:`PLAUSIBLE_TS_AHEAD`, one day,
+  after the time of the ingest) are stored but warned about, with their count and the first
+  row: they usually mean a wrong unit, a placeholder (0001-01-01, 9999-12-31) or a clock error.
 * **Variants.** A ``variant`` column (or ``--variant NAME`` for the whole file) records each
   unit's arm in ``assignments`` (assigned at its first timestamp in the file) and the
   experiment in ``experiments``. Rows with an empty variant (e.g. pre-experiment traffic) are
   stored but assign nothing. A unit in two variants is an error. Variants are ordered control
   first: ``--control NAME``; else a variant named control, random, A or baseline (that order,
   any case); else the control already recorded; else the first alphabetically. Then the others
-  alphabetically. ``split`` stays NULL unless ``--split`` gives the designed shares.
+  alphabetically. ``split`` stays NULL unless ``--split`` gives the designed shares
+  (percentages summing to 100 or fractions summing to 1, see :mod:`abkit.stats.shares`).
 * **Units.** Impression logs without a ``user_id`` column (the Open Bandit Dataset) make each
   impression its own randomisation unit: ``user_id`` is the impression id, and the dataset's
   ``unit`` is ``impression``.
@@ -56,28 +75,30 @@ import csv
 import gzip
 import hashlib
 import json
+import math
 import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from abkit._util import unknown_choice
+from abkit._util import show_value, unknown_choice
 from abkit.data.presets import PRESETS, ColumnSpec, Preset, PresetName, detect_preset
 from abkit.data.schema import EVENT_TYPES
 from abkit.data.sql import quote_ident
 from abkit.data.store import attach_store, check_writable, utcnow
 from abkit.errors import InputError, StoreError
+from abkit.stats.shares import check_shares
 
 if TYPE_CHECKING:
     import duckdb
 
     from abkit.data.store import Store
 
-__all__ = ["IngestResult", "ingest_file"]
+__all__ = ["PLAUSIBLE_TS_AHEAD", "PLAUSIBLE_TS_FROM", "IngestResult", "ingest_file"]
 
 TsUnit = Literal["auto", "s", "ms"]
 
@@ -103,6 +124,16 @@ _NAIVE_FORMATS = (
 _NAIVE_ISO = r"\d{4}-\d\d-\d\d([ T]\d\d:\d\d:\d\d(\.\d{1,6})?)?"
 _TS_HINT = "expected ISO 8601 such as 2024-01-31T12:00:00Z, or epoch seconds or milliseconds"
 _STAGED = "memory.main.staged"
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_GZIP_SUFFIXES = (".gz", ".gzip")
+# Timestamps outside [PLAUSIBLE_TS_FROM, now + PLAUSIBLE_TS_AHEAD] are warned about (not refused).
+PLAUSIBLE_TS_FROM = datetime(1990, 1, 1)
+PLAUSIBLE_TS_AHEAD = timedelta(days=1)
+# Source types that hold only whole numbers: their integer columns need no fraction check.
+_INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER"}
+    | {"UBIGINT", "UHUGEINT", "BOOLEAN"}
+)
 _STORE_ALIAS = "abkit_store"
 
 
@@ -110,12 +141,19 @@ _STORE_ALIAS = "abkit_store"
 class IngestResult:
     """What one ingest wrote.
 
-    ``users`` counts the file's distinct randomisation units (impressions for a per-impression
-    log); ``variants`` are the experiment's variants after this ingest, control first, and
-    ``file_variants`` those seen in this file; ``duplicates_skipped`` counts users the store had
-    already assigned to the same variant (not recorded twice); ``ts_format`` says how ``ts``
-    was read (``iso`` text, ``epoch_s`` / ``epoch_ms`` numbers, ``native`` Parquet timestamps);
-    ``columns`` pairs each abkit column with the file column it came from.
+    ``rows`` counts the rows written (the file's rows less ``duplicates_dropped``); ``users``
+    counts the file's distinct randomisation units (impressions for a per-impression log);
+    ``variants`` are the experiment's variants after this ingest, control first, and
+    ``file_variants`` those seen in this file; ``duplicates_skipped`` is about *assignments*,
+    not rows: it counts users the store had already assigned to the same variant (not recorded
+    twice, e.g. when a second file of the same experiment is ingested). ``duplicate_rows``
+    counts rows that are exact copies of an earlier row of the file, ``first_duplicate_row``
+    is the first of them (1-based) and ``duplicates_dropped`` how many ``dedupe`` dropped (0
+    without it). ``implausible_ts_rows`` counts timestamps outside the plausible range (see the
+    module docstring), ``first_implausible_ts_row`` is the first; ``ts_format`` says how
+    ``ts`` was read (``iso`` text, ``epoch_s`` / ``epoch_ms`` numbers, ``native`` Parquet
+    timestamps); ``columns`` pairs each abkit column with the file column it came from;
+    ``warnings`` are one-line messages about data that was stored but looks wrong.
     """
 
     dataset: str
@@ -142,28 +180,76 @@ class IngestResult:
     delimiter: str | None
     columns: tuple[tuple[str, str], ...]
     db: str
+    duplicate_rows: int
+    first_duplicate_row: int | None
+    duplicates_dropped: int
+    implausible_ts_rows: int
+    first_implausible_ts_row: int | None
+    warnings: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["variants"] = list(self.variants)
         out["file_variants"] = list(self.file_variants)
         out["columns"] = dict(self.columns)
+        out["warnings"] = list(self.warnings)
         return out
 
 
 # -- reading the head of the file ------------------------------------------------------------
 
 
+def _looks_like(magic: bytes) -> str:
+    """What the first bytes of a file say it is, for messages about a wrong name."""
+    if magic[:4] == b"PAR1":
+        return "Parquet"
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip-compressed"
+    if magic[:4] == b"PK\x03\x04":
+        return "a zip archive"
+    try:
+        magic.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data":  # not a character cut at the end
+            return f"binary data starting with {magic[:4].hex(' ')}"
+    return "text"
+
+
 def _sniff_format(path: Path) -> Literal["csv", "csv.gz", "parquet"]:
+    """The file's format from its bytes (see the module docstring), checked against its name."""
+    size = path.stat().st_size
     with path.open("rb") as fh:
-        magic = fh.read(4)
+        magic = fh.read(64)
+        fh.seek(max(size - 4, 0))
+        tail = fh.read(4)
     if not magic:
         raise InputError(f"{path}: the file is empty (expected a header line or data rows)")
-    if magic[:2] == b"\x1f\x8b":
-        return "csv.gz"
-    if magic == b"PAR1":
-        return "parquet"
-    return "csv"
+    name = path.name.lower()
+    kind = _looks_like(magic)
+    if kind == "Parquet":
+        if size < 12 or tail != b"PAR1":
+            raise InputError(
+                f"{path}: truncated or damaged Parquet file: it starts with the Parquet magic "
+                f"bytes PAR1 but does not end with them ({size:,} bytes); copy or export it again"
+            )
+        file_format: Literal["csv", "csv.gz", "parquet"] = "parquet"
+    elif kind == "gzip-compressed":
+        file_format = "csv.gz"
+    elif kind == "a zip archive":
+        raise InputError(f"{path}: the file is a zip archive; unzip it and ingest the CSV inside")
+    else:
+        file_format = "csv"
+    claimed: tuple[str, str, str] | None = None  # format, its name, its magic bytes
+    if name.endswith(_PARQUET_SUFFIXES):
+        claimed = ("parquet", "Parquet", "PAR1")
+    elif name.endswith(_GZIP_SUFFIXES):
+        claimed = ("csv.gz", "gzip", "1f 8b")
+    if claimed is not None and claimed[0] != file_format:
+        raise InputError(
+            f"{path}: the name says {claimed[1]} but the content is {kind} (no {claimed[2]} "
+            "magic bytes); rename the file or export it again"
+        )
+    return file_format
 
 
 def _open_text_bytes(path: Path, gz: bool) -> Any:
@@ -174,8 +260,16 @@ def _read_head(path: Path, gz: bool) -> bytes:
     try:
         with _open_text_bytes(path, gz) as fh:
             return bytes(fh.read(_HEAD_BYTES))
-    except (OSError, EOFError, zlib.error) as exc:
+    except EOFError:
+        raise _truncated_gzip(path) from None
+    except (OSError, zlib.error) as exc:
         raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+
+
+def _truncated_gzip(path: Path) -> InputError:
+    return InputError(
+        f"{path}: truncated gzip file (the compressed data ends early); copy or export it again"
+    )
 
 
 def _not_utf8(path: Path, offset: int, byte: int, line: int, header: bool | None) -> InputError:
@@ -290,9 +384,17 @@ def _header_names(path: Path, fields: list[str]) -> tuple[str, ...]:
     seen: set[str] = set()
     for name in names:
         if name.lower() in seen:
-            raise InputError(f"{path}: the header names column '{name}' twice")
+            raise InputError(f"{path}: the header names column {show_value(name)} twice")
         seen.add(name.lower())
     return tuple(names)
+
+
+def _column_list(columns: Sequence[str], limit: int = 20) -> str:
+    """The file's column names for a message: each cut, at most ``limit`` of them."""
+    if not columns:
+        return "(none)"
+    shown = ", ".join(show_value(c, quote=False) for c in columns[:limit])
+    return shown + (f", ... ({len(columns):,} columns)" if len(columns) > limit else "")
 
 
 def _resolve_preset(path: Path, preset: str, source: _Source, mapping: Mapping[str, str]) -> Preset:
@@ -316,7 +418,7 @@ def _resolve_columns(
                 f"--map {target}={file_column}: "
                 + unknown_choice(f"{preset.name} column", target, preset.names)
             )
-    found = ", ".join(source.columns) if source.columns else "(none)"
+    found = _column_list(source.columns)
     resolved: dict[str, str] = {}
     for spec in preset.columns:
         if spec.name in mapping:
@@ -324,9 +426,15 @@ def _resolve_columns(
             match = next((c for c in source.columns if c == wanted), None)
             if match is None:
                 match = next((c for c in source.columns if c.lower() == wanted.lower()), None)
+            if match is None:  # Parquet names keep their spaces; --map values are stripped
+                match = next(
+                    (c for c in source.columns if c.strip().lower() == wanted.strip().lower()),
+                    None,
+                )
             if match is None:
                 raise InputError(
-                    f"{path}: column '{wanted}' (from --map {spec.name}={wanted}) not found; "
+                    f"{path}: column {show_value(wanted)} (from --map {spec.name}="
+                    f"{show_value(wanted, quote=False)}) not found; "
                     f"found: {found}"
                 )
             resolved[spec.name] = match
@@ -353,7 +461,7 @@ def _resolve_columns(
             )
     if constant_variant and "variant" in resolved:
         raise InputError(
-            f"{path}: the file has a variant column ('{resolved['variant']}'); "
+            f"{path}: the file has a variant column ({show_value(resolved['variant'])}); "
             "drop --variant or map the column away"
         )
     return resolved
@@ -368,6 +476,14 @@ _SQL_TYPES = {
     "integer": "BIGINT",
     "position": "BIGINT",
     "flag": "BIGINT",
+}
+# Messages for a value that is not a whole number where one is needed (also out of range).
+_WHOLE_KINDS: dict[str, Callable[[str, str], str]] = {
+    "flag": lambda where, value: f"{where}: expected 0 or 1, found {value}",
+    "position": lambda where, value: (
+        f"{where}: position {value} is not a slot number (expected 1, 2, ...)"
+    ),
+    "integer": lambda where, value: f"{where}: expected a whole number, found {value}",
 }
 _PARSE_AS = {
     "event_value": "a number",
@@ -410,6 +526,9 @@ class _Plan:
         self.params: list[Any] = []
         self.checks: list[_Check] = []
         self.staged: set[str] = set()
+        # The staged columns that hold the file's values (ts as _ts_num for epoch numbers):
+        # what "an exact duplicate row" compares.
+        self.values: list[str] = []
         for spec in specs:
             if spec.name in resolved:
                 self._add(spec, resolved[spec.name])
@@ -419,7 +538,7 @@ class _Plan:
             self.staged.add(name)
 
     def _where(self, file_column: str, row: int) -> str:
-        return f"{self.source.path}: row {row + 1}, column '{file_column}'"
+        return f"{self.source.path}: row {row + 1}, column {show_value(file_column)}"
 
     def _check(self, condition: str, message: Callable[[int], str], *params: Any) -> None:
         self.checks.append(_Check(condition, params, message))
@@ -437,6 +556,8 @@ class _Plan:
             return self.raw(file_column, row)
 
         bad: str | None = None
+        if spec.kind != "ts":
+            self.values.append(spec.name)
         if spec.kind == "id":
             self.select.append(
                 f"{q if source_type == 'VARCHAR' else f'CAST({q} AS VARCHAR)'} AS {name}"
@@ -459,26 +580,42 @@ class _Plan:
                 self.select.append(f"{q} AS {name}")
             else:
                 bad = quote_ident(f"_bad_{spec.name}")
-                self.select.append(f"TRY_CAST({q} AS {sql_type}) AS {name}")
-                self.select.append(
-                    f"({q} IS NOT NULL AND TRY_CAST({q} AS {sql_type}) IS NULL) AS {bad}"
-                )
-                self._check(
-                    bad,
-                    lambda row: (
-                        f"{where(row)}: cannot parse '{raw(row)}' as {_PARSE_AS[spec.kind]}"
-                    ),
-                )
-        value = "_ts_num" if spec.kind == "ts" and self.ts_format == "epoch" else name
-        if spec.required:
-            empty = f"{value} IS NULL" if bad is None else f"{value} IS NULL AND NOT {bad}"
-            self._check(empty, lambda row: f"{where(row)}: empty (expected {spec.expected})")
+                cast = f"TRY_CAST({q} AS {sql_type})"
+                self.select.append(f"{cast} AS {name}")
+                unusable = f"{cast} IS NULL"
+                if sql_type == "BIGINT" and source_type not in _INTEGER_TYPES:
+                    # A cast to BIGINT rounds (0.5 -> 1 from text, 0 from a double): a whole
+                    # number is one that reads the same as a double. One flag for both.
+                    unusable += f" OR TRY_CAST({q} AS DOUBLE) <> {cast}"
+                self.select.append(f"({q} IS NOT NULL AND ({unusable})) AS {bad}")
+                self._check(bad, lambda row: self._unusable(spec, where(row), raw(row)))
+        if spec.required or spec.name == "impression_id":  # an id column has no empty ids
+            empty = f"{name} IS NULL" if bad is None else f"{name} IS NULL AND NOT {bad}"
+            if spec.kind == "id":  # Parquet text can be '' (a CSV reads an empty cell as NULL)
+                empty = f"({name} IS NULL OR {name} = '')"
+            expected = spec.expected or "an impression id"
+            self._check(empty, lambda row: f"{where(row)}: empty (expected {expected})")
         self._add_rules(spec, name, where, raw)
+
+    @staticmethod
+    def _unusable(spec: ColumnSpec, where: str, text: str) -> str:
+        """Why a flagged numeric cell is unusable: a fraction in an integer column, or text."""
+        try:
+            number = float(text.strip())
+        except ValueError:
+            number = math.nan
+        if spec.kind in _WHOLE_KINDS and math.isfinite(number) and not number.is_integer():
+            return _WHOLE_KINDS[spec.kind](where, show_value(text, quote=False))
+        return f"{where}: cannot parse {show_value(text)} as {_PARSE_AS[spec.kind]}"
 
     def _add_rules(
         self, spec: ColumnSpec, name: str, where: Callable[[int], str], raw: Callable[[int], str]
     ) -> None:
         kind = spec.kind
+
+        def num(row: int) -> str:  # a number as the file wrote it, cut if absurdly long
+            return show_value(raw(row), quote=False)
+
         if kind == "event_type":
             self._check(
                 f"{name} NOT IN ({', '.join('?' for _ in EVENT_TYPES)})",
@@ -488,39 +625,38 @@ class _Plan:
         if kind in ("event_value", "amount", "propensity"):
             self._check(
                 f"NOT isfinite({name})",
-                lambda row: f"{where(row)}: '{raw(row)}' is not a finite number",
+                lambda row: f"{where(row)}: {show_value(raw(row))} is not a finite number",
             )
         if kind == "event_value" and "event_type" in self.resolved:
             self._check(
                 f"{name} < 0 AND event_type = 'purchase'",
                 lambda row: (
-                    f"{where(row)}: purchase value {raw(row)} is negative (expected revenue >= 0)"
+                    f"{where(row)}: purchase value {num(row)} is negative (expected revenue >= 0)"
                 ),
             )
         elif kind == "amount":
             self._check(
                 f"{name} < 0",
-                lambda row: f"{where(row)}: value {raw(row)} is negative (expected revenue >= 0)",
+                lambda row: f"{where(row)}: value {num(row)} is negative (expected revenue >= 0)",
             )
         elif kind == "propensity":
             self._check(
                 f"NOT ({name} > 0 AND {name} <= 1)",
-                lambda row: f"{where(row)}: propensity {raw(row)} is outside (0, 1]",
+                lambda row: f"{where(row)}: propensity {num(row)} is outside (0, 1]",
             )
         elif kind == "position":
             self._check(
                 f"NOT ({name} BETWEEN 1 AND 2147483647)",
-                lambda row: (
-                    f"{where(row)}: position {raw(row)} is not a slot number (expected 1, 2, ...)"
-                ),
+                lambda row: _WHOLE_KINDS["position"](where(row), num(row)),
             )
         elif kind == "flag":
             self._check(
                 f"{name} NOT IN (0, 1)",
-                lambda row: f"{where(row)}: expected 0 or 1, found {raw(row)}",
+                lambda row: _WHOLE_KINDS["flag"](where(row), num(row)),
             )
 
     def _add_ts(self, q: str, where: Callable[[int], str], raw: Callable[[int], str]) -> None:
+        self.values.append("_ts_num" if self.ts_format == "epoch" else "ts")
         if self.ts_format == "native":
             self.select.append(f"CAST({q} AS TIMESTAMP) AS ts")
             value = "ts"
@@ -551,8 +687,8 @@ class _Plan:
             self._check(
                 f"abs(_ts_num) >= {limit:.0f}",
                 lambda row: (
-                    f"{where(row)}: epoch value {raw(row)} is out of range "
-                    f"(expected {unit} below {limit:.0e})"
+                    f"{where(row)}: epoch value {show_value(raw(row), quote=False)} is out of "
+                    f"range (expected {unit} below {limit:.0e})"
                 ),
             )
 
@@ -562,7 +698,7 @@ class _Plan:
             text = raw(row)
             if text == "":
                 return f"{where(row)}: empty (expected a timestamp)"
-            return f"{where(row)}: cannot parse '{text}' as a timestamp ({_TS_HINT})"
+            return f"{where(row)}: cannot parse {show_value(text)} as a timestamp ({_TS_HINT})"
 
         self._check(f"{value} IS NULL", message)
 
@@ -587,9 +723,24 @@ class _Staged:
     file_variants: tuple[str, ...]
     unit: Literal["user", "impression"]
     has_items: bool
+    duplicates: _Duplicates
+    duplicates_dropped: int
+    implausible_ts_rows: int
+    first_implausible_ts_row: int | None
+    warnings: tuple[str, ...]
     # (size, mtime) of the file when ``_STAGED`` is a view over it, else None: the insert
     # reads the file again, so it must be the file that was validated.
     file_stamp: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class _Duplicates:
+    """Rows that are exact copies of an earlier row: how many, the first (0-based) and the
+    row it copies."""
+
+    count: int = 0
+    first: int | None = None
+    original: int | None = None
 
 
 def _file_stamp(path: Path) -> tuple[int, int]:
@@ -597,11 +748,20 @@ def _file_stamp(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _translate_read_error(path: Path, exc: Exception, source: _Source | None) -> InputError:
+_FORMAT_NAMES = {"csv": "CSV", "csv.gz": "gzip-compressed CSV", "parquet": "Parquet"}
+
+
+def _translate_read_error(
+    path: Path,
+    exc: Exception,
+    source: _Source | None,
+    file_format: Literal["csv", "csv.gz", "parquet"] | None = None,
+) -> InputError:
     text = str(exc)
     header = source.header if source is not None else None
-    if "unicode" in text.lower() or "utf-8" in text.lower() or "utf8" in text.lower():
-        bad = _find_bad_utf8(path, gz=source is not None and source.file_format == "csv.gz")
+    fmt = source.file_format if source is not None else (file_format or "csv")
+    if fmt != "parquet" and any(w in text.lower() for w in ("unicode", "utf-8", "utf8")):
+        bad = _find_bad_utf8(path, gz=fmt == "csv.gz")
         if bad is not None:
             return _not_utf8(path, *bad, header=header)
     line = re.search(r"CSV Error on Line: (\d+)", text)
@@ -613,9 +773,12 @@ def _translate_read_error(path: Path, exc: Exception, source: _Source | None) ->
             f"{path}: row {row} has {fields.group(2)} fields, expected {fields.group(1)} "
             "like line 1"
         )
+    if fmt == "csv.gz" and "end of gzip stream" in text.lower():
+        return _truncated_gzip(path)
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
-    kind = "Parquet" if source is not None and source.file_format == "parquet" else "CSV"
-    return InputError(f"{path}: cannot read the file as {kind} ({first})")
+    # DuckDB's message may quote the file's content: cut like any value from the file.
+    detail = show_value(first, 200, quote=False)
+    return InputError(f"{path}: cannot read the file as {_FORMAT_NAMES[fmt]} ({detail})")
 
 
 def _open_source(
@@ -631,7 +794,7 @@ def _open_source(
         try:
             relation = con.read_parquet(str(path))
         except duckdb.Error as exc:
-            raise _translate_read_error(path, exc, None) from None
+            raise _translate_read_error(path, exc, None, "parquet") from None
         relation.create_view("source")
         types = {c: str(t) for c, t in zip(relation.columns, relation.types, strict=True)}
         return _Source(
@@ -716,6 +879,7 @@ def _stage(
     delimiter: str | None,
     variant: str | None,
     ts_unit: TsUnit,
+    dedupe: bool = False,
 ) -> _Staged:
     import duckdb
 
@@ -760,36 +924,19 @@ def _stage(
             )
         # With a view the file is read here: a damaged file fails here, as with the table.
         return _validate(
-            con, source, preset, resolved, plan, ts_unit, read_all=lazy, file_stamp=stamp
+            con, source, preset, resolved, plan, ts_unit, dedupe=dedupe, lazy=lazy, file_stamp=stamp
         )
     except duckdb.Error as exc:
         raise _translate_read_error(path, exc, source) from None
 
 
-def _validate(
-    con: duckdb.DuckDBPyConnection,
-    source: _Source,
-    preset: Preset,
-    resolved: Mapping[str, str],
-    plan: _Plan,
-    ts_unit: TsUnit,
-    *,
-    read_all: bool = False,
-    file_stamp: tuple[int, int] | None = None,
-) -> _Staged:
-    """Run every row check in one aggregate pass and collect what the write needs.
-
-    ``read_all`` (``_STAGED`` is a view over the file) makes that pass read every column, so
-    that a damaged file is reported here as unreadable rather than later as a failed write.
-    """
-    path = source.path
+def _summary_sql(plan: _Plan) -> dict[str, str]:
+    """The aggregates that describe the staged rows (computed again after ``dedupe``)."""
     staged = plan.staged
     ts_value = "_ts_num" if plan.ts_format == "epoch" else "ts"
     has_variant = "variant" in staged
-    unit: Literal["user", "impression"] = "user" if "user_id" in staged else "impression"
-    aggregates = [f"min(rowid) FILTER (WHERE {c.condition})" for c in plan.checks]
-    params = [p for c in plan.checks for p in c.params]
-    extra = {
+    epoch = plan.ts_format == "epoch"
+    return {
         "rows": "count(*)",
         "ts_min": f"min({ts_value})",
         "ts_max": f"max({ts_value})",
@@ -802,28 +949,166 @@ def _validate(
         "variant_rows": "count(variant)" if has_variant else "0",
         "clicks": "sum(click)" if "click" in staged else "NULL",
         "ms_row": f"min(rowid) FILTER (WHERE abs(_ts_num) >= {_EPOCH_MS_FROM:.0f})"
-        if plan.ts_format == "epoch"
+        if epoch
         else "NULL",
         "s_row": f"min(rowid) FILTER (WHERE abs(_ts_num) < {_EPOCH_MS_FROM:.0f})"
-        if plan.ts_format == "epoch"
+        if epoch
         else "NULL",
         "duplicate_ids": "count(impression_id) - count(DISTINCT impression_id)"
         if "impression_id" in staged
         else "0",
-        # ts is read by its own check (and is _ts_num for epoch numbers)
-        "read_all": " + ".join(f"count({quote_ident(c)})" for c in sorted(staged - {"ts"}))
-        if read_all
-        else "0",
     }
-    query = f"SELECT {', '.join([*aggregates, *extra.values()])} FROM {_STAGED}"
+
+
+def _copies_sql(plan: _Plan) -> str:
+    """(rowid, first) of every row that is an exact copy of an earlier row ``first``."""
+    columns = ", ".join(quote_ident(c) for c in plan.values)
+    return (
+        f"SELECT rowid, first FROM (SELECT rowid, min(rowid) OVER (PARTITION BY {columns}) "
+        f"AS first FROM {_STAGED}) WHERE rowid > first"
+    )
+
+
+def _find_duplicates(
+    con: duckdb.DuckDBPyConnection, plan: _Plan, *, drop: bool, lazy: bool
+) -> _Duplicates:
+    """Exact copies of an earlier row; with ``drop``, ``_STAGED`` becomes a view without them.
+
+    Row numbers stay those of the file: the view keeps the staged ``rowid``.
+    """
+    if not drop:
+        found = _fetch_one(
+            con.execute(
+                f"SELECT count(*), min(rowid), arg_min(first, rowid) FROM ({_copies_sql(plan)})"
+            )
+        )
+    else:
+        con.execute(f"CREATE TABLE memory.main.dropped AS {_copies_sql(plan)}")
+        found = _fetch_one(
+            con.execute(
+                "SELECT count(*), min(rowid), arg_min(first, rowid) FROM memory.main.dropped"
+            )
+        )
+        if found[0]:
+            con.execute(f"ALTER {'VIEW' if lazy else 'TABLE'} {_STAGED} RENAME TO staged_all")
+            # A table's rowid is not a column: the view names it (the Parquet view has one).
+            rowid = "" if lazy else ", rowid AS rowid"
+            con.execute(
+                f"CREATE VIEW {_STAGED} AS SELECT *{rowid} FROM memory.main.staged_all "
+                "WHERE rowid NOT IN (SELECT rowid FROM memory.main.dropped)"
+            )
+    count = int(found[0])
+    if not count:
+        return _Duplicates()
+    return _Duplicates(count=count, first=int(found[1]), original=int(found[2]))
+
+
+def _implausible_ts(
+    con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str, stats: Mapping[str, Any]
+) -> tuple[int, int | None, str]:
+    """(rows, first rowid, warning) for timestamps outside the plausible range; 0 when none.
+
+    Only runs when the file's range already crosses a bound: no cost for a plausible file.
+    ``infinity`` (which DuckDB parses) is refused here, as an unparseable timestamp.
+    """
+    low = PLAUSIBLE_TS_FROM
+    high = datetime.now(timezone.utc).replace(tzinfo=None) + PLAUSIBLE_TS_AHEAD
+    ts_min, ts_max = stats["ts_min"], stats["ts_max"]
+    if not ((ts_min is not None and ts_min < low) or (ts_max is not None and ts_max > high)):
+        return 0, None, ""
+    count, first, infinite = _fetch_one(
+        con.execute(
+            f"SELECT count(*), min(rowid), min(rowid) FILTER (WHERE NOT isfinite({ts_sql})) "
+            f"FROM {_STAGED} WHERE {ts_sql} < ? OR {ts_sql} > ? OR NOT isfinite({ts_sql})",
+            [low, high],
+        )
+    )
+    column = plan.resolved["ts"]
+    if infinite is not None:
+        raise InputError(
+            f"{plan._where(column, int(infinite))}: cannot parse "
+            f"{show_value(plan.raw(column, int(infinite)))} as a timestamp ({_TS_HINT})"
+        )
+    if not count:
+        return 0, None, ""
+    hint = " (is --ts-unit right?)" if plan.ts_format == "epoch" else ""
+    warning = (
+        f"{plan.source.path}: {int(count):,} row(s) have an implausible timestamp (before "
+        f"{low:%Y-%m-%d} or more than {_days(PLAUSIBLE_TS_AHEAD)} in the future); the first is "
+        f"row {int(first) + 1}, column {show_value(column)}: "
+        f"{show_value(plan.raw(column, int(first)))}; they are stored as they are{hint}"
+    )
+    return int(count), int(first), warning
+
+
+def _days(delta: timedelta) -> str:
+    return f"{delta.days} day" + ("" if delta.days == 1 else "s")
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection,
+    source: _Source,
+    preset: Preset,
+    resolved: Mapping[str, str],
+    plan: _Plan,
+    ts_unit: TsUnit,
+    *,
+    dedupe: bool = False,
+    lazy: bool = False,
+    file_stamp: tuple[int, int] | None = None,
+) -> _Staged:
+    """Run every row check in one aggregate pass and collect what the write needs.
+
+    The same pass counts distinct rows by a hash of every value column (by the impression ids
+    when there are some); only when that count is below the row count are the exact copies
+    looked for (and, with ``dedupe``, dropped). The pass reads every column, so that when
+    ``_STAGED`` is a view over the file (``lazy``) a damaged file is reported here as
+    unreadable rather than later as a failed write.
+    """
+    path = source.path
+    staged = plan.staged
+    has_variant = "variant" in staged
+    unit: Literal["user", "impression"] = "user" if "user_id" in staged else "impression"
+    aggregates = [f"min(rowid) FILTER (WHERE {c.condition})" for c in plan.checks]
+    params = [p for c in plan.checks for p in c.params]
+    extra = _summary_sql(plan)
+    columns = [quote_ident(c) for c in plan.values]
+    # Rows with distinct impression ids (never empty) are distinct: no row hash needed, but a
+    # view over the file must still be read whole.
+    ids = "impression_id" in staged
+    if not ids:
+        distinct = f"count(DISTINCT hash({', '.join(columns)}))"
+    else:
+        distinct = " + ".join(f"count({c})" for c in columns) if lazy else "NULL"
+    query = f"SELECT {', '.join([*aggregates, *extra.values(), distinct])} FROM {_STAGED}"
     values = _fetch_one(con.execute(query, params))
     failures = [(row, i) for i, row in enumerate(values[: len(plan.checks)]) if row is not None]
     if failures:
         row, index = min(failures)
         raise InputError(plan.checks[index].message(int(row)))
-    stats = dict(zip(extra, values[len(plan.checks) :], strict=True))
+    stats = dict(zip(extra, values[len(plan.checks) : -1], strict=True))
     if stats["rows"] == 0:
         raise InputError(f"{path}: no data rows (only a header line)")
+    warnings: list[str] = []
+    duplicates = _Duplicates()
+    # Equal hashes (or ids): copies, or (rarely) a hash collision; the search is exact.
+    if (stats["duplicate_ids"] > 0) if ids else (values[-1] < stats["rows"]):
+        duplicates = _find_duplicates(con, plan, drop=dedupe, lazy=lazy)
+    dropped = duplicates.count if dedupe else 0
+    if dropped:
+        stats = dict(
+            zip(
+                extra,
+                _fetch_one(con.execute(f"SELECT {', '.join(extra.values())} FROM {_STAGED}")),
+                strict=True,
+            )
+        )
+    elif duplicates.count:
+        warnings.append(
+            f"{path}: {duplicates.count:,} row(s) are exact copies of an earlier row (the first: "
+            f"row {_row(duplicates.first)}, a copy of row {_row(duplicates.original)}); they are "
+            "kept, as repeated events can be genuine: pass --dedupe to drop them"
+        )
     if stats["duplicate_ids"]:
         row_id = _fetch_one(
             con.execute(
@@ -832,9 +1117,14 @@ def _validate(
                 "ORDER BY rowid LIMIT 1"
             )
         )
+        hint = (
+            f" (the file has {duplicates.count:,} exact duplicate row(s): --dedupe drops them)"
+            if duplicates.count and not dropped
+            else ""
+        )
         raise InputError(
             f"{plan._where(resolved['impression_id'], int(row_id[0]))}: impression id "
-            f"{row_id[1]} appears twice"
+            f"{row_id[1]} appears twice{hint}"
         )
     ts_format: Literal["iso", "epoch_s", "epoch_ms", "native"]
     if plan.ts_format == "epoch":
@@ -844,9 +1134,10 @@ def _validate(
                 first, second = sorted((int(stats["ms_row"]), int(stats["s_row"])))
                 column = resolved["ts"]
                 raise InputError(
-                    f"{path}: column '{column}' mixes epoch seconds and milliseconds "
-                    f"(row {first + 1}: {plan.raw(column, first)}, row {second + 1}: "
-                    f"{plan.raw(column, second)}); pass --ts-unit s or --ts-unit ms"
+                    f"{path}: column {show_value(column)} mixes epoch seconds and milliseconds "
+                    f"(row {first + 1}: {show_value(plan.raw(column, first), quote=False)}, "
+                    f"row {second + 1}: {show_value(plan.raw(column, second), quote=False)}); "
+                    "pass --ts-unit s or --ts-unit ms"
                 )
             unit_chosen = "ms" if stats["ms_row"] is not None else "s"
         else:
@@ -868,6 +1159,9 @@ def _validate(
     else:
         ts_sql = "ts"
         ts_format = plan.ts_format
+    implausible, first_implausible, ts_warning = _implausible_ts(con, plan, ts_sql, stats)
+    if ts_warning:
+        warnings.append(ts_warning)
     file_variants: tuple[str, ...] = ()
     users: int | None = int(stats["rows"]) if unit == "impression" else None
     if has_variant and stats["variant_rows"]:
@@ -878,7 +1172,8 @@ def _validate(
         if len(rows) > _MAX_VARIANTS:
             column = resolved.get("variant", "variant")
             raise InputError(
-                f"{path}: column '{column}' has more than {_MAX_VARIANTS} distinct variants; "
+                f"{path}: column {show_value(column)} has more than {_MAX_VARIANTS} distinct "
+                "variants; "
                 "is it really the A/B arm? Name the arm column with --map variant=COLUMN"
             )
         file_variants = tuple(r[0] for r in rows)
@@ -905,8 +1200,18 @@ def _validate(
         file_variants=file_variants,
         unit=unit,
         has_items=_stage_items(con, path) if preset.name == "obd" else False,
+        duplicates=duplicates,
+        duplicates_dropped=dropped,
+        implausible_ts_rows=implausible,
+        first_implausible_ts_row=first_implausible,
+        warnings=tuple(warnings),
         file_stamp=file_stamp,
     )
+
+
+def _row(rowid: int | None) -> int | None:
+    """A staged rowid as the 1-based data row number of messages."""
+    return None if rowid is None else rowid + 1
 
 
 def _stage_assignments(con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str) -> int:
@@ -933,8 +1238,9 @@ def _stage_assignments(con: duckdb.DuckDBPyConnection, plan: _Plan, ts_sql: str)
     if conflict is not None:
         row, user, second, first, first_row = conflict
         raise InputError(
-            f"{plan.source.path}: row {row + 1}: user '{user}' is in variant '{second}', but "
-            f"row {first_row + 1} put them in '{first}' (a user must stay in one variant)"
+            f"{plan.source.path}: row {row + 1}: user {show_value(user)} is in variant "
+            f"{show_value(second)}, but row {first_row + 1} put them in {show_value(first)} "
+            "(a user must stay in one variant)"
         )
     return _count(con.execute("SELECT count(*) FROM memory.main.file_assign"))
 
@@ -1010,12 +1316,7 @@ def _resolve_split(
                 f"--split has {len(values)} shares, but the experiment has {len(variants)} "
                 f"variants ({', '.join(variants)}, in that order)"
             )
-    if any(not (0 < v < 1) for v in values) or abs(sum(values) - 1) > 1e-6:
-        raise InputError(
-            f"--split {', '.join(f'{v:g}' for v in values)}: expected shares in (0, 1) "
-            "that sum to 1"
-        )
-    return values
+    return list(check_shares(values))  # percentages or fractions, as on the command line
 
 
 def _write(
@@ -1125,6 +1426,12 @@ def _write(
         delimiter=staged.source.delimiter,
         columns=tuple(staged.resolved.items()),
         db=str(store.path),
+        duplicate_rows=staged.duplicates.count,
+        first_duplicate_row=_row(staged.duplicates.first),
+        duplicates_dropped=staged.duplicates_dropped,
+        implausible_ts_rows=staged.implausible_ts_rows,
+        first_implausible_ts_row=_row(staged.first_implausible_ts_row),
+        warnings=staged.warnings,
     )
 
 
@@ -1200,8 +1507,9 @@ def _check_store_assignments(store: Store, staged: _Staged, dataset: str, experi
         ).fetchone()
         row = int(first[0]) + 1 if first is not None and first[0] is not None else 0
         raise InputError(
-            f"{staged.source.path}: row {row}: user '{user}' is in variant '{variant}', but "
-            f"experiment '{experiment}' of dataset '{dataset}' already has them in '{recorded}'"
+            f"{staged.source.path}: row {row}: user {show_value(user)} is in variant "
+            f"{show_value(variant)}, but experiment {show_value(experiment)} of dataset "
+            f"{show_value(dataset)} already has them in {show_value(recorded)}"
         )
     return _count(
         con.execute(
@@ -1224,7 +1532,8 @@ def _impression_offset(store: Store, staged: _Staged, dataset: str) -> int:
         if clash is not None:
             column = staged.resolved["impression_id"]
             raise InputError(
-                f"{staged.source.path}: row {clash[0] + 1}, column '{column}': impression id "
+                f"{staged.source.path}: row {clash[0] + 1}, column {show_value(column)}: "
+                "impression id "
                 f"{clash[1]} is already in dataset '{dataset}'"
             )
         return 0
@@ -1376,6 +1685,7 @@ def ingest_file(
     split: Sequence[float] | Mapping[str, float] | None = None,
     experiment: str | None = None,
     ts_unit: TsUnit = "auto",
+    dedupe: bool = False,
     on_step: Callable[[str], None] | None = None,
     wait: float = 0.0,
 ) -> IngestResult:
@@ -1386,7 +1696,9 @@ def ingest_file(
     ``None`` detects a header line; ``delimiter`` ``None`` detects tab, ``::`` or comma;
     ``variant`` puts every row in that arm (the default for OBD comes from the path);
     ``control``, ``split`` and ``experiment`` describe the experiment the variants belong to;
-    ``ts_unit`` forces epoch seconds or milliseconds. ``on_step`` is told each phase
+    ``ts_unit`` forces epoch seconds or milliseconds; ``dedupe`` drops rows that are exact
+    copies of an earlier row (without it they are kept and warned about; see
+    :attr:`IngestResult.warnings`). ``on_step`` is told each phase
     (``read``, ``validate``, ``write``) for progress display. See the module docstring for the
     rules. Raises :class:`~abkit.errors.InputError` for a bad file or option and
     :class:`~abkit.errors.StoreError` for an unusable store; either way nothing is written.
@@ -1425,6 +1737,7 @@ def ingest_file(
                 delimiter=chosen_delimiter,
                 variant=variant,
                 ts_unit=ts_unit,
+                dedupe=dedupe,
             )
             step("validate")
             sha256 = digest.result()

@@ -69,7 +69,7 @@ from abkit.replay.offpolicy import (
     parse_estimators,
     policy_probabilities,
 )
-from abkit.replay.splits import SplitSpec, parse_split, resolve_cutoff
+from abkit.replay.splits import SplitSpec, few_users_warning, parse_split, resolve_cutoff
 
 if TYPE_CHECKING:
     import numpy as np
@@ -410,6 +410,9 @@ def replay(
         text = str(record.message)
         if text not in caught:
             caught.append(text)
+    few = few_users_warning(int(eval_users.size), split_text) if eval_users.size else None
+    if few is not None:
+        caught.append(few)
     if sampled is not None:
         caught.append(
             f"sampled metrics (each user's relevant items ranked among {sampled} random items) "

@@ -13,6 +13,12 @@ training events may be later than another's test event.
 
 The split string stored with a run is the *resolved* one (``temporal:2024-01-10T19:12:00``),
 so two runs on the same data and split carry the same string.
+
+A split that leaves fewer than :data:`MIN_EVAL_USERS` (20) users to evaluate still runs, but the
+run carries a warning (:func:`few_users_warning`): with so few users, one user more or less
+moves a per-user mean metric by over 5% of its range, so a ranking of models is mostly noise.
+This happens on small or short logs, where the default cut-off at 80% of the time range leaves
+few users with both training and new test events.
 """
 
 from __future__ import annotations
@@ -24,11 +30,19 @@ from typing import Literal
 from abkit._util import unknown_choice
 from abkit.errors import InputError
 
-__all__ = ["SPLIT_KINDS", "SplitSpec", "parse_split", "resolve_cutoff"]
+__all__ = [
+    "MIN_EVAL_USERS",
+    "SPLIT_KINDS",
+    "SplitSpec",
+    "few_users_warning",
+    "parse_split",
+    "resolve_cutoff",
+]
 
 SplitKind = Literal["temporal", "leave-last-out"]
 SPLIT_KINDS: tuple[str, ...] = ("temporal", "leave-last-out")
 DEFAULT_TEST_FRACTION = 0.2
+MIN_EVAL_USERS = 20  # fewer evaluated users than this: the run carries a warning
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,3 +109,15 @@ def resolve_cutoff(spec: SplitSpec, first: datetime, last: datetime) -> SplitSpe
     if cutoff.microsecond:  # round up to a whole second so the split string is exact
         cutoff = cutoff.replace(microsecond=0) + timedelta(seconds=1)
     return SplitSpec(kind="temporal", cutoff=cutoff, test_fraction=spec.test_fraction)
+
+
+def few_users_warning(users: int, split: SplitSpec | str) -> str | None:
+    """The warning for a split that leaves fewer than :data:`MIN_EVAL_USERS` users to
+    evaluate, or None."""
+    if users >= MIN_EVAL_USERS:
+        return None
+    return (
+        f"split {split} leaves only {users} user(s) to evaluate (fewer than {MIN_EVAL_USERS}): "
+        "the metrics are too noisy to compare models; try another --split (an earlier "
+        "temporal cut-off such as temporal:0.5, or leave-last-out) or more data"
+    )

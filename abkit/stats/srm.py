@@ -9,7 +9,9 @@ so that routine checks on every experiment rarely raise false alarms. A mismatch
 ``p <= alpha``, the same convention as "significant" everywhere in abkit. With fewer than two
 arms there is no split to test: the check is skipped (``checked=False``, ``ok=None``: never
 a pass) and says why. Without a designed split the units are checked against an equal split
-(an assumption the result and the report state; ``--split`` gives the real design).
+(an assumption the result and the report state; ``--split`` gives the real design). The
+designed split is checked by :mod:`abkit.stats.shares`: percentages that sum to 100 or
+fractions that sum to 1, never silently rescaled (``50/40`` or ``1/1`` is refused).
 """
 
 from __future__ import annotations
@@ -21,43 +23,11 @@ from scipy import stats
 
 from abkit.errors import InputError
 from abkit.stats.results import SRMResult
+from abkit.stats.shares import normalise_split, parse_split
+
+__all__ = ["SRM_ALPHA", "normalise_split", "parse_split", "srm_check"]
 
 SRM_ALPHA = 0.001
-
-
-def normalise_split(split: Sequence[float], arms: int) -> tuple[float, ...]:
-    """Designed shares summing to 1 (``50/50``, ``1/1`` and ``0.5/0.5`` all mean halves)."""
-    if len(split) != arms:
-        raise InputError(
-            f"--split has {len(split)} share(s) but the experiment has {arms} arms; "
-            f"give one share per arm, e.g. {_example_split(arms)}"
-        )
-    if any(not math.isfinite(s) or s <= 0 for s in split):
-        raise InputError(
-            f"--split shares must be positive numbers, got {'/'.join(map(str, split))}"
-        )
-    total = float(sum(split))
-    return tuple(float(s) / total for s in split)
-
-
-def _example_split(arms: int) -> str:
-    return "50/50" if arms == 2 else "/".join(["1"] * arms)
-
-
-def parse_split(text: str) -> tuple[float, ...]:
-    """``"50/50"`` or ``"34/33/33"`` or ``"0.5,0.5"`` -> the numbers (not yet normalised)."""
-    parts = [p for p in text.replace(",", "/").replace(":", "/").split("/") if p.strip()]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise InputError(
-            f"--split {text!r}: expected shares separated by '/', e.g. 50/50 or 40/30/30"
-        ) from None
-    if len(values) < 2:
-        raise InputError(
-            f"--split {text!r}: expected at least two shares separated by '/', e.g. 50/50"
-        )
-    return values
 
 
 def srm_check(
@@ -68,6 +38,9 @@ def srm_check(
     alpha: float = SRM_ALPHA,
 ) -> SRMResult:
     """Chi-square goodness of fit of ``observed`` units per arm against ``split``.
+
+    ``split`` has one share per arm: percentages that sum to 100 or fractions that sum to 1
+    (:func:`abkit.stats.shares.normalise_split`; anything else is an InputError).
 
     ``split=None`` (no designed split known) checks against an EQUAL split, as tea-tasting and
     GrowthBook do, and says so (``split_assumed=True`` and a ``note`` naming the assumption

@@ -133,14 +133,14 @@ def test_command_only_translates_options(
     result = runner.invoke(app, [
         "compare", "--db", str(hand_db), "--metric", "conversion", "--metric", "mean",
         "--event", "purchase", "--control", "treatment", "--claim", "0.1", "--alpha", "0.1",
-        "--split", "1/1", "--correction", "bh", "--sequential", "--looks", "daily",
+        "--split", "50/50", "--correction", "bh", "--sequential", "--looks", "daily",
         "--horizon", "500", "--json",
     ])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert seen == {
         "db": hand_db, "dataset": None, "experiment": None, "metrics": ("conversion", "mean"),
         "event": "purchase", "ratio": "clicks_per_impression", "control": "treatment",
-        "claim": 0.1, "alpha": 0.1, "split": "1/1", "correction": "bh", "sequential": True,
+        "claim": 0.1, "alpha": 0.1, "split": "50/50", "correction": "bh", "sequential": True,
         "looks": "daily", "horizon": 500, "cuped": False, "bayes": False,
     }  # fmt: skip
     payload = json.loads(result.stdout)

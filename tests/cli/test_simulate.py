@@ -53,13 +53,19 @@ def test_split_accepts_percentages_and_fractions(text: str, shares: tuple) -> No
     assert parse_split(text) == pytest.approx(shares)
 
 
+SHARES = (
+    "expected percentages that sum to 100 (e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)"
+)
 BAD_OPTIONS = [
     (["--users", "1"], "--users must be at least 2, got 1"),
     (["--items", "2"], "--items must be at least 4, got 2"),
     (["--days", "0"], "--days must be at least 1, got 0"),
-    (["--split", "50/60"], "--split: percentages must sum to 100, got 110"),
-    (["--split", "0.5,0.6"], "--split: shares must sum to 1, got 1.1"),
-    (["--split", "half/half"], "--split: expected shares like 50/50 or 0.5,0.5, got 'half/half'"),
+    (["--split", "50/60"], f"--split '50/60': the shares sum to 110; {SHARES}"),
+    (["--split", "0.5,0.6"], f"--split '0.5,0.6': the shares sum to 1.1; {SHARES}"),
+    (
+        ["--split", "half/half"],
+        "--split 'half/half': expected shares separated by '/', e.g. 50/50 or 40/30/30",
+    ),
     (["--split", "50/25/25"], "--split has 3 shares but --arms has 2 arms"),
     (["--arms", "control"], "--arms needs at least two arm names, got 'control'"),
     (["--arms", "a,a"], "--arms: duplicate arm name 'a'"),

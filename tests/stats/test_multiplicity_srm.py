@@ -58,7 +58,8 @@ def test_invalid_multiplicity_inputs(pvalues, method, message) -> None:
 @SETTINGS
 @given(st.lists(st.integers(1, 100_000), min_size=2, max_size=6), st.data())
 def test_srm_matches_scipy_for_any_number_of_arms(counts, data) -> None:
-    shares = data.draw(st.lists(st.integers(1, 9), min_size=len(counts), max_size=len(counts)))
+    weights = data.draw(st.lists(st.integers(1, 9), min_size=len(counts), max_size=len(counts)))
+    shares = [w / sum(weights) for w in weights]  # fractions that sum to 1
     result = srm.srm_check([f"arm{i}" for i in range(len(counts))], counts, shares)
     expected = np.array(shares) / sum(shares) * sum(counts)
     ref = stats.chisquare(counts, expected)
@@ -79,9 +80,9 @@ def test_srm_three_arms_and_note() -> None:
 
 def test_srm_mismatch_is_p_at_or_below_alpha() -> None:
     # One convention everywhere: "significant" / "mismatch" means p <= alpha.
-    p = srm.srm_check(["a", "b"], [600, 400], (1, 1)).p_value
-    assert not srm.srm_check(["a", "b"], [600, 400], (1, 1), alpha=p).ok
-    assert srm.srm_check(["a", "b"], [600, 400], (1, 1), alpha=p * 0.999).ok
+    p = srm.srm_check(["a", "b"], [600, 400], (50, 50)).p_value
+    assert not srm.srm_check(["a", "b"], [600, 400], (50, 50), alpha=p).ok
+    assert srm.srm_check(["a", "b"], [600, 400], (50, 50), alpha=p * 0.999).ok
 
 
 @pytest.mark.parametrize("split", [(1.0,), None])
@@ -124,8 +125,10 @@ def test_srm_without_design_checks_an_assumed_equal_split() -> None:
     [
         ("50", 2, "--split '50': expected at least two shares separated by '/', e.g. 50/50"),
         ("fifty/fifty", 2, "--split 'fifty/fifty': expected shares separated by '/', e.g. 50/50 or 40/30/30"),  # noqa: E501
-        ("50/50", 3, "--split has 2 share(s) but the experiment has 3 arms; give one share per arm, e.g. 1/1/1"),  # noqa: E501
-        ("50/0", 2, "--split shares must be positive numbers, got 50.0/0.0"),
+        ("50/50", 3, "--split has 2 share(s) but the experiment has 3 arms; give one share per arm, e.g. 34/33/33"),  # noqa: E501
+        ("50/0", 2, "--split shares must be positive numbers, got 50/0"),
+        ("50/40", 2, "--split '50/40': the shares sum to 90; expected percentages that sum to 100 (e.g. 50/50) or fractions that sum to 1 (e.g. 0.5/0.5)"),  # noqa: E501
+        ("1/1", 2, "--split '1/1': the shares sum to 2; expected percentages"),
     ],
 )  # fmt: skip
 def test_invalid_splits(text, arms, message) -> None:
