@@ -36,7 +36,7 @@ console = Console(highlight=False, markup=False, emoji=False)
 err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 #: the longest error line printed (and put in the JSON error); longer ones are cut in the middle
-ERROR_LIMIT = 300
+ERROR_LIMIT = 400
 
 #: one part of a line for :func:`say`: plain text, or ``(text, style)``
 Part = str | tuple[str, str]
