@@ -11,7 +11,6 @@ compare --strict`` exits 1).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from abkit.data.aggregate import (
 )
 from abkit.data.store import open_store
 from abkit.errors import InputError, param
+from abkit.stats.claims import check_claim
 from abkit.stats.multiplicity import CORRECTIONS, DESCRIPTIONS, Correction, adjust
 from abkit.stats.proportions import ExactMode
 from abkit.stats.results import (
@@ -280,10 +280,8 @@ def _validate(
         raise InputError(
             f"{param('bayes')} needs the conversion metric ({param('metrics')} conversion)"
         )
-    if claim is not None and not (math.isfinite(claim) and claim > -1):
-        raise InputError(
-            f"{param('claim')} must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
-        )
+    if claim is not None:
+        check_claim(claim)
     return metric_list  # type: ignore[return-value]
 
 

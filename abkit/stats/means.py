@@ -38,7 +38,8 @@ import math
 
 from scipy import stats
 
-from abkit.errors import InputError, param
+from abkit.errors import InputError
+from abkit.stats.claims import check_claim
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.sufficient import ArmAggregates
 
@@ -200,10 +201,7 @@ def _claim_check(
     lift_bounds: tuple[float, float],
     units: float,
 ) -> ClaimCheck:
-    if not claim > -1:
-        raise InputError(
-            f"{param('claim')} must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
-        )
+    claim = check_claim(claim)
     rho0 = 1 + claim
     statistic = fieller_statistic(m1, m2, v1, v2, cov, rho0)
     p_above = float(dist.sf(statistic))

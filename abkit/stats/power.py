@@ -44,6 +44,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from abkit.errors import InputError, param
+from abkit.stats.claims import check_claim
 from abkit.stats.results import PowerResult
 from abkit.stats.score import ratio_restricted_mle
 
@@ -411,8 +412,7 @@ def _claim_power(
         raise InputError(
             f"{param('claim')} works with a relative {param('mde')}, not an absolute one"
         )
-    if not claim > -1:
-        raise InputError(f"{param('claim')} must be a relative lift above -1, got {claim}")
+    claim = check_claim(claim)
     if mde <= claim:
         raise InputError(
             f"to show the lift exceeds {claim:g} the true lift ({param('mde')} {mde:g}) must "

@@ -53,7 +53,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
-from abkit.errors import InputError, param
+from abkit.errors import InputError
+from abkit.stats.claims import check_claim
 from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.score import ratio_restricted_mle
@@ -447,10 +448,7 @@ def claim_check_proportions(
     at level alpha/2 and the given power, taking the observed rates as the truth.
     """
 
-    if not claim > -1:
-        raise InputError(
-            f"{param('claim')} must be a relative lift above -1 (e.g. 0.2 for +20%), got {claim}"
-        )
+    claim = check_claim(claim)
     theta0 = 1 + claim
     z0 = float(ratio_score_statistic(x1, n1, x2, n2, theta0))
     p_above = float(stats.norm.sf(z0))

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from abkit.cli.main import app
+from abkit.replay.runner import load_training_data
 from tests.conftest import file_digest
 from tests.replay.helpers import START, structured_events, write_store
 
@@ -330,9 +331,11 @@ def test_train_then_replay_without_torch(runner: CliRunner, store: Path, tmp_pat
     payload = json.loads(done.stdout)
     assert payload["model"] == "lstm"
     assert payload["params"]["model_path"] == str(out)
-    # the sidecar carries the training split's fingerprint, and replay checked it
+    # the sidecar carries the fingerprint of the store's training split (what replay checks
+    # the model against) and the trained sequence length
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["fingerprint"] == info["fingerprint"] == payload["fingerprint"]
+    training, _, _ = load_training_data(store)
+    assert sidecar["fingerprint"] == info["fingerprint"] == training.fingerprint
     assert sidecar["seq_len"] == 6
     assert payload["metrics"]["ndcg@10"] > 0
 
