@@ -689,7 +689,7 @@ def _offpolicy(run: _Run) -> None:
     run.step("offpolicy: abkit and a per-row Python loop (on a subsample)")
     # one round: the gap is orders of magnitude, and each round costs about a minute
     a, r = run.alternate([("abkit-offpolicy", params), ("ref-obp-loop-ips", params)], repeats=1)
-    numbers = {"bootstrap": s.offpolicy_bootstrap, "rounds": s.offpolicy_rounds}
+    numbers: dict[str, Any] = {"bootstrap": s.offpolicy_bootstrap, "rounds": s.offpolicy_rounds}
     run.add("offpolicy", abkit=a, reference=r, **numbers)
     run.add("offpolicy-time", abkit=a, **numbers)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -75,6 +76,8 @@ class Metric:
     impression_definition: ClassVar[str | None] = None
     # the inference in one line, for the report's definitions
     method: ClassVar[str]
+    # the test of two arms: (control, treatment, *, alpha, claim, metric) -> Comparison
+    inference: ClassVar[Callable[..., Comparison]]
     # needs the events' `value` column (revenue)
     needs_values: ClassVar[bool] = False
     supports_cuped: ClassVar[bool] = False
@@ -163,7 +166,7 @@ class Metric:
         claim: float | None,
         exact: ExactMode,
     ) -> Comparison:
-        raise NotImplementedError
+        return self.inference(control, treatment, alpha=alpha, claim=claim, metric=self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,19 +252,9 @@ class Mean(Metric):
         "mean value per impression (each impression is its own unit)"
     )
     method: ClassVar[str] = "mean: Welch t-test and interval; lift CI Fieller"
+    inference = staticmethod(compare_means)
     needs_values: ClassVar[bool] = True
     supports_cuped: ClassVar[bool] = True
-
-    def _compare(
-        self,
-        control: ArmAggregates,
-        treatment: ArmAggregates,
-        *,
-        alpha: float,
-        claim: float | None,
-        exact: ExactMode,
-    ) -> Comparison:
-        return compare_means(control, treatment, alpha=alpha, claim=claim, metric=self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +265,7 @@ class RatioMetric(Metric):
     method: ClassVar[str] = (
         "ratio: delta method over randomisation units (never per impression); lift CI Fieller"
     )
+    inference = staticmethod(compare_ratios)
     # the denominator in words, for "dataset X has no ... of assigned users"
     denominator: ClassVar[str]
 
@@ -293,17 +287,6 @@ class RatioMetric(Metric):
         if not arm.d_sum or arm.units <= 1:
             return math.nan
         return math.sqrt(ratio_estimate(arm)[1] * arm.units)
-
-    def _compare(
-        self,
-        control: ArmAggregates,
-        treatment: ArmAggregates,
-        *,
-        alpha: float,
-        claim: float | None,
-        exact: ExactMode,
-    ) -> Comparison:
-        return compare_ratios(control, treatment, alpha=alpha, claim=claim, metric=self.name)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ from abkit.data.ingest import ingest_file
 from abkit.data.schema import EVENT_TYPES
 from abkit.data.store import open_store
 from tests.conftest import file_digest
+from tests.data.strategies import event_value
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TARGETS = ("user_id", "event_type", "ts", "item_id", "value")
@@ -56,11 +57,7 @@ ids = st.one_of(st.sampled_from(TRICKY), st.text(TEXT, min_size=1, max_size=8)).
 @st.composite
 def rows(draw: st.DrawFn) -> dict:
     event_type = draw(st.sampled_from(EVENT_TYPES))
-    value = draw(
-        st.none() | st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
-    )
-    if value is not None and event_type == "purchase":
-        value = abs(value)
+    value = event_value(draw, event_type)
     return {
         "user_id": draw(ids),
         "event_type": event_type,

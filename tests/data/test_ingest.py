@@ -18,7 +18,7 @@ from abkit.data.store import open_store
 from abkit.errors import InputError
 from tests.conftest import OBD, OBD_ROWS, file_digest
 
-DATA = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 OBD_FILES = [
     OBD / policy / campaign / f"{campaign}.csv.gz"
     for policy in ("random", "bts")

@@ -19,7 +19,7 @@ from abkit.data.store import open_store
 from abkit.errors import InputError
 from tests.conftest import file_digest, holding_write_lock
 
-DATA = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 TS_HINT = "expected ISO 8601 such as 2024-01-31T12:00:00Z, or epoch seconds or milliseconds"
 EVENTS_HEADER = "user_id,variant,event_type,ts,item_id,value\n"
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from abkit.data.ingest import ingest_file
 from abkit.data.schema import EVENT_TYPES
 from abkit.data.store import open_store
+from tests.data.strategies import event_value
 
 # Ids may hold quotes, commas, spaces and non-ASCII text; not newlines (line 1 is sniffed for
 # the delimiter and header) and not ':' or tabs (they would be taken for '::' / tab separators).
@@ -34,11 +35,7 @@ EPOCH = datetime(1970, 1, 1)
 @st.composite
 def events(draw: st.DrawFn) -> dict:
     event_type = draw(st.sampled_from(EVENT_TYPES))
-    value = draw(
-        st.none() | st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
-    )
-    if value is not None and event_type == "purchase":
-        value = abs(value)
+    value = event_value(draw, event_type)
     return {
         "user_id": draw(ids),
         "session_id": draw(st.none() | ids),
