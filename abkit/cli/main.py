@@ -103,7 +103,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _APP_SETTINGS: dict[str, Any] = {
     "add_completion": False,
     "pretty_exceptions_enable": False,
-    "rich_markup_mode": "rich",
+    "rich_markup_mode": "markdown",
     "context_settings": {"help_option_names": ["-h", "--help"]},
 }
 
@@ -198,7 +198,7 @@ class _AbkitGroup(TyperGroup):
             return None
         if self._listing:
             # `abkit --help` lists every command: show its line without importing its module
-            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1], rich_markup_mode="rich")
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1], rich_markup_mode="markdown")
         return load_command(cmd_name)
 
     _listing = False

@@ -180,3 +180,14 @@ def test_json_as_an_option_value_is_not_the_flag(runner: CliRunner, tmp_path: Pa
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == NO_DB.format(db=db) + "\n"
+
+
+def test_help_reflows_docstrings_and_keeps_brackets(runner: CliRunner) -> None:
+    """Help is rendered as Markdown: a hard-wrapped docstring paragraph reads as one
+    paragraph at any width, and bracketed text is not swallowed as rich markup."""
+    result = runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.stdout.split())
+    assert "[default: equal shares]" in text
+    # the docstring's second paragraph fits on one 200-column line instead of its source breaks
+    line = next(ln for ln in result.stdout.splitlines() if "Users with tastes browse" in ln)
+    assert "logging policy differs by arm" in line
