@@ -42,7 +42,11 @@ def has_cuda() -> bool:
 class ALSRecommender:
     """Alternating least squares on implicit feedback (implicit; GPU when available).
 
-    Confidence ``1 + alpha * count`` per (user, item). The defaults (16 factors, strong
+    Confidence ``alpha * count`` per observed (user, item), preference 1; every unobserved
+    pair has confidence 1, preference 0. implicit (0.7) multiplies the count matrix abkit passes
+    by ``alpha`` and uses the product as the confidence itself, not Hu, Koren & Volinsky's
+    ``1 + alpha * count``: with ``alpha = 1`` one interaction weighs as much as one unobserved
+    pair. The defaults (16 factors, strong
     regularisation) suit catalogues of hundreds to thousands of items with tens of
     interactions per user, like the simulator's; tune them for larger data.
     """

@@ -94,3 +94,15 @@ def hand_store(path: Path) -> Path:
         ("both", "purchase", day(2), 70.0, "s9"),
     ]
     return build_store(path, assignments=assignments, events=events)
+
+
+def counts_store(
+    path: Path, *, units: int = 10_000, conversions: tuple[int, int] = (500, 575)
+) -> Path:
+    """Two arms of ``units`` users; ``conversions`` (control, treatment) of them purchase once.
+    The default is the issue's example: 575 vs 500 of 10,000 per arm (fixed-sample p 0.0187)."""
+    assignments = [(f"c{i}", "control", day(0)) for i in range(units)]
+    assignments += [(f"t{i}", "treatment", day(0)) for i in range(units)]
+    events = [(f"c{i}", "purchase", day(1), None, None) for i in range(conversions[0])]
+    events += [(f"t{i}", "purchase", day(1), None, None) for i in range(conversions[1])]
+    return build_store(path, assignments=assignments, events=events)

@@ -16,6 +16,7 @@ import typer
 from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
 from abkit.cli.render import diff_text as _diff
+from abkit.cli.render import lift_interval_text as _lift_interval
 from abkit.cli.render import lift_text as _lift
 from abkit.cli.render import p_eq_text as _p_eq
 from abkit.cli.render import p_text as _p
@@ -300,22 +301,36 @@ def _count(value: float | None) -> float | int | None:
 def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str) -> None:
 
     m = c.metric
+    s = c.sequential
     render.line(f"{c.treatment} vs {c.control}", style="bold")
     render.line(
         f"  difference {_diff(m, c.diff)}, {confidence} CI [{_diff(m, c.diff_ci_lower)}, "
         f"{_diff(m, c.diff_ci_upper)}] ({c.diff_ci_method})"
     )
     render.line(
-        f"  lift       {_lift(c.lift)}, {confidence} CI [{_lift(c.lift_ci_lower)}, "
-        f"{_lift(c.lift_ci_upper)}] ({c.lift_ci_method})"
+        f"  lift       {_lift(c.lift)}, {confidence} CI "
+        f"{_lift_interval(c.lift_ci_lower, c.lift_ci_upper)} ({c.lift_ci_method})"
     )
-    render.line(
-        f"  p-value    {_p(c.p_value)} ({c.method}); {report.correction}-adjusted "
-        f"{_p(c.p_adjusted)}: {'significant' if c.significant else 'not significant'} at "
-        f"alpha {report.alpha:g}"
-    )
+    verdict = "significant" if c.significant else "not significant"
+    if s is None:
+        render.line(
+            f"  p-value    {_p(c.p_value)} ({c.method}); {report.correction}-adjusted "
+            f"{_p(c.p_adjusted)}: {verdict} at alpha {report.alpha:g}"
+        )
+    else:
+        render.line(
+            f"  always-valid p-value {_p(c.p_value)} (mSPRT, tuned for {s.horizon:,} per arm, "
+            f"{s.looks} look(s)); {report.correction}-adjusted {_p(c.p_adjusted)}: {verdict} "
+            f"at alpha {report.alpha:g}"
+        )
+        render.line(
+            f"  fixed-sample p-value {_p(c.fixed_sample_p_value)} ({c.fixed_sample_method}; "
+            f"adjusted {_p(c.fixed_sample_p_adjusted)}): valid only at one pre-planned look, "
+            "not after peeking"
+        )
+    score_p = c.fixed_sample_p_value if c.fixed_sample_p_value is not None else c.p_value
     if c.exact_p_value is not None:
-        agree = (c.exact_p_value <= report.alpha) == (c.p_value <= report.alpha)
+        agree = (c.exact_p_value <= report.alpha) == (score_p <= report.alpha)
         render.line(
             f"  exact      {_p(c.exact_p_value)} ({c.exact_method}, shown for small counts): "
             + (
@@ -325,18 +340,29 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
                 "fragile"
             )
         )
-    interval = f"{_lift(c.lift_ci_lower)} to {_lift(c.lift_ci_upper)}"
+    if s is None:
+        interval = _span(c.lift_ci_lower, c.lift_ci_upper)
+        plausible = f"the plausible lifts run from {interval}"
+        band = f"the {confidence} interval ({interval})"
+        by = ""
+    else:
+        interval = _span(s.lift_cs_lower, s.lift_cs_upper)
+        plausible = (
+            f"the always-valid {confidence} confidence sequence of the lift runs from {interval}"
+        )
+        band = f"the always-valid {confidence} confidence sequence ({interval})"
+        by = " by the always-valid test"
     if c.significant:
         direction = "better" if c.diff > 0 else "worse"
         render.line(
             f"What it means: {c.treatment} does {direction} than {c.control} on {c.metric}, "
-            f"more than chance explains at alpha {report.alpha:g} after {report.correction}; "
-            f"the plausible lifts run from {interval}."
+            f"more than chance explains at alpha {report.alpha:g} after {report.correction}"
+            f"{by}; {plausible}."
         )
     else:
         render.line(
-            f"What it means: the {confidence} interval ({interval}) includes no change, so the "
-            f"data cannot tell {c.treatment} from {c.control} on {c.metric}. That is not "
+            f"What it means: {band} includes no change, so the "
+            f"data cannot tell {c.treatment} from {c.control} on {c.metric}{by}. That is not "
             "evidence of no effect: every lift in the interval is still plausible."
         )
     if c.design_effect is not None:
@@ -350,49 +376,12 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
             f"  CUPED reduced the variance of the difference by {100 * c.variance_reduction:.1f}%."
         )
     if c.claim is not None:
-        k = c.claim
-        claim_text = f"lift >= {_lift(k.claim)}"
-        each_side = f"tested one-sided at {100 * k.level_each_side:g}% each way"
-        if k.verdict == "supported":
-            meaning = (
-                f"SUPPORTED: the whole {confidence} interval lies above {_lift(k.claim)} "
-                f"({_p_eq(k.p_value_above)} for H0: lift <= {_lift(k.claim)})."
-            )
-        elif k.verdict == "refuted":
-            meaning = (
-                f"REFUTED: the lift is below {_lift(k.claim)} with {confidence} confidence "
-                f"({_p_eq(k.p_value_below)} for H0: lift >= {_lift(k.claim)}); the data rule "
-                f"out lifts above {_lift(k.min_refuted_lift)}."
-            )
-        else:
-            meaning = (
-                f"NOT DECIDED: the {confidence} interval contains {_lift(k.claim)} "
-                f"({_p_eq(k.p_value_above)} for H0: lift <= {_lift(k.claim)}, "
-                f"{_p_eq(k.p_value_below)} for H0: lift >= {_lift(k.claim)})."
-            )
-        render.line(f"Claim {claim_text} ({c.treatment}): {meaning}", style="bold")
-        render.line(
-            f"  The claim is {each_side} (alpha/2, so it agrees with the {confidence} interval)."
-        )
-        render.line(
-            f"  The largest lift the data support is {_lift(k.max_supported_lift)} (the lower "
-            f"{confidence} bound)."
-        )
-        if k.units_needed is not None and k.verdict == "not decided":
-            render.line(
-                f"  About {k.units_needed:,} {report.unit}s per arm would decide it with 80% "
-                f"power if the true lift were the observed {_lift(k.lift)}."
-            )
-    if c.sequential is not None:
-        s = c.sequential
-        sequence = (
-            f"{_lift(s.lift_cs_lower)} to {_lift(s.lift_cs_upper)}"
-            if math.isfinite(s.lift_cs_lower) or math.isfinite(s.lift_cs_upper)
-            else "empty or undefined"
-        )
+        _render_claim(report, c, confidence)
+    if s is not None:
         render.line(
             f"  Sequential (always valid, safe to peek; tuned for {s.horizon:,} per arm): "
-            f"{_p_eq(s.p_adjusted)}, lift confidence sequence {sequence} over "
+            f"{_p_eq(s.p_adjusted)}, lift confidence sequence "
+            f"{_span(s.lift_cs_lower, s.lift_cs_upper)} over "
             f"{s.looks} look(s): {'significant' if s.significant else 'not significant'}."
         )
     if c.bayes is not None:
@@ -403,6 +392,73 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
             f"{b.prior_beta:g}) prior; expected loss of shipping {c.treatment}: "
             f"{_diff(c.metric, b.expected_loss_treatment)}, of keeping {c.control}: "
             f"{_diff(c.metric, b.expected_loss_control)}."
+        )
+
+
+def _span(low: float, high: float) -> str:
+    """``-4.0% to +31.1%`` for an interval in words; "undefined (control near 0)" when an end is
+    infinite, "empty or undefined" when both are missing (an empty confidence sequence)."""
+    if math.isnan(low) and math.isnan(high):
+        return "empty or undefined"
+    if math.isinf(low) or math.isinf(high):
+        return render.UNDEFINED_RELATIVE
+    return f"{_lift(low)} to {_lift(high)}"
+
+
+def _render_claim(report: ArmComparisonReport, c: Comparison, confidence: str) -> None:
+    k = c.claim
+    assert k is not None
+    sequential = c.sequential is not None
+    claim = _lift(k.claim)
+    band = (
+        f"always-valid {confidence} confidence sequence" if sequential else f"{confidence} interval"
+    )
+    valid = "always-valid " if sequential else ""
+    if k.verdict == "supported":
+        meaning = (
+            f"SUPPORTED: the whole {band} lies above {claim} "
+            f"({valid}{_p_eq(k.p_value_above)} for H0: lift <= {claim})."
+        )
+    elif k.verdict == "refuted":
+        meaning = (
+            f"REFUTED: the whole {band} lies below {claim} "
+            f"({valid}{_p_eq(k.p_value_below)} for H0: lift >= {claim}); the data rule "
+            f"out lifts above {_lift(k.min_refuted_lift)}."
+            if sequential
+            else f"REFUTED: the lift is below {claim} with {confidence} confidence "
+            f"({_p_eq(k.p_value_below)} for H0: lift >= {claim}); the data rule "
+            f"out lifts above {_lift(k.min_refuted_lift)}."
+        )
+    else:
+        meaning = (
+            f"NOT DECIDED: the {band} contains {claim} "
+            f"({valid}{_p_eq(k.p_value_above)} for H0: lift <= {claim}, "
+            f"{_p_eq(k.p_value_below)} for H0: lift >= {claim})."
+        )
+    render.line(f"Claim lift >= {claim} ({c.treatment}): {meaning}", style="bold")
+    if sequential:
+        render.line(f"  The claim is judged from the {band} of the lift, safe to peek at.")
+        fixed = c.fixed_sample_claim
+        if fixed is not None:
+            render.line(
+                f"  The fixed-sample verdict would be {fixed.verdict} (the {confidence} "
+                "interval), valid only at one pre-planned look."
+            )
+    else:
+        render.line(
+            f"  The claim is tested one-sided at {100 * k.level_each_side:g}% each way "
+            f"(alpha/2, so it agrees with the {confidence} interval)."
+        )
+    bound = (
+        f"the lower end of the always-valid {confidence} confidence sequence"
+        if sequential
+        else f"the lower {confidence} bound"
+    )
+    render.line("  " + render.supported_lift_text(k.max_supported_lift, bound))
+    if k.units_needed is not None and k.verdict == "not decided":
+        render.line(
+            f"  About {k.units_needed:,} {report.unit}s per arm would decide it with 80% "
+            f"power if the true lift were the observed {_lift(k.lift)}."
         )
 
 
@@ -418,7 +474,7 @@ def _render_looks(report: ArmComparisonReport) -> None:
                 look.day_start.date().isoformat() if look.day_start else f"day {look.day}",
                 "/".join(f"{u:,}" for u in look.units),
                 _lift(c.lift),
-                f"[{_lift(c.lift_cs_lower)}, {_lift(c.lift_cs_upper)}]",
+                _lift_interval(c.lift_cs_lower, c.lift_cs_upper),
                 _p(c.naive_p_value),
                 _p(c.always_valid_p_value),
             ])  # fmt: skip

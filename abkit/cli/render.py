@@ -286,6 +286,14 @@ def _interval(low: float, high: float, *, percent: bool = False) -> str:
     return f"[{f(low)}, {f(high)}]"
 
 
+def _relative_interval(low: float, high: float) -> str:
+    """A relative interval; "undefined (control near 0)" when an end is infinite (the
+    reference's value is not clearly above 0), never ``[-inf, +inf]``."""
+    if low is not None and high is not None and (math.isinf(low) or math.isinf(high)):
+        return UNDEFINED_RELATIVE
+    return _interval(low, high, percent=True)
+
+
 def _p_value(p: float | None) -> str:
     if p is None or not math.isfinite(p):
         return "-"
@@ -335,7 +343,7 @@ def run_comparison(result: Any) -> None:
             )
             line(
                 f"  relative {_signed_pct(c.relative_difference)} "
-                f"{_interval(c.relative_ci_low, c.relative_ci_high, percent=True)}   "
+                f"{_relative_interval(c.relative_ci_low, c.relative_ci_high)}   "
                 f"difference {_signed(c.difference)} {_interval(c.ci_low, c.ci_high)}"
             )
             extra = [f"  d_z {c.cohens_dz:+.3f}" if math.isfinite(c.cohens_dz) else "  d_z -"]
@@ -379,17 +387,18 @@ def run_comparison(result: Any) -> None:
             )
             line(
                 f"  relative {_signed_pct(c.relative_difference)} "
-                f"{_interval(c.relative_ci_low, c.relative_ci_high, percent=True)}   "
+                f"{_relative_interval(c.relative_ci_low, c.relative_ci_high)}   "
                 f"difference {_signed(c.difference)} {_interval(c.ci_low, c.ci_high)}"
             )
             line(f"  p adj. {_p_value(r.p_adjusted)}")
             if r.claim is not None:
                 k = r.claim
                 support = (
-                    f"the data support a lift of at least {_signed_pct(k.max_supported_lift)}"
-                    if math.isfinite(k.max_supported_lift)
-                    else "the lift interval is unbounded: the reference's value is not clearly "
-                    "above 0"
+                    "the lift interval is unbounded: the reference's value is not clearly above 0"
+                    if not math.isfinite(k.max_supported_lift)
+                    else f"no lift above {_signed_pct(k.max_supported_lift)} is supported"
+                    if k.max_supported_lift < 0
+                    else f"the data support a lift of at least {_signed_pct(k.max_supported_lift)}"
                 )
                 line(
                     f"  claim: {r.candidate} beats {r.reference} by at least "
@@ -543,12 +552,33 @@ def diff_text(metric: str, value: float) -> str:
     return f"{value:+,.4g}"
 
 
-def lift_text(value: float) -> str:
+def lift_text(value: float, digits: int = 1) -> str:
     if math.isnan(value):
         return "-"
     if math.isinf(value):
         return "+inf" if value > 0 else "-inf"
-    return f"{100 * value:+.1f}%"
+    return f"{100 * value:+.{digits}f}%"
+
+
+UNDEFINED_RELATIVE = "undefined (control near 0)"
+"""A relative interval with an infinite end: the reference (control) is not clearly above 0."""
+
+
+def lift_interval_text(low: float, high: float, *, percent_digits: int = 1) -> str:
+    """``[-4.0%, +31.1%]``, or :data:`UNDEFINED_RELATIVE` when an end is infinite."""
+    if math.isinf(low) or math.isinf(high):
+        return UNDEFINED_RELATIVE
+    return f"[{lift_text(low, percent_digits)}, {lift_text(high, percent_digits)}]"
+
+
+def supported_lift_text(lower: float, bound: str) -> str:
+    """The largest lift the data support, ``lower`` (the lower end of the lift interval that
+    ``bound`` names, e.g. "the lower 95% bound"), in words: a negative one supports no lift."""
+    if math.isnan(lower):
+        return "No lift is supported: the lift interval is empty or undefined."
+    if lower < 0:
+        return f"No lift above {lift_text(lower)} is supported ({bound})."
+    return f"The largest lift the data support is {lift_text(lower)} ({bound})."
 
 
 def p_eq_text(value: float) -> str:
@@ -557,8 +587,8 @@ def p_eq_text(value: float) -> str:
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
-def p_text(value: float) -> str:
-    if not math.isfinite(value):
+def p_text(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
         return "-"
     if value < 1e-16:
         return "< 1e-16"  # below double precision's resolution next to 1; never print 0

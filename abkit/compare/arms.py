@@ -82,11 +82,14 @@ def compare_arms(
     orders_per_session; delta method). ``claim`` checks "lift >= claim" for every comparison.
     ``split`` is the designed split (``"50/50"`` or numbers; default the experiment's own) for
     the SRM check at ``srm_alpha``. The family for ``correction`` is every treatment x metric
-    comparison with the control. ``sequential`` adds always-valid p-values and confidence
-    sequences; ``looks="daily"`` also computes the path over days (and implies
-    ``sequential``); ``horizon`` is the planned units per arm the sequential mixture is tuned
-    for, fixed before the data (default :data:`abkit.stats.sequential.DEFAULT_HORIZON`, never
-    the observed size, so daily re-runs stay always valid). ``cuped`` adjusts conversion/mean
+    comparison with the control. ``sequential`` makes the always-valid p-value (mSPRT) and the
+    lift's confidence sequence the headline: each comparison's ``p_value``, ``p_adjusted``,
+    ``significant`` and claim verdict are then the always-valid ones, and the fixed-sample
+    values move to its ``fixed_sample_*`` fields; ``looks="daily"`` also computes the path
+    over days (and implies ``sequential``); ``horizon`` is the planned units per arm the
+    sequential mixture is tuned for, fixed before the data (default
+    :data:`abkit.stats.sequential.DEFAULT_HORIZON`, never the observed size, so daily re-runs
+    stay always valid). ``cuped`` adjusts conversion/mean
     metrics with the pre-period; ``bayes`` adds the Beta-Binomial view of conversion metrics.
     ``exact`` controls when Fisher's exact p-value is shown next to the score-test p-value of a
     conversion metric (it never replaces it).
@@ -177,7 +180,7 @@ def compare_arms(
     look_rows: tuple[Look, ...] = ()
     if sequential:
         comparisons, look_rows = _sequential(
-            specs, comparisons, results, daily, design.arms, control_arm, alpha, planned
+            specs, comparisons, results, daily, design.arms, control_arm, alpha, planned, claim
         )
     comparisons = _correct(comparisons, correction, alpha)
     family = tuple(f"{c.treatment} vs {c.control} on {c.metric}" for c in comparisons)
@@ -325,6 +328,7 @@ def _sequential(
     control: str,
     alpha: float,
     horizon: int,
+    claim: float | None,
 ) -> tuple[list[Comparison], tuple[Look, ...]]:
     """Sequential results for every comparison and, with daily looks, the path keyed by day.
 
@@ -352,6 +356,7 @@ def _sequential(
             horizon=horizon,
             metric=metric.name,
             look_labels=labels if daily else None,
+            claim=claim,
         )
         paths.append(path)
         out.append(dataclasses.replace(comparison, sequential=result))
@@ -411,17 +416,33 @@ def _correct(
     if out[0].sequential is not None:
         seq_adjusted = adjust([c.sequential.p_value for c in out], correction)  # type: ignore[union-attr]
         out = [
-            dataclasses.replace(
-                c,
-                sequential=dataclasses.replace(
-                    c.sequential,
-                    p_adjusted=float(p),
-                    significant=bool(p <= alpha),  # type: ignore[type-var]
-                ),
-            )
+            _always_valid_headline(c, float(p), alpha)
             for c, p in zip(out, seq_adjusted, strict=True)
         ]
     return out
+
+
+def _always_valid_headline(c: Comparison, p_adjusted: float, alpha: float) -> Comparison:
+    """The comparison led by its always-valid result (``p_adjusted``: the sequential p-value
+    corrected over the family); the fixed-sample values move to the ``fixed_sample_*``
+    fields. Under sequential looks the fixed-sample p-value is valid only at one pre-planned
+    look, so neither ``significant`` nor the claim verdict may come from it."""
+    assert c.sequential is not None
+    s = dataclasses.replace(c.sequential, p_adjusted=p_adjusted, significant=p_adjusted <= alpha)
+    return dataclasses.replace(
+        c,
+        sequential=s,
+        p_value=s.p_value,
+        p_adjusted=s.p_adjusted,
+        significant=s.significant,
+        method=s.method,
+        claim=s.claim,
+        fixed_sample_p_value=c.p_value,
+        fixed_sample_p_adjusted=c.p_adjusted,
+        fixed_sample_significant=c.significant,
+        fixed_sample_method=c.method,
+        fixed_sample_claim=c.claim,
+    )
 
 
 def _defaults(
@@ -490,13 +511,25 @@ def _defaults(
     # each method once, in the order of the kinds (CUPED replaces the methods it adjusts)
     methods = {s.kind: s.method for s in specs if not (cuped and s.supports_cuped)}
     lines += [methods[kind] for kind in KINDS if kind in methods]
-    if claim is not None:
+    if claim is not None and sequential:
+        lines.append(
+            f"claim: lift >= {claim:g} judged from the lift's always-valid "
+            f"{100 * (1 - alpha):g}% confidence sequence (supported when it lies wholly above "
+            "the claim, refuted when wholly below), in each comparison, not adjusted for the "
+            "family; the fixed-sample verdict is fixed_sample_claim"
+        )
+    elif claim is not None:
         lines.append(
             f"claim: lift >= {claim:g} tested one-sided at {100 * alpha / 2:g}% each way "
             "(alpha/2, so it agrees with the two-sided interval), in each comparison, not "
             "adjusted for the family; units needed at 80% power at the same level"
         )
     if sequential:
+        lines.append(
+            "sequential: p_value, p_adjusted, 'significant' and the claim verdict are the "
+            "always-valid ones; the fixed-sample values (valid only at one pre-planned look) "
+            "are in the fixed_sample_* fields"
+        )
         lines.append(
             "sequential: mSPRT with a normal mixture on the standardised effect, tuned to be "
             f"tightest at a planned {horizon:,} {unit}s per arm "

@@ -70,7 +70,9 @@ class SequentialResult(_ToDict):
     The confidence sequences are the running intersections over the looks (so they agree with
     the running-minimum p-value); when an intersection is empty its bounds are NaN and
     ``notes`` says so. ``horizon`` is the planned units per arm the mixture was tuned for,
-    fixed before the data; ``tau2_*`` are the mixture variances at the last look.
+    fixed before the data; ``tau2_*`` are the mixture variances at the last look. ``claim`` is
+    the claim judged from the lift's confidence sequence
+    (:func:`abkit.stats.sequential.sequential_claim_check`).
     """
 
     method: str
@@ -86,6 +88,7 @@ class SequentialResult(_ToDict):
     looks: int
     significant: bool
     notes: tuple[str, ...] = ()
+    claim: ClaimCheck | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +107,17 @@ class BayesResult(_ToDict):
     )
 
 
+FIXED_SAMPLE_FIELDS = (
+    "fixed_sample_p_value",
+    "fixed_sample_p_adjusted",
+    "fixed_sample_significant",
+    "fixed_sample_method",
+    "fixed_sample_claim",
+)
+"""The fields of :class:`Comparison` that keep the fixed-sample view under sequential
+inference."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Comparison(_ToDict):
     """One treatment arm against the control on one metric.
@@ -114,6 +128,14 @@ class Comparison(_ToDict):
     The ``*_method`` fields name the method behind each number. ``exact_p_value`` is an exact
     test's p-value shown *next to* ``p_value`` for small counts (``exact`` is then True); it
     never replaces it (see :mod:`abkit.stats.proportions`).
+
+    With sequential inference (``sequential`` set) the headline is the always-valid one:
+    ``p_value``, ``p_adjusted``, ``significant`` and ``method`` are the mSPRT's (as in
+    ``sequential``) and ``claim`` is judged from the lift's confidence sequence; the
+    fixed-sample values, valid only at one pre-planned look, stay in the ``fixed_sample_*``
+    fields (None, and left out of ``to_dict()``, without sequential inference). ``diff_ci``
+    and ``lift_ci`` are fixed-sample intervals either way (their ``*_method`` says so); the
+    always-valid intervals are ``sequential``'s confidence sequences.
     """
 
     metric: str
@@ -143,6 +165,11 @@ class Comparison(_ToDict):
     variance_reduction: float | None = None
     design_effect: float | None = None
     notes: tuple[str, ...] = ()
+    fixed_sample_p_value: float | None = None
+    fixed_sample_p_adjusted: float | None = None
+    fixed_sample_significant: bool | None = None
+    fixed_sample_method: str | None = None
+    fixed_sample_claim: ClaimCheck | None = None
 
     @property
     def diff_ci(self) -> tuple[float, float]:
@@ -154,6 +181,9 @@ class Comparison(_ToDict):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
+        if self.sequential is None:
+            for key in FIXED_SAMPLE_FIELDS:
+                del out[key]
         out["diff_ci"] = list(self.diff_ci)
         out["lift_ci"] = list(self.lift_ci)
         return out

@@ -58,10 +58,11 @@ import numpy as np
 from scipy import optimize, stats
 
 from abkit.errors import InputError, param
+from abkit.stats.claims import check_claim
 from abkit.stats.means import welch_test
 from abkit.stats.proportions import pooled_z_test
 from abkit.stats.ratio import ratio_estimate
-from abkit.stats.results import LookComparison, SequentialResult
+from abkit.stats.results import ClaimCheck, LookComparison, SequentialResult, Verdict
 from abkit.stats.sufficient import ArmAggregates
 
 _GRID = 301  # odd, for Simpson's rule
@@ -291,6 +292,7 @@ def sequential_comparison(
     horizon: int = DEFAULT_HORIZON,
     metric: str | None = None,
     look_labels: Sequence[str] | None = None,
+    claim: float | None = None,
 ) -> tuple[SequentialResult, tuple[LookComparison, ...]]:
     """Always-valid p-values and confidence sequences over cumulative looks.
 
@@ -300,6 +302,8 @@ def sequential_comparison(
     looks in notes (default ``look 1``, ``look 2``...). Returns the result at the last look and
     the path (one :class:`LookComparison` per look); a look's values depend only on the data
     up to it, so re-running on a prefix of ``looks`` reproduces that prefix of the path.
+    ``claim`` (a relative lift) adds the claim judged from the lift's confidence sequence
+    (:func:`sequential_claim_check`) as the result's ``claim``.
     """
     if not looks:
         raise InputError("a sequential analysis needs at least one look")
@@ -363,5 +367,69 @@ def sequential_comparison(
         looks=len(looks),
         significant=last.always_valid_p_value <= alpha,
         notes=tuple(notes),
+        claim=(
+            None
+            if claim is None
+            else sequential_claim_check(
+                claim,
+                log_ratio,
+                log_var,
+                tau2_log,
+                alpha=alpha,
+                lift_cs=(last.lift_cs_lower, last.lift_cs_upper),
+            )
+        ),
     )
     return result, path
+
+
+def sequential_claim_check(
+    claim: float,
+    log_ratios: np.ndarray,
+    log_variances: np.ndarray,
+    tau2_log: np.ndarray,
+    *,
+    alpha: float,
+    lift_cs: tuple[float, float],
+) -> ClaimCheck:
+    """The claim "lift >= ``claim``" judged from the lift's confidence sequence.
+
+    *supported* when the whole always-valid lift interval ``lift_cs`` (the running intersection
+    at the last look) lies above the claim, *refuted* when it lies below, else *not decided*
+    (also when the intersection is empty). ``p_value_above`` is the running minimum over the
+    looks of the mixture's always-valid p-value at ``log(1 + claim)``, counted only at looks
+    whose estimate is above the claim (``p_value_below``: below); each is compared with
+    ``alpha`` itself, and ``p_value_above <= alpha`` exactly when some look's band, hence the
+    running intersection (unless it is empty), lies above the claim (the same mixture, the
+    same ``alpha``).
+    ``units_needed`` is None: a sample size for an always-valid test is not computed.
+    """
+    claim = check_claim(claim)
+    null = math.log1p(claim)
+    est = np.asarray(log_ratios, dtype=np.float64)
+    p = np.minimum(1.0, np.exp(-msprt_log_lr(est, log_variances, tau2_log, null=null)))
+    finite = np.isfinite(est)
+    above = np.where(finite & (est > null), p, 1.0)
+    below = np.where(finite & (est < null), p, 1.0)
+    lower, upper = lift_cs
+    verdict: Verdict
+    if lower > claim:  # NaN (an empty intersection) compares False: not decided
+        verdict = "supported"
+    elif upper < claim:
+        verdict = "refuted"
+    else:
+        verdict = "not decided"
+    return ClaimCheck(
+        claim=claim,
+        lift=float(math.expm1(est[-1])) if finite[-1] else math.nan,
+        p_value_above=float(above.min()),
+        p_value_below=float(below.min()),
+        verdict=verdict,
+        max_supported_lift=float(lower),
+        min_refuted_lift=float(upper),
+        units_needed=None,
+        alpha=alpha,
+        level_each_side=alpha,
+        method="the lift's always-valid confidence sequence (mSPRT, log scale) against "
+        "1 + claim; each side's always-valid p-value compared with alpha",
+    )

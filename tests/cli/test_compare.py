@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from abkit.cli.main import app
-from tests._ab_store import day, hand_store
+from tests._ab_store import counts_store, day, hand_store
 from tests.conftest import OBD, obd_pinned
 
 
@@ -291,3 +291,78 @@ def test_small_counts_that_disagree_are_flagged(runner, tmp_path: Path) -> None:
         "warning: treatment vs control (conversion): the exact test (Fisher p = 0.0544) and the "
         "score test (p = 0.0239) disagree at alpha 0.05"
     ) in result.stderr
+
+
+# -- sequential leads with the always-valid answer; wording of intervals and claims -----------
+
+
+@pytest.fixture(scope="module")
+def peeked_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return counts_store(tmp_path_factory.mktemp("peeked") / "peeked.duckdb")
+
+
+def test_sequential_json_is_not_significant(runner, peeked_db: Path) -> None:
+    args = ["compare", "--db", str(peeked_db), "--claim", "0", "--json"]
+    fixed = json.loads(runner.invoke(app, args).stdout)["comparisons"][0]
+    result = runner.invoke(app, [*args, "--sequential"])
+    assert result.exit_code == 0, result.stderr
+    (c,) = json.loads(result.stdout)["comparisons"]
+    assert fixed["significant"] is True
+    assert "fixed_sample_p_value" not in fixed
+    assert c["significant"] is False
+    assert c["p_value"] == pytest.approx(0.256, abs=5e-4)
+    assert c["fixed_sample_p_value"] == pytest.approx(0.0187, abs=5e-5)
+    assert c["fixed_sample_significant"] is True
+    assert c["claim"]["verdict"] == "not decided"
+    assert c["fixed_sample_claim"]["verdict"] == fixed["claim"]["verdict"] == "supported"
+
+
+def test_sequential_report_leads_with_the_always_valid_answer(runner, peeked_db: Path) -> None:
+    result = runner.invoke(
+        app, ["compare", "--db", str(peeked_db), "--claim", "0", "--sequential"], terminal_width=200
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index("treatment vs control")
+    assert lines[start + 3 : start + 11] == [
+        "  always-valid p-value 0.256 (mSPRT, tuned for 10,000 per arm, 1 look(s)); "
+        "holm-adjusted 0.256: not significant at alpha 0.05",
+        "  fixed-sample p-value 0.0187 (pooled two-proportion z-test; adjusted 0.0187): valid "
+        "only at one pre-planned look, not after peeking",
+        "What it means: the always-valid 95% confidence sequence (-4.0% to +37.8%) includes no "
+        "change, so the data cannot tell treatment from control on conversion by the "
+        "always-valid test. That is not evidence of no effect: every lift in the interval is "
+        "still plausible.",
+        "Claim lift >= +0.0% (treatment): NOT DECIDED: the always-valid 95% confidence sequence "
+        "contains +0.0% (always-valid p = 0.258 for H0: lift <= +0.0%, p = 1.000 for H0: "
+        "lift >= +0.0%).",
+        "  The claim is judged from the always-valid 95% confidence sequence of the lift, safe "
+        "to peek at.",
+        "  The fixed-sample verdict would be supported (the 95% interval), valid only at one "
+        "pre-planned look.",
+        "  No lift above -4.0% is supported (the lower end of the always-valid 95% confidence "
+        "sequence).",
+        "  Sequential (always valid, safe to peek; tuned for 10,000 per arm): p = 0.256, lift "
+        "confidence sequence -4.0% to +37.8% over 1 look(s): not significant.",
+    ]
+    assert "more than chance explains" not in result.stdout
+
+
+def test_negative_supported_lift_and_unbounded_interval_wording(runner, tmp_path: Path) -> None:
+    db = counts_store(tmp_path / "zero.duckdb", units=40, conversions=(0, 6))
+    result = runner.invoke(app, ["compare", "--db", str(db), "--claim", "0.2"], terminal_width=200)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert (
+        "  lift       +inf, 95% CI undefined (control near 0) (Koopman asymptotic score "
+        "(rate ratio))\n" in out
+    )
+    assert "plausible lifts run from undefined (control near 0)." in out
+    assert "inf, +inf]" not in out
+    negative = runner.invoke(
+        app,
+        ["compare", "--db", str(hand_store(tmp_path / "hand.duckdb")), "--claim", "0.2"],
+        terminal_width=200,
+    )
+    assert "\n  No lift above -46.4% is supported (the lower 95% bound).\n" in negative.stdout
+    assert "The largest lift the data support is -" not in negative.stdout

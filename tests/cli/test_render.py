@@ -5,6 +5,7 @@ are shown as typed, in tables, titles, headings, warnings and the error line."""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,30 @@ def test_say_and_messages_never_read_markup(capsys: pytest.CaptureFixture[str]) 
     out, err = capsys.readouterr()
     assert out == "[/b]bold [red]plain[/red] :cat:\n[/x]\n"
     assert err == "warning: [/b]w\n[dim]n[/]\n"
+
+
+def test_run_comparison_wording_for_unbounded_and_negative_lifts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace as NS
+
+    def row(candidate: str, low: float, high: float, supported: float) -> NS:
+        result = NS(value_a=0.01, value_b=0.012, relative_difference=0.2,
+                    relative_ci_low=low, relative_ci_high=high, difference=0.002,
+                    ci_low=-0.001, ci_high=0.005)  # fmt: skip
+        claim = NS(max_supported_lift=supported, claim=0.2, verdict="not decided",
+                   p_value_above=0.6)  # fmt: skip
+        return NS(estimator="ips", candidate=candidate, reference="ref", result=result,
+                  p_adjusted=0.3, claim=claim)  # fmt: skip
+
+    result = NS(reference=NS(label="ref", run_id="r1"), confidence=0.95, kind="offpolicy",
+                rows=[], correction="none", paired_rounds=100, paired_units=50, notes=(),
+                offpolicy=[row("wide", -math.inf, math.inf, -math.inf),
+                           row("low", -0.284, 0.9, -0.284)])  # fmt: skip
+    render.run_comparison(result)
+    out = capsys.readouterr().out
+    assert "  relative +20.0% undefined (control near 0)   difference +0.002" in out
+    assert "-inf" not in out
+    assert "  relative +20.0% [-28.4%, +90.0%]   difference +0.002" in out
+    assert "(no lift above -28.4% is supported; p = 0.600 for H0: lift <= +20%)" in out
+    assert "support a lift of at least -" not in out

@@ -16,7 +16,7 @@ from abkit.errors import InputError, StoreError
 from abkit.stats import proportions
 from abkit.stats.means import compare_means
 from abkit.stats.sufficient import ArmAggregates
-from tests._ab_store import build_store, day, hand_store
+from tests._ab_store import build_store, counts_store, day, hand_store
 from tests.conftest import OBD, OBD_ROWS, file_digest
 
 # -- a hand-worked store ----------------------------------------------------------------------
@@ -122,7 +122,17 @@ def test_cuped_by_hand(hand_db: Path) -> None:
 
 
 def test_definitions_say_what_is_dual_to_what(hand_db: Path) -> None:
-    defaults = " | ".join(compare_arms(hand_db, claim=0.2, sequential=True).defaults)
+    defaults = " | ".join(compare_arms(hand_db, claim=0.2).defaults)
+    sequential = " | ".join(compare_arms(hand_db, claim=0.2, sequential=True).defaults)
+    assert "claim: lift >= 0.2 judged from the lift's always-valid 95% confidence sequence" in (
+        sequential
+    )
+    assert "the fixed-sample values (valid only at one pre-planned look) are in the " in (
+        sequential
+    )
+    assert "tightest at a planned 10,000 users per arm (the default; set it with --horizon)" in (
+        sequential
+    )
     assert "the score test whose dual is the Koopman lift CI" in defaults
     assert "difference CI Newcombe hybrid score, which is not exactly dual to the z-test" in (
         defaults
@@ -130,9 +140,6 @@ def test_definitions_say_what_is_dual_to_what(hand_db: Path) -> None:
     assert "'significant' means p <= alpha" in defaults
     assert "a mismatch is p <= 0.001" in defaults
     assert "tested one-sided at 2.5% each way" in defaults
-    assert "tightest at a planned 10,000 users per arm (the default; set it with --horizon)" in (
-        defaults
-    )
 
 
 def test_several_comparisons_have_no_top_level_claim(hand_db: Path) -> None:
@@ -528,3 +535,93 @@ def test_daily_paths_are_keyed_by_day_across_metrics(tmp_path: Path) -> None:
     clicks = report.looks[-1].comparisons[1]
     final = compare_arms(path, metrics="ratio")
     assert clicks.diff == pytest.approx(final.comparisons[0].diff, rel=1e-12)
+
+
+# -- sequential: the always-valid answer leads ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def peeked_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """575 vs 500 conversions of 10,000 users per arm: significant at one planned look only."""
+    return counts_store(tmp_path_factory.mktemp("peeked") / "peeked.duckdb")
+
+
+def _reference_always_valid_p(x_t: int, x_c: int, n: int, horizon: int, alpha: float) -> float:
+    """The mSPRT p-value at one look, straight from Johari et al. (2017) with Howard et al.'s
+    (2021) tuning: Lambda = sqrt(V / (V + tau2)) exp(tau2 d^2 / (2 V (V + tau2)))."""
+    p_t, p_c = x_t / n, x_c / n
+    var = p_t * (1 - p_t) / n + p_c * (1 - p_c) / n
+    log_term = 2 * math.log(1 / alpha)
+    tau2 = n * var * (log_term + math.log(1 + log_term)) / horizon
+    d = p_t - p_c
+    lam = math.sqrt(var / (var + tau2)) * math.exp(tau2 * d**2 / (2 * var * (var + tau2)))
+    return min(1.0, 1 / lam)
+
+
+def test_sequential_headline_is_the_always_valid_one(peeked_db: Path) -> None:
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    fixed = compare_arms(peeked_db).comparisons[0]
+    (c,) = compare_arms(peeked_db, sequential=True).comparisons
+    z_ref = test_proportions_2indep(575, 10_000, 500, 10_000, method="score", correction=False)
+    # the fixed-sample answer, kept aside
+    assert c.fixed_sample_p_value == pytest.approx(0.0187, abs=5e-5)
+    assert c.fixed_sample_p_value == pytest.approx(z_ref.pvalue, rel=1e-9)
+    assert c.fixed_sample_p_value == fixed.p_value
+    assert c.fixed_sample_p_adjusted == fixed.p_adjusted
+    assert c.fixed_sample_significant is True
+    assert c.fixed_sample_method == fixed.method == "pooled two-proportion z-test"
+    # the headline: always valid, not significant
+    assert c.p_value == pytest.approx(_reference_always_valid_p(575, 500, 10_000, 10_000, 0.05))
+    assert c.p_value == pytest.approx(0.256, abs=5e-4)
+    assert c.p_adjusted == c.p_value == c.sequential.p_value
+    assert c.significant is False
+    assert c.method == c.sequential.method
+    # the fixed-sample fields are absent without --sequential, present with it
+    assert fixed.fixed_sample_p_value is None
+    assert "fixed_sample_p_value" not in fixed.to_dict()
+    assert c.to_dict()["fixed_sample_p_value"] == c.fixed_sample_p_value
+
+
+@pytest.mark.parametrize(
+    ("claim", "sequential_verdict", "fixed_verdict"),
+    [
+        (0.0, "not decided", "supported"),  # the fixed interval starts at +2.4%, the CS at -4.0%
+        (0.3, "not decided", "refuted"),  # the fixed interval ends at +29.2%, the CS at +37.8%
+        (0.5, "refuted", "refuted"),
+        (-0.5, "supported", "supported"),
+    ],
+)
+def test_sequential_claim_follows_the_confidence_sequence(
+    peeked_db: Path, claim: float, sequential_verdict: str, fixed_verdict: str
+) -> None:
+    report = compare_arms(peeked_db, sequential=True, claim=claim)
+    (c,) = report.comparisons
+    s = c.sequential
+    assert c.claim is not None
+    assert c.fixed_sample_claim is not None
+    assert report.claim == c.claim == s.claim
+    assert c.claim.verdict == sequential_verdict
+    assert c.fixed_sample_claim.verdict == fixed_verdict
+    assert c.fixed_sample_claim == compare_arms(peeked_db, claim=claim).claim
+    assert (c.claim.max_supported_lift, c.claim.min_refuted_lift) == (
+        s.lift_cs_lower,
+        s.lift_cs_upper,
+    )
+    assert (c.claim.verdict == "supported") == (s.lift_cs_lower > claim)
+    assert (c.claim.verdict == "refuted") == (s.lift_cs_upper < claim)
+
+
+def test_sequential_family_is_corrected_on_the_always_valid_p_values(hand_db: Path) -> None:
+    from abkit.stats.multiplicity import adjust
+
+    report = compare_arms(hand_db, metrics=("conversion", "mean"), sequential=True)
+    plain = compare_arms(hand_db, metrics=("conversion", "mean"))
+    always_valid = [c.sequential.p_value for c in report.comparisons]
+    assert [c.p_value for c in report.comparisons] == always_valid
+    assert [c.p_adjusted for c in report.comparisons] == pytest.approx(
+        list(adjust(always_valid, "holm"))
+    )
+    assert [c.fixed_sample_p_adjusted for c in report.comparisons] == [
+        c.p_adjusted for c in plain.comparisons
+    ]

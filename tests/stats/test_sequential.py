@@ -301,3 +301,45 @@ def test_reruns_keep_the_error_rate_where_latest_look_tuning_does_not() -> None:
     assert old_hits / sims > alpha  # 0.067 with this seed (binomial s.e. 0.0065)
     b_old = math.sqrt(2 * (1 + c) / c * (math.log(1 / alpha) + 0.5 * math.log(1 + c)))
     assert b_old == pytest.approx(3.0352, abs=1e-4)
+
+
+def test_claim_from_the_confidence_sequence_flips_exactly_at_its_ends() -> None:
+    # The side p-value equals alpha where the claim sits on an end of the lift's sequence (the
+    # band ends are where Lambda = 1/alpha), and the verdict flips there.
+    looks = [(_aggregates("C", 500, 10_000), _aggregates("T", 575, 10_000))]
+    result, _ = sequential.sequential_comparison("conversion", looks)
+    lo, hi = result.lift_cs_lower, result.lift_cs_upper
+    for claim, side in ((lo, "p_value_below"), (hi, "p_value_above")):
+        at_end = sequential.sequential_comparison("conversion", looks, claim=claim)[0].claim
+        assert at_end is not None
+        assert getattr(at_end, side) == pytest.approx(1.0)  # the estimate is on the other side
+        other = "p_value_above" if side == "p_value_below" else "p_value_below"
+        assert getattr(at_end, other) == pytest.approx(0.05, rel=1e-6)
+    verdicts = [
+        sequential.sequential_comparison("conversion", looks, claim=c)[0].claim.verdict  # type: ignore[union-attr]
+        for c in (lo - 1e-6, lo + 1e-6, hi - 1e-6, hi + 1e-6)
+    ]
+    assert verdicts == ["supported", "not decided", "not decided", "refuted"]
+
+
+def test_claim_keeps_an_earlier_looks_exclusion() -> None:
+    # A fading effect: look 1's band lies above +20%; at look 2 the estimate (+17.5%) is below
+    # the claim, but the running intersection still lies above it, and so does the verdict.
+    # A third look that contradicts both empties the sequence: then nothing is decided.
+    looks = [
+        (_aggregates("C", 50, 1000), _aggregates("T", 110, 1000)),
+        (_aggregates("C", 400, 8000), _aggregates("T", 470, 8000)),
+        (_aggregates("C", 2000, 40000), _aggregates("T", 2010, 40000)),
+    ]
+    result, path = sequential.sequential_comparison(
+        "conversion", looks[:2], horizon=1_000, claim=0.2
+    )
+    assert result.claim is not None
+    assert path[1].lift < 0.2 < path[0].lift_cs_lower == result.lift_cs_lower
+    assert result.claim.verdict == "supported"
+    assert result.claim.p_value_above <= 0.05
+    assert result.claim.max_supported_lift == result.lift_cs_lower
+    emptied, _ = sequential.sequential_comparison("conversion", looks, horizon=1_000, claim=0.2)
+    assert emptied.claim is not None
+    assert math.isnan(emptied.lift_cs_lower)
+    assert emptied.claim.verdict == "not decided"
