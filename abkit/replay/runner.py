@@ -69,7 +69,13 @@ from abkit.replay.offpolicy import (
     parse_estimators,
     policy_probabilities,
 )
-from abkit.replay.splits import SplitSpec, few_users_warning, parse_split, resolve_cutoff
+from abkit.replay.splits import (
+    SplitSpec,
+    few_users_warning,
+    parse_split,
+    resolve_cutoff,
+    resolve_seed,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -312,6 +318,7 @@ def replay(
         if write and name is not None:
             _check_name(store, name, replace=replace)
         first, last, _n_events = event_time_range(store.con, dataset_name)
+        spec = resolve_seed(spec, seed)
         if spec.kind == "temporal" and first is not None and last is not None:
             spec = resolve_cutoff(spec, first, last)
         elif spec.kind == "temporal" and not offpolicy:
@@ -322,7 +329,9 @@ def replay(
         if spec.kind == "temporal" and cutoff is None:
             # off-policy on logs without events (the OBD): nothing to train on, every round
             cutoff = datetime(1, 1, 1)
-        arrays = load_split(store.con, dataset_name, kind=spec.kind, cutoff=cutoff)
+        arrays = load_split(
+            store.con, dataset_name, kind=spec.kind, cutoff=cutoff, seed=spec.seed
+        )
         rounds = None
         if offpolicy:
             if variant is not None:
@@ -340,6 +349,7 @@ def replay(
                 since=since,
                 variant=variant,
                 reward=reward,
+                seed=spec.seed,
             )
             if rounds.impression_id.size == 0:
                 where = f" at or after {spec.cutoff}" if since is not None else ""
@@ -839,19 +849,24 @@ class TrainResult:
 
 
 def load_training_data(
-    db: str | Path | None, *, dataset: str | None = None, split: str | SplitSpec = "temporal"
+    db: str | Path | None,
+    *,
+    dataset: str | None = None,
+    split: str | SplitSpec = "temporal",
+    seed: int = 0,
 ) -> tuple[TrainingData, str, str]:
     """(training data, resolved split string, dataset) exactly as :func:`replay` builds them
-    for a ranking run, so a model trained on it matches the replay's fingerprint."""
+    for a ranking run, so a model trained on it matches the replay's fingerprint (``seed``
+    breaks leave-last-out ties, as the replay's does)."""
 
-    spec = split if isinstance(split, SplitSpec) else parse_split(split)
+    spec = resolve_seed(split if isinstance(split, SplitSpec) else parse_split(split), seed)
     with open_store(db) as store:
         name = store.resolve_dataset(dataset)
         first, last, _ = event_time_range(store.con, name)
         if first is None or last is None:
             raise InputError(f"dataset '{name}' has no interaction events (with an item) to split")
         spec = resolve_cutoff(spec, first, last)
-        arrays = load_split(store.con, name, kind=spec.kind, cutoff=spec.cutoff)
+        arrays = load_split(store.con, name, kind=spec.kind, cutoff=spec.cutoff, seed=spec.seed)
     data = _training_data(arrays, None)
     if data.n_interactions == 0:
         raise InputError(
@@ -893,7 +908,7 @@ def train(
         raise InputError(f"{param('out')} {out_path}: folder {out_path.parent} does not exist")
 
     require_torch()  # fail before reading anything when torch is missing
-    data, split_text, name = load_training_data(db, dataset=dataset, split=split)
+    data, split_text, name = load_training_data(db, dataset=dataset, split=split, seed=seed)
     progress = progress or no_progress
     with progress("training lstm (epochs)", epochs) as advance:
         trained = train_lstm(
