@@ -133,7 +133,9 @@ def replay_command(
             "catalogue (does not preserve model order; off by default).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling, bootstrap and leave-last-out ties.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for sampling, bootstrap and leave-last-out ties.")
+    ] = 0,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
 ) -> None:

@@ -116,9 +116,7 @@ def _users_cte() -> str:
     )"""
 
 
-def _params(
-    dataset: str, kind: str, cutoff: datetime | None, seed: int | None
-) -> dict[str, Any]:
+def _params(dataset: str, kind: str, cutoff: datetime | None, seed: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {"dataset": dataset}
     if kind == "temporal":
         params["cutoff"] = cutoff

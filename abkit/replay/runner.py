@@ -329,9 +329,7 @@ def replay(
         if spec.kind == "temporal" and cutoff is None:
             # off-policy on logs without events (the OBD): nothing to train on, every round
             cutoff = datetime(1, 1, 1)
-        arrays = load_split(
-            store.con, dataset_name, kind=spec.kind, cutoff=cutoff, seed=spec.seed
-        )
+        arrays = load_split(store.con, dataset_name, kind=spec.kind, cutoff=cutoff, seed=spec.seed)
         rounds = None
         if offpolicy:
             if variant is not None:
