@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -63,6 +64,7 @@ from abkit.replay.lstm_contract import DEFAULTS as LSTM_DEFAULTS
 from abkit.replay.metrics import CoverageCounter, parse_ks, ranking_metrics
 from abkit.replay.offpolicy import (
     POLICIES,
+    UNIT_RANGE,
     Estimate,
     estimate_policy_value,
     finite_json,
@@ -99,6 +101,12 @@ Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], No
 #: ``replay(before_store=...)``: (result, evaluated users' ids, per-user metric values) -> None
 BeforeStore = Callable[["ReplayResult", "np.ndarray", Mapping[str, "np.ndarray"]], None]
 REWARDS: tuple[str, ...] = ("click", "conversion", "value")
+#: each reward's range (the store types click and conversion 0/1; value is any revenue)
+REWARD_RANGES: dict[str, tuple[float, float]] = {
+    "click": UNIT_RANGE,
+    "conversion": UNIT_RANGE,
+    "value": (-math.inf, math.inf),
+}
 CHUNK_CELLS = 1 << 23  # users x items per scoring chunk (32 MB of float32 scores)
 
 
@@ -413,6 +421,7 @@ def replay(
                 min_ess=min_ess,
                 seed=seed,
                 progress=progress,
+                reward_range=REWARD_RANGES[reward],
             )
     for record in records:
         text = str(record.message)
@@ -679,6 +688,7 @@ def _offpolicy(
     min_ess: float,
     seed: int,
     progress: Progress,
+    reward_range: tuple[float, float],
 ) -> tuple[tuple[Estimate, ...], dict[str, np.ndarray]]:
     import numpy as np
 
@@ -713,6 +723,7 @@ def _offpolicy(
             rng=rng,
             min_ess=min_ess,
             clusters=rounds.cluster_idx,
+            reward_range=reward_range,
         )
         for name in estimator_names
     )
