@@ -38,7 +38,8 @@ SplitOption = Annotated[
     typer.Option(
         "--split",
         help="temporal (cut-off at 80% of the time range), temporal:2024-01-10, temporal:0.3 "
-        "(last 30% for test) or leave-last-out.",
+        "(last 30% for test) or leave-last-out (ties in a user's last timestamp drawn with "
+        "--seed, or leave-last-out:seed=N).",
     ),
 ]
 
@@ -132,7 +133,9 @@ def replay_command(
             "catalogue (does not preserve model order; off by default).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling and bootstrap.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for sampling, bootstrap and leave-last-out ties.")
+    ] = 0,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
 ) -> None:

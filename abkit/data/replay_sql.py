@@ -85,7 +85,10 @@ def _catalogue_cte() -> str:
 
 
 def _labelled_cte(kind: str) -> str:
-    """``labelled(user_id, item_id, ts, is_test)`` for the split kind."""
+    """``labelled(user_id, item_id, ts, is_test)`` for the split kind.
+
+    leave-last-out: ties in a user's last timestamp go to the smallest
+    ``md5(seed, user, item)`` (a seeded uniform draw; see :mod:`abkit.replay.splits`)."""
     if kind == "temporal":
         return """
     labelled AS (
@@ -95,7 +98,11 @@ def _labelled_cte(kind: str) -> str:
     return """
     labelled AS (
         SELECT user_id, item_id, ts,
-               row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, item_id DESC) = 1
+               row_number() OVER (
+                   PARTITION BY user_id
+                   ORDER BY ts DESC,
+                            md5(CAST($seed AS VARCHAR) || chr(31) || user_id || chr(31) || item_id)
+               ) = 1
                AND count(*) OVER (PARTITION BY user_id) >= 2 AS is_test
         FROM events WHERE dataset = $dataset AND item_id IS NOT NULL
     )"""
@@ -109,10 +116,12 @@ def _users_cte() -> str:
     )"""
 
 
-def _params(dataset: str, kind: str, cutoff: datetime | None) -> dict[str, Any]:
+def _params(dataset: str, kind: str, cutoff: datetime | None, seed: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {"dataset": dataset}
     if kind == "temporal":
         params["cutoff"] = cutoff
+    else:
+        params["seed"] = 0 if seed is None else seed
     return params
 
 
@@ -129,13 +138,19 @@ def event_time_range(
 
 
 def load_split(
-    con: duckdb.DuckDBPyConnection, dataset: str, *, kind: str, cutoff: datetime | None
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    *,
+    kind: str,
+    cutoff: datetime | None,
+    seed: int | None = None,
 ) -> SplitArrays:
-    """Run the split in DuckDB and return it as index arrays."""
+    """Run the split in DuckDB and return it as index arrays (``seed`` breaks leave-last-out
+    ties; None is 0)."""
     import numpy as np
 
     with_ = "WITH" + ",".join([_catalogue_cte(), _labelled_cte(kind), _users_cte()])
-    params = _params(dataset, kind, cutoff)
+    params = _params(dataset, kind, cutoff, seed)
     items = con.execute(f"{with_} SELECT item_id FROM catalogue ORDER BY item_idx", params)
     item_ids = np.asarray(items.fetchnumpy()["item_id"], dtype=str)
     users = con.execute(f"{with_} SELECT user_id FROM train_users ORDER BY user_idx", params)
@@ -192,6 +207,7 @@ def load_rounds(
     since: datetime | None,
     variant: str | None,
     reward: str,
+    seed: int | None = None,
 ) -> RoundArrays:
     """Logged impressions at or after ``since`` (all when None), of one ``variant`` or all.
 
@@ -223,7 +239,7 @@ def load_rounds(
     )""",
         ]
     )
-    params = _params(dataset, kind, cutoff)
+    params = _params(dataset, kind, cutoff, seed)
     n_train_row = con.execute(
         f"{with_} SELECT count(*) FROM train_users",
         {**params, "since": since, "variant": variant, "n_train": 0},

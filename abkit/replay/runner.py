@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -63,13 +64,20 @@ from abkit.replay.lstm_contract import DEFAULTS as LSTM_DEFAULTS
 from abkit.replay.metrics import CoverageCounter, parse_ks, ranking_metrics
 from abkit.replay.offpolicy import (
     POLICIES,
+    UNIT_RANGE,
     Estimate,
     estimate_policy_value,
     finite_json,
     parse_estimators,
     policy_probabilities,
 )
-from abkit.replay.splits import SplitSpec, few_users_warning, parse_split, resolve_cutoff
+from abkit.replay.splits import (
+    SplitSpec,
+    few_users_warning,
+    parse_split,
+    resolve_cutoff,
+    resolve_seed,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,6 +101,12 @@ Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], No
 #: ``replay(before_store=...)``: (result, evaluated users' ids, per-user metric values) -> None
 BeforeStore = Callable[["ReplayResult", "np.ndarray", Mapping[str, "np.ndarray"]], None]
 REWARDS: tuple[str, ...] = ("click", "conversion", "value")
+#: each reward's range (the store types click and conversion 0/1; value is any revenue)
+REWARD_RANGES: dict[str, tuple[float, float]] = {
+    "click": UNIT_RANGE,
+    "conversion": UNIT_RANGE,
+    "value": (-math.inf, math.inf),
+}
 CHUNK_CELLS = 1 << 23  # users x items per scoring chunk (32 MB of float32 scores)
 
 
@@ -312,6 +326,7 @@ def replay(
         if write and name is not None:
             _check_name(store, name, replace=replace)
         first, last, _n_events = event_time_range(store.con, dataset_name)
+        spec = resolve_seed(spec, seed)
         if spec.kind == "temporal" and first is not None and last is not None:
             spec = resolve_cutoff(spec, first, last)
         elif spec.kind == "temporal" and not offpolicy:
@@ -322,7 +337,7 @@ def replay(
         if spec.kind == "temporal" and cutoff is None:
             # off-policy on logs without events (the OBD): nothing to train on, every round
             cutoff = datetime(1, 1, 1)
-        arrays = load_split(store.con, dataset_name, kind=spec.kind, cutoff=cutoff)
+        arrays = load_split(store.con, dataset_name, kind=spec.kind, cutoff=cutoff, seed=spec.seed)
         rounds = None
         if offpolicy:
             if variant is not None:
@@ -340,6 +355,7 @@ def replay(
                 since=since,
                 variant=variant,
                 reward=reward,
+                seed=spec.seed,
             )
             if rounds.impression_id.size == 0:
                 where = f" at or after {spec.cutoff}" if since is not None else ""
@@ -405,6 +421,7 @@ def replay(
                 min_ess=min_ess,
                 seed=seed,
                 progress=progress,
+                reward_range=REWARD_RANGES[reward],
             )
     for record in records:
         text = str(record.message)
@@ -671,6 +688,7 @@ def _offpolicy(
     min_ess: float,
     seed: int,
     progress: Progress,
+    reward_range: tuple[float, float],
 ) -> tuple[tuple[Estimate, ...], dict[str, np.ndarray]]:
     import numpy as np
 
@@ -705,6 +723,7 @@ def _offpolicy(
             rng=rng,
             min_ess=min_ess,
             clusters=rounds.cluster_idx,
+            reward_range=reward_range,
         )
         for name in estimator_names
     )
@@ -839,19 +858,24 @@ class TrainResult:
 
 
 def load_training_data(
-    db: str | Path | None, *, dataset: str | None = None, split: str | SplitSpec = "temporal"
+    db: str | Path | None,
+    *,
+    dataset: str | None = None,
+    split: str | SplitSpec = "temporal",
+    seed: int = 0,
 ) -> tuple[TrainingData, str, str]:
     """(training data, resolved split string, dataset) exactly as :func:`replay` builds them
-    for a ranking run, so a model trained on it matches the replay's fingerprint."""
+    for a ranking run, so a model trained on it matches the replay's fingerprint (``seed``
+    breaks leave-last-out ties, as the replay's does)."""
 
-    spec = split if isinstance(split, SplitSpec) else parse_split(split)
+    spec = resolve_seed(split if isinstance(split, SplitSpec) else parse_split(split), seed)
     with open_store(db) as store:
         name = store.resolve_dataset(dataset)
         first, last, _ = event_time_range(store.con, name)
         if first is None or last is None:
             raise InputError(f"dataset '{name}' has no interaction events (with an item) to split")
         spec = resolve_cutoff(spec, first, last)
-        arrays = load_split(store.con, name, kind=spec.kind, cutoff=spec.cutoff)
+        arrays = load_split(store.con, name, kind=spec.kind, cutoff=spec.cutoff, seed=spec.seed)
     data = _training_data(arrays, None)
     if data.n_interactions == 0:
         raise InputError(
@@ -893,7 +917,7 @@ def train(
         raise InputError(f"{param('out')} {out_path}: folder {out_path.parent} does not exist")
 
     require_torch()  # fail before reading anything when torch is missing
-    data, split_text, name = load_training_data(db, dataset=dataset, split=split)
+    data, split_text, name = load_training_data(db, dataset=dataset, split=split, seed=seed)
     progress = progress or no_progress
     with progress("training lstm (epochs)", epochs) as advance:
         trained = train_lstm(

@@ -90,3 +90,28 @@ def test_all_campaign_random_logs(tmp_path: Path) -> None:
     result = replay(db, model="random", estimators="ips", policy="stochastic", write=False)
     assert result.n_items == 80
     assert result.estimate("ips").value == pytest.approx(_ctr("random", "all"), rel=1e-9)
+
+
+def test_no_matched_click_still_gives_an_honest_interval(tmp_path: Path) -> None:
+    """Men's campaign, Bernoulli-TS logs, a top-k random policy: no matched round holds a
+    click (298 rounds, ESS 33.6 in the full sample; 99 and 24.7 in the fixture). IPS and SNIPS
+    are 0 with SE 0; the interval is [0, 1 - 0.025^(1/ESS)] (Clopper-Pearson with no success on
+    the effective rounds), not [0, 0], and covers the campaign's click rate (about 0.005)."""
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path / "men.duckdb"
+    for policy in ("random", "bts"):
+        ingest_file(OBD / policy / "men" / "men.csv.gz", db, preset="obd")
+    result = replay(
+        db, model="random", estimators="ips,snips,dr", policy="topk", variant="bts",
+        min_ess=20, write=False,
+    )  # fmt: skip
+    ctr = _ctr("random", "men")
+    for estimate in result.estimates:
+        assert estimate.refused is None
+        assert estimate.diagnostics.nonzero == obd_pinned(full=298, fixture=99)
+        assert estimate.ess == pytest.approx(obd_pinned(full=33.6, fixture=24.7), abs=0.05)
+        assert estimate.ci_low == 0.0
+        assert estimate.ci_high == pytest.approx(1 - 0.025 ** (1 / estimate.ess), rel=1e-9)
+        assert estimate.ci_low < ctr < estimate.ci_high
+    assert result.estimate("ips").value == result.estimate("snips").value == 0.0
