@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
@@ -97,6 +97,7 @@ def test_koopman_interval_inverts_the_score_test(arms) -> None:
 
 @SETTINGS
 @given(two_arms(interior=True, max_n=500))
+@example((1, 2, 419, 420))  # statsmodels' roots are 5e-5 off here (abkit's are exact: above)
 def test_koopman_interval_matches_statsmodels(arms) -> None:
     from statsmodels.stats.proportion import confint_proportions_2indep
 
@@ -105,8 +106,9 @@ def test_koopman_interval_matches_statsmodels(arms) -> None:
         x1, n1, x2, n2, method="score", compare="ratio", correction=False
     )
     ours = proportions.koopman_interval(x1, n1, x2, n2)
-    # statsmodels finds the roots iteratively to about 1e-6 relative.
-    assert ours == pytest.approx(tuple(map(float, ref)), rel=1e-5)
+    # statsmodels finds the roots iteratively and loosely (5e-5 relative at worst seen); that
+    # abkit's ends are the exact roots of the score statistic is pinned by the test above
+    assert ours == pytest.approx(tuple(map(float, ref)), rel=5e-4)
 
 
 @SETTINGS
