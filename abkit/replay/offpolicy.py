@@ -357,7 +357,8 @@ def estimate_policy_value(
     pi = np.asarray(target_probs, dtype=np.float64)
     _check_inputs(r, mu, pi)
     n = r.size
-    codes, n_clusters = cluster_codes(clusters, n)
+    # independent rounds (no clusters): the plain per-round variance, no n-long codes
+    codes, n_clusters = (None, n) if clusters is None else cluster_codes(clusters, n)
     w = pi / mu
     diag = weight_diagnostics(w)
     flags: list[str] = []
@@ -421,7 +422,7 @@ def estimate_policy_value(
             low, high = raw - z * se, raw + z * se
         else:
             generator = rng if rng is not None else np.random.default_rng(0)
-            if clusters is None:  # every round its own unit: no per-cluster totals to form
+            if codes is None:  # every round its own unit: no per-cluster totals to form
                 boot_num, boot_den = numerator, denominator
             else:
                 size = int(codes.max()) + 1

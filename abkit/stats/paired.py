@@ -759,7 +759,7 @@ def cluster_codes(
 
 
 def clustered_covariance(
-    influence: ArrayLike, codes: npt.NDArray[np.int64], n_clusters: int
+    influence: ArrayLike, codes: npt.NDArray[np.int64] | None, n_clusters: int
 ) -> FloatArray:
     """Cluster-robust covariance of the SUMS of per-row influence values.
 
@@ -769,7 +769,9 @@ def clustered_covariance(
     Rows of one cluster may be arbitrarily dependent (a user's many rounds, the slots of one
     slate); clusters must be independent draws from the population. With one row per cluster
     ``V/n²`` is the usual ``s²/n`` (ddof 1). NaN when there are fewer than 2 clusters.
-    Vectorised: one ``np.bincount`` per column.
+    Vectorised: one ``np.bincount`` per column. ``codes=None`` means every row is its own
+    cluster (independent rows): the row values are the cluster sums, so no codes are built
+    and nothing is summed (the same numbers, bit for bit).
     """
     psi = np.asarray(influence, dtype=np.float64)
     if psi.ndim == 1:
@@ -777,9 +779,15 @@ def clustered_covariance(
     k = psi.shape[1]
     if n_clusters < 2:
         return np.full((k, k), math.nan)
-    minlength = int(codes.max()) + 1 if codes.size else 0
-    sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=minlength)
-                            for j in range(k)])  # fmt: skip
+    if codes is None:
+        if n_clusters != psi.shape[0]:
+            raise InputError(f"codes=None needs one cluster per row ({psi.shape[0]}), got "
+                             f"{n_clusters}")  # fmt: skip
+        sums = psi
+    else:
+        minlength = int(codes.max()) + 1 if codes.size else 0
+        sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=minlength)
+                                for j in range(k)])  # fmt: skip
     out = np.asarray((sums.T @ sums) * (n_clusters / (n_clusters - 1)), dtype=np.float64)
     return out
 
@@ -903,7 +911,8 @@ def paired_offpolicy_difference(
     if estimator not in ("ips", "snips", "dr"):
         raise InputError(f"estimator must be 'ips', 'snips' or 'dr', got {estimator!r}")
     confidence = _confidence(confidence)
-    codes, n_clusters = cluster_codes(clusters, r.size)
+    # independent rounds (no clusters): the plain per-round variance, no n-long codes
+    codes, n_clusters = (None, r.size) if clusters is None else cluster_codes(clusters, r.size)
     if n_clusters < 2:
         raise InputError(
             f"an off-policy comparison needs at least 2 independent units (clusters), got "
