@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from abkit._util import unknown_choice
 from abkit.errors import InputError, param
 from abkit.plugins import softmax_probabilities
+from abkit.stats.dist import norm_ppf
 from abkit.stats.paired import cluster_codes, clustered_covariance
 
 if TYPE_CHECKING:
@@ -344,7 +345,6 @@ def estimate_policy_value(
     independent draws. None: every round is its own unit. ``rng`` drives the bootstrap only.
     """
     import numpy as np
-    from scipy import stats
 
     if estimator not in ESTIMATORS:
         raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
@@ -414,7 +414,7 @@ def estimate_policy_value(
     se: float | None = None
     low = high = None
     if refused is None and math.isfinite(raw):
-        z = float(stats.norm.ppf(1 - alpha / 2))
+        z = float(norm_ppf(1 - alpha / 2))
         # ratio linearisation e_i = num_i - V den_i, summed per cluster (module docstring)
         var = clustered_covariance(numerator - raw * denominator, codes, n_clusters)[0, 0]
         se = float(math.sqrt(var) / den_total) if math.isfinite(var) else math.nan

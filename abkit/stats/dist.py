@@ -55,17 +55,21 @@ def t_sf(x: Any, df: Any) -> Any:
 
 
 def t_ppf(q: Any, df: Any) -> Any:
-    """``scipy.stats.t.ppf(q, df)``."""
+    """``scipy.stats.t.ppf(q, df)`` (``q = 0`` is the support's end, -inf, for every df)."""
+    import numpy as np
     from scipy.special import stdtrit
 
-    return stdtrit(df, q)
+    return np.where(np.asarray(q) == 0, -np.inf, stdtrit(df, q))[()]
 
 
 def chi2_sf(x: Any, df: Any) -> Any:
-    """``scipy.stats.chi2.sf(x, df)``."""
+    """``scipy.stats.chi2.sf(x, df)`` (1 below the support, NaN unless ``df > 0``)."""
+    import numpy as np
     from scipy.special import chdtrc
 
-    return chdtrc(df, x)
+    x, df = np.asarray(x, dtype=np.float64), np.asarray(df, dtype=np.float64)
+    value = np.where(x < 0, 1.0, chdtrc(df, x))
+    return np.where(df > 0, value, np.nan)[()]
 
 
 class Normal:
