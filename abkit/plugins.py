@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, overload, runtime_checkable
 
 from abkit._util import unknown_choice
 from abkit.errors import InputError, MissingExtraError, ModelError, param
@@ -288,18 +288,25 @@ def top_k_from_scores(
     ``scores`` is modified in place when ``exclude`` is given.
 
     Exact block-max pruning, so that a wide catalogue is not selected over in full: cut each
-    row into blocks of 64 items and keep the ``k`` blocks with the largest maxima (ties: lower
-    block first) plus the last, partial block. Every top-``k`` item is in them: an item ranked
-    above the k-th has a block whose maximum ranks above it, and fewer than ``k`` items do, so
-    fewer than ``k`` blocks rank above the block of any top-``k`` item; among blocks whose
-    maxima tie with the k-th score, lower blocks hold lower items. The selection then runs
-    over those ``64 k`` candidates: the k-th largest value ``t`` (``np.partition``), every
-    candidate above ``t`` and the lowest-index ones equal to ``t``, then one sort of the
-    ``k`` winners. Cost O(n_items) per row for the block maxima (a contiguous reduction)
-    plus O(64 k) for the selection, instead of an ``argpartition`` over the whole row (about
-    85% of a full-ranking replay at 20,000 items). Rows holding NaN are ranked as before
-    this pruning existed (``argpartition`` of ``-scores``: NaN last, ties at the cut in
-    ``argpartition``'s order).
+    row into ``nb = n_items // 64`` blocks of 64 STRIDED items (block ``b`` holds items ``b,
+    b + nb, b + 2 nb, ...``; the maxima are then one contiguous reduction over 64 rows of
+    ``nb`` values, several times faster than a max over 64 neighbours) and keep the ``k``
+    blocks with the largest maxima plus the items past ``64 nb`` (the tail). Every top-``k``
+    item is in them: rank blocks by their best item (score descending, index ascending); an
+    item's block ranks no lower than its best item, which is itself in the top ``k``, and the
+    blocks above it have distinct best items above it, fewer than ``k``. Ranking blocks by
+    maximum alone is that ranking except among blocks whose maxima tie, so the chosen set is
+    exact when no tie straddles the ``k``-th block; a row where one does (many equal scores)
+    falls back to contiguous blocks (``b`` holds items ``64 b .. 64 b + 63``), where lower
+    blocks hold lower items and a tie takes the lower block. The candidates are laid out in
+    item order (``64 x k`` items: row ``j`` of every chosen block, blocks ascending, then the
+    tail), so the selection over them, ties by position, is the selection by item index:
+    the k-th largest value ``t`` (``np.partition``), every candidate above ``t`` and the
+    lowest-index ones equal to ``t``, then one sort of the ``k`` winners. Cost O(n_items)
+    per row for the block maxima plus O(64 k) for the selection, instead of an
+    ``argpartition`` over the whole row (about 85% of a full-ranking replay at 20,000
+    items). Rows holding NaN are ranked as before this pruning existed (``argpartition`` of
+    ``-scores``: NaN last, ties at the cut in ``argpartition``'s order).
     """
     import numpy as np
 
@@ -314,27 +321,45 @@ def top_k_from_scores(
     block = _TOP_K_BLOCK
     n_blocks = n_items // block
     if k * block * 2 <= n_items:
-        full = scores[:, : n_blocks * block].reshape(n_rows, n_blocks, block)
-        block_max = full.max(axis=2)
-        if np.isnan(block_max).any() or (
-            n_items > n_blocks * block and np.isnan(scores[:, n_blocks * block :]).any()
-        ):
+        m = n_blocks * block
+        strided = scores[:, :m].reshape(n_rows, block, n_blocks)  # [r, j, b] = item j nb + b
+        block_max = strided.max(axis=1)
+        if np.isnan(block_max).any() or (n_items > m and np.isnan(scores[:, m:]).any()):
             return _top_k_nan(scores, k)
-        chosen = _first_k_largest(block_max, k)  # (n_rows, k) block indices, ascending
-        candidates = full[np.arange(n_rows)[:, None], chosen].reshape(n_rows, k * block)
-        index = (chosen[:, :, None] * block + np.arange(block)).reshape(n_rows, k * block)
-        if n_items > n_blocks * block:  # the partial last block is always a candidate
-            tail = np.arange(n_blocks * block, n_items)
-            candidates = np.concatenate([candidates, scores[:, tail]], axis=1)
-            index = np.concatenate([index, np.broadcast_to(tail, (n_rows, tail.size))], axis=1)
+        # (n_rows, k) block indices, ascending; `straddled`: a tie across the k-th block
+        chosen, straddled = _first_k_largest(block_max, k, report_ties=True)
+        width = block * k
+        # gathered through a transposed view as (rows, k, 64), laid out (64, k): item order
+        gathered = strided.transpose(0, 2, 1)[np.arange(n_rows)[:, None], chosen]
+        candidates = gathered.transpose(0, 2, 1).reshape(n_rows, width)
+        tied = np.flatnonzero(straddled)
+        if tied.size:
+            contiguous = scores[tied, :m].reshape(tied.size, n_blocks, block)
+            chosen_tied = _first_k_largest(contiguous.max(axis=2), k)
+            candidates[tied] = contiguous[np.arange(tied.size)[:, None], chosen_tied].reshape(
+                tied.size, width
+            )
+        if n_items > m:  # the tail (past the last whole stride) is always a candidate
+            candidates = np.concatenate([candidates, scores[:, m:]], axis=1)
+        picked = _first_k_largest(candidates, k)
+        values = np.take_along_axis(candidates, picked, axis=1)
+        # candidate position -> item: lane * k + slot is item lane nb + chosen[slot]; past
+        # 64 k, the tail in order
+        lane, slot = np.divmod(picked, k)
+        items = np.where(
+            picked < width,
+            lane * n_blocks + np.take_along_axis(chosen, slot, axis=1),
+            m + picked - width,
+        )
+        if tied.size:  # contiguous layout: position 64 i + j is item 64 chosen_tied[i] + j
+            p = picked[tied]
+            block_of = np.take_along_axis(chosen_tied, np.minimum(p // block, k - 1), axis=1)
+            items[tied] = np.where(p < width, block_of * block + p % block, m + p - width)
     else:
         if np.isnan(scores).any():
             return _top_k_nan(scores, k)
-        candidates = scores
-        index = np.broadcast_to(np.arange(n_items), (n_rows, n_items))
-    picked = _first_k_largest(candidates, k)
-    items = np.take_along_axis(index, picked, axis=1)
-    values = np.take_along_axis(candidates, picked, axis=1)
+        items = _first_k_largest(scores, k)
+        values = np.take_along_axis(scores, items, axis=1)
     # sort by score descending, ties by item index ascending
     order = np.lexsort((items, -values), axis=1)
     return (
@@ -343,19 +368,36 @@ def top_k_from_scores(
     )
 
 
-def _first_k_largest(values: np.ndarray, k: int) -> np.ndarray:
+@overload
+def _first_k_largest(values: np.ndarray, k: int) -> np.ndarray: ...
+
+
+@overload
+def _first_k_largest(
+    values: np.ndarray, k: int, *, report_ties: Literal[True]
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _first_k_largest(
+    values: np.ndarray, k: int, *, report_ties: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Column positions (ascending, ``(n_rows, k)``) of each row's ``k`` largest values,
     ties broken by position: everything above the k-th largest value, then the first
-    positions equal to it. ``values`` holds no NaN."""
+    positions equal to it. ``values`` holds no NaN. ``report_ties`` also returns, per row,
+    whether values equal to the k-th are left out (the tie break decided the set)."""
     import numpy as np
 
     n_cols = values.shape[1]
     kth = np.partition(values, n_cols - k, axis=1)[:, n_cols - k, None]
     above = values > kth
     at = values == kth
-    room = k - above.sum(axis=1, keepdims=True)
+    n_above = above.sum(axis=1, keepdims=True)
+    room = k - n_above
     take = above | (at & (np.cumsum(at, axis=1) <= room))
-    return np.nonzero(take)[1].reshape(values.shape[0], k)
+    positions = np.nonzero(take)[1].reshape(values.shape[0], k)
+    if not report_ties:
+        return positions
+    return positions, (n_above + at.sum(axis=1, keepdims=True) > k)[:, 0]
 
 
 def _top_k_nan(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -141,3 +141,36 @@ def test_boundary_lets_real_bugs_through(runner, monkeypatch) -> None:
     monkeypatch.setattr(abkit.cli.info, "store_info", fail)
     result = runner.invoke(app, ["info"])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_compare_does_not_import_scipy_stats_optimize_or_pandas(tmp_path) -> None:
+    """The default compare path (no --bayes, counts large enough for the z-test) needs only
+    scipy.special: scipy.stats, scipy.optimize and pandas cost most of a second to import."""
+    from tests._ab_store import build_store, day
+
+    users = [
+        (f"{arm[0]}{i}", arm, day(i % 9)) for arm in ("control", "treatment") for i in range(400)
+    ]
+    events = [
+        (user, "purchase", day(9.5), 5.0 + i % 7, f"s{i}")
+        for i, (user, _, _) in enumerate(users)
+        if i % 3 == 0 or (i % 5 == 0 and user[0] == "t")
+    ]
+    db = build_store(tmp_path / "ab.duckdb", assignments=users, events=events)
+    code = (
+        "from abkit.cli.main import load_command; load_command('compare')\n"
+        "from abkit.compare.arms import compare_arms\n"
+        f"report = compare_arms({str(db)!r}, metrics=['conversion', 'mean'], claim=0.1)\n"
+        "assert len(report.comparisons) == 2, report\n"
+        "assert all(c.p_value < 1 for c in report.comparisons), report\n"
+    )
+    modules = _imported_modules(code)
+    assert "abkit.cli.compare" in modules
+    assert "scipy.special" in modules
+    assert (
+        sorted(
+            m for m in modules if m.split(".")[:2] in (["scipy", "stats"], ["scipy", "optimize"])
+        )
+        == []
+    )
+    assert sorted(m for m in modules if m.split(".")[0] in ("pandas", "pyarrow")) == []

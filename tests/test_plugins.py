@@ -106,3 +106,47 @@ def test_empty_rows_and_k_beyond_the_catalogue() -> None:
     items, values = top_k_from_scores(scores, 10)
     assert items.tolist() == [[1, 2, 0]]
     assert values.tolist() == [[2.0, 2.0, 0.5]]
+
+
+# -- the strided blocks: block b holds items b, b + nb, b + 2 nb, ... (nb = n_items // 64) --
+
+
+@pytest.mark.parametrize("n_items", [64 * 37, 64 * 37 + 29, 64 * 200 + 63, 10_000])
+@pytest.mark.parametrize("k", [1, 5, 18])
+def test_strided_blocks_equal_a_full_sort(n_items: int, k: int) -> None:
+    rng = np.random.default_rng(n_items + k)
+    _check(rng.normal(size=(9, n_items)).astype(np.float32), k)  # continuous scores
+    _check(rng.integers(0, 40, size=(9, n_items)).astype(np.float64), k)  # ties everywhere
+
+
+def test_ties_across_strided_blocks_take_the_lowest_items() -> None:
+    """Block order is not item order: block 5 holds item 5 + 10 nb, below item 3 + 20 nb of
+    block 3; equal maxima must still rank by item index, at the cut too."""
+    n_items = 64 * 40 + 7  # nb = 40, a tail of 7
+    nb = n_items // 64
+    scores = np.zeros((4, n_items))
+    scores[0, [3 + 20 * nb, 5 + 10 * nb]] = 9.0  # two tied blocks, both kept
+    scores[1, [3 + 20 * nb, 5 + 10 * nb, 1 + 30 * nb]] = 9.0  # three tie for two places
+    scores[2, [n_items - 1, 2 + 63 * nb, 39]] = 9.0  # tail and the last lane
+    # blocks 3 (max 9) and 5 (max 8) are chosen; the 8 of block 5 is the lower item
+    scores[3, [3 + nb, 3 + 20 * nb, 5 + 10 * nb]] = [9.0, 8.0, 8.0]
+    for k in (1, 2, 3):
+        _check(scores, k)
+    items, _ = top_k_from_scores(scores.copy(), 2)
+    assert items[0].tolist() == [5 + 10 * nb, 3 + 20 * nb]
+    assert items[1].tolist() == [5 + 10 * nb, 3 + 20 * nb]
+    assert items[2].tolist() == [39, 2 + 63 * nb]
+    assert items[3].tolist() == [3 + nb, 5 + 10 * nb]
+
+
+def test_a_tie_straddling_the_kth_block_uses_contiguous_blocks() -> None:
+    """Rows whose k-th block maximum ties with a block left out are exact too (every block of
+    row 0 has maximum 1: the strided choice would be blocks 0..k-1, items 0..k-1 of each)."""
+    n_items = 64 * 50 + 3
+    rng = np.random.default_rng(2)
+    scores = rng.normal(size=(4, n_items))
+    scores[0] = 0.0
+    scores[0, 64 * np.arange(50) + 61] = 1.0  # every strided block holds one maximum
+    scores[1, ::7] = 5.0
+    for k in (1, 4, 9):
+        _check(scores, k)

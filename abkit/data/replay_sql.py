@@ -326,24 +326,21 @@ def insert_run(
     )
     run_id = run["run_id"]
     if user_metrics and len(user_ids):
-        names = list(user_metrics)
-        n = len(user_ids)
-        table = pa.table(
-            {
-                "user_id": pa.array(np.tile(np.asarray(user_ids, dtype=str), len(names))),
-                "metric": pa.array(np.repeat(np.asarray(names, dtype=str), n)),
-                "value": pa.array(
-                    np.concatenate([np.asarray(user_metrics[m], dtype=np.float64) for m in names])
-                ),
-            }
-        )
-        _insert_arrow(
-            con,
-            "run_user_metrics",
-            table,
-            "SELECT ?, user_id, metric, value FROM {src}",
-            [run_id],
-        )
+        users = _string_column(user_ids)  # encoded once, shared by every metric
+        for name in user_metrics:  # metric by metric: the rows of np.tile/np.repeat, in order
+            table = pa.table(
+                {
+                    "user_id": users,
+                    "value": _numeric_column(np.asarray(user_metrics[name], dtype=np.float64)),
+                }
+            )
+            _insert_arrow(
+                con,
+                "run_user_metrics",
+                table,
+                "SELECT ?, user_id, ?, value FROM {src}",
+                [run_id, name],
+            )
     for est in estimates:
         con.execute(
             "INSERT INTO run_estimates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -359,7 +356,7 @@ def insert_run(
             ],
         )
     if rounds is not None and len(rounds["impression_id"]):
-        table = pa.table({key: pa.array(value) for key, value in rounds.items()})
+        table = pa.table({key: _numeric_column(value) for key, value in rounds.items()})
         _insert_arrow(
             con,
             "run_rounds",
@@ -367,6 +364,40 @@ def insert_run(
             "SELECT ?, impression_id, weight, reward, q_logged, q_policy FROM {src}",
             [run_id],
         )
+
+
+# pyarrow.array() on any Python or numpy input imports pandas (its pandas shim checks for
+# Series first): +0.3 s and +46 MiB per stored run. Arrow arrays built from buffers do not.
+
+
+def _numeric_column(values: np.ndarray) -> Any:
+    """A numeric numpy column as an Arrow array of the same type (zero copy, no pandas);
+    other dtypes go through ``pyarrow.array`` as before."""
+    import numpy as np
+    import pyarrow as pa
+
+    array = np.ascontiguousarray(values)
+    if array.ndim != 1 or array.dtype.kind not in "iuf" or not array.dtype.isnative:
+        return pa.array(array)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(array.dtype), len(array), [None, pa.py_buffer(array)]
+    )
+
+
+def _string_column(values: np.ndarray | Sequence[Any]) -> Any:
+    """``pyarrow.array(np.asarray(values, dtype=str))`` (a UTF-8 string array), built from
+    its offsets and bytes (no pandas)."""
+    import numpy as np
+    import pyarrow as pa
+
+    encoded = [v.encode("utf-8") for v in np.asarray(values, dtype=str).tolist()]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+    kind = pa.string() if offsets[-1] < 2**31 else pa.large_string()
+    if kind == pa.string():
+        offsets = offsets.astype(np.int32)
+    data = pa.py_buffer(b"".join(encoded))
+    return pa.Array.from_buffers(kind, len(encoded), [None, pa.py_buffer(offsets), data])
 
 
 def _insert_arrow(

@@ -62,6 +62,7 @@ from abkit.errors import AbkitError, InputError, SpecError
 from abkit.experiments.baseline import load_baseline, users_digest
 from abkit.experiments.runner import ensure_dataset, replay_model
 from abkit.experiments.spec import GATE_METRICS, GateCheck, GateTest, MarginType, Multiplicity
+from abkit.stats.dist import t_ppf
 from abkit.stats.multiplicity import adjust
 from abkit.stats.paired import (
     bootstrap_one_sided,
@@ -474,7 +475,6 @@ def _upper_bound(prepared: _Prepared, *, alpha: float, multiplier: int) -> float
     """The one-sided upper bound of the change at level ``alpha / multiplier``, the bound
     that agrees with the test's decision at that level."""
     import numpy as np
-    from scipy import stats
 
     o = prepared.outcome
     if prepared.draws is not None:
@@ -484,7 +484,7 @@ def _upper_bound(prepared: _Prepared, *, alpha: float, multiplier: int) -> float
         return upper
     b, c = prepared.baseline, prepared.candidate
     n = o.n
-    crit = float(stats.t.ppf(1 - alpha / multiplier, n - 1))
+    crit = float(t_ppf(1 - alpha / multiplier, n - 1))
     if o.check.margin_type == "relative":
         cov = np.cov(np.vstack([b, c]), ddof=1) / n
         ratio = fieller_ratio(

@@ -100,6 +100,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from abkit._util import unknown_choice
 from abkit.errors import InputError, param
 from abkit.plugins import softmax_probabilities
+from abkit.stats.dist import norm_ppf
 from abkit.stats.paired import cluster_codes, clustered_covariance
 
 if TYPE_CHECKING:
@@ -398,7 +399,6 @@ def estimate_policy_value(
     Clopper-Pearson interval (hull) and clips the interval to the range (module docstring).
     """
     import numpy as np
-    from scipy import stats
 
     if estimator not in ESTIMATORS:
         raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
@@ -411,7 +411,8 @@ def estimate_policy_value(
     pi = np.asarray(target_probs, dtype=np.float64)
     _check_inputs(r, mu, pi, reward_range)
     n = r.size
-    codes, n_clusters = cluster_codes(clusters, n)
+    # independent rounds (no clusters): the plain per-round variance, no n-long codes
+    codes, n_clusters = (None, n) if clusters is None else cluster_codes(clusters, n)
     w = pi / mu
     diag = weight_diagnostics(w)
     flags: list[str] = []
@@ -467,7 +468,7 @@ def estimate_policy_value(
     se: float | None = None
     low = high = None
     if refused is None and math.isfinite(raw):
-        z = float(stats.norm.ppf(1 - alpha / 2))
+        z = float(norm_ppf(1 - alpha / 2))
         # ratio linearisation e_i = num_i - V den_i, summed per cluster (module docstring)
         var = clustered_covariance(numerator - raw * denominator, codes, n_clusters)[0, 0]
         se = float(math.sqrt(var) / den_total) if math.isfinite(var) else math.nan
@@ -475,7 +476,7 @@ def estimate_policy_value(
             low, high = raw - z * se, raw + z * se
         else:
             generator = rng if rng is not None else np.random.default_rng(0)
-            if clusters is None:  # every round its own unit: no per-cluster totals to form
+            if codes is None:  # every round its own unit: no per-cluster totals to form
                 boot_num, boot_den = numerator, denominator
             else:
                 size = int(codes.max()) + 1
@@ -499,8 +500,8 @@ def estimate_policy_value(
             ess_g = cluster_ess(pi if estimator == "replay" else w, codes, n_clusters)
             # rewarded clusters (and clusters short of the top), among rounds pi could produce
             seen = w > 0 if estimator != "replay" else pi > 0
-            rewarded = np.unique(codes[seen & (r > lo)]).size
-            unrewarded = np.unique(codes[seen & (r < hi)]).size
+            rewarded = _clusters_among(codes, seen & (r > lo))
+            unrewarded = _clusters_among(codes, seen & (r < hi))
             rare = min(rewarded, unrewarded) < RARE_REWARDS
             rate = (raw - lo) / (hi - lo)
             exact = effective_binomial_interval(
@@ -529,14 +530,29 @@ def estimate_policy_value(
     )
 
 
-def cluster_ess(weights: np.ndarray, codes: np.ndarray, n_clusters: int) -> float:
+def _clusters_among(codes: np.ndarray | None, rounds: np.ndarray) -> int:
+    """How many clusters hold at least one of the ``rounds`` (a boolean mask); every round is
+    its own cluster when ``codes`` is None."""
+    import numpy as np
+
+    if codes is None:
+        return int(np.count_nonzero(rounds))
+    return int(np.unique(codes[rounds]).size)
+
+
+def cluster_ess(weights: np.ndarray, codes: np.ndarray | None, n_clusters: int) -> float:
     """Kish's effective sample size of the clusters' total weights, (sum W_g)^2 / sum W_g^2.
 
     At most the rounds' ESS (a cluster's rounds count as one unit); the number of rounds with
-    a nonzero weight when the weights are equal and every round is its own cluster."""
+    a nonzero weight when the weights are equal and every round is its own cluster
+    (``codes=None``: the rounds' own ESS)."""
     import numpy as np
 
-    totals = np.bincount(codes, weights=weights, minlength=n_clusters)
+    totals = (
+        np.asarray(weights, dtype=float)
+        if codes is None
+        else np.bincount(codes, weights=weights, minlength=n_clusters)
+    )
     squares = float(np.square(totals).sum())
     return float(totals.sum()) ** 2 / squares if squares > 0 else 0.0
 

@@ -24,7 +24,6 @@ not control a false-positive rate; a probability of 0.95 does not mean "signific
 from __future__ import annotations
 
 import numpy as np
-from scipy import integrate, special, stats
 
 from abkit.errors import InputError
 from abkit.stats.results import BayesResult
@@ -38,6 +37,8 @@ def _is_whole(value: float) -> bool:
 
 def _miller_sum(a_b: float, b_b: float, a_a: float, b_a: float) -> float:
     """``P(X_B > X_A)`` for integer ``a_b`` (the formula in the module docstring)."""
+    from scipy import special  # scipy is imported only when a Bayesian comparison runs
+
     i = np.arange(int(a_b), dtype=np.float64)
     log_terms = (
         special.betaln(a_a + i, b_a + b_b)
@@ -50,6 +51,8 @@ def _miller_sum(a_b: float, b_b: float, a_a: float, b_a: float) -> float:
 
 def _integrate(a1: float, b1: float, a2: float, b2: float) -> float:
     """``P(X1 > X2) = int f1(p) F2(p) dp`` by adaptive quadrature over X1's support."""
+    from scipy import integrate, stats
+
     first = stats.beta(a1, b1)
     second = stats.beta(a2, b2)
     lo, hi = first.ppf(1e-15), first.isf(1e-15)

@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats
-
 from abkit.errors import InputError
 from abkit.stats.claims import check_claim
+from abkit.stats.dist import Distribution, Normal, StudentT, norm_ppf, t_sf
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.sufficient import ArmAggregates
 
@@ -124,7 +123,7 @@ def compare_estimates(
     ``treatment_var`` / ``control_var`` are the variances of the estimates (not of a unit),
     ``cov`` their covariance; ``df=None`` uses the normal distribution, else Student's t.
     """
-    dist = stats.norm() if df is None else stats.t(df)
+    dist: Distribution = Normal() if df is None else StudentT(df)
     quantile = float(dist.ppf(1 - alpha / 2))
     m1, m2 = treatment_value, control_value
     v1, v2 = treatment_var, control_var
@@ -194,7 +193,7 @@ def _claim_check(
     cov: float,
     claim: float,
     *,
-    dist: stats.rv_continuous,
+    dist: Distribution,
     quantile: float,
     alpha: float,
     lift: float,
@@ -217,7 +216,7 @@ def _claim_check(
     # units needed for power 1 - beta scale the current units by ((z_a/2 + z_b) / T)^2.
     needed: int | None = None
     if statistic != 0 and math.isfinite(statistic):
-        z_total = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(_POWER_FOR_UNITS_NEEDED)
+        z_total = norm_ppf(1 - alpha / 2) + norm_ppf(_POWER_FOR_UNITS_NEEDED)
         needed = math.ceil(units * (z_total / statistic) ** 2)
     return ClaimCheck(
         claim=claim,
@@ -286,7 +285,7 @@ def welch_test(
     var1, var2 = resolved_variance(m1, var1), resolved_variance(m2, var2)
     df = welch_df(var1, n1, var2, n2)
     t = fieller_statistic(m1, m2, var1 / n1, var2 / n2, 0.0, 1.0)
-    return t, df, float(2 * stats.t.sf(abs(t), df))
+    return t, df, float(2 * t_sf(abs(t), df))
 
 
 __all__ = [

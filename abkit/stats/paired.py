@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from abkit.errors import InputError
+from abkit.stats.dist import chi2_sf, norm_ppf, norm_sf, t_cdf, t_ppf, t_sf
 
 __all__ = [
     "Alternative",
@@ -173,8 +174,6 @@ def one_sample_t(
     Reference: Student (1908), Biometrika 6:1; any textbook, e.g. Rice, *Mathematical
     Statistics and Data Analysis*, ch. 11.
     """
-    from scipy import stats
-
     x = _vector(values, "values")
     if x.size < 2:
         raise InputError(f"a t test needs at least 2 units, got {x.size}")
@@ -213,15 +212,15 @@ def one_sample_t(
         )
     t_stat = (mean - null) / se
     if alternative == "two-sided":
-        p = float(2 * stats.t.sf(abs(t_stat), df))
-        half = float(stats.t.ppf(1 - alpha / 2, df)) * se
+        p = float(2 * t_sf(abs(t_stat), df))
+        half = float(t_ppf(1 - alpha / 2, df)) * se
         low, high = mean - half, mean + half
     elif alternative == "greater":
-        p = float(stats.t.sf(t_stat, df))
-        low, high = mean - float(stats.t.ppf(1 - alpha, df)) * se, math.inf
+        p = float(t_sf(t_stat, df))
+        low, high = mean - float(t_ppf(1 - alpha, df)) * se, math.inf
     else:
-        p = float(stats.t.cdf(t_stat, df))
-        low, high = -math.inf, mean + float(stats.t.ppf(1 - alpha, df)) * se
+        p = float(t_cdf(t_stat, df))
+        low, high = -math.inf, mean + float(t_ppf(1 - alpha, df)) * se
     return TTestResult(
         n=n,
         mean=mean,
@@ -261,8 +260,6 @@ def welch_interval(
     Shown beside the paired interval to make the gain of pairing visible (Welch 1947,
     Biometrika 34:28).
     """
-    from scipy import stats
-
     b, c = paired_values(baseline, candidate)
     confidence = _confidence(confidence)
     vb = float(b.var(ddof=1)) / b.size
@@ -272,7 +269,7 @@ def welch_interval(
     if se == 0:
         return diff, diff
     nu = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1))
-    half = float(stats.t.ppf(1 - (1 - confidence) / 2, nu)) * se
+    half = float(t_ppf(1 - (1 - confidence) / 2, nu)) * se
     return diff - half, diff + half
 
 
@@ -394,15 +391,13 @@ def relative_difference_interval(
     is the default: it is exact under bivariate normality of the means and honest about
     asymmetry when the baseline mean is small.
     """
-    from scipy import stats
-
     b, c = paired_values(baseline, candidate)
     confidence = _confidence(confidence)
     if method not in ("fieller", "delta"):
         raise InputError(f"method must be 'fieller' or 'delta', got {method!r}")
     n = b.size
     cov = np.cov(np.vstack([b, c]), ddof=1)
-    critical = float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1))
+    critical = float(t_ppf(1 - (1 - confidence) / 2, n - 1))
     return fieller_ratio(
         float(b.mean()),
         float(c.mean()),
@@ -600,8 +595,6 @@ def mcnemar_table(table: ArrayLike, *, method: McNemarMethod = "exact") -> McNem
     Agresti, *Categorical Data Analysis* (2013), sec. 11.1: [[794, 150], [86, 570]] gives
     ``X² = 17.36`` (p = 3.1e-5), corrected 16.82. With no discordant pair, ``p = 1``.
     """
-    from scipy import stats
-
     t = np.asarray(table)
     if t.shape != (2, 2) or np.any(t < 0) or np.any(t != np.round(t)):
         raise InputError("a McNemar table must be 2x2 of non-negative counts")
@@ -613,11 +606,11 @@ def mcnemar_table(table: ArrayLike, *, method: McNemarMethod = "exact") -> McNem
         statistic, p = 0.0, 1.0
     elif method == "exact":
         statistic = float(min(b, c))
-        p = min(1.0, 2 * float(stats.binom.cdf(min(b, c), discordant, 0.5)))
+        p = min(1.0, 2 * float(_binom_half_cdf(min(b, c), discordant)))
     else:
         diff = abs(b - c) - (1 if method == "chi2-corrected" else 0)
         statistic = max(diff, 0) ** 2 / discordant
-        p = float(stats.chi2.sf(statistic, 1))
+        p = float(chi2_sf(statistic, 1))
     return McNemarResult(
         n=both + b + c + neither,
         both=both,
@@ -733,6 +726,13 @@ def compare_paired(
 # clustered variance
 
 
+def _binom_half_cdf(k: int, n: int) -> float:
+    """``scipy.stats.binom.cdf(k, n, 0.5)``; scipy.stats is imported only for this exact test."""
+    from scipy import stats
+
+    return float(stats.binom.cdf(k, n, 0.5))
+
+
 def cluster_codes(
     clusters: ArrayLike | None, n: int, name: str = "clusters"
 ) -> tuple[npt.NDArray[np.int64], int]:
@@ -759,7 +759,7 @@ def cluster_codes(
 
 
 def clustered_covariance(
-    influence: ArrayLike, codes: npt.NDArray[np.int64], n_clusters: int
+    influence: ArrayLike, codes: npt.NDArray[np.int64] | None, n_clusters: int
 ) -> FloatArray:
     """Cluster-robust covariance of the SUMS of per-row influence values.
 
@@ -769,7 +769,9 @@ def clustered_covariance(
     Rows of one cluster may be arbitrarily dependent (a user's many rounds, the slots of one
     slate); clusters must be independent draws from the population. With one row per cluster
     ``V/n²`` is the usual ``s²/n`` (ddof 1). NaN when there are fewer than 2 clusters.
-    Vectorised: one ``np.bincount`` per column.
+    Vectorised: one ``np.bincount`` per column. ``codes=None`` means every row is its own
+    cluster (independent rows): the row values are the cluster sums, so no codes are built
+    and nothing is summed (the same numbers, bit for bit).
     """
     psi = np.asarray(influence, dtype=np.float64)
     if psi.ndim == 1:
@@ -777,9 +779,15 @@ def clustered_covariance(
     k = psi.shape[1]
     if n_clusters < 2:
         return np.full((k, k), math.nan)
-    minlength = int(codes.max()) + 1 if codes.size else 0
-    sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=minlength)
-                            for j in range(k)])  # fmt: skip
+    if codes is None:
+        if n_clusters != psi.shape[0]:
+            raise InputError(f"codes=None needs one cluster per row ({psi.shape[0]}), got "
+                             f"{n_clusters}")  # fmt: skip
+        sums = psi
+    else:
+        minlength = int(codes.max()) + 1 if codes.size else 0
+        sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=minlength)
+                                for j in range(k)])  # fmt: skip
     out = np.asarray((sums.T @ sums) * (n_clusters / (n_clusters - 1)), dtype=np.float64)
     return out
 
@@ -886,8 +894,6 @@ def paired_offpolicy_difference(
     *Asymptotic Statistics*, ch. 3 (delta method); Cameron & Miller (2015), J. Human
     Resources 50:317 (cluster-robust variance).
     """
-    from scipy import stats
-
     r = _vector(reward, "reward")
     wa = _vector(weight_a, "weight_a")
     wb = _vector(weight_b, "weight_b")
@@ -903,7 +909,8 @@ def paired_offpolicy_difference(
     if estimator not in ("ips", "snips", "dr"):
         raise InputError(f"estimator must be 'ips', 'snips' or 'dr', got {estimator!r}")
     confidence = _confidence(confidence)
-    codes, n_clusters = cluster_codes(clusters, r.size)
+    # independent rounds (no clusters): the plain per-round variance, no n-long codes
+    codes, n_clusters = (None, r.size) if clusters is None else cluster_codes(clusters, r.size)
     if n_clusters < 2:
         raise InputError(
             f"an off-policy comparison needs at least 2 independent units (clusters), got "
@@ -924,9 +931,9 @@ def paired_offpolicy_difference(
     var_a, var_b, cov_ab = float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1])
     diff = vb - va
     se = math.sqrt(max(var_a + var_b - 2 * cov_ab, 0.0))
-    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    z = float(norm_ppf(1 - (1 - confidence) / 2))
     # SE 0: the per-round contributions differ by a constant (almost always 0: same policy).
-    p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+    p = float(2 * norm_sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
     rel = fieller_ratio(va, vb, var_a, var_b, cov_ab, critical=z, confidence=confidence)
     return OffPolicyDifference(
         estimator=estimator,

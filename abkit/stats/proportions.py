@@ -51,10 +51,10 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, stats
 
 from abkit.errors import InputError
 from abkit.stats.claims import check_claim
+from abkit.stats.dist import brentq, chi2_sf, norm_cdf, norm_ppf, norm_sf
 from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.score import ratio_restricted_mle
@@ -70,7 +70,7 @@ _BISECTIONS = 90
 
 
 def _crit(alpha: float) -> float:
-    return float(stats.norm.ppf(1 - alpha / 2))
+    return float(norm_ppf(1 - alpha / 2))
 
 
 def _arr(value: ArrayLike) -> FloatArray:
@@ -83,10 +83,10 @@ def _out(value: FloatArray) -> float | FloatArray:
 
 def _p_value(z: FloatArray, alternative: Alternative) -> FloatArray:
     if alternative == "two-sided":
-        return 2 * stats.norm.sf(np.abs(z))
+        return 2 * norm_sf(np.abs(z))
     if alternative == "larger":
-        return stats.norm.sf(z)
-    return stats.norm.cdf(z)
+        return norm_sf(z)
+    return norm_cdf(z)
 
 
 def _safe_ratio(num: FloatArray, var: FloatArray) -> FloatArray:
@@ -151,6 +151,8 @@ def fisher_exact_test(
     rule (sum of the tables no more likely than the observed one), as scipy and R do.
     Fisher 1935, *The Design of Experiments*.
     """
+    from scipy import stats  # only for small counts: scipy.stats costs most of a second
+
     table = [[int(x1), int(n1 - x1)], [int(x2), int(n2 - x2)]]
     scipy_alt = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}[alternative]
     return float(stats.fisher_exact(table, alternative=scipy_alt).pvalue)
@@ -167,7 +169,7 @@ def mcnemar_test(b: int, c: int, *, correction: bool = False) -> tuple[float, fl
         return 0.0, 1.0
     diff = abs(b - c) - (1 if correction else 0)
     statistic = max(diff, 0) ** 2 / (b + c)
-    return float(statistic), float(stats.chi2.sf(statistic, 1))
+    return float(statistic), float(chi2_sf(statistic, 1))
 
 
 def needs_exact(x1: int, n1: int, x2: int, n2: int, min_expected: float = 5.0) -> bool:
@@ -317,7 +319,7 @@ def _bisect(func: object, lo: float, hi: float, shape: tuple[int, ...]) -> Float
         f_lo = float(func(np.asarray(lo)))  # type: ignore[operator]
         f_hi = float(func(np.asarray(hi)))  # type: ignore[operator]
         if f_lo > 0 > f_hi:
-            root = optimize.brentq(
+            root = brentq(
                 lambda t: float(func(np.asarray(t))),  # type: ignore[operator]
                 lo,
                 hi,
@@ -451,8 +453,8 @@ def claim_check_proportions(
     claim = check_claim(claim)
     theta0 = 1 + claim
     z0 = float(ratio_score_statistic(x1, n1, x2, n2, theta0))
-    p_above = float(stats.norm.sf(z0))
-    p_below = float(stats.norm.cdf(z0))
+    p_above = float(norm_sf(z0))
+    p_below = float(norm_cdf(z0))
     lower, upper = koopman_interval(x1, n1, x2, n2, alpha)
     verdict: Verdict
     if p_above <= alpha / 2:

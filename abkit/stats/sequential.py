@@ -55,10 +55,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, stats
+import numpy.typing as npt
 
 from abkit.errors import InputError, param
 from abkit.stats.claims import check_claim
+from abkit.stats.dist import brentq, norm_sf
 from abkit.stats.means import welch_test
 from abkit.stats.proportions import pooled_z_test
 from abkit.stats.ratio import ratio_estimate
@@ -80,12 +81,17 @@ def _simpson_weights(m: int) -> np.ndarray:
 
 
 def crossing_probability(
-    bounds: Sequence[float], information: Sequence[float] | None = None, *, grid: int = _GRID
+    bounds: Sequence[float] | npt.NDArray[np.float64],
+    information: Sequence[float] | None = None,
+    *,
+    grid: int = _GRID,
 ) -> float:
     """``P(|Z_k| >= b_k for some k)`` under H0 for looks at ``information`` (default 1..K).
 
     Recursive numerical integration (module docstring); accurate to about 1e-6 for K <= 50.
     """
+    from scipy import stats  # the normal density with a scale; only sequential designs need it
+
     b = np.asarray(bounds, dtype=np.float64)
     t = (
         np.arange(1, b.size + 1, dtype=np.float64)
@@ -124,15 +130,13 @@ def naive_peeking_error(looks: int, z: float = 1.959963984540054) -> float:
 
 def pocock_constant(looks: int, alpha: float = 0.05) -> float:
     """The constant boundary ``c`` with ``P(any |Z_k| >= c) = alpha`` (Pocock 1977)."""
-    return float(
-        optimize.brentq(lambda c: crossing_probability([c] * looks) - alpha, 1.0, 10.0, xtol=1e-10)
-    )
+    return float(brentq(lambda c: crossing_probability([c] * looks) - alpha, 1.0, 10.0, xtol=1e-10))
 
 
 def obrien_fleming_bounds(looks: int, alpha: float = 0.05) -> tuple[float, ...]:
     """O'Brien-Fleming bounds ``c sqrt(K / k)``, k = 1..K, with overall level ``alpha``."""
     shape = np.sqrt(looks / np.arange(1, looks + 1))
-    c = optimize.brentq(lambda c: crossing_probability(c * shape) - alpha, 1.0, 10.0, xtol=1e-10)
+    c = brentq(lambda c: crossing_probability(c * shape) - alpha, 1.0, 10.0, xtol=1e-10)
     return tuple(float(v) for v in c * shape)
 
 
@@ -254,7 +258,7 @@ def _estimates(
         m_t, v_t = ratio_estimate(treatment)
         m_c, v_c = ratio_estimate(control)
         diff, var = m_t - m_c, v_t + v_c
-        naive_p = 2 * stats.norm.sf(abs(diff) / math.sqrt(var)) if var > 0 else 1.0
+        naive_p = 2 * norm_sf(abs(diff) / math.sqrt(var)) if var > 0 else 1.0
     else:
         m_t, m_c = treatment.mean, control.mean
         if kind == "conversion":

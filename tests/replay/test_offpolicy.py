@@ -453,3 +453,37 @@ def test_superposition_bootstrap_with_replicates_that_draw_nothing() -> None:
     assert np.isnan(out).mean() == pytest.approx(np.exp(-2), abs=0.01)
     # given a draw, the ratio is the mean of the drawn values: E = 2 by symmetry
     assert np.nanmean(out) == pytest.approx(2.0, abs=0.02)
+
+
+@pytest.mark.parametrize("estimator", ["ips", "snips", "dr", "replay"])
+@pytest.mark.parametrize("ci", ["normal", "bootstrap"])
+def test_independent_rounds_equal_one_round_clusters(estimator: str, ci: str) -> None:
+    """No clusters skips the codes and per-cluster sums: the same numbers as one-round
+    clusters (here bit for bit; to 1e-12 is the promise)."""
+    rng = np.random.default_rng(11)
+    n = 5_003
+    mu = np.full(n, 0.25) if estimator == "replay" else rng.choice([0.1, 0.3, 0.6], size=n)
+    pi = rng.uniform(0, 1, size=n)
+    r = (rng.uniform(size=n) < 0.2).astype(float)
+    q = rng.uniform(0, 0.3, size=(2, n))
+    kw = dict(estimator=estimator, q_logged=q[0], q_policy=q[1], ci=ci, n_boot=200, min_ess=1)
+    plain = estimate_policy_value(r, mu, pi, rng=np.random.default_rng(5), **kw)  # type: ignore[arg-type]
+    clustered = estimate_policy_value(
+        r,
+        mu,
+        pi,
+        clusters=np.arange(n),
+        rng=np.random.default_rng(5),
+        **kw,  # type: ignore[arg-type]
+    )
+    assert plain.clusters == clustered.clusters == n
+    assert plain.flags == clustered.flags
+    for a, b in [
+        (plain.value, clustered.value),
+        (plain.se, clustered.se),
+        (plain.ci_low, clustered.ci_low),
+        (plain.ci_high, clustered.ci_high),
+    ]:
+        assert a is not None
+        assert b is not None
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15)

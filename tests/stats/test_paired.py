@@ -500,3 +500,35 @@ def test_offpolicy_difference_clustered_by_user_covers_and_per_round_does_not() 
     for estimator in ("ips", "snips"):
         assert _band(hits[estimator, True] / sims, sims), (estimator, hits)
         assert hits[estimator, False] / sims < 0.90, (estimator, hits)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_clustered_covariance_without_codes_is_one_row_per_cluster(k: int) -> None:
+    rng = np.random.default_rng(4)
+    psi = rng.normal(size=(1_001, k)) if k == 2 else rng.exponential(size=1_001) - 1
+    one_row = paired.clustered_covariance(psi, np.arange(1_001, dtype=np.int64), 1_001)
+    np.testing.assert_allclose(paired.clustered_covariance(psi, None, 1_001), one_row,
+                               rtol=1e-12, atol=0)  # fmt: skip
+    with pytest.raises(InputError, match="one cluster per row"):
+        paired.clustered_covariance(psi, None, 1_000)
+
+
+def test_offpolicy_difference_without_clusters_equals_one_round_clusters() -> None:
+    rng = np.random.default_rng(8)
+    n = 2_000
+    reward = (rng.uniform(size=n) < 0.3).astype(float)
+    wa, wb = rng.exponential(size=(2, n))
+    for estimator in ("ips", "snips"):
+        plain = paired.paired_offpolicy_difference(
+            reward=reward, weight_a=wa, weight_b=wb, estimator=estimator
+        )
+        clustered = paired.paired_offpolicy_difference(
+            reward=reward, weight_a=wa, weight_b=wb, estimator=estimator, clusters=np.arange(n)
+        )
+        a, b = plain.to_dict(), clustered.to_dict()
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], float):
+                assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-15, nan_ok=True), key
+            else:
+                assert a[key] == b[key], key

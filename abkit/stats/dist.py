@@ -1,0 +1,188 @@
+"""The few distribution functions of the compare path, straight from ``scipy.special``.
+
+``scipy.stats`` and ``scipy.optimize`` cost most of a second to import; the compare path needs
+only normal, Student-t and chi-square tails and one root finder. Each function here is the
+very ufunc that ``scipy.stats`` calls for it (``norm.sf(x)`` is ``ndtr(-x)``, ``t.ppf(q, df)``
+is ``stdtrit(df, q)``, ``chi2.sf(x, df)`` is ``chdtrc(df, x)``), so the numbers are the same
+to the last bit (``tests/stats/test_dist.py`` checks it); :func:`brentq` is scipy's Brent
+solver (``scipy/optimize/Zeros/brentq.c``) line by line. ``scipy.special`` itself is imported
+on first use, so loading a command costs nothing until a number is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_RTOL = 4 * sys.float_info.epsilon  # scipy.optimize's smallest rtol
+
+
+def norm_cdf(x: Any) -> Any:
+    """``scipy.stats.norm.cdf(x)``."""
+    from scipy.special import ndtr
+
+    return ndtr(x)
+
+
+def norm_sf(x: Any) -> Any:
+    """``scipy.stats.norm.sf(x)``."""
+    from scipy.special import ndtr
+
+    return ndtr(-x)
+
+
+def norm_ppf(q: Any) -> Any:
+    """``scipy.stats.norm.ppf(q)``."""
+    from scipy.special import ndtri
+
+    return ndtri(q)
+
+
+def t_cdf(x: Any, df: Any) -> Any:
+    """``scipy.stats.t.cdf(x, df)``."""
+    from scipy.special import stdtr
+
+    return stdtr(df, x)
+
+
+def t_sf(x: Any, df: Any) -> Any:
+    """``scipy.stats.t.sf(x, df)``."""
+    from scipy.special import stdtr
+
+    return stdtr(df, -x)
+
+
+def t_ppf(q: Any, df: Any) -> Any:
+    """``scipy.stats.t.ppf(q, df)`` (``q = 0`` is the support's end, -inf, for every df)."""
+    import numpy as np
+    from scipy.special import stdtrit
+
+    return np.where(np.asarray(q) == 0, -np.inf, stdtrit(df, q))[()]
+
+
+def chi2_sf(x: Any, df: Any) -> Any:
+    """``scipy.stats.chi2.sf(x, df)`` (1 below the support, NaN unless ``df > 0``)."""
+    import numpy as np
+    from scipy.special import chdtrc
+
+    x, df = np.asarray(x, dtype=np.float64), np.asarray(df, dtype=np.float64)
+    value = np.where(x < 0, 1.0, chdtrc(df, x))
+    return np.where(df > 0, value, np.nan)[()]
+
+
+class Normal:
+    """The standard normal, with the methods of a frozen ``scipy.stats.norm()``."""
+
+    def cdf(self, x: Any) -> Any:
+        return norm_cdf(x)
+
+    def sf(self, x: Any) -> Any:
+        return norm_sf(x)
+
+    def ppf(self, q: Any) -> Any:
+        return norm_ppf(q)
+
+
+class StudentT:
+    """Student's t with ``df`` degrees of freedom, like a frozen ``scipy.stats.t(df)``."""
+
+    def __init__(self, df: float) -> None:
+        self.df = df
+
+    def cdf(self, x: Any) -> Any:
+        return t_cdf(x, self.df)
+
+    def sf(self, x: Any) -> Any:
+        return t_sf(x, self.df)
+
+    def ppf(self, q: Any) -> Any:
+        return t_ppf(q, self.df)
+
+
+Distribution = Normal | StudentT
+
+
+def brentq(
+    f: Callable[[float], float],
+    a: float,
+    b: float,
+    *,
+    xtol: float = 2e-12,
+    rtol: float = _RTOL,
+    maxiter: int = 100,
+) -> float:
+    """``scipy.optimize.brentq(f, a, b, xtol=..., rtol=..., maxiter=...)``, the same steps.
+
+    Raises ValueError when ``f(a)`` and ``f(b)`` have the same sign or ``f`` returns NaN, and
+    RuntimeError when ``maxiter`` steps do not converge, as scipy does.
+    """
+    if xtol <= 0:
+        raise ValueError(f"xtol too small ({xtol:g} <= 0)")
+    if rtol < _RTOL:
+        raise ValueError(f"rtol too small ({rtol:g} < {_RTOL:g})")
+
+    def call(x: float) -> float:
+        value = float(f(x))
+        if math.isnan(value):
+            raise ValueError(f"The function value at x={x:f} is NaN; solver cannot continue.")
+        return value
+
+    xpre, xcur = float(a), float(b)
+    xblk = fblk = spre = scur = 0.0
+    fpre = call(xpre)
+    fcur = call(xcur)
+    if fpre * fcur > 0:
+        raise ValueError("f(a) and f(b) must have different signs")
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1, fpre) != math.copysign(1, fcur):
+            xblk = xpre
+            fblk = fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)  # interpolate
+            else:
+                dpre = (fpre - fcur) / (xpre - xcur)  # extrapolate
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):
+                spre, scur = scur, stry  # good short step
+            else:
+                spre = scur = sbis  # bisect
+        else:
+            spre = scur = sbis  # bisect
+        xpre, fpre = xcur, fcur
+        if abs(scur) > delta:
+            xcur += scur
+        else:
+            xcur += delta if sbis > 0 else -delta
+        fcur = call(xcur)
+    raise RuntimeError(f"Failed to converge after {maxiter} iterations, value is {xcur}")
+
+
+__all__ = [
+    "Distribution",
+    "Normal",
+    "StudentT",
+    "brentq",
+    "chi2_sf",
+    "norm_cdf",
+    "norm_ppf",
+    "norm_sf",
+    "t_cdf",
+    "t_ppf",
+    "t_sf",
+]
