@@ -113,3 +113,28 @@ def test_importing_the_report_package_does_not_import_matplotlib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_offpolicy_run_comparison_plot_draws_the_claim(tmp_path: Path) -> None:
+    db = tmp_path / "op.duckdb"
+    rng = np.random.default_rng(5)
+    n = 3000
+    action = rng.integers(0, 4, n)
+    reward = (rng.random(n) < np.array([0.05, 0.06, 0.07, 0.12])[action]).astype(float)
+    ids = np.arange(n)
+    rounds = {"impression_id": ids, "reward": reward}
+    add_run(db, "random", kind="offpolicy", rounds={**rounds, "weight": np.ones(n)})
+    add_run(db, "best", kind="offpolicy", rounds={**rounds, "weight": (action == 3) * 4.0})
+    result = compare_runs(db, ["random", "best"], claim=0.2)
+    chart = write_chart(result, tmp_path / "op.svg")
+    root = read_svg(chart.path)
+    assert root.find(f"{SVG}desc").text == chart.caption
+    for row in result.to_dict()["offpolicy"]:
+        assert (
+            f"{row['estimator']}, best vs random: relative {pct(row['relative_difference'])}"
+            in chart.caption.replace(
+                f"{row['value_b']:.4g} vs {row['value_a']:.4g} per round, ", ""
+            )
+        )
+        assert f"the claim +20.0% is {row['claim']['verdict']}" in chart.caption
+    assert root.findall(f".//{SVG}path")
