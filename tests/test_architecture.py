@@ -57,6 +57,13 @@ ALLOWED: dict[str, set[str]] = {
         "abkit.simulate",
         "abkit.plugins",
     },
+    "abkit.report": {
+        "abkit.errors",
+        "abkit._util",
+        "abkit.stats",
+        "abkit.compare",
+        "abkit.replay",
+    },
     "abkit.bench": {"*"},
     "abkit.gpu_check": {"*"},
     "abkit.cli": {"*", "abkit.cli"},

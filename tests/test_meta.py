@@ -82,7 +82,17 @@ def _imported_modules(code: str) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-HEAVY = {"implicit", "onnxruntime", "onnx", "torch", "statsmodels", "pandas", "scipy", "duckdb"}
+HEAVY = {
+    "implicit",
+    "onnxruntime",
+    "onnx",
+    "torch",
+    "statsmodels",
+    "pandas",
+    "scipy",
+    "duckdb",
+    "matplotlib",
+}
 
 
 def test_help_does_not_import_heavy_packages() -> None:

@@ -15,6 +15,7 @@ import typer
 
 from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.cli.render import diff_text as _diff
 from abkit.cli.render import lift_interval_text as _lift_interval
 from abkit.cli.render import lift_text as _lift
@@ -128,8 +129,10 @@ def compare(
         typer.Option("--strict", help="Exit with code 1 on a sample ratio mismatch."),
     ] = False,
     json: JsonOption = False,
+    plot: PlotOption = None,
 ) -> None:
     """Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict."""
+    check_plot(plot)
     if targets:
         result = compare_runs(
             db, targets, metrics=metric, confidence=1 - alpha, correction=correction, claim=claim
@@ -138,6 +141,7 @@ def compare(
             render.print_json(result.to_dict())
         else:
             render.run_comparison(result)
+        write_plot(result, plot)
         return
     report = compare_arms_command(
         db=db,
@@ -158,6 +162,7 @@ def compare(
         bayes=bayes,
         json=json,
     )
+    write_plot(report, plot)
     if strict and report.srm_failed:
         raise typer.Exit(1)
 

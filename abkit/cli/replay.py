@@ -27,6 +27,7 @@ from abkit.cli.common import (
     offer_wait,
     reject_group_options,
 )
+from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.errors import InputError
 from abkit.plugins import available_recommenders
 from abkit.replay.lstm_contract import DEFAULTS as LSTM
@@ -138,6 +139,7 @@ def replay_command(
     ] = 0,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
+    plot: PlotOption = None,
 ) -> None:
     """Replay a recommender offline: ranking metrics per user, optional off-policy estimates.
 
@@ -145,6 +147,7 @@ def replay_command(
     list runs with `abkit runs`.
     """
 
+    check_plot(plot)
     estimators = ",".join(estimator) if estimator else ""
     progress = None if json_output else render.progress
     with offer_wait(wait):
@@ -175,8 +178,9 @@ def replay_command(
         render.warning(message)
     if json_output:
         render.print_json(result.to_dict())
-        return
-    _render_result(result)
+    else:
+        _render_result(result)
+    write_plot(result, plot)
 
 
 def _render_result(result: Any) -> None:
