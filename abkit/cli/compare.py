@@ -449,6 +449,12 @@ def _render_claim(report: ArmComparisonReport, c: Comparison, confidence: str) -
                 f"  The fixed-sample verdict would be {fixed.verdict} (the {confidence} "
                 "interval), valid only at one pre-planned look."
             )
+    elif k.method.startswith("exact"):
+        render.line(
+            f"  Small counts: the claim is decided by an exact test of the rate ratio, one-sided "
+            f"at {100 * k.level_each_side:g}% each way; its bounds can be wider than the "
+            f"{confidence} interval above."
+        )
     else:
         render.line(
             f"  The claim is tested one-sided at {100 * k.level_each_side:g}% each way "

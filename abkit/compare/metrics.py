@@ -183,9 +183,11 @@ class Conversion(Metric):
     )
     method: ClassVar[str] = (
         "conversion: p-value pooled two-proportion z-test, the score test whose dual is the "
-        "Koopman lift CI (so the p-value, the lift CI and the claim always agree); with an "
-        "expected cell below 5 Fisher's exact p-value is shown next to it, and a warning "
-        "says when the two disagree; difference CI Newcombe hybrid score, which is not "
+        "Koopman lift CI (so the p-value, the lift CI and, at large counts, the claim agree); "
+        "with an expected cell below 5 Fisher's exact p-value is shown next to it, and a "
+        "warning says when the two disagree; a claim with an expected count under its null "
+        "below 10 x the arms' size ratio is decided by an exact test of the rate ratio; "
+        "difference CI Newcombe hybrid score, which is not "
         "exactly dual to the z-test (in borderline cases it can disagree with the p-value)"
     )
     supports_cuped: ClassVar[bool] = True

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from abkit.cli.main import app
+from abkit.stats import proportions
 from tests._ab_store import counts_store, day, hand_store
 from tests.conftest import OBD, obd_pinned
 
@@ -58,7 +59,12 @@ def test_json_contract_with_exact_numbers(runner, hand_db: Path) -> None:
     assert claim["verdict"] == "not decided"
     assert claim["level_each_side"] == 0.025
     assert claim == c["claim"]
-    assert claim["max_supported_lift"] == pytest.approx(-0.4637653192684393, abs=1e-9)
+    # 4/10 vs 2/10: small counts under the claim's null, so the exact test decides and its
+    # bound (not the Koopman interval's -46.4%) is the largest supported lift.
+    assert claim["method"].startswith("exact conditional test of the rate ratio")
+    exact_lower = proportions.exact_ratio_bounds(4, 10, 2, 10)[0]
+    assert claim["max_supported_lift"] == pytest.approx(exact_lower - 1, abs=1e-9)
+    assert claim["max_supported_lift"] < c["lift_ci"][0]
     assert payload["family"] == ["treatment vs control on conversion"]
     assert payload["srm_failed"] is False
 
@@ -77,7 +83,8 @@ def test_human_report_reads_in_order(runner, hand_db: Path) -> None:
         "exact      0.628 (Fisher's exact test (two-sided, conditional), shown for small "
         "counts): agrees with the score test",
         "Claim lift >= +20.0% (treatment): NOT DECIDED",
-        "The claim is tested one-sided at 2.5% each way",
+        "Small counts: the claim is decided by an exact test of the rate ratio, one-sided at "
+        "2.5% each way",
         "Bayesian view (a posterior probability, NOT a p-value)",
         "Defaults and definitions:",
         "share of users with at least one 'purchase' event in the experiment window",
@@ -286,7 +293,9 @@ def test_small_counts_that_disagree_are_flagged(runner, tmp_path: Path) -> None:
         result.stdout
     )
     assert "DISAGREES with the score test at alpha 0.05; the verdict is fragile" in result.stdout
-    assert "Claim lift >= +10.0% (treatment): SUPPORTED" in result.stdout
+    # the exact claim test decides at these counts (the score test said SUPPORTED)
+    assert "Claim lift >= +10.0% (treatment): NOT DECIDED" in result.stdout
+    assert "Small counts: the claim is decided by an exact test" in result.stdout
     assert (
         "warning: treatment vs control (conversion): the exact test (Fisher p = 0.0544) and the "
         "score test (p = 0.0239) disagree at alpha 0.05"
@@ -364,5 +373,6 @@ def test_negative_supported_lift_and_unbounded_interval_wording(runner, tmp_path
         ["compare", "--db", str(hand_store(tmp_path / "hand.duckdb")), "--claim", "0.2"],
         terminal_width=200,
     )
-    assert "\n  No lift above -46.4% is supported (the lower 95% bound).\n" in negative.stdout
+    # small counts: the exact claim test's bound (the Koopman interval says -46.4%)
+    assert "\n  No lift above -74.3% is supported (the lower 95% bound).\n" in negative.stdout
     assert "The largest lift the data support is -" not in negative.stdout

@@ -170,10 +170,14 @@ def test_lift_interval_excludes_zero_exactly_when_pooled_z_rejects(arms, alpha) 
 def test_claim_verdict_reads_off_the_interval(arms, claim) -> None:
     x1, n1, x2, n2 = arms
     check = proportions.claim_check_proportions(x1, n1, x2, n2, claim)
-    lower, upper = proportions.koopman_interval(x1, n1, x2, n2)
+    if check.method == proportions.CLAIM_EXACT_METHOD:  # small counts: the exact test's bounds
+        lower, upper = proportions.exact_ratio_bounds(x1, n1, x2, n2)
+        assert check.p_value_above + check.p_value_below >= 1.0
+    else:
+        lower, upper = proportions.koopman_interval(x1, n1, x2, n2)
+        assert check.p_value_above + check.p_value_below == pytest.approx(1.0)
     assert check.max_supported_lift == pytest.approx(lower - 1)
-    assert check.p_value_above + check.p_value_below == pytest.approx(1.0)
-    margin = 1e-7
+    margin = 1e-6
     if lower - 1 > claim + margin:
         assert check.verdict == "supported"
     elif upper - 1 < claim - margin:
@@ -212,15 +216,23 @@ def test_small_counts_keep_the_score_test_and_show_fisher_next_to_it() -> None:
         (0.018921443885772993, 0.3403686870327073), rel=1e-12
     )
     assert result.lift_ci_lower == pytest.approx(0.2208528535148115, rel=1e-9)
+    # The claim is now decided by the exact test (the score test was "supported"): its
+    # one-sided p at +10% is just above Fisher's one-sided 0.0272 at +0%.
     assert result.claim is not None
-    assert result.claim.verdict == "supported"
-    assert result.notes == (
+    assert result.claim.verdict == "not decided"
+    assert result.claim.method == proportions.CLAIM_EXACT_METHOD
+    assert result.claim.p_value_above > stats.fisher_exact([[7, 27], [1, 33]], "greater").pvalue
+    assert result.notes[:2] == (
         "small counts (an expected cell count is below 5): Fisher's exact p = 0.0544 is shown "
-        "next to the score-test p = 0.0239; the p-value, intervals and claim stay score-based so "
-        "they agree",
+        "next to the score-test p = 0.0239; the p-value and intervals stay score-based so they "
+        "agree",
         "the exact test (Fisher p = 0.0544) and the score test (p = 0.0239) disagree at alpha "
         "0.05: with counts this small the verdict is fragile; collect more data before acting "
         "on it",
+    )
+    assert result.notes[2].startswith(
+        "small counts under the claim's null (an expected count is below 10, 10 x the arms' "
+        "size ratio): the claim +10% is decided by an exact test of the rate ratio (p = "
     )
 
 
@@ -257,12 +269,17 @@ def test_p_value_lift_interval_and_claim_never_contradict_small_counts(arms, alp
     assert result.significant == excludes_zero
     check = result.claim
     assert check is not None
-    margin = 1e-7
-    if result.lift_ci_lower > claim + margin:
+    # The claim's verdict reads off its own bounds: Koopman's (the lift interval) at large
+    # counts, the exact test's, never narrower in effect on these tables, at small counts.
+    lower, upper = check.max_supported_lift, check.min_refuted_lift
+    if check.method == proportions.CLAIM_SCORE_METHOD:
+        assert (lower, upper) == (result.lift_ci_lower, result.lift_ci_upper)
+    margin = 1e-6
+    if lower > claim + margin:
         assert check.verdict == "supported"
-    elif result.lift_ci_upper < claim - margin:
+    elif upper < claim - margin:
         assert check.verdict == "refuted"
-    elif result.lift_ci_lower < claim - margin and result.lift_ci_upper > claim + margin:
+    elif lower < claim - margin and upper > claim + margin:
         assert check.verdict == "not decided"
 
 
