@@ -214,21 +214,27 @@ def test_kill_9_at_random_moments_leaves_a_consistent_store(base: Base, tmp_path
     kills = 0
     for name, wanted in KILLS.items():
         killed = 0
-        for i in range(1, 3 * wanted + 1):  # a run that ends before its moment is not a kill
+        # the window kill moments are drawn from: an unkilled run's time, shrunk to the time a
+        # run that ended before its moment took (the machine's load varies during the suite)
+        window = base.duration[name]
+        for i in range(1, 5 * wanted + 1):  # a run that ends before its moment is not a kill
             if killed == wanted:
                 break
             db = tmp_path / f"{name}-{i}" / "store.duckdb"
             db.parent.mkdir()
             shutil.copy(base.store, db)
             args = base.command(name, db, i)
-            # A moment in the run (start-up included), drawn within an unkilled run's time.
-            moment = rng.uniform(0.0, 0.9 * base.duration[name])
+            # A moment in the run (start-up included), drawn within the window.
+            moment = rng.uniform(0.0, 0.9 * window)
+            started = time.monotonic()
             proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 proc.wait(timeout=moment)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 killed += 1
+            else:
+                window = min(window, time.monotonic() - started)
             proc.communicate(timeout=TIMEOUT)  # reaped: its PID is dead from here on
             where = f"{name} #{i} killed at {moment:.2f} s (rc {proc.returncode})"
 
