@@ -270,8 +270,11 @@ def test_kill_9_at_random_moments_leaves_a_consistent_store(base: Base, tmp_path
 # staging file, the store untouched) or "commit" (any writer: every row is inserted in the
 # store's transaction, DuckDB queries run just before COMMIT).
 HOOKED_CLI = """
-import sys, time
+import signal, sys, time
 from contextlib import contextmanager
+# Ctrl-C as in a terminal, even when this suite was started with SIGINT ignored (a background
+# job of a non-interactive shell inherits an ignored SIGINT, and so would this process)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import abkit.data.store as store
 import abkit.simulate.writer as writer
 
