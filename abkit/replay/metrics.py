@@ -112,7 +112,7 @@ def parse_ks(value: str | Iterable[int]) -> tuple[int, ...]:
         raise InputError(
             f"{param('ks')}: expected comma-separated positive integers, got {value!r}"
         )
-    ks = sorted({_parse_k(str(p), what=f"{param('ks')}") for p in parts})
+    ks = sorted({_parse_k(str(p), what=param("ks")) for p in parts})
     return tuple(ks)
 
 

@@ -102,12 +102,12 @@ def _int(config: SimulationConfig, name: str, option: str, minimum: int) -> None
 
 
 def _validate(c: SimulationConfig) -> None:
-    _int(c, "users", f"{param('users')}", 2)
-    _int(c, "slots", f"{param('slots')}", 1)
-    _int(c, "items", f"{param('items')}", max(2, c.slots))
-    _int(c, "days", f"{param('days')}", 1)
-    _int(c, "pre_days", f"{param('pre_days')}", 0)
-    _int(c, "seed", f"{param('seed')}", 0)
+    _int(c, "users", param("users"), 2)
+    _int(c, "slots", param("slots"), 1)
+    _int(c, "items", param("items"), max(2, c.slots))
+    _int(c, "days", param("days"), 1)
+    _int(c, "pre_days", param("pre_days"), 0)
+    _int(c, "seed", param("seed"), 0)
     if len(c.arms) < 2:
         raise InputError(f"{param('arms')} needs at least two arm names, got {','.join(c.arms)!r}")
     for arm in c.arms:
