@@ -242,15 +242,19 @@ def build_report(
     arms = daily = None
     rates: tuple[ArmRate, ...] = ()
     curve = None
-    if not runs or dataset is not None or experiment is not None:
-        try:
-            arms = compare_arms(
-                db, dataset=dataset, experiment=experiment, claim=claim, alpha=alpha
-            )
-        except AbkitError as exc:
-            if dataset is not None or experiment is not None or not runs:
-                raise
-            skipped.append(("experiment", str(exc)))
+    records = tuple(get_run(db, r) for r in runs)
+    try:
+        arms = compare_arms(
+            db,
+            dataset=dataset if dataset is not None or not records else records[0].dataset,
+            experiment=experiment,
+            claim=claim,
+            alpha=alpha,
+        )
+    except AbkitError as exc:
+        if dataset is not None or experiment is not None or not records:
+            raise
+        skipped.append(("experiment", str(exc)))
     if arms is not None:
         rates = arm_rates(arms)
         try:
@@ -267,7 +271,6 @@ def build_report(
         curve = power_curve(arms, claim=claim)
         if curve is None:
             skipped.append(("power", f"no power curve for the {arms.metrics[0]} metric"))
-    records = tuple(get_run(db, r) for r in runs)
     comparison = None
     if len(records) > 1:
         comparison = compare_runs(db, [r.run_id for r in records], confidence=1 - alpha)

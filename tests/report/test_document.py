@@ -188,3 +188,27 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, report, width: int)
         box = shot[y : y + round(image["height"]), x : x + min(round(image["width"]), width - x)]
         assert box.size, image["alt"][:80]
         assert not _blank(box), image["alt"][:80]
+
+
+@pytest.mark.browser
+def test_the_browser_check_sees_requests_console_errors_and_blank_charts(tmp_path: Path) -> None:
+    """The checks above can fail: a page with a remote image, a console error and an
+    image that draws nothing is caught on all three counts."""
+    blank = base64.b64encode(
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="600" height="200"/>'
+    ).decode()
+    page = tmp_path / "bad.html"
+    page.write_text(
+        f'<!DOCTYPE html><html><body><img src="data:image/svg+xml;base64,{blank}">'
+        '<img src="http://192.0.2.1/chart.png" width="600" height="200">'
+        '<script>console.error("boom")</script></body></html>'
+    )
+    shown = render(page, tmp_path, width=800)
+    assert shown.requests == ["http://192.0.2.1/chart.png"]
+    assert any('"boom"' in line for line in shown.console)
+    from matplotlib.image import imread
+
+    shot = imread(shown.screenshot)
+    first = shown.images[0]
+    x, y = round(first["x"]), round(first["y"])
+    assert _blank(shot[y : y + round(first["height"]), x : x + round(first["width"])])
