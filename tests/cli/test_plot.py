@@ -126,7 +126,7 @@ def test_missing_matplotlib_exits_2_with_the_install_line(
 
 
 def _gate_store(db: Path) -> Path:
-    base, cand = correlated_users(1, 800)
+    base, _ = correlated_users(1, 800)
     worse = np.clip(base * 0.8, 0, 1)
     metrics = lambda v: {"ndcg@10": v, "hit_rate@10": (v > 0.25) * 1.0}  # noqa: E731
     add_run(db, "base", user_metrics=metrics(base), params={"factors": 16}, name="als16")
