@@ -331,8 +331,8 @@ def _models(r: Report) -> Section:
             if comparison.kind == "ranking"
             else f"paired over {comparison.paired_rounds:,} logged rounds"
         )
-        + f"; {comparison.correction}-adjusted p-values. With thousands of users nearly every "
-        "difference is significant: read the effect and its interval.",
+        + f"; {comparison.correction}-adjusted p-values. With thousands of paired units nearly "
+        "every difference is significant: read the effect and its interval.",
     ]
     rows: list[tuple[str, ...]] = []
     for m in comparison.rows:

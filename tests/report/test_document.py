@@ -212,3 +212,32 @@ def test_the_browser_check_sees_requests_console_errors_and_blank_charts(tmp_pat
     first = shown.images[0]
     x, y = round(first["x"]), round(first["y"])
     assert _blank(shot[y : y + round(first["height"]), x : x + round(first["width"])])
+
+
+def test_offpolicy_runs_show_estimates_weights_and_ess(tmp_path: Path) -> None:
+    from abkit.data.ingest import ingest_file
+    from tests.conftest import OBD
+
+    db = tmp_path / "obd.duckdb"
+    ingest_file(OBD / "random" / "women" / "women.csv.gz", db, preset="obd")
+    for policy in ("stochastic", "topk"):
+        replay(db, model="random", estimators="ips,snips", policy=policy, name=f"o/{policy}")
+    report = build_report(db, runs=["o/stochastic", "o/topk"])
+    # one logging policy only: no A/B arms to compare, said rather than failed
+    assert report.arms is None
+    assert [what for what, _ in report.skipped] == ["experiment"]
+    written = write_html(report, tmp_path / "o.html")
+    assert written.sections == ("models", "offpolicy")
+    (estimates,) = [c for c in written.charts if c.title.startswith("Off-policy estimates")]
+    weights = [c for c in written.charts if c.title.startswith("Importance weights")]
+    assert len(weights) == 2
+    for run in report.runs:
+        for name, e in run.to_dict()["estimates"].items():
+            assert (
+                f"{run.label}: {name}: {e['value']:.4g}, 95% CI [{e['ci'][0]:.4g}, "
+                f"{e['ci'][1]:.4g}], ESS {e['ess']:,.0f}"
+            ) in estimates.caption
+    for chart, sample in zip(weights, report.weights, strict=True):
+        ess = sample.run.to_dict()["estimates"]["ips"]["diagnostics"]["ess"]
+        assert f"effective sample size {ess:,.0f} of {sample.weights.size:,}" in chart.caption
+        assert f"max {float(sample.weights.max()):.4g}" in chart.caption
