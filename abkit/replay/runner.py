@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from abkit_recommenders.train_lstm import require_torch, save_trained, train_lstm
 
 from abkit import __version__
-from abkit._util import unknown_choice
+from abkit._util import TableDisplay, unknown_choice
 from abkit.data.replay_sql import (
     delete_runs,
     event_time_range,
@@ -120,7 +120,7 @@ class MetricValue:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReplayResult:
+class ReplayResult(TableDisplay):
     """A stored run as ``replay`` returns it."""
 
     run_id: str
@@ -157,6 +157,22 @@ class ReplayResult:
             if e.estimator == estimator:
                 return e
         raise KeyError(estimator)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row per metric (its mean over users), then one per off-policy estimate with
+        its interval and ESS (``to_pandas()``, the notebook display under the run's chart)."""
+        rows: list[dict[str, Any]] = [
+            {"run": self.name or self.run_id, "metric": m.name, "value": m.value, "users": m.users}
+            for m in self.metrics
+        ]
+        rows += [
+            {
+                "run": self.name or self.run_id, "metric": e.estimator, "value": e.value,
+                "ci_low": e.ci_low, "ci_high": e.ci_high, "ess": e.ess, "refused": e.refused,
+            }
+            for e in self.estimates
+        ]  # fmt: skip
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,8 @@ and only its object-oriented API with the Agg canvas is used: no pyplot, no glob
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import math
 import os
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from abkit._util import register_html_chart
 from abkit.compare.runs import RunComparison
 from abkit.errors import InputError, MissingExtraError, param
 from abkit.replay.runner import ReplayResult
@@ -556,3 +559,35 @@ def write_file(target: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# -- notebooks ---------------------------------------------------------------------------------
+
+
+def chart_html(chart: Chart) -> str:
+    """An in-memory SVG chart as an HTML ``<figure>``: the image as a ``data:`` URI (nothing
+    fetched), its caption as the ``alt`` text and under it."""
+    uri = "data:image/svg+xml;base64," + base64.b64encode(chart.data).decode("ascii")
+    return (
+        f'<figure><div class="chart"><img src="{uri}" alt="{html.escape(chart.caption)}" '
+        f'width="{chart.width_px}" height="{chart.height_px}"></div>'
+        f"<figcaption>{html.escape(chart.caption)}</figcaption></figure>"
+    )
+
+
+def notebook_chart(draw: Any) -> Any:
+    """``draw(result, fmt=...)`` as the HTML a notebook shows above the result's table."""
+
+    def html(result: Any) -> str:
+        token = CAPTION_IN_IMAGE.set(False)
+        try:
+            return chart_html(draw(result, fmt="svg"))
+        finally:
+            CAPTION_IN_IMAGE.reset(token)
+
+    return html
+
+
+register_html_chart(ArmComparisonReport, notebook_chart(plot_arm_comparison))
+register_html_chart(RunComparison, notebook_chart(plot_run_comparison))
+register_html_chart(ReplayResult, notebook_chart(plot_replay))

@@ -15,7 +15,6 @@ the report's result objects (``abkit report --json`` prints them).
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import re
@@ -31,6 +30,7 @@ from abkit.report.build import Report
 from abkit.report.charts import (
     CAPTION_IN_IMAGE,
     Chart,
+    chart_html,
     interval,
     number,
     p_text,
@@ -526,15 +526,6 @@ def _html_table(t: Table) -> str:
     )
 
 
-def _html_figure(chart: Chart) -> str:
-    uri = "data:image/svg+xml;base64," + base64.b64encode(chart.data).decode("ascii")
-    return (
-        f'<figure><div class="chart"><img src="{uri}" alt="{html.escape(chart.caption)}" '
-        f'width="{chart.width_px}" height="{chart.height_px}"></div>'
-        f"<figcaption>{html.escape(chart.caption)}</figcaption></figure>"
-    )
-
-
 def write_html(report: Report, path: str | Path) -> WrittenReport:
     """The report as one self-contained HTML file (charts inline as SVG images)."""
     parts: list[str] = []
@@ -550,7 +541,7 @@ def write_html(report: Report, path: str | Path) -> WrittenReport:
         numbers = "".join(f"<p>{html.escape(t)}</p>" for t in s.text) + "".join(
             _html_table(t) for t in s.tables
         )
-        figures = "".join(_html_figure(c) for c in drawn)
+        figures = "".join(chart_html(c) for c in drawn)
         parts.append(
             f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2>'
             f'<div class="pair"><div class="charts">{figures}</div>'

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from abkit._util import register_html_chart
 from abkit.errors import InputError
 from abkit.experiments.gate import GateReport
 from abkit.report.build import ArmRate, PowerCurve, RunWeights, UserValues
@@ -35,6 +36,7 @@ from abkit.report.charts import (
     _save,
     _target_format,
     interval,
+    notebook_chart,
     number,
     p_text,
     pct,
@@ -518,3 +520,6 @@ def gate_mermaid(report: GateReport) -> str:
             "",
         ]
     )
+
+
+register_html_chart(GateReport, notebook_chart(plot_gate))
