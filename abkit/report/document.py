@@ -172,8 +172,8 @@ def _experiment(r: Report, arms: ArmComparisonReport) -> Section:
     if arms.window_start is not None and arms.window_end is not None:
         window = f" from {arms.window_start:%Y-%m-%d} to {arms.window_end:%Y-%m-%d}"
     text = [
-        f"{where}: {len(srm.arms)} arms ({', '.join(srm.arms)}; control {arms.control}), "
-        f"randomised by {arms.unit}{window}.",
+        f"{where}: {len(srm.arms)} arms ({', '.join(srm.arms)}; the control is "
+        f"{arms.control}), randomised by {arms.unit}{window}.",
     ]
     if arms.srm_failed:
         text.append(

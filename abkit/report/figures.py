@@ -482,7 +482,8 @@ def plot_gate(report: GateReport, path: Target = None, *, fmt: str | None = None
     ax.plot([], [], "s", color="0.3", label="change")
     ax.plot([], [], "|", color="0.3", markersize=10, mew=2, label="one-sided upper bound")
     ax.plot([], [], "--", color="black", label="limit (-margin)")
-    ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
+    # above the plot: inside it would hide a limit
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
     return _save(fig, Canvas, path, fmt, title, caption)
 
 

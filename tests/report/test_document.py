@@ -241,3 +241,19 @@ def test_offpolicy_runs_show_estimates_weights_and_ess(tmp_path: Path) -> None:
         ess = sample.run.to_dict()["estimates"]["ips"]["diagnostics"]["ess"]
         assert f"effective sample size {ess:,.0f} of {sample.weights.size:,}" in chart.caption
         assert f"max {float(sample.weights.max()):.4g}" in chart.caption
+
+
+def test_the_readme_chart_is_a_chart_of_the_numbers_the_readme_states() -> None:
+    from PIL import Image
+
+    repo = Path(__file__).resolve().parents[2]
+    image = repo / "tests" / "golden" / "readme-lift.png"
+    assert image.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(image) as png:
+        caption = png.info["Description"]
+        assert png.size == (800, 394)
+    readme = (repo / "README.md").read_text()
+    assert "](tests/golden/readme-lift.png)" in readme
+    stated = re.search(r"lift (\+\S+), 95% CI \[(\S+), (\S+)\]", caption)
+    assert stated is not None
+    assert f"lift {stated[1]}, 95% CI [{stated[2]}, {stated[3]}]" in readme
