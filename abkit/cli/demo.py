@@ -85,14 +85,15 @@ def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool)
     if existing:
         render.note(f"{db} already holds the demo dataset; reusing it (--fresh simulates again).")
     else:
-        with render.progress("simulating", total=users) as advance:
+        with render.phases() as phases:
+            phases.start("simulating", users)
             last = [0]
 
             def on_progress(done: int, total: int) -> None:
-                advance(done - last[0])
+                phases.advance(done - last[0])
                 last[0] = done
 
-            summary = simulate(config, db, on_progress=on_progress)
+            summary = simulate(config, db, on_progress=on_progress, on_phase=phases.start)
         render.simulation_summary(summary)
     render.store_info(store_info(db, dataset=DEMO_DATASET), selected=True)
 

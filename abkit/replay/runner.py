@@ -55,6 +55,7 @@ from abkit.data.store import check_writable, open_store, utcnow
 from abkit.errors import InputError, StoreError, param
 from abkit.plugins import (
     DEVICES,
+    FIT_STEPS,
     TrainingData,
     create_recommender,
     fingerprint_arrays,
@@ -404,9 +405,7 @@ def replay(
         if path is not None:
             recommender.load(path, data)
         else:
-            with progress(f"fitting {model}", None) as advance:
-                recommender.fit(data)
-                advance(1)
+            fit_with_progress(recommender, data, progress, f"fitting {model}")
         metrics, per_user = rank_users(
             recommender,
             data,
@@ -511,18 +510,33 @@ def replay(
     if before_store is not None:
         before_store(result, data.user_ids[eval_users], per_user)
     if write:
-        _store(
-            db,
-            result,
-            data,
-            eval_users,
-            per_user,
-            round_columns,
-            summary,
-            replace=replace,
-            wait=wait,
-        )
+        with progress("writing the run", None):
+            _store(
+                db,
+                result,
+                data,
+                eval_users,
+                per_user,
+                round_columns,
+                summary,
+                replace=replace,
+                wait=wait,
+            )
     return result
+
+
+def fit_with_progress(
+    recommender: Recommender, data: TrainingData, progress: Progress, description: str
+) -> None:
+    """``recommender.fit(data)`` under a progress line: step by step for a recommender that
+    reports its steps (:data:`abkit.plugins.FIT_STEPS`: ALS's iterations), else a phase of
+    unknown length."""
+    steps = getattr(recommender, FIT_STEPS, None)
+    with progress(description, steps) as advance:
+        if steps is None:
+            recommender.fit(data)
+        else:
+            recommender.fit(data, on_step=advance)  # type: ignore[call-arg]
 
 
 def _check_name(store: Any, name: str, *, replace: bool) -> list[str]:
