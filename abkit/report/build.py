@@ -242,6 +242,15 @@ def build_report(
     arms = daily = None
     rates: tuple[ArmRate, ...] = ()
     curve = None
+    all_gates = list(gates)
+    if spec is not None:
+        # first: the gate simulates the spec's dataset when the store lacks it
+        parsed = load_spec(spec)
+        if parsed.gate is None:
+            raise InputError(f"{param('spec')} {spec}: has no [gate] table")
+        all_gates.append(gate_spec(parsed, db, progress=progress))
+        if dataset is None:
+            dataset = parsed.data.dataset
     records = tuple(get_run(db, r) for r in runs)
     try:
         arms = compare_arms(
@@ -252,7 +261,8 @@ def build_report(
             alpha=alpha,
         )
     except AbkitError as exc:
-        if dataset is not None or experiment is not None or not records:
+        explicit = experiment is not None or (dataset is not None and spec is None)
+        if explicit or not (records or all_gates):
             raise
         skipped.append(("experiment", str(exc)))
     if arms is not None:
@@ -288,12 +298,6 @@ def build_report(
                     run=record, metric=main, values=run_user_values(db, record.run_id, main)[1]
                 )
             )
-    all_gates = list(gates)
-    if spec is not None:
-        parsed = load_spec(spec)
-        if parsed.gate is None:
-            raise InputError(f"{param('spec')} {spec}: has no [gate] table")
-        all_gates.append(gate_spec(parsed, db, progress=progress))
     if arms is None and not records and not all_gates:
         raise InputError(f"nothing to report: no experiment in the dataset and no {param('runs')}")
     return Report(

@@ -169,6 +169,7 @@ def _blank(pixels: np.ndarray) -> bool:
     return counts.max() > 0.995 * len(flat)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 390])
 def test_report_renders_in_headless_chromium(tmp_path: Path, report, width: int) -> None:
@@ -257,3 +258,20 @@ def test_the_readme_chart_is_a_chart_of_the_numbers_the_readme_states() -> None:
     stated = re.search(r"lift (\+\S+), 95% CI \[(\S+), (\S+)\]", caption)
     assert stated is not None
     assert f"lift {stated[1]}, 95% CI [{stated[2]}, {stated[3]}]" in readme
+
+
+@pytest.mark.slow
+def test_a_spec_adds_its_gate_as_abkit_gate_reports_it(tmp_path: Path) -> None:
+    from abkit.experiments.gate import gate_spec
+    from abkit.experiments.spec import load_spec
+
+    spec = Path(__file__).resolve().parents[2] / "experiments" / "ci.toml"
+    db = tmp_path / "ci.duckdb"
+    report = build_report(db, spec=spec)  # simulates the spec's dataset, replays its candidate
+    (gate,) = report.gates
+    again = gate_spec(load_spec(spec), db, run=gate.candidate["run_id"])
+    assert gate.to_dict() == again.to_dict()
+    assert report.arms is not None  # the spec's dataset, simulated by the gate, is the report's
+    assert report.arms.dataset == load_spec(spec).data.dataset
+    written = write_html(report, tmp_path / "ci.html")
+    assert written.sections[-1] == "gates"
