@@ -136,7 +136,7 @@ def _verdict(report: ArmComparisonReport, c: Comparison) -> str:
     if c.significant:
         direction = "better" if c.diff > 0 else "worse"
         text = (
-            f"{c.treatment} does {direction} than {c.control} on {c.metric}: the lift is "
+            f"Arm {c.treatment} does {direction} than arm {c.control} on {c.metric}: the lift is "
             f"{pct(c.lift)}, {level} CI {interval(c.lift_ci_lower, c.lift_ci_upper)}, more "
             f"than chance explains ({report.correction}-adjusted {p_text(c.p_adjusted)})."
         )
@@ -437,7 +437,7 @@ def _gates(r: Report) -> Section:
         text=tuple(
             f"Gate {g.name}: "
             + ("passed." if g.passed else "FAILED on " + ", ".join(g.failed_metrics) + ".")
-            + f" {g.decision}."
+            + f" Decided by: {g.decision}."
             for g in r.gates
         ),
         tables=(
@@ -479,7 +479,7 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
   color: var(--ink); background: #f6f7f9; }
-main { max-width: 1200px; margin: 0 auto; padding: 1rem; }
+main { max-width: 1320px; margin: 0 auto; padding: 1rem; }
 header h1 { font-size: 1.6rem; margin: 0.5rem 0 0.25rem; }
 header p { color: var(--muted); margin: 0 0 1rem; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
@@ -487,7 +487,7 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
 h2 { font-size: 1.25rem; margin: 0 0 0.75rem; }
 .pair { display: grid; grid-template-columns: minmax(0, 1fr); gap: 1rem; }
 @media (min-width: 900px) {
-  .pair { grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); align-items: start; }
+  .pair { grid-template-columns: minmax(0, 4fr) minmax(0, 3fr); align-items: start; }
 }
 figure { margin: 0 0 1rem; }
 .chart { overflow-x: auto; border: 1px solid var(--line); border-radius: 4px; }
