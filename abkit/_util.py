@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from abkit.errors import AbkitError
 
 SHOW_LIMIT = 80
 
@@ -40,3 +43,45 @@ def unknown_choice(kind: str, name: str, choices: Iterable[str]) -> str:
         f"unknown {kind} {show_value(name)}{hint}; "
         f"expected one of: {', '.join(options) if options else '(none)'}"
     )
+
+
+# -- notebooks: results as tables (and charts) --------------------------------------------------
+
+#: result type -> a function giving its chart as HTML; filled by :mod:`abkit.report` when it is
+#: imported (the layers below it cannot import it), so a result shows its chart in a notebook
+#: once ``abkit.report`` is loaded and matplotlib is installed
+HTML_CHARTS: dict[type, Callable[[Any], str]] = {}
+
+
+def register_html_chart(kind: type, draw: Callable[[Any], str]) -> None:
+    """Show ``draw(result)`` (HTML) above the table of every ``kind`` result in a notebook."""
+    HTML_CHARTS[kind] = draw
+
+
+class TableDisplay:
+    """Notebook display for a frozen result, as tea-tasting's results: :meth:`to_pandas`
+    gives one row per comparison (or metric, gate, ...), ``_repr_html_`` shows that table
+    under the result's chart (see :data:`HTML_CHARTS`). A subclass says what a row is in
+    :meth:`table_rows`."""
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def to_pandas(self) -> Any:
+        """The rows as a ``pandas.DataFrame`` (pandas is imported here, on first use)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table_rows())
+
+    def _repr_html_(self) -> str:
+        table = self.to_pandas().to_html(
+            index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0
+        )
+        chart = ""
+        draw = HTML_CHARTS.get(type(self))
+        if draw is not None:
+            try:
+                chart = draw(self)
+            except AbkitError:  # no matplotlib, or nothing to draw: the table alone
+                chart = ""
+        return f"<div>{chart}{table}</div>"

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FIT_STEPS",
     "Device",
     "Recommender",
     "RecommenderInfo",
@@ -62,6 +63,12 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "abkit.recommenders"
+
+#: An optional hook of the protocol: a recommender whose fit goes in known steps (ALS's
+#: iterations) has this attribute (an int, the number of steps) and a ``fit(data, *,
+#: on_step)`` that calls ``on_step(1)`` after each step, so the command line shows the fit's
+#: progress (``fitting als 3/15``) instead of a phase of unknown length.
+FIT_STEPS = "fit_steps"
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")

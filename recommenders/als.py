@@ -14,6 +14,7 @@ top-K comes from implicit's GPU ``recommend`` instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -94,7 +95,12 @@ class ALSRecommender:
             "device": self.device,
         }
 
-    def fit(self, data: TrainingData) -> None:
+    @property
+    def fit_steps(self) -> int:
+        """The fit's steps as the progress line counts them (abkit.plugins.FIT_STEPS)."""
+        return self.iterations
+
+    def fit(self, data: TrainingData, *, on_step: Callable[[int], None] | None = None) -> None:
         import warnings
 
         import numpy as np
@@ -117,7 +123,11 @@ class ALSRecommender:
                 use_gpu=device == "cuda",
                 calculate_training_loss=False,
             )
-            model.fit(data.matrix.tocsr().astype(np.float32), show_progress=False)
+            # implicit calls back after each iteration: (iteration, seconds, loss)
+            callback = None if on_step is None else (lambda *_: on_step(1))
+            model.fit(
+                data.matrix.tocsr().astype(np.float32), show_progress=False, callback=callback
+            )
         if device == "cuda":
             self._gpu_model = model
             cpu = model.to_cpu()

@@ -58,11 +58,14 @@ ALLOWED: dict[str, set[str]] = {
         "abkit.plugins",
     },
     "abkit.report": {
+        "abkit",  # the version in the report's footer
         "abkit.errors",
         "abkit._util",
         "abkit.stats",
+        "abkit.data",  # the run records the report shows
         "abkit.compare",
         "abkit.replay",
+        "abkit.experiments",  # `abkit report --spec`: the gate's report
     },
     "abkit.bench": {"*"},
     "abkit.gpu_check": {"*"},

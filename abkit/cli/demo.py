@@ -19,10 +19,14 @@ from abkit.compare.arms import compare_arms
 from abkit.compare.runs import compare_runs
 from abkit.data.info import store_info
 from abkit.data.store import open_store
+from abkit.errors import MissingExtraError
 from abkit.experiments.baseline import baseline_of_stored_run
-from abkit.experiments.gate import gate_run
+from abkit.experiments.gate import GateReport, gate_run
 from abkit.experiments.spec import GateCheck
 from abkit.replay.runner import replay
+from abkit.report.build import build_report
+from abkit.report.charts import require_matplotlib
+from abkit.report.document import write_report
 from abkit.simulate import SimulationConfig, simulate
 
 DEMO_DATASET = "demo"
@@ -49,7 +53,8 @@ def demo(
     _step_compare(db, claim=0.2)
     results = _step_replay(db)
     _step_compare_runs(db, results)
-    _step_gate(db, next(r.run_id for r in results if r.model == "als"))
+    gates = _step_gate(db, next(r.run_id for r in results if r.model == "als"))
+    _step_report(db, results, gates, claim=0.2)
     render.console.print()
     render.note("Run `abkit --help` to see every command; `abkit COMMAND --help` for details.")
 
@@ -80,14 +85,15 @@ def _step_simulate(db: Path, *, users: int, lift: float, seed: int, fresh: bool)
     if existing:
         render.note(f"{db} already holds the demo dataset; reusing it (--fresh simulates again).")
     else:
-        with render.progress("simulating", total=users) as advance:
+        with render.phases() as phases:
+            phases.start("simulating", users)
             last = [0]
 
             def on_progress(done: int, total: int) -> None:
-                advance(done - last[0])
+                phases.advance(done - last[0])
                 last[0] = done
 
-            summary = simulate(config, db, on_progress=on_progress)
+            summary = simulate(config, db, on_progress=on_progress, on_phase=phases.start)
         render.simulation_summary(summary)
     render.store_info(store_info(db, dataset=DEMO_DATASET), selected=True)
 
@@ -151,7 +157,7 @@ def _step_compare_runs(db: Path, results: list[Any]) -> None:
     )
 
 
-def _step_gate(db: Path, als_run_id: str) -> None:
+def _step_gate(db: Path, als_run_id: str) -> list[GateReport]:
 
     render.step(
         5,
@@ -163,6 +169,7 @@ def _step_gate(db: Path, als_run_id: str) -> None:
     )
     baseline = baseline_of_stored_run(db, als_run_id)
     checks = [GateCheck(metric="ndcg@10", max_drop=0.05)]
+    reports = []
     for label, params in (("als-seed2", {"seed": 2}), ("als-2-factors", {"factors": 2})):
         run = replay(
             db,
@@ -179,6 +186,31 @@ def _step_gate(db: Path, als_run_id: str) -> None:
         )
         render.gate_report(report)
         render.console.print(f"  exit code in CI: {0 if report.passed else 1}", style="bold")
+        reports.append(report)
+    return reports
+
+
+def _step_report(db: Path, results: list[Any], gates: list[GateReport], *, claim: float) -> None:
+
+    out = db.parent / "report.html"
+    runs = [r.run_id for r in results if r.model != "random"]
+    names = ",".join(r.name for r in results if r.model != "random")
+    render.step(
+        6,
+        "Write the report",
+        f"`abkit report --claim {claim} --runs {names}`: the steps above as one HTML file, "
+        "charts beside the numbers, readable offline, on a phone and on paper.",
+    )
+    try:
+        require_matplotlib("the demo's report")
+    except MissingExtraError as exc:
+        render.note(f"report skipped: {exc}")
+        return
+    report = build_report(db, dataset=DEMO_DATASET, runs=runs, claim=claim, gates=gates)
+    written = write_report(report, out)
+    render.console.print(
+        f"Report: {written.path.resolve()} ({len(written.charts)} charts)", style="bold"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -20,12 +20,14 @@ import typer
 from abkit._util import unknown_choice
 from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.errors import InputError, SpecError
 from abkit.experiments import baseline as baselines
 from abkit.experiments.baseline import load_baseline
 from abkit.experiments.gate import default_checks, gate_run, gate_spec
 from abkit.experiments.runner import run_experiment
 from abkit.experiments.spec import GateCheck, load_spec
+from abkit.report.figures import gate_mermaid, plot_gate
 
 if TYPE_CHECKING:
     from abkit.experiments.gate import GateReport
@@ -174,13 +176,15 @@ def gate(
         typer.Option(help="Also write the Markdown summary to this file.", show_default=False),
     ] = None,
     json: JsonOption = False,
+    plot: PlotOption = None,
 ) -> None:
     """Fail CI on a significant metric regression (exit 0 pass, 1 fail, 2 error).
 
     A gate fails only when the data show a drop beyond its margin:
     the one-sided upper confidence bound of the change is below -margin.
     Noise alone never fails it; the report names the test that decided.
-    The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set.
+    The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set,
+    with the gate chart as a Mermaid block; --plot draws it as an image.
     """
 
     if spec is None and (baseline is None or run_id is None):
@@ -188,6 +192,7 @@ def gate(
     if test not in ("t", "bootstrap"):
         raise InputError("--test: " + unknown_choice("test", test, ("t", "bootstrap")))
     # before any work: a refusal after the replay would have stored its run for nothing
+    check_plot(plot)
     for option, path in (("--junit", junit), ("--markdown", markdown)):
         if path is not None:
             _check_output(path, option)
@@ -210,6 +215,7 @@ def gate(
         render.print_json(report.to_dict())
     else:
         render.gate_report(report)
+    write_plot(report, plot, plot_gate)
     raise typer.Exit(report.exit_code)
 
 
@@ -280,7 +286,7 @@ def _write_outputs(report: GateReport, *, junit: Path | None, markdown: Path | N
         targets.append((markdown, text, "w"))
     summary = os.environ.get(SUMMARY_ENV_VAR)
     if summary:
-        targets.append((Path(summary), text + "\n", "a"))
+        targets.append((Path(summary), text + "\n" + gate_mermaid(report) + "\n", "a"))
     for path, content, mode in targets:
         try:
             with path.open(mode, encoding="utf-8") as handle:

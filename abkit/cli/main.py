@@ -93,6 +93,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "abkit.cli.gate",
         "Fail CI on a significant metric regression (exit 0 pass, 1 fail, 2 error).",
     ),
+    "report": (
+        "abkit.cli.report",
+        "Write an HTML (or Markdown) report: arms, lift, days, power, models, gates, with charts.",
+    ),
     "bench": (
         "abkit.cli.bench",
         "Measure abkit's hot paths against the references users would otherwise pick.",

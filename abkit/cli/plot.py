@@ -7,6 +7,7 @@ nothing and stores nothing); :func:`write_plot` draws the chart from the same fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,10 +34,12 @@ def check_plot(path: Path | None) -> None:
         require_matplotlib()
 
 
-def write_plot(result: Any, path: Path | None) -> Chart | None:
-    """Draw ``result`` to ``path`` (when given) and note it on stderr."""
+def write_plot(
+    result: Any, path: Path | None, draw: Callable[[Any, Path], Chart] = write_chart
+) -> Chart | None:
+    """Draw ``result`` to ``path`` (when given, with ``draw``) and note it on stderr."""
     if path is None:
         return None
-    chart = write_chart(result, path)
+    chart = draw(result, path)
     render.note(f"chart: wrote {chart.path} ({chart.width_px}x{chart.height_px} px)")
     return chart

@@ -161,26 +161,69 @@ def pct(value: float | None, digits: int = 2) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
-@contextmanager
-def progress(description: str, total: int | None) -> Iterator[Any]:
-    """A progress bar on stderr; yields ``advance(n)``. Silent when stderr is not a terminal."""
-    bar = Progress(
+class _Count(MofNCompleteColumn):
+    """``3/15``; nothing for a phase of unknown length (rich would show ``0/?``)."""
+
+    def render(self, task: Any) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+class _Remaining(TimeRemainingColumn):
+    """The time left; nothing for a phase of unknown length."""
+
+    def render(self, task: Any) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+def _bar() -> Progress:
+    return Progress(
         TextColumn("{task.description}", style="progress.description", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
+        BarColumn(),  # pulses while the length of the phase is unknown
+        _Count(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        _Remaining(),
         console=err_console,
         transient=True,
         disable=not err_console.is_terminal,
     )
-    with bar:
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr; yields ``advance(n)``. Silent when stderr is not a terminal.
+    ``total`` None: a phase of unknown length (a pulsing bar and the time it has taken)."""
+    with _bar() as bar:
         task = bar.add_task(description, total=total)
 
         def advance(n: int = 1) -> None:
             bar.advance(task, n)
 
         yield advance
+
+
+class Phases:
+    """One progress line that goes through phases: :meth:`start` replaces the phase shown
+    (its description and length), :meth:`advance` moves it on."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+        self._task: Any = None
+
+    def start(self, description: str, total: int | None = None) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, n)
+
+
+@contextmanager
+def phases() -> Iterator[Phases]:
+    """A progress line through phases (simulating, then writing the store, ...)."""
+    with _bar() as bar:
+        yield Phases(bar)
 
 
 def store_info(result: Any, *, selected: bool = False) -> None:

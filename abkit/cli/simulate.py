@@ -90,15 +90,18 @@ def simulate(
         dataset=dataset,
         experiment=experiment,
     )
-    with offer_wait(wait), render.progress("Simulating users", total=config.users) as advance:
+    with offer_wait(wait), render.phases() as phases:
+        phases.start("Simulating users", config.users)
         done = 0
 
         def on_progress(users_done: int, _total: int) -> None:
             nonlocal done
-            advance(users_done - done)
+            phases.advance(users_done - done)
             done = users_done
 
-        summary = run_simulation(config, db, on_progress=on_progress, wait=wait)
+        summary = run_simulation(
+            config, db, on_progress=on_progress, on_phase=phases.start, wait=wait
+        )
     if json:
         render.print_json(summary.to_dict())
         return

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
-from abkit._util import unknown_choice
+from abkit._util import TableDisplay, unknown_choice
 from abkit.data.runs_sql import (
     fetch_runs,
     paired_rounds,
@@ -116,7 +116,7 @@ class OffPolicyComparison:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunComparison:
+class RunComparison(TableDisplay):
     """Every comparison of ``abkit compare RUN_A RUN_B ...`` (``runs[0]`` is the reference)."""
 
     kind: Literal["ranking", "offpolicy"]
@@ -136,6 +136,37 @@ class RunComparison:
     @property
     def reference(self) -> RunRecord:
         return self.runs[0]
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row per metric (or estimator) and run against the reference: the means, the
+        relative difference and its paired interval, the adjusted p-value (``to_pandas()``,
+        the notebook display under the forest plot)."""
+        rows: list[dict[str, Any]] = []
+        for m in self.rows:
+            c = m.result
+            rows.append(
+                {
+                    "metric": m.metric, "reference": m.reference, "candidate": m.candidate,
+                    "n": c.n, "mean_reference": c.mean_baseline,
+                    "mean_candidate": c.mean_candidate, "difference": c.difference,
+                    "relative_difference": c.relative_difference,
+                    "relative_ci_low": c.relative_ci_low, "relative_ci_high": c.relative_ci_high,
+                    "p_value": c.p_value, "p_adjusted": m.p_adjusted,
+                }
+            )  # fmt: skip
+        for o in self.offpolicy:
+            d = o.result
+            rows.append(
+                {
+                    "estimator": o.estimator, "reference": o.reference, "candidate": o.candidate,
+                    "value_reference": d.value_a, "value_candidate": d.value_b,
+                    "relative_difference": d.relative_difference,
+                    "relative_ci_low": d.relative_ci_low, "relative_ci_high": d.relative_ci_high,
+                    "p_adjusted": o.p_adjusted,
+                    "claim_verdict": None if o.claim is None else o.claim.verdict,
+                }
+            )  # fmt: skip
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {

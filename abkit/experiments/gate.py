@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abkit._util import unknown_choice
+from abkit._util import TableDisplay, unknown_choice
 from abkit.data.runs_sql import fetch_run, run_metric_names, user_values
 from abkit.data.store import default_db_path, open_store
 from abkit.errors import AbkitError, InputError, SpecError
@@ -158,7 +158,7 @@ class GateOutcome:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GateReport:
+class GateReport(TableDisplay):
     """Every gate of one candidate against one baseline."""
 
     name: str
@@ -176,6 +176,10 @@ class GateReport:
     @property
     def passed(self) -> bool:
         return all(o.passed for o in self.outcomes)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row per gate (``to_pandas()``, the notebook display under the gate chart)."""
+        return [o.to_dict() for o in self.outcomes]
 
     @property
     def failed_metrics(self) -> list[str]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from abkit_recommenders.train_lstm import require_torch, save_trained, train_lstm
 
 from abkit import __version__
-from abkit._util import unknown_choice
+from abkit._util import TableDisplay, unknown_choice
 from abkit.data.replay_sql import (
     delete_runs,
     event_time_range,
@@ -55,6 +55,7 @@ from abkit.data.store import check_writable, open_store, utcnow
 from abkit.errors import InputError, StoreError, param
 from abkit.plugins import (
     DEVICES,
+    FIT_STEPS,
     TrainingData,
     create_recommender,
     fingerprint_arrays,
@@ -120,7 +121,7 @@ class MetricValue:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReplayResult:
+class ReplayResult(TableDisplay):
     """A stored run as ``replay`` returns it."""
 
     run_id: str
@@ -157,6 +158,22 @@ class ReplayResult:
             if e.estimator == estimator:
                 return e
         raise KeyError(estimator)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row per metric (its mean over users), then one per off-policy estimate with
+        its interval and ESS (``to_pandas()``, the notebook display under the run's chart)."""
+        rows: list[dict[str, Any]] = [
+            {"run": self.name or self.run_id, "metric": m.name, "value": m.value, "users": m.users}
+            for m in self.metrics
+        ]
+        rows += [
+            {
+                "run": self.name or self.run_id, "metric": e.estimator, "value": e.value,
+                "ci_low": e.ci_low, "ci_high": e.ci_high, "ess": e.ess, "refused": e.refused,
+            }
+            for e in self.estimates
+        ]  # fmt: skip
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -388,9 +405,7 @@ def replay(
         if path is not None:
             recommender.load(path, data)
         else:
-            with progress(f"fitting {model}", None) as advance:
-                recommender.fit(data)
-                advance(1)
+            fit_with_progress(recommender, data, progress, f"fitting {model}")
         metrics, per_user = rank_users(
             recommender,
             data,
@@ -495,18 +510,33 @@ def replay(
     if before_store is not None:
         before_store(result, data.user_ids[eval_users], per_user)
     if write:
-        _store(
-            db,
-            result,
-            data,
-            eval_users,
-            per_user,
-            round_columns,
-            summary,
-            replace=replace,
-            wait=wait,
-        )
+        with progress("writing the run", None):
+            _store(
+                db,
+                result,
+                data,
+                eval_users,
+                per_user,
+                round_columns,
+                summary,
+                replace=replace,
+                wait=wait,
+            )
     return result
+
+
+def fit_with_progress(
+    recommender: Recommender, data: TrainingData, progress: Progress, description: str
+) -> None:
+    """``recommender.fit(data)`` under a progress line: step by step for a recommender that
+    reports its steps (:data:`abkit.plugins.FIT_STEPS`: ALS's iterations), else a phase of
+    unknown length."""
+    steps = getattr(recommender, FIT_STEPS, None)
+    with progress(description, steps) as advance:
+        if steps is None:
+            recommender.fit(data)
+        else:
+            recommender.fit(data, on_step=advance)  # type: ignore[call-arg]
 
 
 def _check_name(store: Any, name: str, *, replace: bool) -> list[str]:

@@ -20,17 +20,21 @@ and only its object-oriented API with the Agg canvas is used: no pyplot, no glob
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import math
 import os
 import tempfile
 import textwrap
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from abkit._util import register_html_chart
 from abkit.compare.runs import RunComparison
 from abkit.errors import InputError, MissingExtraError, param
 from abkit.replay.runner import ReplayResult
@@ -55,6 +59,10 @@ FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
 WIDTH_IN = 8.0
 DPI = 100
 
+#: whether the caption is drawn under the plot (the HTML report sets it False for its charts
+#: and shows the caption as page text beside them; it stays in the file's metadata either way)
+CAPTION_IN_IMAGE: ContextVar[bool] = ContextVar("CAPTION_IN_IMAGE", default=True)
+
 _CAPTION_FONT = 8.0
 _CAPTION_CHARS = 112  # characters per caption line at WIDTH_IN and _CAPTION_FONT
 _CAPTION_LINE_IN = 0.16
@@ -65,16 +73,19 @@ class Chart:
     """A chart written to ``path``: its format, title, caption (the numbers in words) and
     size in pixels (at :data:`DPI`; an SVG's size is the same in points x 0.72)."""
 
-    path: Path
+    path: Path | None
     format: str
     title: str
     caption: str
     width_px: int
     height_px: int
+    #: the encoded file (PNG bytes or SVG text as UTF-8); the HTML report inlines it
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["path"] = str(self.path)
+        del out["data"]
+        out["path"] = None if self.path is None else str(self.path)
         return out
 
 
@@ -90,10 +101,26 @@ def chart_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def require_matplotlib() -> None:
+def _target_format(path: str | Path | None, fmt: str | None) -> str:
+    """The format of a chart written to ``path``, or kept in memory (``path`` None) as
+    ``fmt`` (SVG by default)."""
+    if path is not None:
+        return chart_format(path)
+    if fmt not in (None, *FORMATS.values()):
+        raise ValueError(f"unknown chart format {fmt!r}")
+    return fmt or "svg"
+
+
+def require_matplotlib(purpose: str | None = None) -> None:
     """Raise :class:`~abkit.errors.MissingExtraError` (with the install line) when matplotlib
-    cannot be imported; a command calls it before any work, so a missing extra costs nothing."""
-    _matplotlib()
+    cannot be imported; a command calls it before any work, so a missing extra costs nothing.
+    ``purpose`` is what needs it (default the ``plot`` parameter)."""
+    try:
+        _matplotlib()
+    except MissingExtraError:
+        if purpose is None:
+            raise
+        raise MissingExtraError("matplotlib", "report", purpose) from None
 
 
 def _matplotlib() -> tuple[Any, Any]:
@@ -164,11 +191,13 @@ class _Row:
     high: float
 
 
-def plot_arm_comparison(report: ArmComparisonReport, path: str | Path) -> Chart:
+def plot_arm_comparison(
+    report: ArmComparisonReport, path: str | Path | None = None, *, fmt: str | None = None
+) -> Chart:
     """A forest plot of each comparison's relative lift with its interval (the fields
     ``lift``, ``lift_ci_lower``, ``lift_ci_upper`` of the report), a line at zero and, when the
     report checked a claim, a dashed line at the claimed lift."""
-    fmt = chart_format(path)
+    fmt = _target_format(path, fmt)
     level = _level(1 - report.alpha)
     several_metrics = len(report.metrics) > 1
     rows = [
@@ -232,10 +261,12 @@ def _arm_sentence(c: Comparison, level: str, alpha: float) -> str:
     return text + "."
 
 
-def plot_run_comparison(result: RunComparison, path: str | Path) -> Chart:
+def plot_run_comparison(
+    result: RunComparison, path: str | Path | None = None, *, fmt: str | None = None
+) -> Chart:
     """Each metric's (ranking runs) or estimator's (off-policy runs) relative difference of a
     candidate run over the reference run, with its paired interval (Fieller)."""
-    fmt = chart_format(path)
+    fmt = _target_format(path, fmt)
     level = _level(result.confidence)
     ref = result.reference
     claim: float | None = None
@@ -305,10 +336,12 @@ def plot_run_comparison(result: RunComparison, path: str | Path) -> Chart:
     )
 
 
-def plot_replay(result: ReplayResult, path: str | Path) -> Chart:
+def plot_replay(
+    result: ReplayResult, path: str | Path | None = None, *, fmt: str | None = None
+) -> Chart:
     """The run's metrics at each K as grouped bars (shares on a 0-1 axis; novelty, in bits, on
     its own axis) and its off-policy estimates with their intervals."""
-    fmt = chart_format(path)
+    fmt = _target_format(path, fmt)
     values: dict[tuple[str, int], float] = {}
     names: list[str] = []
     for m in result.metrics:
@@ -410,22 +443,23 @@ def _figure(Figure: Any, Canvas: Any, title: str, caption: str, plot_h: float) -
     """A figure ``plot_h`` inches of plot high plus room for the title, the axis label and
     the wrapped caption (drawn at the bottom); returns it with the plot's top and bottom as
     fractions of the figure height."""
-    lines = _wrap(caption)
-    caption_h = _CAPTION_LINE_IN * len(lines) + 0.2
+    lines = _wrap(caption) if CAPTION_IN_IMAGE.get() else []
+    caption_h = _CAPTION_LINE_IN * len(lines) + 0.2 if lines else 0.1
     title_h, xlabel_h = 0.6, 0.9
     height = title_h + plot_h + xlabel_h + caption_h
     fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
     Canvas(fig)
     fig.suptitle(title, fontsize=10, y=1 - 0.15 / height, va="top", parse_math=False)
-    fig.text(
-        0.02,
-        (caption_h - 0.1) / height,
-        "\n".join(lines),
-        fontsize=_CAPTION_FONT,
-        va="top",
-        ha="left",
-        parse_math=False,
-    )
+    if lines:
+        fig.text(
+            0.02,
+            (caption_h - 0.1) / height,
+            "\n".join(lines),
+            fontsize=_CAPTION_FONT,
+            va="top",
+            ha="left",
+            parse_math=False,
+        )
     top = 1 - title_h / height
     bottom = (caption_h + xlabel_h) / height
     return fig, top, bottom
@@ -434,7 +468,7 @@ def _figure(Figure: Any, Canvas: Any, title: str, caption: str, plot_h: float) -
 def _forest(
     rows: Sequence[_Row],
     *,
-    path: str | Path,
+    path: str | Path | None,
     fmt: str,
     title: str,
     xlabel: str,
@@ -481,8 +515,11 @@ def _forest(
     return _save(fig, Canvas, path, fmt, title, caption)
 
 
-def _save(fig: Any, Canvas: Any, path: str | Path, fmt: str, title: str, caption: str) -> Chart:
-    """Write the figure whole or not at all (a temporary file beside ``path``, renamed)."""
+def _save(
+    fig: Any, Canvas: Any, path: str | Path | None, fmt: str, title: str, caption: str
+) -> Chart:
+    """Encode the figure and write it whole or not at all (a temporary file beside ``path``,
+    renamed); with ``path`` None the chart stays in memory (:attr:`Chart.data`)."""
     buffer = io.BytesIO()
     if fmt == "png":
         fig.savefig(
@@ -497,7 +534,22 @@ def _save(fig: Any, Canvas: Any, path: str | Path, fmt: str, title: str, caption
         end = text.index("</title>") + len("</title>")
         data = (text[:end] + f"\n <desc>{escape(caption)}</desc>" + text[end:]).encode("utf-8")
     width, height = fig.get_size_inches()
-    target = Path(path)
+    chart = Chart(
+        path=None if path is None else Path(path),
+        format=fmt,
+        title=title,
+        caption=caption,
+        width_px=round(width * DPI),
+        height_px=round(height * DPI),
+        data=data,
+    )
+    if path is not None:
+        write_file(Path(path), data)
+    return chart
+
+
+def write_file(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` whole or not at all (a temporary file beside it, renamed)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -507,11 +559,35 @@ def _save(fig: Any, Canvas: Any, path: str | Path, fmt: str, title: str, caption
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return Chart(
-        path=target,
-        format=fmt,
-        title=title,
-        caption=caption,
-        width_px=round(width * DPI),
-        height_px=round(height * DPI),
+
+
+# -- notebooks ---------------------------------------------------------------------------------
+
+
+def chart_html(chart: Chart) -> str:
+    """An in-memory SVG chart as an HTML ``<figure>``: the image as a ``data:`` URI (nothing
+    fetched), its caption as the ``alt`` text and under it."""
+    uri = "data:image/svg+xml;base64," + base64.b64encode(chart.data).decode("ascii")
+    return (
+        f'<figure><div class="chart"><img src="{uri}" alt="{html.escape(chart.caption)}" '
+        f'width="{chart.width_px}" height="{chart.height_px}"></div>'
+        f"<figcaption>{html.escape(chart.caption)}</figcaption></figure>"
     )
+
+
+def notebook_chart(draw: Any) -> Any:
+    """``draw(result, fmt=...)`` as the HTML a notebook shows above the result's table."""
+
+    def html(result: Any) -> str:
+        token = CAPTION_IN_IMAGE.set(False)
+        try:
+            return chart_html(draw(result, fmt="svg"))
+        finally:
+            CAPTION_IN_IMAGE.reset(token)
+
+    return html
+
+
+register_html_chart(ArmComparisonReport, notebook_chart(plot_arm_comparison))
+register_html_chart(RunComparison, notebook_chart(plot_run_comparison))
+register_html_chart(ReplayResult, notebook_chart(plot_replay))

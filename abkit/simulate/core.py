@@ -120,6 +120,7 @@ def simulate(
     db: str | Path | None = None,
     *,
     on_progress: Callable[[int, int], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
     wait: float = 0.0,
 ) -> SimulationSummary:
     """Simulate ``config`` into the store ``db`` (default ``$ABKIT_DB`` or ``./abkit.duckdb``).
@@ -137,7 +138,9 @@ def simulate(
     retries the lock (before the work and again for the final copy) instead of failing at
     once. Staging files of killed simulations (of dead processes) next to ``db`` are removed
     with an :class:`~abkit.errors.AbkitWarning`. ``on_progress(done_users,
-    total_users)`` is called after each chunk; nothing is printed. The model is described in
+    total_users)`` is called after each chunk, ``on_phase(name)`` when the work after the
+    users starts (``"writing the store"``: the copy into ``db``, a long step for large
+    simulations); nothing is printed. The model is described in
     :mod:`abkit.simulate.world`, the session anatomy in :mod:`abkit.simulate.generate`.
     """
     import os
@@ -159,6 +162,8 @@ def simulate(
             # would keep its row groups in memory (measured: RSS grew ~4.5 KB per user).
             writer = SimulationWriter(staging.con, world)
             counts = _generate(world, writer, on_progress)
+        if on_phase is not None:
+            on_phase("writing the store")
         with open_store(path, write=True, wait=wait) as store:
             _refuse_existing(store.has_dataset(config.dataset), path, config.dataset)
             with store.transaction() as con:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from abkit._util import TableDisplay
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -259,7 +261,7 @@ class Look(_ToDict):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ArmComparisonReport(_ToDict):
+class ArmComparisonReport(_ToDict, TableDisplay):
     """Everything ``abkit compare`` found: arms, SRM, comparisons, the family, the defaults.
 
     ``warnings`` come first in any rendering (an SRM failure above all); ``defaults`` lists
@@ -298,15 +300,17 @@ class ArmComparisonReport(_ToDict):
         out["srm_failed"] = self.srm_failed
         return out
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The comparisons as a table (one row per treatment x metric)."""
-        import pandas as pd
-
+    def table_rows(self) -> list[dict[str, Any]]:
+        """The comparisons as a table (one row per treatment x metric; ``to_pandas()``, and
+        the notebook display under the forest plot of the lifts)."""
         rows = []
         for c in self.comparisons:
             row = {k: v for k, v in c.to_dict().items() if not isinstance(v, dict | list)}
+            row["lift_ci_lower"], row["lift_ci_upper"] = c.lift_ci_lower, c.lift_ci_upper
+            if c.claim is not None:
+                row["claim"], row["claim_verdict"] = c.claim.claim, c.claim.verdict
             rows.append(row)
-        return pd.DataFrame(rows)
+        return rows
 
     def arms_to_pandas(self) -> pd.DataFrame:
         import pandas as pd
@@ -329,7 +333,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class PowerResult(_ToDict):
+class PowerResult(_ToDict, TableDisplay):
     """A power / sample-size calculation; ``solved_for`` names the unknown that was computed.
 
     ``n_per_arm`` is rounded up; ``n_per_arm_exact`` is the unrounded solution (published
@@ -360,3 +364,7 @@ class PowerResult(_ToDict):
     claim: float | None = None
     n_by_method: tuple[tuple[str, float], ...] = ()
     notes: tuple[str, ...] = ()
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row: the solved design (``to_pandas()``, the notebook display)."""
+        return [{k: v for k, v in self.to_dict().items() if not isinstance(v, dict | list)}]

@@ -15,7 +15,7 @@ def test_demo_walks_through_every_step_and_reuses_its_store(runner, db_path) -> 
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     out = " ".join(first.stdout.split())
-    for step in range(1, 6):
+    for step in range(1, 7):
         assert f"Step {step}." in out
     # the planted +20% is checked as a claim, honestly undecided at this size
     assert re.search(r"Claim lift >= \+20\.0% \(treatment\): (NOT DECIDED|SUPPORTED|REFUTED)", out)
@@ -26,8 +26,32 @@ def test_demo_walks_through_every_step_and_reuses_its_store(runner, db_path) -> 
     assert "Paired comparison on the same" in out
     assert "gate demo als-seed2: PASSED" in out
     assert "gate demo als-2-factors: FAILED on ndcg@10" in out
+    # step 6: the report beside the store, every step drawn
+    report = db_path.parent / "report.html"
+    assert f"Report: {report.resolve()}" in out
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<img ") >= 6
+    assert "<script" not in page
 
     second = runner.invoke(app, args)
     assert second.exit_code == 0, second.output
     assert "already holds the demo dataset; reusing it" in " ".join(second.stderr.split())
     assert "ambiguous" not in second.output
+
+
+def test_demo_without_matplotlib_skips_the_report_with_the_install_line(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import sys
+
+    from abkit.cli.demo import _step_report
+
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    _step_report(tmp_path / "demo.duckdb", [], [], claim=0.2)
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "report skipped: the demo's report needs the optional package 'matplotlib': "
+        'pip install "abkit-lift[report]"'
+    ) in err
+    assert not (tmp_path / "report.html").exists()

@@ -181,3 +181,17 @@ def test_run_comparison_wording_for_unbounded_and_negative_lifts(
     assert "  relative +20.0% [-28.4%, +90.0%]   difference +0.002" in out
     assert "(no lift above -28.4% is supported; p = 0.600 for H0: lift <= +20%)" in out
     assert "support a lift of at least -" not in out
+
+
+def test_a_phase_of_unknown_length_shows_no_count() -> None:
+    from rich.progress import Progress
+
+    from abkit.cli.render import _Count, _Remaining
+
+    bar = Progress()
+    bar.add_task("ranking", total=15, completed=3)
+    bar.add_task("writing", total=None)
+    known, unknown = bar.tasks
+    assert _Count().render(known).plain.strip() == "3/15"
+    assert _Count().render(unknown).plain == ""
+    assert _Remaining().render(unknown).plain == ""

@@ -21,7 +21,7 @@ def test_options_become_the_exact_config(runner, monkeypatch: pytest.MonkeyPatch
     """The command only translates options: it passes this config to the library."""
     seen = {}
 
-    def fake(config, db, *, on_progress=None, wait=0.0):
+    def fake(config, db, *, on_progress=None, on_phase=None, wait=0.0):
         seen["config"], seen["db"], seen["wait"] = config, db, wait
         raise StoreError("stop here")
 
