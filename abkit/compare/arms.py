@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from abkit._util import unknown_choice
 from abkit.compare.metrics import (
@@ -233,6 +233,51 @@ def compare_arms(
         defaults=tuple(defaults),
         excluded_units=first.excluded_units,
     )
+
+
+def compare_datasets(
+    db: str | Path | None = None,
+    *,
+    datasets: Sequence[str],
+    correction: Correction = "holm",
+    alpha: float = 0.05,
+    **options: Any,
+) -> tuple[ArmComparisonReport, ...]:
+    """:func:`compare_arms` on each of ``datasets`` (e.g. the three Open Bandit campaigns), with
+    ONE multiple-testing family over all their comparisons: each comparison's ``p_adjusted``
+    and ``significant`` come from ``correction`` applied to the p-values of every dataset's
+    comparisons together (each report's ``family`` lists them all). ``options`` are
+    :func:`compare_arms`'s other keywords; ``sequential`` is not supported here (each
+    dataset's looks have their own calendar)."""
+    names = list(datasets)
+    if len(names) < 2:
+        raise InputError(f"{param('datasets')}: expected two or more datasets")
+    if len(set(names)) != len(names):
+        raise InputError(f"{param('datasets')}: a dataset is named twice")
+    if options.get("sequential") or options.get("looks", "final") != "final":
+        raise InputError(
+            f"{param('sequential')} compares one dataset at a time; drop it or pass one "
+            f"{param('dataset')}"
+        )
+    reports = [
+        compare_arms(db, dataset=name, correction=correction, alpha=alpha, **options)
+        for name in names
+    ]
+    pooled = _correct([c for r in reports for c in r.comparisons], correction, alpha)
+    family = tuple(f"{r.dataset}: {f}" for r in reports for f in r.family)
+    line = (
+        f"multiple testing: {DESCRIPTIONS[correction]} over a family of {len(family)} "
+        f"comparison(s): every treatment x metric against the control, in each of the "
+        f"{len(reports)} datasets"
+    )
+    out = []
+    start = 0
+    for r in reports:
+        mine = tuple(pooled[start : start + len(r.comparisons)])
+        start += len(r.comparisons)
+        defaults = tuple(line if d.startswith("multiple testing:") else d for d in r.defaults)
+        out.append(dataclasses.replace(r, comparisons=mine, family=family, defaults=defaults))
+    return tuple(out)
 
 
 def _validate(

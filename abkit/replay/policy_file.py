@@ -63,13 +63,13 @@ class PolicyFile:
         import numpy as np
 
         if self.shared:
-            per_slot = np.einsum("as,as->s", self.probs, table[:, 1 : self.probs.shape[1] + 1])
-            return per_slot[position - 1]
+            per_slot = self.probs.T @ table  # (slots, n_positions + 1)
+            return per_slot[position - 1, position]
         out = np.empty(rounds.size)
         for start in range(0, rounds.size, chunk):
             stop = min(start + chunk, rounds.size)
             r, p = rounds[start:stop], position[start:stop]
-            out[start:stop] = np.einsum("na,an->n", self.probs[r, :, p - 1], table[:, p])
+            out[start:stop] = (self.probs[r, :, p - 1] @ table)[np.arange(stop - start), p]
         return out
 
 
