@@ -170,7 +170,7 @@ def compare(
             claim=claim,
             alpha=alpha,
             split=split,
-            correction=correction,
+            correction=correction,  # type: ignore[arg-type]
             sequential=sequential,
             looks=looks,
             horizon=horizon,

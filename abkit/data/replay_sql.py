@@ -390,7 +390,7 @@ def load_rounds(
     )""",
         ]
     )
-    params = (
+    params: dict[str, Any] = (
         {"dataset": dataset, "cutoff": cutoff}
         if train_source == "impressions"
         else _params(dataset, kind, cutoff, seed)

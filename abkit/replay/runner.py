@@ -515,7 +515,9 @@ def replay(
     created = utcnow()
     model_params_used = (
         recommender.params()
-        if outside is None or recommender is not None
+        if recommender is not None
+        else {}
+        if outside is None
         else {"policy_file": str(outside.path), "layout": outside.layout, "sha256": outside.sha256}
     )
     params_json = json.dumps(
