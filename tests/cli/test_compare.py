@@ -376,3 +376,30 @@ def test_negative_supported_lift_and_unbounded_interval_wording(runner, tmp_path
     # small counts: the exact claim test's bound (the Koopman interval says -46.4%)
     assert "\n  No lift above -74.3% is supported (the lower 95% bound).\n" in negative.stdout
     assert "The largest lift the data support is -" not in negative.stdout
+
+
+def test_compare_datasets_cli(tmp_path: Path, runner) -> None:
+    from abkit.compare import compare_datasets
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path / "obd.duckdb"
+    for campaign in ("men", "women"):
+        for policy in ("random", "bts"):
+            ingest_file(OBD / policy / campaign / f"{campaign}.csv.gz", db, preset="obd")
+    args = ["compare", "--db", str(db), "--datasets", "obd-men,obd-women", "--claim", "0.2"]
+    out = runner.invoke(app, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout)
+    library = compare_datasets(db, datasets=["obd-men", "obd-women"], claim=0.2)
+    assert payload["correction"] == "holm"
+    assert payload["family"] == list(library[0].family)
+    assert [r["comparisons"][0]["p_adjusted"] for r in payload["reports"]] == [
+        r.comparisons[0].p_adjusted for r in library
+    ]
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0
+    assert "dataset obd-men" in text.output
+    assert "dataset obd-women" in text.output
+    bad = runner.invoke(app, [*args, "--dataset", "obd-men"])
+    assert bad.exit_code == 2
+    assert "--datasets compares A/B arms only" in bad.output

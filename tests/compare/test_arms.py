@@ -625,3 +625,46 @@ def test_sequential_family_is_corrected_on_the_always_valid_p_values(hand_db: Pa
     assert [c.fixed_sample_p_adjusted for c in report.comparisons] == [
         c.p_adjusted for c in plain.comparisons
     ]
+
+
+@pytest.fixture(scope="module")
+def obd_campaigns(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path_factory.mktemp("obd-campaigns") / "obd.duckdb"
+    for campaign in ("all", "men", "women"):
+        for policy in ("random", "bts"):
+            ingest_file(OBD / policy / campaign / f"{campaign}.csv.gz", db, preset="obd")
+    return db
+
+
+def test_compare_datasets_one_holm_family(obd_campaigns: Path) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    from abkit.compare import compare_datasets
+
+    names = ["obd-all", "obd-men", "obd-women"]
+    reports = compare_datasets(obd_campaigns, datasets=names, claim=0.2)
+    alone = [compare_arms(obd_campaigns, dataset=n, claim=0.2) for n in names]
+    raw = [r.comparisons[0].p_value for r in alone]
+    holm = multipletests(raw, method="holm")[1]
+    for report, single, expected in zip(reports, alone, holm, strict=True):
+        (c,) = report.comparisons
+        assert report.dataset == single.dataset
+        assert c.p_value == single.comparisons[0].p_value  # only the adjustment changes
+        assert c.lift_ci == single.comparisons[0].lift_ci
+        assert c.p_adjusted == pytest.approx(expected, rel=1e-12)
+        assert c.significant == (expected <= 0.05)
+        assert len(report.family) == 3
+        assert any("family of 3 comparison(s)" in d for d in report.defaults)
+
+
+def test_compare_datasets_refusals(obd_campaigns: Path) -> None:
+    from abkit.compare import compare_datasets
+
+    with pytest.raises(InputError, match="named twice"):
+        compare_datasets(obd_campaigns, datasets=["obd-all", "obd-all"])
+    with pytest.raises(InputError, match="two or more"):
+        compare_datasets(obd_campaigns, datasets=["obd-all"])
+    with pytest.raises(InputError, match="one dataset at a time"):
+        compare_datasets(obd_campaigns, datasets=["obd-all", "obd-men"], sequential=True)
