@@ -354,14 +354,25 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
     m = c.metric
     s = c.sequential
     render.line(f"{c.treatment} vs {c.control}", style="bold")
+    band = "CI" if s is None else "confidence sequence"
     render.line(
-        f"  difference {_diff(m, c.diff)}, {confidence} CI [{_diff(m, c.diff_ci_lower)}, "
+        f"  difference {_diff(m, c.diff)}, {confidence} {band} [{_diff(m, c.diff_ci_lower)}, "
         f"{_diff(m, c.diff_ci_upper)}] ({c.diff_ci_method})"
     )
     render.line(
-        f"  lift       {_lift(c.lift)}, {confidence} CI "
+        f"  lift       {_lift(c.lift)}, {confidence} {band} "
         f"{_lift_interval(c.lift_ci_lower, c.lift_ci_upper)} ({c.lift_ci_method})"
     )
+    if (
+        s is not None
+        and c.fixed_sample_lift_ci_lower is not None
+        and c.fixed_sample_lift_ci_upper is not None
+    ):
+        render.line(
+            f"  fixed-sample lift CI "
+            f"{_lift_interval(c.fixed_sample_lift_ci_lower, c.fixed_sample_lift_ci_upper)} "
+            f"({c.fixed_sample_lift_ci_method}): valid only at one pre-planned look"
+        )
     verdict = "significant" if c.significant else "not significant"
     if s is None:
         render.line(

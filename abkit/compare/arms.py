@@ -469,9 +469,10 @@ def _correct(
 
 def _always_valid_headline(c: Comparison, p_adjusted: float, alpha: float) -> Comparison:
     """The comparison led by its always-valid result (``p_adjusted``: the sequential p-value
-    corrected over the family); the fixed-sample values move to the ``fixed_sample_*``
-    fields. Under sequential looks the fixed-sample p-value is valid only at one pre-planned
-    look, so neither ``significant`` nor the claim verdict may come from it."""
+    corrected over the family; ``diff_ci`` / ``lift_ci``: the confidence sequences); the
+    fixed-sample values move to the ``fixed_sample_*`` fields. Under sequential looks the
+    fixed-sample p-value and intervals are valid only at one pre-planned look, so neither
+    ``significant``, the intervals nor the claim verdict may come from them."""
     assert c.sequential is not None
     s = dataclasses.replace(c.sequential, p_adjusted=p_adjusted, significant=p_adjusted <= alpha)
     return dataclasses.replace(
@@ -482,6 +483,18 @@ def _always_valid_headline(c: Comparison, p_adjusted: float, alpha: float) -> Co
         significant=s.significant,
         method=s.method,
         claim=s.claim,
+        diff_ci_lower=s.diff_cs_lower,
+        diff_ci_upper=s.diff_cs_upper,
+        lift_ci_lower=s.lift_cs_lower,
+        lift_ci_upper=s.lift_cs_upper,
+        diff_ci_method=s.method,
+        lift_ci_method=s.method,
+        fixed_sample_diff_ci_lower=c.diff_ci_lower,
+        fixed_sample_diff_ci_upper=c.diff_ci_upper,
+        fixed_sample_lift_ci_lower=c.lift_ci_lower,
+        fixed_sample_lift_ci_upper=c.lift_ci_upper,
+        fixed_sample_diff_ci_method=c.diff_ci_method,
+        fixed_sample_lift_ci_method=c.lift_ci_method,
         fixed_sample_p_value=c.p_value,
         fixed_sample_p_adjusted=c.p_adjusted,
         fixed_sample_significant=c.significant,
@@ -571,9 +584,9 @@ def _defaults(
         )
     if sequential:
         lines.append(
-            "sequential: p_value, p_adjusted, 'significant' and the claim verdict are the "
-            "always-valid ones; the fixed-sample values (valid only at one pre-planned look) "
-            "are in the fixed_sample_* fields"
+            "sequential: p_value, p_adjusted, 'significant', the claim verdict and diff_ci / "
+            "lift_ci (the confidence sequences) are the always-valid ones; the fixed-sample "
+            "values (valid only at one pre-planned look) are in the fixed_sample_* fields"
         )
         lines.append(
             "sequential: mSPRT with a normal mixture on the standardised effect, tuned to be "

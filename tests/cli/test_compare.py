@@ -333,7 +333,17 @@ def test_sequential_report_leads_with_the_always_valid_answer(runner, peeked_db:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     start = lines.index("treatment vs control")
-    assert lines[start + 3 : start + 11] == [
+    method = (
+        "(mSPRT with a normal mixture on the standardised effect (always-valid p-value, "
+        "confidence sequence = running intersection))"
+    )
+    assert lines[start + 1 : start + 4] == [
+        f"  difference +0.75 pp, 95% confidence sequence [-0.22 pp, +1.72 pp] {method}",
+        f"  lift       +15.0%, 95% confidence sequence [-4.0%, +37.8%] {method}",
+        "  fixed-sample lift CI [+2.4%, +29.2%] (Koopman asymptotic score (rate ratio)): valid "
+        "only at one pre-planned look",
+    ]
+    assert lines[start + 4 : start + 12] == [
         "  always-valid p-value 0.256 (mSPRT, tuned for 10,000 per arm, 1 look(s)); "
         "holm-adjusted 0.256: not significant at alpha 0.05",
         "  fixed-sample p-value 0.0187 (pooled two-proportion z-test; adjusted 0.0187): valid "

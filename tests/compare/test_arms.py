@@ -577,6 +577,17 @@ def test_sequential_headline_is_the_always_valid_one(peeked_db: Path) -> None:
     assert c.p_adjusted == c.p_value == c.sequential.p_value
     assert c.significant is False
     assert c.method == c.sequential.method
+    # the headline intervals are the confidence sequences; the fixed-sample ones kept aside
+    s = c.sequential
+    assert c.diff_ci == (s.diff_cs_lower, s.diff_cs_upper)
+    assert c.lift_ci == (s.lift_cs_lower, s.lift_cs_upper)
+    assert c.lift_ci_method == c.diff_ci_method == s.method
+    assert (c.fixed_sample_diff_ci_lower, c.fixed_sample_diff_ci_upper) == fixed.diff_ci
+    assert (c.fixed_sample_lift_ci_lower, c.fixed_sample_lift_ci_upper) == fixed.lift_ci
+    assert c.fixed_sample_lift_ci_method == fixed.lift_ci_method
+    assert c.lift_ci[0] < 0 < fixed.lift_ci[0]  # only the fixed-sample interval excludes 0
+    assert c.to_dict()["fixed_sample_lift_ci"] == list(fixed.lift_ci)
+    assert "fixed_sample_lift_ci" not in fixed.to_dict()
     # the fixed-sample fields are absent without --sequential, present with it
     assert fixed.fixed_sample_p_value is None
     assert "fixed_sample_p_value" not in fixed.to_dict()
