@@ -211,3 +211,20 @@ def test_logistic_matches_statsmodels_maximum_likelihood() -> None:
     scores = model.score(data, np.arange(n))[np.arange(n), items]
     theirs = design @ reference.params - reference.params[n_items] * (positions == 2)
     assert np.ptp(scores - theirs) < 1e-3
+
+
+def test_a_context_cell_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "random" / "women"
+    folder.mkdir(parents=True)
+    frame = pd.read_csv(LOG, index_col=0).head(50)
+    frame["user-item_affinity_3"] = frame["user-item_affinity_3"].astype(object)
+    frame.loc[frame.index[7], "user-item_affinity_3"] = "n/a"
+    frame.to_csv(folder / "women.csv.gz", compression="gzip")
+    db = tmp_path / "bad.duckdb"
+    with pytest.raises(InputError, match="column 'user-item_affinity_3': expected numbers"):
+        ingest_file(folder / "women.csv.gz", db, preset="obd")
+    if db.exists():
+        con = duckdb.connect(str(db), read_only=True)
+        assert con.execute("SELECT count(*) FROM impressions").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM impression_features").fetchone() == (0,)
+        con.close()
