@@ -213,6 +213,12 @@ class LogisticRecommender(_ScoresRanked):
             raise InputError("the logistic model needs rewards in [0, 1] (clicks, conversions)")
         n_items, n_pos, d = data.n_items, int(exp.position.max()) + 1, x.shape[1]
         items, pos = exp.item_idx, exp.position
+        # x in coordinate form: round of each stored value, its feature, its item
+        x = x.tocsr()
+        nz_round = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        nz_feature, nz_value = x.indices, x.data
+        nz_item = items[nz_round]
+        n_rounds = items.size
         sizes = (n_items, n_pos, n_items * d, 1)
         cuts = np.cumsum(sizes)[:-1]
         l2 = self.l2
@@ -223,21 +229,22 @@ class LogisticRecommender(_ScoresRanked):
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             b, c, w, g = unpack(theta)
-            # w_a . x_i for each round: rows of X times the item's weight row
-            xw = np.asarray(x.multiply(w[items]).sum(axis=1)).ravel() if d else 0.0
+            # w_a . x_i for each round, over the stored (nonzero) values of x only: O(nnz)
+            xw = np.bincount(
+                nz_round, weights=nz_value * w[nz_item, nz_feature], minlength=n_rounds
+            )
             z = b[items] + c[pos] + xw + g * aff
             # log-likelihood of Bernoulli(sigmoid(z)); log(1 + e^z) computed stably
             loss = float(np.sum(np.logaddexp(0.0, z) - y * z))
             resid = 1.0 / (1.0 + np.exp(-z)) - y
             grad_b = np.bincount(items, weights=resid, minlength=n_items)
             grad_c = np.bincount(pos, weights=resid, minlength=n_pos)
-            if d:
-                scaled = x.multiply(resid[:, None]).tocsr()
-                grad_w = np.zeros((n_items, d))
-                for item in np.unique(items):
-                    grad_w[item] = np.asarray(scaled[items == item].sum(axis=0)).ravel()
-            else:
-                grad_w = np.zeros((n_items, 0))
+            # d/dw_a = sum over the rounds showing a of resid_i x_i
+            grad_w = np.bincount(
+                nz_item * d + nz_feature,
+                weights=nz_value * resid[nz_round],
+                minlength=n_items * d,
+            ).reshape(n_items, d)
             grad_g = float(np.dot(resid, aff))
             loss += 0.5 * l2 * (float(b @ b) + float(np.sum(w * w)) + g * g)
             grad = np.concatenate(
