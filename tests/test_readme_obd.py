@@ -170,3 +170,21 @@ def test_trained_model_prose_numbers(outputs: dict[str, Any]) -> None:
     assert int(match.group(1)) == run["train_interactions"]
     assert int(match.group(2)) == run["estimates"]["ips"]["diagnostics"]["nonzero"]
     assert int(match.group(3).replace(",", "")) == run["rounds"]
+
+
+def test_answer_prose_numbers(outputs: dict[str, Any]) -> None:
+    text = " ".join(section().split())
+    match = re.search(
+        r"\(([+-][\d.]+%) in the All campaign's A/B test, ([+-][\d.]+%) \(IPS\) to "
+        r"([+-][\d.]+%) \(DR\) off-policy for BTS\)",
+        text,
+    )
+    assert match is not None
+    ab = _find(outputs, "compare", "--datasets")
+    (everything,) = [r for r in ab["reports"] if r["dataset"] == "obd-all"]
+    bts = {o["estimator"]: o for o in _find(outputs, "compare", "bts-on-random")["offpolicy"]}
+    assert match.groups() == (
+        pct(everything["comparisons"][0]["lift"]),
+        pct(bts["ips"]["relative_difference"]),
+        pct(bts["dr"]["relative_difference"]),
+    )
