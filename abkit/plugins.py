@@ -23,6 +23,21 @@ Conventions every plug-in follows (checked by ``tests/recommenders/test_contract
 * ``save(path)`` / ``load(path)`` never pickle: ``.npz`` read with ``allow_pickle=False``, or
   ONNX. A loaded model refuses data whose item vocabulary or training fingerprint differ
   from those it was trained on (:class:`~abkit.errors.ModelError`).
+* Impression-trained models (the extension for logs of recommendation impressions, such as
+  the Open Bandit Dataset, that have no interaction events): the replay splits the logged
+  impressions by time and builds the :class:`TrainingData` from the earlier part, with the
+  rewarded impressions (clicks, or conversions) as the interactions, every impression as an
+  exposure in ``data.exposures`` (:class:`Exposures`: user, item, 1-based slot, reward,
+  logging propensity; the denominator of a click rate), and the logs' context, one sparse row
+  per user, in ``data.context`` with ``data.context_names`` (numeric features by column name,
+  categorical ones one-hot as ``name=level``; on OBD a user is one impression, so a row is
+  that impression's context, and ``user-item_affinity_<item id>`` names a user-item
+  feature). Users of the later, evaluated impressions follow the training users and have
+  context rows too, so ``score(data, users)`` can use the context of the round it scores. A
+  model that can only learn from exposures sets the class attribute
+  ``learns_from = "impressions"`` (the default, ``"interactions"``, needs nothing): the replay
+  then refuses data without exposures instead of fitting on nothing. Any other model fits on
+  the clicks as implicit feedback, unchanged.
 * Optional heavy dependencies are imported inside methods; ``requires`` names them and
   ``extra`` the pip extra that installs them, so ``abkit models`` can report a missing one
   without importing it. A model that can replay a saved file without a package it needs to
@@ -52,6 +67,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FIT_STEPS",
     "Device",
+    "Exposures",
     "Recommender",
     "RecommenderInfo",
     "TrainingData",
@@ -75,6 +91,17 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
+class Exposures:
+    """Training impressions (see the module docstring): one entry per shown item."""
+
+    user_idx: np.ndarray  # int64 user index
+    item_idx: np.ndarray  # int64 item index
+    position: np.ndarray  # int64, 1-based slot
+    reward: np.ndarray  # float64 (click 0/1, ...)
+    propensity: np.ndarray  # float64, the logging policy's probability of the shown item
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
 class TrainingData:
     """Training interactions, indexed: users x items, plus each user's ordered history.
 
@@ -89,6 +116,10 @@ class TrainingData:
     items in time order (``seq_items[seq_indptr[u]:seq_indptr[u + 1]]``), repeats included.
     ``fingerprint`` identifies the training interactions (see :func:`fingerprint_arrays`):
     a saved model records it and refuses other data.
+
+    ``exposures``, ``context`` and ``context_names`` are set when the data come from logged
+    impressions (the module docstring): the training impressions, and a CSR
+    ``(n_users, n_features)`` float64 context matrix with its feature names. None otherwise.
     """
 
     user_ids: np.ndarray
@@ -98,6 +129,9 @@ class TrainingData:
     seq_indptr: np.ndarray
     seq_items: np.ndarray
     fingerprint: str
+    exposures: Exposures | None = None
+    context: sp.csr_matrix | None = None
+    context_names: np.ndarray | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -122,6 +156,9 @@ class TrainingData:
         item_ids: Sequence[str] | np.ndarray,
         n_train_users: int | None = None,
         fingerprint: str | None = None,
+        exposures: Exposures | None = None,
+        context: sp.csr_matrix | None = None,
+        context_names: np.ndarray | None = None,
     ) -> TrainingData:
         """Build from interaction rows already sorted by (user, time).
 
@@ -161,6 +198,9 @@ class TrainingData:
             seq_indptr=indptr,
             seq_items=items.astype(np.int32),
             fingerprint=fp,
+            exposures=exposures,
+            context=context,
+            context_names=context_names,
         )
 
     def histories(self, users: np.ndarray, length: int) -> np.ndarray:

@@ -22,8 +22,9 @@ from abkit.cli.render import lift_text as _lift
 from abkit.cli.render import p_eq_text as _p_eq
 from abkit.cli.render import p_text as _p
 from abkit.cli.render import value_text as _value
-from abkit.compare.arms import compare_arms
+from abkit.compare.arms import compare_arms, compare_datasets
 from abkit.compare.runs import compare_runs
+from abkit.errors import InputError
 
 if TYPE_CHECKING:
     from abkit.stats.results import ArmComparisonReport, Comparison
@@ -41,6 +42,16 @@ def compare(
     ] = None,
     db: DbOption = DEFAULT_DB,
     dataset: DatasetOption = None,
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            "--datasets",
+            help="Compare the arms of several datasets (comma-separated, e.g. "
+            "obd-all,obd-men,obd-women) with ONE multiple-testing family over all their "
+            "comparisons (--correction).",
+            show_default=False,
+        ),
+    ] = None,
     experiment: Annotated[
         str | None,
         typer.Option(help="Experiment inside the dataset (default: the only one)."),
@@ -142,6 +153,41 @@ def compare(
         else:
             render.run_comparison(result)
         write_plot(result, plot)
+        return
+    if datasets is not None:
+        if dataset is not None or targets or plot is not None or strict:
+            raise InputError(
+                "--datasets compares A/B arms only: no --dataset, runs, --plot or --strict"
+            )
+        reports = compare_datasets(
+            db,
+            datasets=[d.strip() for d in datasets.split(",") if d.strip()],
+            experiment=experiment,
+            metrics=tuple(metric or ("conversion",)),
+            event=event,
+            ratio=ratio,
+            control=control,
+            claim=claim,
+            alpha=alpha,
+            split=split,
+            correction=correction,  # type: ignore[arg-type]
+            sequential=sequential,
+            looks=looks,
+            horizon=horizon,
+            cuped=cuped,
+            bayes=bayes,
+        )
+        if json:
+            render.print_json(
+                {
+                    "correction": correction,
+                    "family": list(reports[0].family),
+                    "reports": [r.to_dict() for r in reports],
+                }
+            )
+        else:
+            for r in reports:
+                render_arm_report(r)
         return
     report = compare_arms_command(
         db=db,
@@ -308,14 +354,25 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
     m = c.metric
     s = c.sequential
     render.line(f"{c.treatment} vs {c.control}", style="bold")
+    band = "CI" if s is None else "confidence sequence"
     render.line(
-        f"  difference {_diff(m, c.diff)}, {confidence} CI [{_diff(m, c.diff_ci_lower)}, "
+        f"  difference {_diff(m, c.diff)}, {confidence} {band} [{_diff(m, c.diff_ci_lower)}, "
         f"{_diff(m, c.diff_ci_upper)}] ({c.diff_ci_method})"
     )
     render.line(
-        f"  lift       {_lift(c.lift)}, {confidence} CI "
+        f"  lift       {_lift(c.lift)}, {confidence} {band} "
         f"{_lift_interval(c.lift_ci_lower, c.lift_ci_upper)} ({c.lift_ci_method})"
     )
+    if (
+        s is not None
+        and c.fixed_sample_lift_ci_lower is not None
+        and c.fixed_sample_lift_ci_upper is not None
+    ):
+        render.line(
+            f"  fixed-sample lift CI "
+            f"{_lift_interval(c.fixed_sample_lift_ci_lower, c.fixed_sample_lift_ci_upper)} "
+            f"({c.fixed_sample_lift_ci_method}): valid only at one pre-planned look"
+        )
     verdict = "significant" if c.significant else "not significant"
     if s is None:
         render.line(

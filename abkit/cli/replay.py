@@ -40,7 +40,9 @@ SplitOption = Annotated[
         "--split",
         help="temporal (cut-off at 80% of the time range), temporal:2024-01-10, temporal:0.3 "
         "(last 30% for test) or leave-last-out (ties in a user's last timestamp drawn with "
-        "--seed, or leave-last-out:seed=N).",
+        "--seed, or leave-last-out:seed=N). Impression logs without events (OBD) are split "
+        "by time on the impressions: the model learns from the earlier part, the estimates use "
+        "the later part.",
     ),
 ]
 
@@ -58,8 +60,9 @@ def _params(values: list[str] | None) -> dict[str, str]:
 
 def replay_command(
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Recommender to replay (see `abkit models`).")
-    ],
+        str | None,
+        typer.Option("--model", "-m", help="Recommender to replay (see `abkit models`)."),
+    ] = None,
     db: DbOption = DEFAULT_DB,
     dataset: DatasetOption = None,
     k: Annotated[str, typer.Option("--k", help="Cut-offs K, comma-separated.")] = "10",
@@ -68,6 +71,17 @@ def replay_command(
         Path | None,
         typer.Option(
             "--model-path", help="Load a fitted model (.onnx for lstm, .npz) instead of fitting."
+        ),
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-file",
+            help="Evaluate an outside policy (instead of --model) from its action "
+            "probabilities: .npz with action_dist rounds x items x positions (the Open Bandit "
+            "Pipeline's layout), or CSV/Parquet with round, item, position, probability "
+            "(no round column: the same for every round). Off-policy: replay, ips, snips, dr "
+            "unless --estimator says otherwise.",
         ),
     ] = None,
     param: Annotated[
@@ -154,6 +168,7 @@ def replay_command(
         result = replay(
             db,
             model=model,
+            policy_file=policy_file,
             dataset=dataset,
             split=split,
             ks=k,

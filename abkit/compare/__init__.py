@@ -3,7 +3,8 @@
 Two comparisons live here, both aggregating in DuckDB and inferring in :mod:`abkit.stats`:
 
 * :mod:`abkit.compare.arms` -- :func:`compare_arms`, the A/B arms of a dataset's experiment
-  (SRM check, difference and lift intervals, the claim, sequential looks, CUPED, Bayes);
+  (SRM check, difference and lift intervals, the claim, sequential looks, CUPED, Bayes), and
+  :func:`compare_datasets`, the same on several datasets with one multiple-testing family;
 * :mod:`abkit.compare.runs` -- :func:`compare_runs`, stored replay runs paired by user (or by
   logged round for off-policy estimates);
 * :mod:`abkit.compare.metrics` -- the A/B metrics as objects: each declares its per-unit
@@ -14,7 +15,7 @@ Two comparisons live here, both aggregating in DuckDB and inferring in :mod:`abk
 
 from __future__ import annotations
 
-from abkit.compare.arms import compare_arms
+from abkit.compare.arms import compare_arms, compare_datasets
 from abkit.compare.runs import RunComparison, compare_runs
 
-__all__ = ["RunComparison", "compare_arms", "compare_runs"]
+__all__ = ["RunComparison", "compare_arms", "compare_datasets", "compare_runs"]

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from abkit._util import unknown_choice
 from abkit.compare.metrics import (
@@ -235,6 +235,51 @@ def compare_arms(
     )
 
 
+def compare_datasets(
+    db: str | Path | None = None,
+    *,
+    datasets: Sequence[str],
+    correction: Correction = "holm",
+    alpha: float = 0.05,
+    **options: Any,
+) -> tuple[ArmComparisonReport, ...]:
+    """:func:`compare_arms` on each of ``datasets`` (e.g. the three Open Bandit campaigns), with
+    ONE multiple-testing family over all their comparisons: each comparison's ``p_adjusted``
+    and ``significant`` come from ``correction`` applied to the p-values of every dataset's
+    comparisons together (each report's ``family`` lists them all). ``options`` are
+    :func:`compare_arms`'s other keywords; ``sequential`` is not supported here (each
+    dataset's looks have their own calendar)."""
+    names = list(datasets)
+    if len(names) < 2:
+        raise InputError(f"{param('datasets')}: expected two or more datasets")
+    if len(set(names)) != len(names):
+        raise InputError(f"{param('datasets')}: a dataset is named twice")
+    if options.get("sequential") or options.get("looks", "final") != "final":
+        raise InputError(
+            f"{param('sequential')} compares one dataset at a time; drop it or pass one "
+            f"{param('dataset')}"
+        )
+    reports = [
+        compare_arms(db, dataset=name, correction=correction, alpha=alpha, **options)
+        for name in names
+    ]
+    pooled = _correct([c for r in reports for c in r.comparisons], correction, alpha)
+    family = tuple(f"{r.dataset}: {f}" for r in reports for f in r.family)
+    line = (
+        f"multiple testing: {DESCRIPTIONS[correction]} over a family of {len(family)} "
+        f"comparison(s): every treatment x metric against the control, in each of the "
+        f"{len(reports)} datasets"
+    )
+    out = []
+    start = 0
+    for r in reports:
+        mine = tuple(pooled[start : start + len(r.comparisons)])
+        start += len(r.comparisons)
+        defaults = tuple(line if d.startswith("multiple testing:") else d for d in r.defaults)
+        out.append(dataclasses.replace(r, comparisons=mine, family=family, defaults=defaults))
+    return tuple(out)
+
+
 def _validate(
     *,
     metrics: Sequence[str] | str,
@@ -424,9 +469,10 @@ def _correct(
 
 def _always_valid_headline(c: Comparison, p_adjusted: float, alpha: float) -> Comparison:
     """The comparison led by its always-valid result (``p_adjusted``: the sequential p-value
-    corrected over the family); the fixed-sample values move to the ``fixed_sample_*``
-    fields. Under sequential looks the fixed-sample p-value is valid only at one pre-planned
-    look, so neither ``significant`` nor the claim verdict may come from it."""
+    corrected over the family; ``diff_ci`` / ``lift_ci``: the confidence sequences); the
+    fixed-sample values move to the ``fixed_sample_*`` fields. Under sequential looks the
+    fixed-sample p-value and intervals are valid only at one pre-planned look, so neither
+    ``significant``, the intervals nor the claim verdict may come from them."""
     assert c.sequential is not None
     s = dataclasses.replace(c.sequential, p_adjusted=p_adjusted, significant=p_adjusted <= alpha)
     return dataclasses.replace(
@@ -437,6 +483,18 @@ def _always_valid_headline(c: Comparison, p_adjusted: float, alpha: float) -> Co
         significant=s.significant,
         method=s.method,
         claim=s.claim,
+        diff_ci_lower=s.diff_cs_lower,
+        diff_ci_upper=s.diff_cs_upper,
+        lift_ci_lower=s.lift_cs_lower,
+        lift_ci_upper=s.lift_cs_upper,
+        diff_ci_method=s.method,
+        lift_ci_method=s.method,
+        fixed_sample_diff_ci_lower=c.diff_ci_lower,
+        fixed_sample_diff_ci_upper=c.diff_ci_upper,
+        fixed_sample_lift_ci_lower=c.lift_ci_lower,
+        fixed_sample_lift_ci_upper=c.lift_ci_upper,
+        fixed_sample_diff_ci_method=c.diff_ci_method,
+        fixed_sample_lift_ci_method=c.lift_ci_method,
         fixed_sample_p_value=c.p_value,
         fixed_sample_p_adjusted=c.p_adjusted,
         fixed_sample_significant=c.significant,
@@ -526,9 +584,9 @@ def _defaults(
         )
     if sequential:
         lines.append(
-            "sequential: p_value, p_adjusted, 'significant' and the claim verdict are the "
-            "always-valid ones; the fixed-sample values (valid only at one pre-planned look) "
-            "are in the fixed_sample_* fields"
+            "sequential: p_value, p_adjusted, 'significant', the claim verdict and diff_ci / "
+            "lift_ci (the confidence sequences) are the always-valid ones; the fixed-sample "
+            "values (valid only at one pre-planned look) are in the fixed_sample_* fields"
         )
         lines.append(
             "sequential: mSPRT with a normal mixture on the standardised effect, tuned to be "

@@ -65,8 +65,10 @@ The Open Bandit Dataset preset reads ``obd/{random,bts}/{campaign}/{campaign}.cs
 unnamed column (a row number) is ignored; the policy comes from the folder name or ``--variant``;
 both policies ingested into the default dataset ``obd-{campaign}`` become the variants ``random``
 (control) and ``bts`` of the experiment ``obd``. ``item_context.csv.gz`` beside the log fills
-``items`` with the item ids. The user features (``user_feature_*``, ``user-item_affinity_*``) are
-NOT stored: the schema has no place for them and no abkit analysis uses them.
+``items`` with the item ids. The context columns go to ``impression_features`` (sparse: zeros
+are left out): ``user_feature_*`` are categorical (one-hot, feature ``name=level``) and
+``user-item_affinity_<item>`` numeric; impression-trained recommenders use them as context.
+A context value that is not a number in a numeric column is refused like any other bad cell.
 """
 
 from __future__ import annotations
@@ -839,6 +841,55 @@ def _open_source(
     return source
 
 
+CONTEXT_PREFIX = "ctx:"  # staged context columns (not compared by the duplicate check)
+_CATEGORICAL_CONTEXT = "user_feature_"
+_NUMERIC_CONTEXT = "user-item_affinity_"
+
+
+def _context_columns(columns: Sequence[str]) -> list[str]:
+    """The Open Bandit context columns of a file, in file order."""
+    return [c for c in columns if c.startswith((_CATEGORICAL_CONTEXT, _NUMERIC_CONTEXT))]
+
+
+def _insert_context(store: Store, staged: _Staged, dataset: str, offset: int) -> None:
+    """Write the staged context columns to ``impression_features`` (module docstring)."""
+    columns = _context_columns(staged.source.columns)
+    if not columns:
+        return
+    impression_id = _impression_id_sql(staged)
+    for column in columns:
+        q = quote_ident(CONTEXT_PREFIX + column)
+        params: list[Any] = [dataset]
+        if column.startswith(_CATEGORICAL_CONTEXT):
+            select = f"? || '=' || {q}, 1.0"
+            where = f"{q} IS NOT NULL AND {q} <> ''"
+            params.append(column)
+        else:
+            value = f"CAST({q} AS DOUBLE)"
+            select = f"?, {value}"
+            where = f"{q} IS NOT NULL AND {value} <> 0"
+            params.append(column)
+        if "impression_id" not in staged.staged:
+            params.append(offset)
+        try:
+            store.con.execute(
+                "INSERT INTO impression_features (dataset, feature, value, impression_id) "
+                f"SELECT ?, {select}, {impression_id} FROM {_STAGED} WHERE {where}",
+                params,
+            )
+        except _conversion_errors() as exc:
+            raise InputError(
+                f"{staged.source.path}: column {show_value(column)}: expected numbers "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
+
+
+def _conversion_errors() -> tuple[type[Exception], ...]:
+    import duckdb
+
+    return (duckdb.ConversionException, duckdb.InvalidInputException)
+
+
 def _obd_policy(path: Path) -> str:
     for part in reversed(path.resolve().parts[:-1]):
         if part.lower() in ("random", "bts"):
@@ -909,6 +960,11 @@ def _stage(
     try:
         ts_format = _ts_format(con, source, resolved["ts"], ts_unit)
         plan = _Plan(source, resolved, preset.columns, constants, ts_format, ts_unit, raw)
+        if preset.name == "obd":
+            plan.select.extend(
+                f"{quote_ident(column)} AS {quote_ident(CONTEXT_PREFIX + column)}"
+                for column in _context_columns(source.columns)
+            )
         if lazy:
             con.read_parquet(str(path), file_row_number=True).create_view("source_rows")
             # A relation binds its parameters, which CREATE VIEW cannot; it lands in
@@ -1583,6 +1639,7 @@ def _insert_rows(store: Store, staged: _Staged, dataset: str, offset: int) -> No
         f"{_column(staged, 'conversion', 'TINYINT')}, {_column(staged, 'value')} FROM {_STAGED}",
         params,
     )
+    _insert_context(store, staged, dataset, offset)
 
 
 def _insert_assignments(

@@ -12,6 +12,12 @@ Indexing conventions shared with :class:`abkit.plugins.TrainingData`:
 * users: users with at least one training interaction first, sorted by id
   (``0 .. n_train_users - 1``); for off-policy runs the users that only appear in the logged
   rounds follow, sorted by id.
+
+Impression logs without interaction events (the Open Bandit Dataset) are split by time on the
+impressions instead (:func:`load_impression_split`): the training users are the users of the
+impressions before the cut-off, their interactions are the impressions with a positive
+reward (a click, or a conversion), in time order, and every training impression (clicked or
+not) is kept as an exposure (:class:`ImpressionArrays`) for models that learn click rates.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
+    "ImpressionArrays",
     "RoundArrays",
     "SplitArrays",
     "delete_run",
     "delete_runs",
     "event_time_range",
+    "impression_time_range",
     "insert_run",
+    "load_features",
+    "load_impression_split",
     "load_rounds",
     "load_split",
     "run_exists",
@@ -70,6 +80,17 @@ class RoundArrays:
     # int64 codes 0..G-1 of each round's randomisation unit: the user for user-level
     # datasets; for impression-level ones (OBD) the slate, else the impression itself
     cluster_idx: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ImpressionArrays:
+    """The training impressions (exposures) of an impression split, in impression order."""
+
+    user_idx: np.ndarray  # int64, training users
+    item_idx: np.ndarray  # int64
+    position: np.ndarray  # int64, 1-based slot
+    reward: np.ndarray  # float64
+    propensity: np.ndarray  # float64
 
 
 def _catalogue_cte() -> str:
@@ -116,6 +137,17 @@ def _users_cte() -> str:
     )"""
 
 
+def _impression_users_cte() -> str:
+    """``train_users`` of an impression split: the users of the impressions before $cutoff."""
+    return """
+    train_users AS (
+        SELECT user_id, row_number() OVER (ORDER BY user_id) - 1 AS user_idx
+        FROM (SELECT DISTINCT user_id FROM impressions
+              WHERE dataset = $dataset AND ts < $cutoff
+                AND ($variant IS NULL OR variant = $variant))
+    )"""
+
+
 def _params(dataset: str, kind: str, cutoff: datetime | None, seed: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {"dataset": dataset}
     if kind == "temporal":
@@ -135,6 +167,117 @@ def event_time_range(
     ).fetchone()
     assert row is not None  # an aggregate always returns one row
     return row[0], row[1], int(row[2])
+
+
+def impression_time_range(
+    con: duckdb.DuckDBPyConnection, dataset: str, variant: str | None
+) -> tuple[datetime | None, datetime | None, int]:
+    """(first, last, count) of the dataset's impressions (of ``variant``, or all)."""
+    row = con.execute(
+        "SELECT min(ts), max(ts), count(*) FROM impressions WHERE dataset = ? "
+        "AND (CAST(? AS VARCHAR) IS NULL OR variant = ?)",
+        [dataset, variant, variant],
+    ).fetchone()
+    assert row is not None  # an aggregate always returns one row
+    return row[0], row[1], int(row[2])
+
+
+def load_impression_split(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    *,
+    cutoff: datetime,
+    variant: str | None,
+    reward: str,
+) -> tuple[SplitArrays, ImpressionArrays]:
+    """The impressions before ``cutoff`` (of ``variant``, or all) as a training split: the
+    rewarded ones as interactions, all of them as exposures (module docstring). The split has
+    no test pairs: impression-trained models are evaluated off-policy on the later rounds."""
+    import numpy as np
+
+    with_ = "WITH" + ",".join([_catalogue_cte(), _impression_users_cte()])
+    params = {"dataset": dataset, "cutoff": cutoff, "variant": variant}
+    items = con.execute(f"{with_} SELECT item_id FROM catalogue ORDER BY item_idx", params)
+    item_ids = np.asarray(items.fetchnumpy()["item_id"], dtype=str)
+    users = con.execute(f"{with_} SELECT user_id FROM train_users ORDER BY user_idx", params)
+    user_ids = np.asarray(users.fetchnumpy()["user_id"], dtype=str)
+    rows = con.execute(
+        f"""{with_}
+        SELECT u.user_idx, c.item_idx, g.position, g.propensity, g.ts,
+               coalesce(CAST(g.{quote_ident(reward)} AS DOUBLE), 0.0) AS reward
+        FROM impressions g JOIN train_users u USING (user_id) JOIN catalogue c USING (item_id)
+        WHERE g.dataset = $dataset AND g.ts < $cutoff
+          AND ($variant IS NULL OR g.variant = $variant)
+        ORDER BY g.impression_id, g.position""",
+        params,
+    ).fetchnumpy()
+    user_idx = np.asarray(rows["user_idx"], dtype=np.int64)
+    item_idx = np.asarray(rows["item_idx"], dtype=np.int64)
+    reward_values = np.asarray(rows["reward"], dtype=np.float64)
+    ts = np.asarray(rows["ts"])
+    rewarded = np.flatnonzero(reward_values > 0)
+    order = rewarded[np.lexsort((item_idx[rewarded], ts[rewarded], user_idx[rewarded]))]
+    empty = np.zeros(0, dtype=np.int64)
+    split = SplitArrays(
+        item_ids=item_ids,
+        user_ids=user_ids,
+        train_user_idx=user_idx[order],
+        train_item_idx=item_idx[order],
+        test_user_idx=empty,
+        test_item_idx=empty,
+        cold_test_users=0,
+    )
+    exposures = ImpressionArrays(
+        user_idx=user_idx,
+        item_idx=item_idx,
+        position=np.asarray(rows["position"], dtype=np.int64),
+        reward=reward_values,
+        propensity=np.asarray(rows["propensity"], dtype=np.float64),
+    )
+    return split, exposures
+
+
+def load_features(
+    con: duckdb.DuckDBPyConnection, dataset: str, user_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The context of each user of ``user_ids`` from ``impression_features``: the mean over
+    the user's impressions of each feature (an Open Bandit user is one impression, so it is
+    that impression's context). Returns (feature names sorted, row index into ``user_ids``,
+    feature index, value): a sparse matrix in coordinate form; users without a stored
+    context have no entries."""
+    import numpy as np
+
+    rows = con.execute(
+        """
+        WITH per_user AS (
+            SELECT user_id, count(DISTINCT impression_id) AS n FROM impressions
+            WHERE dataset = $dataset GROUP BY user_id
+        )
+        SELECT i.user_id, f.feature, sum(f.value) / any_value(p.n) AS value
+        FROM impression_features f
+        JOIN (SELECT DISTINCT impression_id, user_id FROM impressions WHERE dataset = $dataset) i
+          USING (impression_id)
+        JOIN per_user p USING (user_id)
+        WHERE f.dataset = $dataset
+        GROUP BY i.user_id, f.feature
+        ORDER BY i.user_id, f.feature""",
+        {"dataset": dataset},
+    ).fetchnumpy()
+    users = np.asarray(rows["user_id"], dtype=str)
+    features = np.asarray(rows["feature"], dtype=str)
+    values = np.asarray(rows["value"], dtype=np.float64)
+    names, feature_idx = np.unique(features, return_inverse=True)
+    ids = np.asarray(user_ids, dtype=str)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    pos = np.clip(np.searchsorted(sorted_ids, users), 0, max(sorted_ids.size - 1, 0))
+    known = sorted_ids[pos] == users if sorted_ids.size else np.zeros(users.size, dtype=bool)
+    return (
+        names,
+        order[pos[known]].astype(np.int64),
+        feature_idx[known].astype(np.int64),
+        values[known],
+    )
 
 
 def load_split(
@@ -208,8 +351,12 @@ def load_rounds(
     variant: str | None,
     reward: str,
     seed: int | None = None,
+    train_source: str = "events",
 ) -> RoundArrays:
     """Logged impressions at or after ``since`` (all when None), of one ``variant`` or all.
+
+    ``train_source="impressions"``: the training users are those of the impressions before
+    ``cutoff`` (:func:`load_impression_split`) instead of the events' ones.
 
     ``reward`` is a column of ``impressions`` (``click``, ``conversion`` or ``value``); NULL
     rewards count as 0. Users are indexed like the split's training users, then the users
@@ -218,11 +365,15 @@ def load_rounds(
     """
     import numpy as np
 
+    users = (
+        [_impression_users_cte()]
+        if train_source == "impressions"
+        else [_labelled_cte(kind), _users_cte()]
+    )
     with_ = "WITH" + ",".join(
         [
             _catalogue_cte(),
-            _labelled_cte(kind),
-            _users_cte(),
+            *users,
             """
     logged AS (
         SELECT * FROM impressions
@@ -239,7 +390,11 @@ def load_rounds(
     )""",
         ]
     )
-    params = _params(dataset, kind, cutoff, seed)
+    params: dict[str, Any] = (
+        {"dataset": dataset, "cutoff": cutoff}
+        if train_source == "impressions"
+        else _params(dataset, kind, cutoff, seed)
+    )
     n_train_row = con.execute(
         f"{with_} SELECT count(*) FROM train_users",
         {**params, "since": since, "variant": variant, "n_train": 0},

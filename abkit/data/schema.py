@@ -28,6 +28,12 @@ position, propensity, click, conversion, value)``
     ``variants`` in a fixed order; ``split`` the designed shares (NULL when unknown). The
     experiment window is ``start_ts <= ts < end_ts`` (end exclusive); events before
     ``start_ts`` form the pre-experiment period used by CUPED.
+``impression_features(dataset, impression_id, feature, value)``
+    The context of logged impressions, sparse (rows with value 0 are left out): a numeric
+    context column ``name`` is the feature ``name``; a categorical one is one-hot, the feature
+    ``name=level`` with value 1. The Open Bandit preset fills it from ``user_feature_*``
+    (categorical) and ``user-item_affinity_<item>`` (numeric); impression-trained
+    recommenders read it as their context (:mod:`abkit.data.replay_sql`).
 ``items(dataset, item_id, category, price)``
     The catalogue, when known (the simulator writes it; OBD item context fills ids).
 ``truth(dataset, experiment, variant, metric, value)``
@@ -43,7 +49,7 @@ from __future__ import annotations
 
 from abkit.data.sql import quote_ident
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
 
@@ -87,6 +93,11 @@ TABLES: dict[str, str] = {
         click TINYINT NOT NULL,
         conversion TINYINT,
         value DOUBLE""",
+    "impression_features": """
+        dataset VARCHAR NOT NULL,
+        impression_id BIGINT NOT NULL,
+        feature VARCHAR NOT NULL,
+        value DOUBLE NOT NULL""",
     "assignments": """
         dataset VARCHAR NOT NULL,
         experiment VARCHAR NOT NULL,

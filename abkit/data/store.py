@@ -198,6 +198,7 @@ _DATASET_TABLES = (
     "items",
     "experiments",
     "assignments",
+    "impression_features",
     "impressions",
     "events",
     "ingests",

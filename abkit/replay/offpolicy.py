@@ -107,6 +107,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from abkit.plugins import Recommender, TrainingData
+    from abkit.replay.policy_file import PolicyFile
 
 __all__ = [
     "ESTIMATORS",
@@ -115,7 +116,9 @@ __all__ = [
     "Estimate",
     "PolicyRounds",
     "WeightDiagnostics",
+    "cross_fitted_tables",
     "estimate_policy_value",
+    "file_policy_probabilities",
     "fit_reward_table",
     "parse_estimators",
     "poisson_bootstrap_ratio",
@@ -606,6 +609,59 @@ def fit_reward_table(
     return (gains + prior_rounds * slot_rate) / (shows + prior_rounds)
 
 
+def cross_fitted_tables(
+    item_idx: np.ndarray,
+    position: np.ndarray,
+    reward: np.ndarray,
+    fold: np.ndarray,
+    *,
+    n_items: int,
+    n_positions: int,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The two folds' reward tables (:func:`fit_reward_table`) and, for each round, the
+    reward model at its logged item from the table of the OTHER fold (cross-fitting)."""
+    import numpy as np
+
+    tables = [
+        fit_reward_table(
+            item_idx[fold == f],
+            position[fold == f],
+            reward[fold == f],
+            n_items=n_items,
+            n_positions=n_positions,
+        )
+        for f in (0, 1)
+    ]
+    other = 1 - fold
+    q_logged = np.where(other == 0, tables[0][item_idx, position], tables[1][item_idx, position])
+    return tables, q_logged
+
+
+def file_policy_probabilities(
+    policy: PolicyFile,
+    *,
+    rounds: np.ndarray,
+    item_idx: np.ndarray,
+    position: np.ndarray,
+    reward: np.ndarray,
+    fold: np.ndarray,
+    n_items: int,
+) -> PolicyRounds:
+    """:class:`PolicyRounds` of a policy given by its action probabilities
+    (:mod:`abkit.replay.policy_file`); ``rounds`` numbers each logged row's round."""
+    import numpy as np
+
+    n_positions = int(position.max()) if position.size else 1
+    tables, q_logged = cross_fitted_tables(
+        item_idx, position, reward, fold, n_items=n_items, n_positions=n_positions
+    )
+    other = 1 - fold
+    expected = [policy.expected(rounds, position, table) for table in tables]
+    q_policy = np.where(other == 0, expected[0], expected[1])
+    target = np.asarray(policy.target(rounds, item_idx, position), dtype=np.float64)
+    return PolicyRounds(target_probs=target, q_logged=q_logged, q_policy=q_policy)
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class PolicyRounds:
     """The target policy evaluated at every logged round."""
@@ -646,19 +702,10 @@ def policy_probabilities(
         raise InputError(
             f"the logs have {n_positions} slots but the catalogue only {data.n_items} items"
         )
-    tables = [
-        fit_reward_table(
-            item_idx[fold == f],
-            position[fold == f],
-            reward[fold == f],
-            n_items=data.n_items,
-            n_positions=n_positions,
-        )
-        for f in (0, 1)
-    ]
-    # each round uses the table fitted on the other fold
+    tables, q_logged = cross_fitted_tables(
+        item_idx, position, reward, fold, n_items=data.n_items, n_positions=n_positions
+    )
     other = 1 - fold
-    q_logged = np.where(other == 0, tables[0][item_idx, position], tables[1][item_idx, position])
     target = np.zeros(item_idx.size)
     q_policy = np.zeros(item_idx.size)
     users, inverse = np.unique(user_idx, return_inverse=True)

@@ -44,7 +44,10 @@ from abkit._util import TableDisplay, unknown_choice
 from abkit.data.replay_sql import (
     delete_runs,
     event_time_range,
+    impression_time_range,
     insert_run,
+    load_features,
+    load_impression_split,
     load_rounds,
     load_split,
     run_exists,
@@ -56,6 +59,7 @@ from abkit.errors import InputError, StoreError, param
 from abkit.plugins import (
     DEVICES,
     FIT_STEPS,
+    Exposures,
     TrainingData,
     create_recommender,
     fingerprint_arrays,
@@ -68,10 +72,12 @@ from abkit.replay.offpolicy import (
     UNIT_RANGE,
     Estimate,
     estimate_policy_value,
+    file_policy_probabilities,
     finite_json,
     parse_estimators,
     policy_probabilities,
 )
+from abkit.replay.policy_file import PolicyFile, read_policy_file
 from abkit.replay.splits import (
     SplitSpec,
     few_users_warning,
@@ -83,7 +89,7 @@ from abkit.replay.splits import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from abkit.data.replay_sql import RoundArrays, SplitArrays
+    from abkit.data.replay_sql import ImpressionArrays, RoundArrays, SplitArrays
     from abkit.plugins import Recommender, TrainingData
 
 __all__ = [
@@ -109,6 +115,7 @@ REWARD_RANGES: dict[str, tuple[float, float]] = {
     "value": (-math.inf, math.inf),
 }
 CHUNK_CELLS = 1 << 23  # users x items per scoring chunk (32 MB of float32 scores)
+POLICY_FILE_MODEL = "policy-file"  # the model name of a run that evaluates a --policy-file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,7 +271,7 @@ def _validate(
 def replay(
     db: str | Path | None = None,
     *,
-    model: str,
+    model: str | None = None,
     dataset: str | None = None,
     split: str | SplitSpec = "temporal",
     ks: Sequence[int] | str = (10,),
@@ -291,6 +298,7 @@ def replay(
     replace: bool = False,
     wait: float = 0.0,
     before_store: BeforeStore | None = None,
+    policy_file: str | Path | None = None,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
 
@@ -315,8 +323,27 @@ def replay(
     (strings, in evaluation order) and each per-user metric's values in that order. A check
     that needs the run's outcome (its data fingerprint, its users) raises an
     :class:`~abkit.errors.AbkitError` there, and the store stays as it was.
+
+    Impression logs without interaction events (the Open Bandit Dataset): a model that needs
+    training learns from the impressions before the split's cut-off (a temporal split of the
+    impressions' time range: ``temporal:0.5`` trains on the first half and evaluates on the
+    second; see :mod:`abkit.plugins` for what the model sees) and is evaluated off-policy on
+    the impressions at or after it. A model that needs no training (``random``) or a
+    ``policy_file`` is evaluated on every impression under the plain ``temporal`` split, and on
+    the later part under any other temporal split (so it can be compared with a trained
+    model on the same rounds).
+
+    ``policy_file`` (instead of ``model``) evaluates an outside policy given by its action
+    probabilities (:mod:`abkit.replay.policy_file`) off-policy; ``estimators`` default to
+    replay, ips, snips and dr. The run's model is ``policy-file``.
     """
 
+    import numpy as np
+
+    if (model is None) == (policy_file is None):
+        raise InputError(f"give either {param('model')} or {param('policy_file')}")
+    if policy_file is not None and not estimators:
+        estimators = ("replay", "ips", "snips", "dr")
     k_values, spec, estimator_names = _validate(
         ks=ks,
         split=split,
@@ -327,9 +354,18 @@ def replay(
         device=device,
     )
     model_params = dict(params or {})
-    recommender = create_recommender(model, model_params)
-    if "device" in recommender.params() and "device" not in model_params:
-        recommender = create_recommender(model, {**model_params, "device": device})
+    recommender: Recommender | None = None
+    if model is not None:
+        recommender = create_recommender(model, model_params)
+        if "device" in recommender.params() and "device" not in model_params:
+            recommender = create_recommender(model, {**model_params, "device": device})
+    elif model_params or model_path is not None:
+        raise InputError(
+            f"{param('policy_file')} evaluates the file's probabilities; it takes no "
+            f"{param('params')} or {param('model_path')}"
+        )
+    model_name = model if model is not None else POLICY_FILE_MODEL
+    learns = recommender is not None and getattr(recommender, "needs_training", True)
     path = Path(model_path) if model_path is not None else None
     if path is not None and not path.is_file():
         raise InputError(f"{param('model_path')} {path}: no such file")
@@ -344,7 +380,20 @@ def replay(
             _check_name(store, name, replace=replace)
         first, last, _n_events = event_time_range(store.con, dataset_name)
         spec = resolve_seed(spec, seed)
-        if spec.kind == "temporal" and first is not None and last is not None:
+        if offpolicy and variant is not None:
+            known = variants(store.con, dataset_name)
+            if variant not in known:
+                raise InputError(
+                    f"{param('variant')}: " + unknown_choice("variant", variant, known)
+                )
+        # impression logs without events: split the impressions by time (docstring)
+        from_impressions = first is None and offpolicy and (learns or str(spec) != "temporal")
+        exposures: ImpressionArrays | None = None
+        if from_impressions:
+            spec, arrays, exposures = _impression_split(
+                store.con, dataset_name, spec, variant=variant, reward=reward
+            )
+        elif spec.kind == "temporal" and first is not None and last is not None:
             spec = resolve_cutoff(spec, first, last)
         elif spec.kind == "temporal" and not offpolicy:
             raise InputError(
@@ -354,15 +403,13 @@ def replay(
         if spec.kind == "temporal" and cutoff is None:
             # off-policy on logs without events (the OBD): nothing to train on, every round
             cutoff = datetime(1, 1, 1)
-        arrays = load_split(store.con, dataset_name, kind=spec.kind, cutoff=cutoff, seed=spec.seed)
+        if not from_impressions:
+            arrays = load_split(
+                store.con, dataset_name, kind=spec.kind, cutoff=cutoff, seed=spec.seed
+            )
         rounds = None
+        context = None
         if offpolicy:
-            if variant is not None:
-                known = variants(store.con, dataset_name)
-                if variant not in known:
-                    raise InputError(
-                        f"{param('variant')}: " + unknown_choice("variant", variant, known)
-                    )
             since = spec.cutoff if spec.kind == "temporal" else None
             rounds = load_rounds(
                 store.con,
@@ -373,6 +420,7 @@ def replay(
                 variant=variant,
                 reward=reward,
                 seed=spec.seed,
+                train_source="impressions" if from_impressions else "events",
             )
             if rounds.impression_id.size == 0:
                 where = f" at or after {spec.cutoff}" if since is not None else ""
@@ -381,9 +429,22 @@ def replay(
                     + (f" of variant '{variant}'" if variant else "")
                     + " to estimate from"
                 )
+            if from_impressions:
+                user_ids = np.concatenate([arrays.user_ids, rounds.extra_user_ids])
+                context = load_features(store.con, dataset_name, user_ids)
     split_text = str(spec)
-    data = _training_data(arrays, rounds)
-    if data.n_interactions == 0 and getattr(recommender, "needs_training", True):
+    data = _training_data(arrays, rounds, exposures=exposures, context=context)
+    if (
+        recommender is not None
+        and getattr(recommender, "learns_from", None) == "impressions"
+        and data.exposures is None
+    ):
+        raise InputError(
+            f"model '{model}' learns from logged impressions, and dataset "
+            f"'{dataset_name}' has interaction events: use a dataset of impression logs "
+            "(e.g. the Open Bandit Dataset) with --estimator"
+        )
+    if data.n_interactions == 0 and learns:
         raise InputError(
             f"the training split of dataset '{dataset_name}' ({split_text}) is empty: "
             "no interaction to fit the model on"
@@ -392,7 +453,17 @@ def replay(
         raise InputError(
             f"{param('ks')} {max(k_values)} is larger than the catalogue ({data.n_items} items)"
         )
+    outside: PolicyFile | None = None
+    if policy_file is not None and rounds is not None:
+        outside = read_policy_file(
+            policy_file,
+            item_ids=data.item_ids,
+            n_rounds=int(np.unique(rounds.impression_id).size),
+            n_slots=int(rounds.position.max()),
+        )
     eval_users, rel_indptr, rel_items = _relevance(arrays, data, exclude_seen=exclude_seen)
+    if recommender is None:  # a policy file ranks nothing
+        eval_users, rel_indptr = eval_users[:0], rel_indptr[:1]
     if not offpolicy and eval_users.size == 0:
         raise InputError(
             f"no user of dataset '{dataset_name}' has both training and new test interactions "
@@ -402,29 +473,34 @@ def replay(
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
-        if path is not None:
+        metrics: tuple[MetricValue, ...] = ()
+        per_user: dict[str, np.ndarray] = {}
+        if recommender is not None and path is not None:
             recommender.load(path, data)
-        else:
+        elif recommender is not None:
             fit_with_progress(recommender, data, progress, f"fitting {model}")
-        metrics, per_user = rank_users(
-            recommender,
-            data,
-            eval_users,
-            rel_indptr,
-            rel_items,
-            ks=k_values,
-            exclude_seen=exclude_seen,
-            sampled=sampled,
-            seed=seed,
-            map_denominator=map_denominator,
-            chunk_users=chunk_users,
-            progress=progress,
-        )
+        if recommender is not None:
+            metrics, per_user = rank_users(
+                recommender,
+                data,
+                eval_users,
+                rel_indptr,
+                rel_items,
+                ks=k_values,
+                exclude_seen=exclude_seen,
+                sampled=sampled,
+                seed=seed,
+                map_denominator=map_denominator,
+                chunk_users=chunk_users,
+                progress=progress,
+            )
         estimates: tuple[Estimate, ...] = ()
         round_columns = None
         if rounds is not None:
+            target = outside if outside is not None else recommender
+            assert target is not None  # a model or a policy file, checked on entry
             estimates, round_columns = _offpolicy(
-                recommender,
+                target,
                 data,
                 rounds,
                 estimator_names,
@@ -452,9 +528,17 @@ def replay(
         )
 
     created = utcnow()
+    model_params_used = (
+        recommender.params()
+        if recommender is not None
+        else {}
+        if outside is None
+        else {"policy_file": str(outside.path), "layout": outside.layout, "sha256": outside.sha256}
+    )
     params_json = json.dumps(
         {
-            **recommender.params(),
+            **model_params_used,
+            **({"train_on": "impressions"} if from_impressions else {}),
             "exclude_seen": exclude_seen,
             **({"sampled": sampled} if sampled is not None else {}),
             **({"model_path": str(path)} if path is not None else {}),
@@ -477,9 +561,9 @@ def replay(
         data, eval_users, rel_indptr, rel_items, rounds, split_text, exclude_seen, sampled
     )
     digest = hashlib.blake2b(
-        f"{model}{params_json}{fingerprint}{created.isoformat()}".encode(), digest_size=4
+        f"{model_name}{params_json}{fingerprint}{created.isoformat()}".encode(), digest_size=4
     ).hexdigest()
-    run_id = f"{model}-{digest}"
+    run_id = f"{model_name}-{digest}"
     summary = {
         "metrics": {m.name: m.value for m in metrics},
         "estimates": {e.estimator: e.to_dict() for e in estimates},
@@ -488,7 +572,7 @@ def replay(
         run_id=run_id,
         name=name,
         dataset=dataset_name,
-        model=model,
+        model=model_name,
         kind="offpolicy" if offpolicy else "ranking",
         params_json=params_json,
         split=split_text,
@@ -502,7 +586,7 @@ def replay(
         code_version=code_version(),
         created_at=created,
         device=str(getattr(recommender, "used_device", "cpu")),
-        policy=policy if offpolicy else None,
+        policy=("file" if outside is not None else policy) if offpolicy else None,
         metrics=metrics,
         estimates=estimates,
         warnings=tuple(caught),
@@ -558,13 +642,49 @@ def _check_name(store: Any, name: str, *, replace: bool) -> list[str]:
     return named
 
 
-def _training_data(arrays: SplitArrays, rounds: RoundArrays | None) -> TrainingData:
+def _impression_split(
+    con: Any, dataset: str, spec: SplitSpec, *, variant: str | None, reward: str
+) -> tuple[SplitSpec, SplitArrays, ImpressionArrays]:
+    """The temporal split of an impression log without events (see :func:`replay`)."""
+    if spec.kind != "temporal":
+        raise InputError(
+            f"{param('split')} {spec}: dataset '{dataset}' has impression logs and no events; "
+            "they are split by time: temporal, temporal:SHARE or temporal:DATE"
+        )
+    first, last, count = impression_time_range(con, dataset, variant)
+    if first is None or last is None or count == 0:
+        raise InputError(
+            f"dataset '{dataset}' has no logged impressions"
+            + (f" of variant '{variant}'" if variant else "")
+        )
+    spec = resolve_cutoff(spec, first, last)
+    assert spec.cutoff is not None  # resolve_cutoff fixes it
+    arrays, exposures = load_impression_split(
+        con, dataset, cutoff=spec.cutoff, variant=variant, reward=reward
+    )
+    return spec, arrays, exposures
+
+
+def _training_data(
+    arrays: SplitArrays,
+    rounds: RoundArrays | None,
+    *,
+    exposures: ImpressionArrays | None = None,
+    context: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> TrainingData:
     import numpy as np
+    import scipy.sparse as sp
 
     n_train = int(arrays.user_ids.size)
     user_ids = arrays.user_ids
     if rounds is not None and rounds.extra_user_ids.size:
         user_ids = np.concatenate([user_ids, rounds.extra_user_ids])
+    context_matrix = context_names = None
+    if context is not None:
+        context_names, rows, cols, values = context
+        context_matrix = sp.csr_matrix(
+            (values, (rows, cols)), shape=(user_ids.size, context_names.size)
+        )
     return TrainingData.from_arrays(
         user_idx=arrays.train_user_idx,
         item_idx=arrays.train_item_idx,
@@ -574,6 +694,17 @@ def _training_data(arrays: SplitArrays, rounds: RoundArrays | None) -> TrainingD
         fingerprint=fingerprint_arrays(
             arrays.train_user_idx, arrays.train_item_idx, arrays.user_ids, arrays.item_ids
         ),
+        exposures=None
+        if exposures is None
+        else Exposures(
+            user_idx=exposures.user_idx,
+            item_idx=exposures.item_idx,
+            position=exposures.position,
+            reward=exposures.reward,
+            propensity=exposures.propensity,
+        ),
+        context=context_matrix,
+        context_names=context_names,
     )
 
 
@@ -705,7 +836,7 @@ def _sampled_top(
 
 
 def _offpolicy(
-    model: Recommender,
+    model: Recommender | PolicyFile,
     data: TrainingData,
     rounds: RoundArrays,
     estimator_names: tuple[str, ...],
@@ -724,20 +855,31 @@ def _offpolicy(
 
     fold = (rounds.impression_id % 2).astype(np.int64)
     n_users = int(np.unique(rounds.user_idx).size)
-    with progress("target policy", n_users) as advance:
-        evaluated = policy_probabilities(
+    if isinstance(model, PolicyFile):
+        evaluated = file_policy_probabilities(
             model,
-            data,
-            user_idx=rounds.user_idx,
+            rounds=np.unique(rounds.impression_id, return_inverse=True)[1].astype(np.int64),
             item_idx=rounds.item_idx,
             position=rounds.position,
             reward=rounds.reward,
             fold=fold,
-            policy=policy,  # type: ignore[arg-type]
-            temperature=temperature,
-            exclude_seen=False,
-            progress=advance,
+            n_items=data.n_items,
         )
+    else:
+        with progress("target policy", n_users) as advance:
+            evaluated = policy_probabilities(
+                model,
+                data,
+                user_idx=rounds.user_idx,
+                item_idx=rounds.item_idx,
+                position=rounds.position,
+                reward=rounds.reward,
+                fold=fold,
+                policy=policy,  # type: ignore[arg-type]
+                temperature=temperature,
+                exclude_seen=False,
+                progress=advance,
+            )
     rng = np.random.default_rng(seed)
     estimates = tuple(
         estimate_policy_value(

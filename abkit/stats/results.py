@@ -110,6 +110,12 @@ class BayesResult(_ToDict):
 
 
 FIXED_SAMPLE_FIELDS = (
+    "fixed_sample_diff_ci_lower",
+    "fixed_sample_diff_ci_upper",
+    "fixed_sample_lift_ci_lower",
+    "fixed_sample_lift_ci_upper",
+    "fixed_sample_diff_ci_method",
+    "fixed_sample_lift_ci_method",
     "fixed_sample_p_value",
     "fixed_sample_p_adjusted",
     "fixed_sample_significant",
@@ -133,11 +139,11 @@ class Comparison(_ToDict):
 
     With sequential inference (``sequential`` set) the headline is the always-valid one:
     ``p_value``, ``p_adjusted``, ``significant`` and ``method`` are the mSPRT's (as in
-    ``sequential``) and ``claim`` is judged from the lift's confidence sequence; the
-    fixed-sample values, valid only at one pre-planned look, stay in the ``fixed_sample_*``
-    fields (None, and left out of ``to_dict()``, without sequential inference). ``diff_ci``
-    and ``lift_ci`` are fixed-sample intervals either way (their ``*_method`` says so); the
-    always-valid intervals are ``sequential``'s confidence sequences.
+    ``sequential``), ``diff_ci`` and ``lift_ci`` are ``sequential``'s confidence sequences
+    (their ``*_method`` says so) and ``claim`` is judged from the lift's confidence sequence;
+    the fixed-sample values (p-value, verdicts and the intervals), valid only at one
+    pre-planned look, stay in the ``fixed_sample_*`` fields (None, and left out of
+    ``to_dict()``, without sequential inference).
     """
 
     metric: str
@@ -167,6 +173,12 @@ class Comparison(_ToDict):
     variance_reduction: float | None = None
     design_effect: float | None = None
     notes: tuple[str, ...] = ()
+    fixed_sample_diff_ci_lower: float | None = None
+    fixed_sample_diff_ci_upper: float | None = None
+    fixed_sample_lift_ci_lower: float | None = None
+    fixed_sample_lift_ci_upper: float | None = None
+    fixed_sample_diff_ci_method: str | None = None
+    fixed_sample_lift_ci_method: str | None = None
     fixed_sample_p_value: float | None = None
     fixed_sample_p_adjusted: float | None = None
     fixed_sample_significant: bool | None = None
@@ -188,6 +200,15 @@ class Comparison(_ToDict):
                 del out[key]
         out["diff_ci"] = list(self.diff_ci)
         out["lift_ci"] = list(self.lift_ci)
+        if self.sequential is not None:
+            out["fixed_sample_diff_ci"] = [
+                self.fixed_sample_diff_ci_lower,
+                self.fixed_sample_diff_ci_upper,
+            ]
+            out["fixed_sample_lift_ci"] = [
+                self.fixed_sample_lift_ci_lower,
+                self.fixed_sample_lift_ci_upper,
+            ]
         return out
 
 

@@ -333,7 +333,17 @@ def test_sequential_report_leads_with_the_always_valid_answer(runner, peeked_db:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     start = lines.index("treatment vs control")
-    assert lines[start + 3 : start + 11] == [
+    method = (
+        "(mSPRT with a normal mixture on the standardised effect (always-valid p-value, "
+        "confidence sequence = running intersection))"
+    )
+    assert lines[start + 1 : start + 4] == [
+        f"  difference +0.75 pp, 95% confidence sequence [-0.22 pp, +1.72 pp] {method}",
+        f"  lift       +15.0%, 95% confidence sequence [-4.0%, +37.8%] {method}",
+        "  fixed-sample lift CI [+2.4%, +29.2%] (Koopman asymptotic score (rate ratio)): valid "
+        "only at one pre-planned look",
+    ]
+    assert lines[start + 4 : start + 12] == [
         "  always-valid p-value 0.256 (mSPRT, tuned for 10,000 per arm, 1 look(s)); "
         "holm-adjusted 0.256: not significant at alpha 0.05",
         "  fixed-sample p-value 0.0187 (pooled two-proportion z-test; adjusted 0.0187): valid "
@@ -376,3 +386,30 @@ def test_negative_supported_lift_and_unbounded_interval_wording(runner, tmp_path
     # small counts: the exact claim test's bound (the Koopman interval says -46.4%)
     assert "\n  No lift above -74.3% is supported (the lower 95% bound).\n" in negative.stdout
     assert "The largest lift the data support is -" not in negative.stdout
+
+
+def test_compare_datasets_cli(tmp_path: Path, runner) -> None:
+    from abkit.compare import compare_datasets
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path / "obd.duckdb"
+    for campaign in ("men", "women"):
+        for policy in ("random", "bts"):
+            ingest_file(OBD / policy / campaign / f"{campaign}.csv.gz", db, preset="obd")
+    args = ["compare", "--db", str(db), "--datasets", "obd-men,obd-women", "--claim", "0.2"]
+    out = runner.invoke(app, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout)
+    library = compare_datasets(db, datasets=["obd-men", "obd-women"], claim=0.2)
+    assert payload["correction"] == "holm"
+    assert payload["family"] == list(library[0].family)
+    assert [r["comparisons"][0]["p_adjusted"] for r in payload["reports"]] == [
+        r.comparisons[0].p_adjusted for r in library
+    ]
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0
+    assert "dataset obd-men" in text.output
+    assert "dataset obd-women" in text.output
+    bad = runner.invoke(app, [*args, "--dataset", "obd-men"])
+    assert bad.exit_code == 2
+    assert "--datasets compares A/B arms only" in bad.output

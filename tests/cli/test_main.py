@@ -63,7 +63,7 @@ def test_a_short_error_is_unchanged(runner: CliRunner, tmp_path: Path) -> None:
     assert result.stderr == NO_DB.format(db=db) + "\n"
 
 
-MODELS = "expected one of: als, lstm, popularity, random"
+MODELS = "expected one of: als, ctr, logistic, lstm, popularity, random"
 
 
 @pytest.mark.parametrize(

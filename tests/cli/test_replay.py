@@ -167,7 +167,7 @@ def _wrong_signature(folder: Path) -> Path:
         (
             ["--model", "alss"],
             "error: unknown model 'alss' (did you mean 'als'?); expected one "
-            "of: als, lstm, popularity, random",
+            "of: als, ctr, logistic, lstm, popularity, random",
         ),
         (
             ["--model", "random", "--k", "61"],

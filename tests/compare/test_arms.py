@@ -577,6 +577,17 @@ def test_sequential_headline_is_the_always_valid_one(peeked_db: Path) -> None:
     assert c.p_adjusted == c.p_value == c.sequential.p_value
     assert c.significant is False
     assert c.method == c.sequential.method
+    # the headline intervals are the confidence sequences; the fixed-sample ones kept aside
+    s = c.sequential
+    assert c.diff_ci == (s.diff_cs_lower, s.diff_cs_upper)
+    assert c.lift_ci == (s.lift_cs_lower, s.lift_cs_upper)
+    assert c.lift_ci_method == c.diff_ci_method == s.method
+    assert (c.fixed_sample_diff_ci_lower, c.fixed_sample_diff_ci_upper) == fixed.diff_ci
+    assert (c.fixed_sample_lift_ci_lower, c.fixed_sample_lift_ci_upper) == fixed.lift_ci
+    assert c.fixed_sample_lift_ci_method == fixed.lift_ci_method
+    assert c.lift_ci[0] < 0 < fixed.lift_ci[0]  # only the fixed-sample interval excludes 0
+    assert c.to_dict()["fixed_sample_lift_ci"] == list(fixed.lift_ci)
+    assert "fixed_sample_lift_ci" not in fixed.to_dict()
     # the fixed-sample fields are absent without --sequential, present with it
     assert fixed.fixed_sample_p_value is None
     assert "fixed_sample_p_value" not in fixed.to_dict()
@@ -625,3 +636,46 @@ def test_sequential_family_is_corrected_on_the_always_valid_p_values(hand_db: Pa
     assert [c.fixed_sample_p_adjusted for c in report.comparisons] == [
         c.p_adjusted for c in plain.comparisons
     ]
+
+
+@pytest.fixture(scope="module")
+def obd_campaigns(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from abkit.data.ingest import ingest_file
+
+    db = tmp_path_factory.mktemp("obd-campaigns") / "obd.duckdb"
+    for campaign in ("all", "men", "women"):
+        for policy in ("random", "bts"):
+            ingest_file(OBD / policy / campaign / f"{campaign}.csv.gz", db, preset="obd")
+    return db
+
+
+def test_compare_datasets_one_holm_family(obd_campaigns: Path) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    from abkit.compare import compare_datasets
+
+    names = ["obd-all", "obd-men", "obd-women"]
+    reports = compare_datasets(obd_campaigns, datasets=names, claim=0.2)
+    alone = [compare_arms(obd_campaigns, dataset=n, claim=0.2) for n in names]
+    raw = [r.comparisons[0].p_value for r in alone]
+    holm = multipletests(raw, method="holm")[1]
+    for report, single, expected in zip(reports, alone, holm, strict=True):
+        (c,) = report.comparisons
+        assert report.dataset == single.dataset
+        assert c.p_value == single.comparisons[0].p_value  # only the adjustment changes
+        assert c.lift_ci == single.comparisons[0].lift_ci
+        assert c.p_adjusted == pytest.approx(expected, rel=1e-12)
+        assert c.significant == (expected <= 0.05)
+        assert len(report.family) == 3
+        assert any("family of 3 comparison(s)" in d for d in report.defaults)
+
+
+def test_compare_datasets_refusals(obd_campaigns: Path) -> None:
+    from abkit.compare import compare_datasets
+
+    with pytest.raises(InputError, match="named twice"):
+        compare_datasets(obd_campaigns, datasets=["obd-all", "obd-all"])
+    with pytest.raises(InputError, match="two or more"):
+        compare_datasets(obd_campaigns, datasets=["obd-all"])
+    with pytest.raises(InputError, match="one dataset at a time"):
+        compare_datasets(obd_campaigns, datasets=["obd-all", "obd-men"], sequential=True)

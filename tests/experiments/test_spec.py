@@ -136,8 +136,8 @@ CASES = [
     # unknown model, parameter
     (
         _edit('model = "als"', 'model = "alss"'),
-        "[models.als] unknown model 'alss' (did you mean 'als'?); expected one of: als, lstm, "
-        "popularity, random",
+        "[models.als] unknown model 'alss' (did you mean 'als'?); expected one of: als, ctr, "
+        "logistic, lstm, popularity, random",
     ),
     (
         _edit("factors = 8", "factor = 8"),

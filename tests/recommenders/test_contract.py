@@ -46,6 +46,8 @@ def _ort_cuda() -> bool:
 CASES = [
     ("random", "cpu"),
     ("popularity", "cpu"),
+    ("ctr", "cpu"),
+    ("logistic", "cpu"),
     *[("als", d) for d in (["cpu", "cuda"] if _als_cuda() else ["cpu"])],
     *[("lstm", d) for d in (["cpu", "cuda"] if _ort_cuda() else ["cpu"])],
 ]
@@ -70,7 +72,8 @@ def build(name: str, device: str, data: TrainingData, tmp_path: Path) -> Recomme
 
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
-    return known_answer_data()
+    # with exposures and context too, for the impression-trained models (the others ignore them)
+    return known_answer_data(exposures=True)
 
 
 @pytest.mark.parametrize(("name", "device"), CASES)
@@ -127,9 +130,9 @@ class TestContract:
         users = np.arange(data.n_users)
         items, _ = model.recommend(data, users, 1)
         top = items[:, 0].tolist()
-        if name in ("als", "lstm"):
+        if name in ("als", "lstm", "logistic"):
             assert top == [missing_group_item(data, u) for u in users]
-        elif name == "popularity":
+        elif name in ("popularity", "ctr"):
             counts = data.item_user_counts()
             expected = []
             for u in users:
@@ -191,7 +194,8 @@ class TestContract:
 
 def test_unknown_model_lists_the_known_ones() -> None:
     message = (
-        "unknown model 'alss' (did you mean 'als'?); expected one of: als, lstm, popularity, random"
+        "unknown model 'alss' (did you mean 'als'?); expected one of: als, ctr, logistic, lstm, "
+        "popularity, random"
     )
     with pytest.raises(InputError, match=re.escape(message)):
         create_recommender("alss")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from abkit.data.store import open_store
-from abkit.plugins import TrainingData
+from abkit.plugins import Exposures, TrainingData
 
 START = datetime(2024, 1, 1)
 
@@ -128,15 +128,21 @@ def structured_events(
 GROUP_SIZE = 6
 
 
-def known_answer_data(users_per_group: tuple[int, int] = (12, 8)) -> TrainingData:
+def known_answer_data(
+    users_per_group: tuple[int, int] = (12, 8), *, exposures: bool = False
+) -> TrainingData:
     """Two taste groups of 6 items each (items 0-5 and 6-11).
 
     Each user walks 5 steps through their group's items in cyclic order from an offset, so
     exactly one group item is unseen, and it is the cyclic successor of the user's last item.
     Group 0 has more users, so its items are the most popular. Right answers:
 
-    * als, lstm: the unseen item of the user's own group comes first;
-    * popularity: the most popular unseen item (ties broken by item index).
+    * als, lstm, logistic: the unseen item of the user's own group comes first;
+    * popularity, ctr: the most popular unseen item (ties broken by item index).
+
+    ``exposures``: also as impression logs (for the impression-trained models): every user
+    was shown every item once, in slot 1, and clicked the items of their history; the context
+    is the user's group, one-hot (``user_feature_0=g0`` / ``=g1``).
     """
     user_idx, item_idx = [], []
     u = 0
@@ -147,11 +153,37 @@ def known_answer_data(users_per_group: tuple[int, int] = (12, 8)) -> TrainingDat
                 user_idx.append(u)
                 item_idx.append(base + (j + step) % GROUP_SIZE)
             u += 1
+    extra: dict[str, object] = {}
+    if exposures:
+        import scipy.sparse as sp
+
+        n_items = 2 * GROUP_SIZE
+        shown_user = np.repeat(np.arange(u), n_items)
+        shown_item = np.tile(np.arange(n_items), u)
+        clicked = set(zip(user_idx, item_idx, strict=True))
+        reward = np.array(
+            [float((a, b) in clicked) for a, b in zip(shown_user, shown_item, strict=True)]
+        )
+        group = np.repeat(np.arange(2), users_per_group)
+        extra = {
+            "exposures": Exposures(
+                user_idx=shown_user,
+                item_idx=shown_item,
+                position=np.ones(shown_user.size, dtype=np.int64),
+                reward=reward,
+                propensity=np.full(shown_user.size, 1.0 / n_items),
+            ),
+            "context": sp.csr_matrix(
+                (np.ones(u), (np.arange(u), group)), shape=(u, 2), dtype=np.float64
+            ),
+            "context_names": np.array(["user_feature_0=g0", "user_feature_0=g1"]),
+        }
     return TrainingData.from_arrays(
         user_idx=np.asarray(user_idx),
         item_idx=np.asarray(item_idx),
         user_ids=[f"u{i:02d}" for i in range(u)],
         item_ids=[f"i{i:02d}" for i in range(2 * GROUP_SIZE)],
+        **extra,  # type: ignore[arg-type]
     )
 
 

@@ -109,8 +109,8 @@ def test_default_temporal_cutoff_is_at_80_percent_of_the_time_range(small: Path)
         (
             {"model": "alss"},
             InputError,
-            "unknown model 'alss' (did you mean 'als'?); expected one of: als, lstm, popularity, "
-            "random",
+            "unknown model 'alss' (did you mean 'als'?); expected one of: als, ctr, logistic, "
+            "lstm, popularity, random",
         ),
         ({"ks": [5]}, InputError, "ks 5 is larger than the catalogue (4 items)"),
         (
