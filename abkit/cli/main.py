@@ -78,7 +78,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "models": (
         "abkit.cli.replay",
-        "List the installed recommenders, their status and the extra a missing one needs.",
+        "List the installed recommenders; `abkit models import` brings your own ONNX model, "
+        "`abkit models check-accuracy` checks an accuracy claim.",
     ),
     "train": ("abkit.cli.replay", "Train a model on a store's training split (needs torch)."),
     "run": (
