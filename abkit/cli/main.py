@@ -77,7 +77,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List the stored replay runs (oldest first); `abkit runs delete RUN...` deletes.",
     ),
     "models": (
-        "abkit.cli.replay",
+        "abkit.cli.models",
         "List the installed recommenders; `abkit models import` brings your own ONNX model, "
         "`abkit models check-accuracy` checks an accuracy claim.",
     ),

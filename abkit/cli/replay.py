@@ -1,9 +1,8 @@
-"""CLI commands: ``replay``, ``runs`` (``runs list``, ``runs delete``), ``models`` and
-``train lstm``.
+"""CLI commands: ``replay``, ``runs`` (``runs list``, ``runs delete``) and ``train lstm``.
 
 Each command parses its options, calls one library function (:func:`abkit.replay.runner.replay`,
 :func:`abkit.replay.runs.list_runs`, :func:`abkit.replay.runs.delete_runs`,
-:func:`abkit.plugins.available_recommenders`, :func:`abkit.replay.runner.train`) and renders
+:func:`abkit.replay.runner.train`) and renders
 the result.
 """
 
@@ -29,8 +28,6 @@ from abkit.cli.common import (
 )
 from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.errors import InputError
-from abkit.plugins import available_recommenders
-from abkit.replay.byom import import_model
 from abkit.replay.lstm_contract import DEFAULTS as LSTM
 from abkit.replay.lstm_contract import SEED_DEFAULTS as SEED
 from abkit.replay.runner import replay, train
@@ -327,157 +324,6 @@ def _runs_text(records: Any) -> str:
     return f"{len(records)} run(s): {names}"
 
 
-MODELS_HELP = (
-    "List the installed recommenders; `abkit models import` brings your own ONNX model, "
-    "`abkit models check-accuracy` checks an accuracy claim."
-)
-
-
-def models_group(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """List the installed recommenders; `abkit models import` brings your own ONNX model."""
-    if ctx.invoked_subcommand is None:
-        models_command(json_output=json_output)
-        return
-    reject_group_options(ctx, "models")
-
-
-def models_command(json_output: JsonOption = False) -> None:
-    """List the installed recommenders, their status and the extra a missing one needs."""
-
-    infos = available_recommenders()
-    if json_output:
-        render.print_json({"models": [i.to_dict() for i in infos]})
-        return
-    rows = [
-        [
-            i.name,
-            i.summary,
-            i.extra or "-",
-            i.install or (i.training_install if i.training_missing else None) or "",
-            i.description,
-        ]
-        for i in infos
-    ]
-    render.console.print(
-        render.table(
-            "recommenders (entry-point group abkit.recommenders)",
-            ["model", "status", "extra", "install", "about"],
-            rows,
-            justify_numbers=False,
-        )
-    )
-
-
-def models_import_command(
-    model: Annotated[Path, typer.Argument(metavar="MODEL.onnx", help="The ONNX model to import.")],
-    items: Annotated[
-        Path,
-        typer.Option(
-            "--items",
-            help="The model's item ids, one per line: line j (from 0) is column j of its "
-            "scores. Must cover the dataset's catalogue.",
-        ),
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out", "-o", help="Wrapped model file to write (.onnx); the sidecar .json beside it."
-        ),
-    ],
-    db: DbOption = DEFAULT_DB,
-    dataset: DatasetOption = None,
-    history_input: Annotated[
-        str | None,
-        typer.Option("--history-input", help="Name of the history input (default: the only one)."),
-    ] = None,
-    history_dtype: Annotated[
-        str | None,
-        typer.Option(
-            "--history-dtype", help="int32 or int64; checked against the graph (default: its own)."
-        ),
-    ] = None,
-    seq_len: Annotated[
-        int | None,
-        typer.Option(
-            "--seq-len",
-            help="History length (default: the graph's fixed length, else 20).",
-        ),
-    ] = None,
-    padding: Annotated[
-        str,
-        typer.Option(
-            "--padding",
-            help="left (most recent item in the last column) or right (items first, then padding).",
-        ),
-    ] = "left",
-    index_offset: Annotated[
-        int,
-        typer.Option(
-            "--index-offset", help="The token of the item on line j of --items is j + OFFSET."
-        ),
-    ] = 1,
-    pad_token: Annotated[
-        int, typer.Option("--pad-token", help="The token of an empty history position.")
-    ] = 0,
-    logits_output: Annotated[
-        str | None,
-        typer.Option(
-            "--logits-output",
-            help="Name of the output of item scores [batch, items] (default: the only one).",
-        ),
-    ] = None,
-    fingerprint: Annotated[
-        str | None,
-        typer.Option(
-            "--fingerprint",
-            help="The training split's fingerprint, when the model was trained on one of "
-            "abkit's splits (`abkit train` prints it); without it replay warns.",
-        ),
-    ] = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Import your own ONNX model: check it, wrap it in abkit's contract, write the sidecar.
-
-    The model maps a history of item tokens [batch, length] to item scores [batch, items]
-    (logits or probabilities). abkit adds its input adapter (dtype, padding side, index
-    offset), reorders the scores to the catalogue and adds its exclude and TopK head; the
-    result replays with `abkit replay --model lstm --model-path OUT`.
-    """
-
-    result = import_model(
-        db,
-        model=model,
-        items=items,
-        out=out,
-        dataset=dataset,
-        history_input=history_input,
-        history_dtype=history_dtype,
-        seq_len=seq_len,
-        padding=padding,
-        index_offset=index_offset,
-        pad_token=pad_token,
-        logits_output=logits_output,
-        fingerprint=fingerprint,
-    )
-    if json_output:
-        render.print_json(result.to_dict())
-        return
-    layout = result.layout
-    render.console.print(
-        f"wrote {result.path} and {result.sidecar}: {result.n_items:,} catalogue items of "
-        f"dataset {result.dataset} ({result.dropped_items:,} of the model's "
-        f"{result.model_items:,} items not in it); history '{layout['history_input']}' "
-        f"{layout['history_dtype']}[{layout['seq_len']}], {layout['padding']}-padded with "
-        f"{layout['pad_token']}, items from {layout['index_offset']}; scores "
-        f"'{result.logits_output}'"
-    )
-    if result.fingerprint is None:
-        render.note(
-            "no --fingerprint: replay will warn that abkit cannot rule out leakage from the "
-            "test period"
-        )
-
-
 def train_lstm_command(
     out: Annotated[
         Path,
@@ -651,11 +497,6 @@ def register(app: typer.Typer) -> None:
     runs_app.command("list")(runs_command)
     runs_app.command("delete")(runs_delete_command)
     app.add_typer(runs_app, name="runs")
-    models_app = typer.Typer(help=MODELS_HELP, invoke_without_command=True, no_args_is_help=False)
-    models_app.callback()(models_group)
-    models_app.command("list")(models_command)
-    models_app.command("import")(models_import_command)
-    app.add_typer(models_app, name="models")
     train_app = typer.Typer(
         help="Train a model on a store's training split (needs torch).",
         no_args_is_help=True,

@@ -871,6 +871,33 @@ def load_training_data(
     """(training data, resolved split string, dataset) exactly as :func:`replay` builds them
     for a ranking run, so a model trained on it matches the replay's fingerprint (``seed``
     breaks leave-last-out ties, as the replay's does)."""
+    held_out = load_held_out(db, dataset=dataset, split=split, seed=seed)
+    return held_out.data, held_out.split, held_out.dataset
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class HeldOut:
+    """A ranking run's inputs: the training data and, per evaluated user (index into
+    ``data``), the relevant test items ``items[indptr[u]:indptr[u + 1]]`` (new items of the
+    test period, seen items excluded) - what :func:`replay` grades."""
+
+    data: TrainingData
+    users: np.ndarray
+    indptr: np.ndarray
+    items: np.ndarray
+    split: str
+    dataset: str
+
+
+def load_held_out(
+    db: str | Path | None,
+    *,
+    dataset: str | None = None,
+    split: str | SplitSpec = "temporal",
+    seed: int = 0,
+) -> HeldOut:
+    """The training data and held-out relevant items exactly as :func:`replay` builds them
+    for a ranking run that excludes seen items."""
 
     spec = resolve_seed(split if isinstance(split, SplitSpec) else parse_split(split), seed)
     with open_store(db) as store:
@@ -886,7 +913,10 @@ def load_training_data(
             f"the training split of dataset '{name}' ({spec}) is empty: "
             "no interaction to fit the model on"
         )
-    return data, str(spec), name
+    users, indptr, items = _relevance(arrays, data, exclude_seen=True)
+    return HeldOut(
+        data=data, users=users, indptr=indptr, items=items, split=str(spec), dataset=name
+    )
 
 
 def train(

@@ -102,13 +102,13 @@ def test_train_seed_replays_beside_the_next_item_lstm(
     assert sidecar["params"]["dropout"] == 0.5
     trained = runner.invoke(
         app,
-        ["train", "lstm", "--out", str(lstm_path), *tiny, "--samples-per-epoch", "2000"],
+        ["train", "lstm", "--out", str(lstm_path), *tiny, "--samples-per-epoch", "500"],
     )
     assert trained.exit_code == 0, trained.output
 
     # inference in chunks of max_rows users equals one call for all users
     data, _split, _name = load_training_data(sim_db)
-    users = np.arange(0, data.n_train_users, 5)
+    users = np.arange(0, data.n_train_users, 8)
     assert users.size > sidecar["max_rows"]
     chunked = create_recommender("lstm", {"device": "cpu"})
     chunked.load(seed_path, data)
@@ -142,3 +142,23 @@ def test_train_seed_replays_beside_the_next_item_lstm(
     (row,) = json.loads(compared.stdout)["comparisons"]
     assert (row["metric"], row["reference"], row["candidate"]) == ("ndcg@10", "next-item", "seed")
     assert row["users_unpaired"] == 0
+    # the accuracy claim, on held-out pairs at the training ratio (13 negatives per positive)
+    checked = runner.invoke(
+        app,
+        ["models", "check-accuracy", "--model-path", str(seed_path), "--db", str(sim_db), "--json"],
+    )
+    assert checked.exit_code == 0, checked.output
+    check = json.loads(checked.stdout)
+    seed_run = json.loads(runner.invoke(app, ["runs", "--db", str(sim_db), "--json"]).stdout)[
+        "runs"
+    ]
+    users = next(r["users"] for r in seed_run if r["name"] == "seed")
+    assert check["users"] == users
+    assert check["negatives"] == 13
+    assert check["n"] == 14 * check["positives"]
+    assert check["majority_accuracy"] == pytest.approx(13 / 14)
+    refused = runner.invoke(
+        app, ["models", "check-accuracy", "--model-path", str(lstm_path), "--db", str(sim_db)]
+    )
+    assert refused.exit_code == 2
+    assert "a next-item model scores items for ranking, not probabilities" in refused.stderr
