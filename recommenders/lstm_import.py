@@ -44,8 +44,9 @@ __all__ = [
     "wrap_model",
 ]
 
-# onnxruntime's type strings -> numpy dtype names
-INT_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64"}
+# onnxruntime's type strings -> numpy dtype names of a history input (float32: Keras models
+# converted by tf2onnx take their token ids as floats unless built with an int Input)
+INT_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float)": "float32"}
 FLOAT_TYPES = {
     "tensor(float)": "float32",
     "tensor(double)": "float64",
@@ -82,7 +83,7 @@ class InputLayout:
     padded on the ``padding`` side (``left``: the most recent item is in the last column)."""
 
     name: str
-    dtype: Literal["int32", "int64"]
+    dtype: Literal["int32", "int64", "float32"]
     seq_len: int
     padding: Literal["left", "right"]
     index_offset: int
@@ -171,8 +172,10 @@ def check_model(
 
     if padding not in ("left", "right"):
         raise InputError(f"{param('padding')} must be left or right, got {padding!r}")
-    if history_dtype is not None and history_dtype not in ("int32", "int64"):
-        raise InputError(f"{param('history_dtype')} must be int32 or int64, got {history_dtype!r}")
+    if history_dtype is not None and history_dtype not in ("int32", "int64", "float32"):
+        raise InputError(
+            f"{param('history_dtype')} must be int32, int64 or float32, got {history_dtype!r}"
+        )
     if index_offset < 0:
         raise InputError(f"{param('index_offset')} must be >= 0, got {index_offset}")
     if index_offset <= pad_token < index_offset + n_model_items:
@@ -206,7 +209,8 @@ def check_model(
         )
     if info.type not in INT_TYPES:
         raise ModelError(
-            f"{source}: the history input {info.describe()} must be int32 or int64 item tokens"
+            f"{source}: the history input {info.describe()} must hold item tokens as int32, "
+            "int64 or float32"
         )
     dtype = INT_TYPES[info.type]
     if history_dtype is not None and history_dtype != dtype:
@@ -286,9 +290,16 @@ def check_model(
                 "for a batch of 2 histories; expected [2, n_items]"
             )
         if scores.shape[1] != n_model_items:
+            hint = (
+                "; a model that scores one (history, item) sequence at a time cannot rank a "
+                "catalogue in one call (`abkit train lstm --arch seed` builds that kind as "
+                "one more LSTM step for every item)"
+                if scores.shape[1] == 1
+                else ""
+            )
             raise ModelError(
                 f"{source}: the score output '{logits_output}' has {scores.shape[1]} columns, "
-                f"but {param('items')} lists {n_model_items} items"
+                f"but {param('items')} lists {n_model_items} items{hint}"
             )
     return layout, logits_output
 
@@ -351,7 +362,11 @@ def wrap_model(
             ),
         ]
         tokens = "abkit_right_padded"
-    elem = TensorProto.INT32 if layout.dtype == "int32" else TensorProto.INT64
+    elem = {
+        "int32": TensorProto.INT32,
+        "int64": TensorProto.INT64,
+        "float32": TensorProto.FLOAT,
+    }[layout.dtype]
     nodes.append(helper.make_node("Cast", [tokens], ["abkit_model_history"], to=elem))
     adapter_graph = helper.make_graph(
         nodes,

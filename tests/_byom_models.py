@@ -68,6 +68,33 @@ class TwoInputs(torch.nn.Module):
         return self.out(self.embedding(seq).mean(dim=1)) + extra
 
 
+class KerasLike(torch.nn.Module):
+    """As tf2onnx converts a Keras model: float32 token ids [batch, 6], left-padded with 0,
+    items from 1, a sigmoid output per item (probabilities) named ``dense``."""
+
+    def __init__(self, n_items: int) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(n_items + 1, 4, padding_idx=0)
+        self.lstm = torch.nn.LSTM(4, 5, batch_first=True)
+        self.dense = torch.nn.Linear(5, n_items)
+
+    def forward(self, embedding_input):
+        _, (h, _) = self.lstm(self.embedding(embedding_input.long()))
+        return torch.sigmoid(self.dense(h[-1]))
+
+
+class OnePair(torch.nn.Module):
+    """The article's shape: one probability per (history, candidate) sequence."""
+
+    def __init__(self, n_items: int) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(n_items + 1, 3)
+        self.dense = torch.nn.Linear(3, 1)
+
+    def forward(self, seq):
+        return torch.sigmoid(self.dense(self.embedding(seq).mean(dim=1)))
+
+
 def export_models(folder: Path, sim_data: TrainingData) -> dict[str, Exported]:
     """The models: columns in a shuffled order of the catalogue plus three items the store
     does not have."""
@@ -98,6 +125,24 @@ def export_models(folder: Path, sim_data: TrainingData) -> dict[str, Exported]:
         dynamic={"seq": {0: "batch"}, "extra": {0: "batch"}, "scores": {0: "batch"}},
     )
     out["two"] = Exported(folder / "two.onnx", items)
+    _export(
+        KerasLike(n).eval(),
+        (torch.ones((2, SEQ_LEN), dtype=torch.float32),),
+        folder / "keras.onnx",
+        input_names=["embedding_input"],
+        output_names=["dense"],
+        dynamic={"embedding_input": {0: "batch"}, "dense": {0: "batch"}},
+    )
+    out["keras"] = Exported(folder / "keras.onnx", items)
+    _export(
+        OnePair(n).eval(),
+        (torch.ones((2, SEQ_LEN), dtype=torch.int64),),
+        folder / "pair.onnx",
+        input_names=["seq"],
+        output_names=["p"],
+        dynamic={"seq": {0: "batch"}, "p": {0: "batch"}},
+    )
+    out["pair"] = Exported(folder / "pair.onnx", items)
     return out
 
 

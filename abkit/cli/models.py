@@ -94,7 +94,8 @@ def models_import_command(
     history_dtype: Annotated[
         str | None,
         typer.Option(
-            "--history-dtype", help="int32 or int64; checked against the graph (default: its own)."
+            "--history-dtype",
+            help="int32, int64 or float32; checked against the graph (default: its own).",
         ),
     ] = None,
     seq_len: Annotated[

@@ -81,6 +81,32 @@ def test_right_padded_int32_logits_only_model_replays_like_the_raw_model(
     np.testing.assert_array_equal(got, expected)
 
 
+def test_keras_like_float_input_with_probabilities_imports(
+    sim_db: Path, sim_data: TrainingData, exported: dict, tmp_path: Path
+) -> None:
+    model = exported["keras"]
+    out = tmp_path / "keras_wrapped.onnx"
+    result = import_model(
+        sim_db, model=model.path, items=items_file(tmp_path, model.items), out=out
+    )
+    assert result.layout["history_dtype"] == "float32"
+    assert result.layout["history_input"] == "embedding_input"
+    recommender = create_recommender("lstm", {"device": "cpu"})
+    with pytest.warns(UserWarning, match="cannot rule out"):
+        recommender.load(out, sim_data)
+    users = np.arange(0, sim_data.n_train_users, 11)
+    raw = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    token = {item: j + 1 for j, item in enumerate(model.items)}
+    table = np.array([0] + [token[i] for i in sim_data.item_ids], dtype=np.float32)
+    (probabilities,) = raw.run(
+        ["dense"], {"embedding_input": table[sim_data.histories(users, SEQ_LEN)]}
+    )
+    column = [token[i] - 1 for i in sim_data.item_ids]
+    np.testing.assert_allclose(
+        recommender.score(sim_data, users), probabilities[:, column], rtol=1e-6
+    )
+
+
 def test_refusals_name_the_mismatch(
     sim_db: Path, sim_data: TrainingData, exported: dict, tmp_path: Path
 ) -> None:
@@ -115,6 +141,11 @@ def test_refusals_name_the_mismatch(
     assert "the model fails on item token 204 (items are 2..204 with --index-offset 2" in (
         refused(index_offset=2)
     )
+    pair = exported["pair"]
+    with pytest.raises(ModelError, match="scores one \\(history, item\\) sequence at a time"):
+        import_model(
+            sim_db, model=pair.path, items=items_file(tmp_path, pair.items), out=tmp_path / "w.onnx"
+        )
     two = exported["two"]
     with pytest.raises(ModelError, match=r"also has the inputs extra float\[batch, 203\]"):
         import_model(
