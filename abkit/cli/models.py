@@ -289,10 +289,11 @@ def render_accuracy(report: AccuracyReport) -> None:
             rows,
         )
     )
+    gain = c.accuracy - c.majority_accuracy
     render.console.print(
-        f"accuracy {verdict}: right where the majority is wrong {c.model_only_right:,}, "
-        f"wrong where it is right {c.majority_only_right:,} (exact McNemar, one-sided "
-        f"p = {render.fmt(c.p_value)}, alpha {c.alpha:g})"
+        f"accuracy {verdict} (difference {gain:+.4f}): right where the majority is wrong "
+        f"{c.model_only_right:,}, wrong where it is right {c.majority_only_right:,} "
+        f"(exact McNemar, one-sided p = {render.fmt(c.p_value)}, alpha {c.alpha:g})"
     )
     render.console.print(
         render.table(
