@@ -86,3 +86,42 @@ def test_exactly_one_source(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "check-accuracy"])
     assert result.exit_code == 2
     assert "give exactly one of --scores FILE or --model-path FILE" in result.stderr
+
+
+def test_readme_numbers() -> None:
+    """The README's accuracy check on the simulated shop (see "The article's model, checked"):
+    the base rate, the majority accuracy, the model's accuracy and the McNemar p-values
+    follow from the counts it quotes (recomputed here with scipy)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The article's model, checked")[1].split("\n## ")[0]
+
+    def number(text: str) -> float:
+        return float(text.replace(",", ""))
+
+    n, positives = map(
+        number, re.search(r"\(([\d,]+) pairs, ([\d,]+) positives\.\)", section).groups()
+    )
+    assert n == 14 * positives  # 13 sampled negatives per positive
+    majority = 1 - positives / n
+    assert f'| {majority:.4f}: always "no" (the majority class) |' in section
+    text = section.replace("\n", " ")
+    accuracy = re.search(r"\| accuracy \(p >= 0\.5\) \| (0\.\d{4}) \[", text).group(1)
+    mcnemar = re.search(
+        r"right where it is wrong ([\d,]+), wrong where it is right ([\d,]+); one-sided "
+        r"p = (0\.\d+)",
+        text,
+    ).groups()
+    longer = re.search(
+        r"accuracy was (0\.\d{4}) and \"significantly\" above the base rate \(([\d,]+) "
+        r"against ([\d,]+), p = (0\.\d+)\)",
+        text,
+    )
+    runs = [(accuracy, *mcnemar)]
+    quoted = [*runs, longer.groups()]
+    assert len(quoted) == 2
+    for accuracy, b, c, p in quoted:
+        b, c = int(number(b)), int(number(c))
+        assert f"{majority + (b - c) / n:.4f}" == accuracy
+        assert render.fmt(sps.binomtest(b, b + c, 0.5, "greater").pvalue) == p
