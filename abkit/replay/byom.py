@@ -15,6 +15,7 @@ out.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,11 @@ def import_model(
         raise InputError(f"{param('out')} {out_path}: folder {out_path.parent} does not exist")
     if out_path.resolve() == model_path.resolve():
         raise InputError(f"{param('out')} {out_path}: would overwrite the model being imported")
+    if fingerprint is not None and not re.fullmatch(r"[0-9a-f]{32}", fingerprint):
+        raise InputError(
+            f"{param('fingerprint')} {fingerprint!r:.40}: expected the 32 hex digits of a "
+            "training split's fingerprint (`abkit train lstm --json` prints it)"
+        )
     model_items = read_item_list(items)
     data, _split, name = load_training_data(db, dataset=dataset)
     column_of = {item: j for j, item in enumerate(model_items)}

@@ -137,6 +137,7 @@ def test_refusals_name_the_mismatch(
         refused(items=longer)
     )
     assert "also the token of an item" in refused(index_offset=0)
+    assert "--fingerprint 'abc': expected the 32 hex digits" in refused(fingerprint="abc")
     # the embedding has n + 1 rows: offset 2 puts the last item's token past its end
     assert "the model fails on item token 204 (items are 2..204 with --index-offset 2" in (
         refused(index_offset=2)
@@ -167,3 +168,25 @@ def test_item_list_refuses_repeats_and_blank_lines(tmp_path: Path) -> None:
         read_item_list(path)
     path.write_text("a\n b \n\n")
     assert read_item_list(path) == ["a", "b"]
+
+
+def test_a_recorded_fingerprint_replays_without_the_warning_and_pins_the_split(
+    sim_db: Path, sim_data: TrainingData, exported: dict, tmp_path: Path
+) -> None:
+    import warnings
+
+    model = exported["keras"]
+    out = tmp_path / "pinned.onnx"
+    import_model(
+        sim_db,
+        model=model.path,
+        items=items_file(tmp_path, model.items),
+        out=out,
+        fingerprint=sim_data.fingerprint,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_recommender("lstm", {"device": "cpu"}).load(out, sim_data)
+    other, _split, _name = load_training_data(sim_db, split="temporal:0.5")
+    with pytest.raises(ModelError, match="trained on data with fingerprint"):
+        create_recommender("lstm", {"device": "cpu"}).load(out, other)
