@@ -237,8 +237,11 @@ class TrainingData:
             )
         return self._cache["item_user_counts"]
 
-    def check_vocabulary(self, item_ids: Sequence[str], fingerprint: str, *, source: str) -> None:
-        """Raise :class:`ModelError` unless a model's vocabulary and fingerprint match."""
+    def check_vocabulary(
+        self, item_ids: Sequence[str], fingerprint: str | None, *, source: str
+    ) -> None:
+        """Raise :class:`ModelError` unless a model's vocabulary and fingerprint match
+        (``fingerprint=None``, a model whose training data is unknown: the vocabulary only)."""
         import numpy as np
 
         theirs = np.asarray(item_ids, dtype=str)
@@ -250,7 +253,7 @@ class TrainingData:
                 f"{self.n_items} catalogue items; {missing} catalogue items unknown to the model, "
                 f"{extra} model items not in the catalogue); retrain it on this data"
             )
-        if fingerprint != self.fingerprint:
+        if fingerprint is not None and fingerprint != self.fingerprint:
             raise ModelError(
                 f"{source}: trained on data with fingerprint {fingerprint[:12]}, but this "
                 f"training split has fingerprint {self.fingerprint[:12]}; "

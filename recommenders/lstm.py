@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from abkit_recommenders import train_lstm as trainer
 from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
-from abkit.errors import MissingExtraError, ModelError
+from abkit.errors import AbkitWarning, MissingExtraError, ModelError
 from abkit.plugins import resolve_device
 from abkit.replay.lstm_contract import (
     DEFAULTS,
@@ -33,8 +33,6 @@ from abkit.replay.lstm_contract import (
     read_sidecar,
     sidecar_path,
 )
-
-#: how to install what training needs (torch is pinned by hand: an unpinned one pulls CUDA)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +47,16 @@ __all__ = [
     "add_topk_head",
     "lstm_core_graph",
     "sidecar_path",
+    "unknown_training_warning",
 ]
+
+
+def unknown_training_warning(source: str) -> str:
+    """The warning of a model whose training data abkit does not know (an imported one)."""
+    return (
+        f"{source}: imported without a training fingerprint; abkit cannot rule out that it "
+        "was trained on events of the test period (leakage would inflate every metric)"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -92,6 +99,7 @@ class LSTMRecommender:
         self._onnx_bytes: bytes | None = None
         self._sidecar: dict[str, Any] = {}
         self._has_logits = False
+        self._max_rows: int | None = None
         self.used_device = "cpu"
         self.source = "<unfitted>"
         self._zeros: np.ndarray | None = None
@@ -195,6 +203,7 @@ class LSTMRecommender:
         )
         self._onnx_bytes = trained.onnx_bytes
         self._sidecar = trained.sidecar
+        self._max_rows = trained.sidecar.get("max_rows")
         self._open_session(trained.onnx_bytes, "lstm (trained in memory)")
 
     def load(self, path: Path, data: TrainingData) -> None:
@@ -210,9 +219,17 @@ class LSTMRecommender:
         sidecar = read_sidecar(side)
         data.check_vocabulary(sidecar.item_ids, sidecar.fingerprint, source=str(path))
         self._open_session(path, str(path))
+        if sidecar.fingerprint is None:
+            warnings.warn(unknown_training_warning(str(path)), AbkitWarning, stacklevel=2)
         self._onnx_bytes = path.read_bytes()
         self._sidecar = sidecar.document
         self.seq_len = sidecar.seq_len
+        self._max_rows = sidecar.document.get("max_rows")
+
+    @property
+    def sidecar(self) -> dict[str, Any]:
+        """The loaded (or trained) model's sidecar document."""
+        return dict(self._sidecar)
 
     def save(self, path: Path) -> None:
         if self._onnx_bytes is None:
@@ -228,15 +245,22 @@ class LSTMRecommender:
 
         session = self._require()
         users = np.asarray(users, dtype=np.int64)
-        feed = {
-            "history": data.histories(users, self.seq_len),
-            "k": np.asarray([k], dtype=np.int64),
-            "exclude": exclude,
-        }
+        history = data.histories(users, self.seq_len)
+        k_input = np.asarray([k], dtype=np.int64)
+        # a graph whose memory grows with users x items (the seed model: one LSTM step per
+        # user and item) says in its sidecar how many users one call may hold
+        step = self._max_rows or max(users.size, 1)
+        parts: list[list[np.ndarray]] = []
         try:
-            return list(session.run(outputs, feed))
+            for start in range(0, max(users.size, 1), step):
+                rows = slice(start, start + step)
+                feed = {"history": history[rows], "k": k_input, "exclude": exclude[rows]}
+                parts.append(list(session.run(outputs, feed)))
         except Exception as exc:
             raise ModelError(f"{self.source}: inference failed ({_first_line(exc)})") from None
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(outputs))]
 
     def _zero_mask(self, rows: int, n_items: int) -> np.ndarray:
         """A ``[rows, n_items]`` float32 view of zeros, kept by the model between calls.

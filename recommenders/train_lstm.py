@@ -46,6 +46,7 @@ __all__ = [
     "TorchMissingError",
     "TrainedLSTM",
     "require_torch",
+    "save_model",
     "save_trained",
     "train_lstm",
 ]
@@ -346,6 +347,11 @@ def _check_parity(onnx_bytes: bytes, sample: np.ndarray, expected: np.ndarray) -
 
 def save_trained(trained: TrainedLSTM, path: Path) -> tuple[Path, Path]:
     """Write ``path`` (ONNX) and its sidecar; returns both paths."""
+    return save_model(trained.onnx_bytes, trained.sidecar, path)
+
+
+def save_model(onnx_bytes: bytes, sidecar: dict[str, Any], path: Path) -> tuple[Path, Path]:
+    """Write ``path`` (ONNX bytes) and its sidecar ``sidecar`` beside it; returns both paths."""
     path = Path(path)
     if path.suffix != ".onnx":
         raise InputError(f"{path}: the model file must end in .onnx")
@@ -353,8 +359,8 @@ def save_trained(trained: TrainedLSTM, path: Path) -> tuple[Path, Path]:
         raise InputError(f"{path}: folder {path.parent} does not exist")
     side = sidecar_path(path)
     try:
-        path.write_bytes(trained.onnx_bytes)
-        side.write_text(json.dumps(trained.sidecar, indent=1), encoding="utf-8")
+        path.write_bytes(onnx_bytes)
+        side.write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot write the model ({exc.strerror})") from None
     return path, side

@@ -38,6 +38,8 @@ ALLOWED: dict[str, set[str]] = {
         "abkit.stats",
         "abkit.plugins",
         "abkit_recommenders.train_lstm",  # `abkit train lstm`: the trainer's public API
+        "abkit_recommenders.lstm_import",  # `abkit models import`: wrapping your own model
+        "abkit_recommenders.train_seed",  # `abkit train lstm --arch seed`: the article's model
     },
     "abkit_recommenders": {
         "abkit.errors",

@@ -77,8 +77,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List the stored replay runs (oldest first); `abkit runs delete RUN...` deletes.",
     ),
     "models": (
-        "abkit.cli.replay",
-        "List the installed recommenders, their status and the extra a missing one needs.",
+        "abkit.cli.models",
+        "List the installed recommenders; `abkit models import` brings your own ONNX model, "
+        "`abkit models check-accuracy` checks an accuracy claim.",
     ),
     "train": ("abkit.cli.replay", "Train a model on a store's training split (needs torch)."),
     "run": (

@@ -1,9 +1,8 @@
-"""CLI commands: ``replay``, ``runs`` (``runs list``, ``runs delete``), ``models`` and
-``train lstm``.
+"""CLI commands: ``replay``, ``runs`` (``runs list``, ``runs delete``) and ``train lstm``.
 
 Each command parses its options, calls one library function (:func:`abkit.replay.runner.replay`,
 :func:`abkit.replay.runs.list_runs`, :func:`abkit.replay.runs.delete_runs`,
-:func:`abkit.plugins.available_recommenders`, :func:`abkit.replay.runner.train`) and renders
+:func:`abkit.replay.runner.train`) and renders
 the result.
 """
 
@@ -29,8 +28,8 @@ from abkit.cli.common import (
 )
 from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.errors import InputError
-from abkit.plugins import available_recommenders
 from abkit.replay.lstm_contract import DEFAULTS as LSTM
+from abkit.replay.lstm_contract import SEED_DEFAULTS as SEED
 from abkit.replay.runner import replay, train
 from abkit.replay.runs import delete_runs, list_runs
 
@@ -340,33 +339,6 @@ def _runs_text(records: Any) -> str:
     return f"{len(records)} run(s): {names}"
 
 
-def models_command(json_output: JsonOption = False) -> None:
-    """List the installed recommenders, their status and the extra a missing one needs."""
-
-    infos = available_recommenders()
-    if json_output:
-        render.print_json({"models": [i.to_dict() for i in infos]})
-        return
-    rows = [
-        [
-            i.name,
-            i.summary,
-            i.extra or "-",
-            i.install or (i.training_install if i.training_missing else None) or "",
-            i.description,
-        ]
-        for i in infos
-    ]
-    render.console.print(
-        render.table(
-            "recommenders (entry-point group abkit.recommenders)",
-            ["model", "status", "extra", "install", "about"],
-            rows,
-            justify_numbers=False,
-        )
-    )
-
-
 def train_lstm_command(
     out: Annotated[
         Path,
@@ -377,29 +349,69 @@ def train_lstm_command(
     db: DbOption = DEFAULT_DB,
     dataset: DatasetOption = None,
     split: SplitOption = "temporal",
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = LSTM.epochs,
+    arch: Annotated[
+        str,
+        typer.Option(
+            "--arch",
+            help="next-item (abkit's next-item model) or seed (the article's model: "
+            "Embedding 64, two LSTM(128), dropout 0.5, a sigmoid head, trained on sampled "
+            "pairs with binary cross-entropy).",
+        ),
+    ] = "next-item",
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs", help=f"Training epochs [default: {LSTM.epochs}; seed {SEED.epochs}]"
+        ),
+    ] = None,
     horizon: Annotated[
-        int, typer.Option("--horizon", help="Future items each example learns to predict.")
+        int,
+        typer.Option("--horizon", help="Future items each example learns to predict (next-item)."),
     ] = LSTM.horizon,
     samples_per_epoch: Annotated[
-        int, typer.Option("--samples-per-epoch", help="Training examples drawn per epoch.")
-    ] = LSTM.samples_per_epoch,
+        int | None,
+        typer.Option(
+            "--samples-per-epoch",
+            help=f"Training examples drawn per epoch [default: {LSTM.samples_per_epoch}; seed "
+            f"{SEED.samples_per_epoch} positives]",
+        ),
+    ] = None,
     seq_len: Annotated[
-        int, typer.Option("--seq-len", help="Items of history per input.")
-    ] = LSTM.seq_len,
-    hidden: Annotated[int, typer.Option("--hidden", help="LSTM hidden units.")] = LSTM.hidden,
-    embedding: Annotated[int, typer.Option("--embedding", help="Item embedding size.")] = (
-        LSTM.embedding
-    ),
+        int | None,
+        typer.Option(
+            "--seq-len",
+            help=f"Items of history per input [default: {LSTM.seq_len}; seed {SEED.seq_len}]",
+        ),
+    ] = None,
+    hidden: Annotated[
+        int | None,
+        typer.Option(
+            "--hidden", help=f"LSTM hidden units [default: {LSTM.hidden}; seed {SEED.hidden}]"
+        ),
+    ] = None,
+    embedding: Annotated[
+        int | None,
+        typer.Option(
+            "--embedding",
+            help=f"Item embedding size [default: {LSTM.embedding}; seed {SEED.embedding}]",
+        ),
+    ] = None,
+    negatives: Annotated[
+        int,
+        typer.Option("--negatives", help="Sampled negative items per observed next item (seed)."),
+    ] = SEED.negatives,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     exporter: Annotated[
-        str, typer.Option("--exporter", help="weights (fast, exact) or dynamo (torch.onnx).")
+        str,
+        typer.Option("--exporter", help="weights (fast, exact) or dynamo (torch.onnx; next-item)."),
     ] = "weights",
     json_output: JsonOption = False,
 ) -> None:
-    """Train the next-item LSTM on the training split (needs torch) and export it to ONNX.
+    """Train an LSTM on the training split (needs torch) and export it to ONNX.
 
     Use the file with `abkit replay --model lstm --model-path FILE`; replay needs no torch.
+    `--arch seed` trains the article's model; check its accuracy claim with
+    `abkit models check-accuracy --model-path FILE`.
     """
 
     progress = None if json_output else render.progress
@@ -408,12 +420,14 @@ def train_lstm_command(
         out=out,
         dataset=dataset,
         split=split,
+        arch=arch,
         seq_len=seq_len,
         embedding=embedding,
         hidden=hidden,
         epochs=epochs,
         horizon=horizon,
         samples_per_epoch=samples_per_epoch,
+        negatives=negatives,
         seed=seed,
         exporter=exporter,
         progress=progress,
@@ -422,7 +436,8 @@ def train_lstm_command(
         render.print_json(result.to_dict())
         return
     render.console.print(
-        f"wrote {result.path} and {result.sidecar}: {result.examples:,} training examples, "
+        f"wrote {result.path} and {result.sidecar}: arch {result.arch}, "
+        f"{result.examples:,} training examples, "
         f"{result.epochs} epochs, final loss {render.fmt(result.final_loss)}, "
         f"split {result.split}, fingerprint {result.fingerprint[:12]}"
     )
@@ -497,7 +512,6 @@ def register(app: typer.Typer) -> None:
     runs_app.command("list")(runs_command)
     runs_app.command("delete")(runs_delete_command)
     app.add_typer(runs_app, name="runs")
-    app.command("models")(models_command)
     train_app = typer.Typer(
         help="Train a model on a store's training split (needs torch).",
         no_args_is_help=True,

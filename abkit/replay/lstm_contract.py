@@ -17,6 +17,14 @@ The graph (any ONNX model that keeps it can be served, whatever its inside)::
 The sidecar ``model.json`` beside ``model.onnx`` (format :data:`SIDECAR_FORMAT`) holds
 ``item_ids`` (the vocabulary, in index order), ``seq_len`` and the ``fingerprint`` of the
 training split; a model is refused on data whose catalogue or training fingerprint differ.
+``fingerprint`` is ``null`` for a model brought from elsewhere (``abkit models import``)
+whose training data abkit does not know: it replays, with a warning that leakage from the
+test period cannot be ruled out. Optional keys: ``arch`` (``"next-item"``, the default, or
+``"seed"``: the article's pairwise model, whose ``logits`` are log-odds, so that
+``sigmoid(logits)`` is the probability that the user takes the item next), ``negatives``
+(the seed model's sampled negatives per positive), ``max_rows`` (users per inference call,
+for graphs whose memory grows with users x items) and ``imported`` (where an imported
+model came from and how its input was adapted).
 """
 
 from __future__ import annotations
@@ -29,14 +37,18 @@ from typing import Any
 from abkit.errors import ModelError
 
 __all__ = [
+    "ARCHS",
     "DEFAULTS",
     "INPUTS",
     "OPSET",
     "OUTPUTS",
+    "SEED_DEFAULTS",
     "SIDECAR_FORMAT",
     "TORCH_INSTALL",
     "LSTMHyperparameters",
+    "SeedHyperparameters",
     "Sidecar",
+    "arch_of",
     "read_sidecar",
     "sidecar_path",
 ]
@@ -62,6 +74,28 @@ class LSTMHyperparameters:
 
 DEFAULTS = LSTMHyperparameters()
 
+
+@dataclass(frozen=True)
+class SeedHyperparameters:
+    """The article's model (``abkit train lstm --arch seed``): ``Embedding(n, 64,
+    input_length=10)``, ``LSTM(128, return_sequences=True)``, ``Dropout(0.5)``, ``LSTM(128)``,
+    ``Dropout(0.5)``, ``Dense(1, sigmoid)``; binary cross-entropy, Adam (lr 0.001), 10 epochs,
+    batches of 64. ``negatives`` sampled items per observed next item (13: 93% of the pairs
+    are negatives); each epoch draws ``samples_per_epoch`` observed next items."""
+
+    seq_len: int = 10
+    embedding: int = 64
+    hidden: int = 128
+    dropout: float = 0.5
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    negatives: int = 13
+    samples_per_epoch: int = 5_000
+
+
+SEED_DEFAULTS = SeedHyperparameters()
+
 # input name -> (element type as onnxruntime reports it, rank)
 INPUTS: dict[str, tuple[str, int]] = {
     "history": ("tensor(int64)", 2),
@@ -80,12 +114,25 @@ def sidecar_path(model_path: Path) -> Path:
 @dataclass(frozen=True)
 class Sidecar:
     """A validated sidecar: the vocabulary (as strings, index order), the sequence length,
-    the training fingerprint, and the whole document (kept when the model is saved again)."""
+    the training fingerprint (None: unknown, an imported model), and the whole document (kept
+    when the model is saved again)."""
 
     item_ids: tuple[str, ...]
     seq_len: int
-    fingerprint: str
+    fingerprint: str | None
     document: dict[str, Any]
+
+    @property
+    def arch(self) -> str:
+        return arch_of(self.document)
+
+
+ARCHS = ("next-item", "seed")
+
+
+def arch_of(document: dict[str, Any]) -> str:
+    """The model's architecture as its sidecar names it (``next-item`` when absent)."""
+    return str(document.get("arch", "next-item"))
 
 
 def read_sidecar(path: Path) -> Sidecar:
@@ -94,7 +141,9 @@ def read_sidecar(path: Path) -> Sidecar:
 
     Fields: ``format`` must be :data:`SIDECAR_FORMAT`; ``item_ids`` a non-empty list of
     strings or integers without duplicates (as strings: ``1`` and ``"1"`` are the same id);
-    ``seq_len`` a positive integer; ``fingerprint`` a string. Other keys (``params``,
+    ``seq_len`` a positive integer; ``fingerprint`` a non-empty string or null (unknown);
+    ``arch``, when present, one of :data:`ARCHS`; ``max_rows``, when present, a positive
+    integer. Other keys (``params``,
     ``trained_examples``, ...) are kept as they are.
     """
 
@@ -137,6 +186,11 @@ def read_sidecar(path: Path) -> Sidecar:
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise bad(f"seq_len must be a positive integer, got {seq_len!r:.40}")
     fingerprint = document["fingerprint"]
-    if not isinstance(fingerprint, str) or not fingerprint:
-        raise bad(f"fingerprint must be a non-empty string, got {fingerprint!r:.40}")
+    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint):
+        raise bad(f"fingerprint must be a non-empty string or null, got {fingerprint!r:.40}")
+    if document.get("arch", "next-item") not in ARCHS:
+        raise bad(f"arch must be one of {', '.join(ARCHS)}, got {document.get('arch')!r:.40}")
+    max_rows = document.get("max_rows", 1)
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise bad(f"max_rows must be a positive integer, got {max_rows!r:.40}")
     return Sidecar(item_ids=item_ids, seq_len=seq_len, fingerprint=fingerprint, document=document)

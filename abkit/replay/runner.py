@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from abkit_recommenders.train_lstm import require_torch, save_trained, train_lstm
+from abkit_recommenders.train_seed import train_seed
 
 from abkit import __version__
 from abkit._util import TableDisplay, unknown_choice
@@ -65,6 +66,7 @@ from abkit.plugins import (
     fingerprint_arrays,
     top_k_from_scores,
 )
+from abkit.replay.lstm_contract import ARCHS, SEED_DEFAULTS
 from abkit.replay.lstm_contract import DEFAULTS as LSTM_DEFAULTS
 from abkit.replay.metrics import CoverageCounter, parse_ks, ranking_metrics
 from abkit.replay.offpolicy import (
@@ -1002,6 +1004,7 @@ class TrainResult:
     """What ``abkit train lstm`` wrote and what it learned from."""
 
     model: str
+    arch: str
     path: str
     sidecar: str
     dataset: str
@@ -1016,6 +1019,7 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "arch": self.arch,
             "path": self.path,
             "sidecar": self.sidecar,
             "dataset": self.dataset,
@@ -1039,6 +1043,33 @@ def load_training_data(
     """(training data, resolved split string, dataset) exactly as :func:`replay` builds them
     for a ranking run, so a model trained on it matches the replay's fingerprint (``seed``
     breaks leave-last-out ties, as the replay's does)."""
+    held_out = load_held_out(db, dataset=dataset, split=split, seed=seed)
+    return held_out.data, held_out.split, held_out.dataset
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class HeldOut:
+    """A ranking run's inputs: the training data and, per evaluated user (index into
+    ``data``), the relevant test items ``items[indptr[u]:indptr[u + 1]]`` (new items of the
+    test period, seen items excluded) - what :func:`replay` grades."""
+
+    data: TrainingData
+    users: np.ndarray
+    indptr: np.ndarray
+    items: np.ndarray
+    split: str
+    dataset: str
+
+
+def load_held_out(
+    db: str | Path | None,
+    *,
+    dataset: str | None = None,
+    split: str | SplitSpec = "temporal",
+    seed: int = 0,
+) -> HeldOut:
+    """The training data and held-out relevant items exactly as :func:`replay` builds them
+    for a ranking run that excludes seen items."""
 
     spec = resolve_seed(split if isinstance(split, SplitSpec) else parse_split(split), seed)
     with open_store(db) as store:
@@ -1054,7 +1085,10 @@ def load_training_data(
             f"the training split of dataset '{name}' ({spec}) is empty: "
             "no interaction to fit the model on"
         )
-    return data, str(spec), name
+    users, indptr, items = _relevance(arrays, data, exclude_seen=True)
+    return HeldOut(
+        data=data, users=users, indptr=indptr, items=items, split=str(spec), dataset=name
+    )
 
 
 def train(
@@ -1063,25 +1097,38 @@ def train(
     out: str | Path,
     dataset: str | None = None,
     split: str | SplitSpec = "temporal",
-    seq_len: int = LSTM_DEFAULTS.seq_len,
-    embedding: int = LSTM_DEFAULTS.embedding,
-    hidden: int = LSTM_DEFAULTS.hidden,
-    epochs: int = LSTM_DEFAULTS.epochs,
+    arch: str = "next-item",
+    seq_len: int | None = None,
+    embedding: int | None = None,
+    hidden: int | None = None,
+    epochs: int | None = None,
     horizon: int = LSTM_DEFAULTS.horizon,
-    samples_per_epoch: int = LSTM_DEFAULTS.samples_per_epoch,
+    samples_per_epoch: int | None = None,
+    negatives: int = SEED_DEFAULTS.negatives,
     seed: int = 0,
     exporter: str = "weights",
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train the LSTM on the training split and write ``out`` (ONNX) plus its JSON sidecar.
+    """Train an LSTM on the training split and write ``out`` (ONNX) plus its JSON sidecar.
 
-    Needs torch (:class:`~abkit_recommenders.train_lstm.TorchMissingError` names the install
-    line). The store is only read.
+    ``arch="next-item"``: abkit's next-item model
+    (:func:`abkit_recommenders.train_lstm.train_lstm`; ``horizon`` and ``exporter`` apply);
+    ``arch="seed"``: the article's two-layer model of "will the user take this item next",
+    trained on (history, candidate) pairs with ``negatives`` sampled negatives per positive
+    (:func:`abkit_recommenders.train_seed.train_seed`). Sizes left as None take the
+    architecture's defaults (:data:`~abkit.replay.lstm_contract.DEFAULTS`,
+    :data:`~abkit.replay.lstm_contract.SEED_DEFAULTS`). Needs torch
+    (:class:`~abkit_recommenders.train_lstm.TorchMissingError` names the install line). The
+    store is only read.
     """
+    if arch not in ARCHS:
+        raise InputError(f"{param('arch')}: " + unknown_choice("arch", arch, ARCHS))
     if exporter not in ("weights", "dynamo"):
         raise InputError(
             "--exporter: " + unknown_choice("exporter", exporter, ("weights", "dynamo"))
         )
+    if arch == "seed" and exporter != "weights":
+        raise InputError(f"{param('exporter')} {exporter}: the seed model has one exporter")
     out_path = Path(out)
     if out_path.suffix != ".onnx":
         raise InputError(f"{param('out')} {out_path}: the model file must end in .onnx")
@@ -1091,22 +1138,32 @@ def train(
     require_torch()  # fail before reading anything when torch is missing
     data, split_text, name = load_training_data(db, dataset=dataset, split=split, seed=seed)
     progress = progress or no_progress
-    with progress("training lstm (epochs)", epochs) as advance:
-        trained = train_lstm(
-            data,
-            seq_len=seq_len,
-            embedding=embedding,
-            hidden=hidden,
-            epochs=epochs,
-            horizon=horizon,
-            samples_per_epoch=samples_per_epoch,
-            seed=seed,
-            exporter=cast(Literal["weights", "dynamo"], exporter),
-            progress=advance,
-        )
+    defaults: Any = SEED_DEFAULTS if arch == "seed" else LSTM_DEFAULTS
+    sizes = {
+        "seq_len": defaults.seq_len if seq_len is None else seq_len,
+        "embedding": defaults.embedding if embedding is None else embedding,
+        "hidden": defaults.hidden if hidden is None else hidden,
+        "epochs": defaults.epochs if epochs is None else epochs,
+        "samples_per_epoch": (
+            defaults.samples_per_epoch if samples_per_epoch is None else samples_per_epoch
+        ),
+    }
+    with progress(f"training lstm, arch {arch} (epochs)", sizes["epochs"]) as advance:
+        if arch == "seed":
+            trained = train_seed(data, **sizes, negatives=negatives, seed=seed, progress=advance)
+        else:
+            trained = train_lstm(
+                data,
+                **sizes,
+                horizon=horizon,
+                seed=seed,
+                exporter=cast(Literal["weights", "dynamo"], exporter),
+                progress=advance,
+            )
     model_file, sidecar = save_trained(trained, out_path)
     return TrainResult(
         model="lstm",
+        arch=arch,
         path=str(model_file),
         sidecar=str(sidecar),
         dataset=name,
