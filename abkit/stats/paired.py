@@ -888,7 +888,8 @@ def paired_offpolicy_difference(
     ``Var(D) = (V_AA + V_BB - 2 V_AB) / n²`` for ``D = V̂_B - V̂_A``: the two estimates share
     the logs, so their covariance is subtracted, as for paired per-user means. Interval
     ``D ± z_{1-α/2} · SE``. The relative difference uses Fieller with ``V_A = V_AA/n²``,
-    ``V_B = V_BB/n²``, ``C_AB = V_AB/n²``.
+    ``V_B = V_BB/n²``, ``C_AB = V_AB/n²``; with non-negative rewards its lower end is cut at
+    -100% (no policy earns a negative reward).
     References: Dudík, Langford & Li (2011), ICML, "Doubly robust policy evaluation and
     learning"; Swaminathan & Joachims (2015), NeurIPS (SNIPS); van der Vaart (1998),
     *Asymptotic Statistics*, ch. 3 (delta method); Cameron & Miller (2015), J. Human
@@ -935,6 +936,12 @@ def paired_offpolicy_difference(
     # SE 0: the per-round contributions differ by a constant (almost always 0: same policy).
     p = float(2 * norm_sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
     rel = fieller_ratio(va, vb, var_a, var_b, cov_ab, critical=z, confidence=confidence)
+    rel_low = rel.ci_low
+    if bool(np.all(r >= 0)):
+        # Non-negative rewards: both policies' true values are >= 0, so their ratio is >= 0 and
+        # the relative difference >= -100%; the interval is cut to that parameter space
+        # (coverage can only rise). Fieller's set can reach below it when V_A is large.
+        rel_low = max(rel_low, -1.0)
     return OffPolicyDifference(
         estimator=estimator,
         n_rounds=int(n),
@@ -946,7 +953,7 @@ def paired_offpolicy_difference(
         ci_low=diff - z * se,
         ci_high=diff + z * se,
         relative_difference=rel.estimate,
-        relative_ci_low=rel.ci_low,
+        relative_ci_low=rel_low,
         relative_ci_high=rel.ci_high,
         p_value=p,
         confidence=confidence,

@@ -532,3 +532,37 @@ def test_offpolicy_difference_without_clusters_equals_one_round_clusters() -> No
                 assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-15, nan_ok=True), key
             else:
                 assert a[key] == b[key], key
+
+
+def test_offpolicy_relative_interval_stays_above_minus_100_percent() -> None:
+    # The uniform policy (weight 1) against a target that matches 41 of 4,000 rounds with
+    # weight 50, one of them clicked: the target's value is not distinguishable from 0, so
+    # Fieller's raw set reaches below -100%, which no pair of non-negative rates can reach;
+    # the interval is cut there and nowhere else.
+    n = 4000
+    reward = np.zeros(n)
+    reward[::100] = 1.0  # 40 clicks
+    weight_a = np.ones(n)
+    weight_b = np.zeros(n)
+    weight_b[50::100] = 50.0  # 40 matched rounds without a click
+    weight_b[100] = 50.0  # and one clicked
+    result = paired_offpolicy_difference(reward=reward, weight_a=weight_a, weight_b=weight_b)
+    z = float(stats.norm.ppf(0.975))
+    raw = fieller_ratio(
+        result.value_a,
+        result.value_b,
+        result.variance_a,
+        result.variance_b,
+        result.covariance,
+        critical=z,
+        confidence=0.95,
+    )
+    assert raw.bounded
+    assert raw.ci_low < -1  # the case the cut is for
+    assert result.relative_ci_low == -1.0
+    assert result.relative_ci_high == raw.ci_high
+    # a signed reward keeps Fieller's set as it is
+    signed = paired_offpolicy_difference(
+        reward=reward - 0.001, weight_a=weight_a, weight_b=weight_b
+    )
+    assert signed.relative_ci_low != -1.0
