@@ -20,7 +20,10 @@ from abkit.cli.common import (
     DatasetOption,
     DbOption,
     DryRunOption,
+    EngineOption,
     JsonOption,
+    SourceOption,
+    SparkMasterOption,
     WaitOption,
     YesOption,
     confirm_deletion,
@@ -137,6 +140,9 @@ def replay_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed for sampling, bootstrap and leave-last-out ties.")
     ] = 0,
+    engine: EngineOption = "duckdb",
+    source: SourceOption = None,
+    spark_master: SparkMasterOption = None,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
     plot: PlotOption = None,
@@ -144,7 +150,9 @@ def replay_command(
     """Replay a recommender offline: ranking metrics per user, optional off-policy estimates.
 
     The run (parameters, split, data fingerprint, per-user values) is stored in the database;
-    list runs with `abkit runs`.
+    list runs with `abkit runs`. With --engine spark the split is read from --source by
+    Spark, the model is fitted (or loaded) on the driver and users are scored in Spark
+    partitions; the run is still stored in --db.
     """
 
     check_plot(plot)
@@ -173,6 +181,9 @@ def replay_command(
             progress=progress,
             replace=replace,
             wait=wait,
+            engine=engine,
+            source=source,
+            spark_master=spark_master,
         )
     for message in result.warnings:
         render.warning(message)

@@ -516,8 +516,8 @@ def daily_aggregates(
         y, _ = _impression_outcome(metric)
         where, params = _window("ts", design.start_ts, design.end_ts, False)
         sql = (
-            "WITH bounds AS (SELECT coalesce(?::TIMESTAMP, min(ts)) AS start FROM impressions "
-            f"WHERE dataset = ?), "
+            "WITH bounds AS (SELECT coalesce(CAST(? AS TIMESTAMP), min(ts)) AS start "
+            "FROM impressions WHERE dataset = ?), "
             "rows_ AS (SELECT variant AS arm, "
             "CAST(floor(date_diff('second', b.start, ts) / 86400.0) AS BIGINT) AS day, "
             f"{y} AS y FROM impressions, bounds b "
@@ -545,7 +545,7 @@ def daily_aggregates(
     outcome_sql, outcome_params = _unit_outcomes(design, metric, pre=False, daily=day_expr)
     cap = "least(y, 1.0)" if metric.kind == "conversion" else "y"
     sql = (
-        "WITH bounds AS (SELECT coalesce(?::TIMESTAMP, (SELECT min(ts) FROM ("
+        "WITH bounds AS (SELECT coalesce(CAST(? AS TIMESTAMP), (SELECT min(ts) FROM ("
         f"SELECT ts FROM events WHERE dataset = ?{where} UNION ALL "
         f"SELECT ts FROM impressions WHERE dataset = ?{where}))) AS start), "
         f"{_ASSIGNED}, "

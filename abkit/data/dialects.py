@@ -11,7 +11,7 @@ pasted as text) and transpiled to its dialect (:func:`compile_sql`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -50,22 +50,25 @@ def _literal(value: Any) -> str:
     raise TypeError(f"no SQL literal for {type(value).__name__}")
 
 
-def inline_params(sql: str, params: Sequence[Any]) -> str:
-    """The DuckDB query ``sql`` with each ``?`` placeholder (found by sqlglot's tokenizer,
-    so a ``?`` inside a string literal is left alone) replaced by its value's literal."""
+def inline_params(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> str:
+    """The DuckDB query ``sql`` with each ``?`` placeholder (or ``$name`` when ``params`` is a
+    mapping) replaced by its value's literal. Placeholders are found by sqlglot's tokenizer,
+    so a ``?`` or ``$`` inside a string literal is left alone."""
     sqlglot = _sqlglot()
     from sqlglot.tokens import Tokenizer, TokenType
 
     del sqlglot
-    tokens = [
-        t
-        for t in Tokenizer(dialect="duckdb").tokenize(sql)
-        if t.token_type == TokenType.PLACEHOLDER
-    ]
-    if len(tokens) != len(params):
-        raise ValueError(f"{len(tokens)} placeholders but {len(params)} parameters")
+    tokens = Tokenizer(dialect="duckdb").tokenize(sql)
+    if isinstance(params, Mapping):
+        found = [t for t in tokens if t.token_type == TokenType.VAR and t.text.startswith("$")]
+        values = [params[t.text[1:]] for t in found]
+    else:
+        found = [t for t in tokens if t.token_type == TokenType.PLACEHOLDER]
+        if len(found) != len(params):
+            raise ValueError(f"{len(found)} placeholders but {len(params)} parameters")
+        values = list(params)
     out, last = [], 0
-    for token, value in zip(tokens, params, strict=True):
+    for token, value in zip(found, values, strict=True):
         out.append(sql[last : token.start])
         out.append(_literal(value))
         last = token.end + 1

@@ -19,7 +19,7 @@ timestamps are.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -71,8 +71,8 @@ class SparkConnection:
     def __init__(self, spark: Any) -> None:
         self.spark = spark
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> SparkResult:
-        text = compile_sql(inline_params(sql, list(params)), "spark")
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> SparkResult:
+        text = compile_sql(inline_params(sql, params), "spark")
         try:
             frame = self.spark.sql(text)
             rows = [tuple(r) for r in frame.collect()]
@@ -100,7 +100,8 @@ def spark_session(master: str | None = None) -> Any:
     builder = SparkSession.builder.appName("abkit")
     if not os.environ.get("SPARK_REMOTE"):
         builder = builder.master(master or DEFAULT_MASTER)
-        builder = builder.config("spark.ui.enabled", "false").config(
+        builder = builder.config("spark.ui.enabled", "false")
+        builder = builder.config("spark.ui.showConsoleProgress", "false").config(
             "spark.sql.shuffle.partitions", os.environ.get("ABKIT_SPARK_PARTITIONS", "8")
         )
     builder = builder.config("spark.sql.session.timeZone", "UTC").config(
@@ -109,7 +110,10 @@ def spark_session(master: str | None = None) -> Any:
         "false",
     )
     try:
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
+        if not os.environ.get("SPARK_REMOTE"):
+            spark.sparkContext.setLogLevel("ERROR")
+        return spark
     except Exception as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "JAVA" in text.upper():

@@ -41,6 +41,7 @@ from abkit_recommenders.train_lstm import require_torch, save_trained, train_lst
 
 from abkit import __version__
 from abkit._util import unknown_choice
+from abkit.data.engines import SparkConnection, check_engine, open_source
 from abkit.data.replay_sql import (
     delete_runs,
     event_time_range,
@@ -71,6 +72,7 @@ from abkit.replay.offpolicy import (
     parse_estimators,
     policy_probabilities,
 )
+from abkit.replay.spark_rank import rank_users_spark
 from abkit.replay.splits import (
     SplitSpec,
     few_users_warning,
@@ -274,8 +276,16 @@ def replay(
     replace: bool = False,
     wait: float = 0.0,
     before_store: BeforeStore | None = None,
+    engine: str = "duckdb",
+    source: str | None = None,
+    spark_master: str | None = None,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
+
+    ``engine="spark"`` reads the split from ``source`` in Spark (a folder written by ``abkit
+    export``, or ``catalog:DB``), fits (or loads) the model on the driver and scores the
+    users in Spark partitions (:mod:`abkit.replay.spark_rank`); the run is stored in ``db``
+    as with DuckDB. Off-policy estimators and sampled metrics are refused there.
 
     Ranking metrics are computed at every K of ``ks`` for the evaluated users; when
     ``estimators`` are given (``replay``, ``ips``, ``snips``, ``dr``) the run is an off-policy
@@ -318,12 +328,24 @@ def replay(
         raise InputError(f"{param('model_path')} {path}: no such file")
     offpolicy = bool(estimator_names)
     progress = progress or no_progress
+    check_engine(engine, source)
+    if engine == "spark" and (offpolicy or sampled is not None):
+        raise InputError(
+            f"{param('engine')} spark ranks users with full-catalogue metrics; off-policy "
+            f"{param('estimators')} and {param('sampled')} metrics run on the DuckDB engine only"
+        )
     if write:
         check_writable(db, wait=wait)  # fail before the work, not after it
+        if engine == "spark" and name is not None:
+            with open_store(db, write=True, wait=wait) as out:
+                _check_name(out, name, replace=replace)
 
-    with open_store(db) as store:
+    spark: Any = None
+    with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
         dataset_name = store.resolve_dataset(dataset)
-        if write and name is not None:
+        if engine == "spark":
+            spark = cast(SparkConnection, store.con).spark
+        elif write and name is not None:
             _check_name(store, name, replace=replace)
         first, last, _n_events = event_time_range(store.con, dataset_name)
         spec = resolve_seed(spec, seed)
@@ -391,20 +413,36 @@ def replay(
             with progress(f"fitting {model}", None) as advance:
                 recommender.fit(data)
                 advance(1)
-        metrics, per_user = rank_users(
-            recommender,
-            data,
-            eval_users,
-            rel_indptr,
-            rel_items,
-            ks=k_values,
-            exclude_seen=exclude_seen,
-            sampled=sampled,
-            seed=seed,
-            map_denominator=map_denominator,
-            chunk_users=chunk_users,
-            progress=progress,
-        )
+        if spark is None:
+            metrics, per_user = rank_users(
+                recommender,
+                data,
+                eval_users,
+                rel_indptr,
+                rel_items,
+                ks=k_values,
+                exclude_seen=exclude_seen,
+                sampled=sampled,
+                seed=seed,
+                map_denominator=map_denominator,
+                chunk_users=chunk_users,
+                progress=progress,
+            )
+        else:
+            per_user, coverage = rank_users_spark(
+                spark,
+                model,
+                recommender,
+                data,
+                eval_users,
+                rel_indptr,
+                rel_items,
+                ks=k_values,
+                exclude_seen=exclude_seen,
+                map_denominator=map_denominator,
+                chunk=chunk_size(data.n_items, chunk_users),
+            )
+            metrics = summarise_metrics(per_user, coverage, int(eval_users.size))
         estimates: tuple[Estimate, ...] = ()
         round_columns = None
         if rounds is not None:
@@ -592,7 +630,7 @@ def rank_users(
     if users.size == 0:
         return (), {}
     k_max = max(ks)
-    chunk = chunk_users or max(1, min(4096, CHUNK_CELLS // max(data.n_items, 1)))
+    chunk = chunk_size(data.n_items, chunk_users)
     coverage = CoverageCounter(ks, data.n_items)
     parts: dict[str, list[np.ndarray]] = {}
     counts = data.item_user_counts()
@@ -624,12 +662,23 @@ def rank_users(
                 parts.setdefault(key, []).append(value)
             advance(stop - start)
     per_user = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+    return summarise_metrics(per_user, coverage, int(users.size)), per_user
+
+
+def chunk_size(n_items: int, chunk_users: int | None) -> int:
+    """Users per scoring chunk (both engines score the same chunks)."""
+    return chunk_users or max(1, min(4096, CHUNK_CELLS // max(n_items, 1)))
+
+
+def summarise_metrics(
+    per_user: dict[str, np.ndarray], coverage: CoverageCounter, n_users: int
+) -> tuple[MetricValue, ...]:
+    """The run's metrics: the mean of each per-user metric and the coverage, in the order
+    K, then hit_rate, precision, recall, ndcg, mrr, map, coverage, novelty, popularity_bias."""
     means = [
         MetricValue(name=k, value=float(v.mean()), users=int(v.size)) for k, v in per_user.items()
     ]
-    means += [
-        MetricValue(name=k, value=v, users=int(users.size)) for k, v in coverage.values().items()
-    ]
+    means += [MetricValue(name=k, value=v, users=n_users) for k, v in coverage.values().items()]
     order = {
         name: i
         for i, name in enumerate(
@@ -647,7 +696,7 @@ def rank_users(
         )
     }
     means.sort(key=lambda m: (int(m.name.split("@")[1]), order[m.name.split("@")[0]]))
-    return tuple(means), per_user
+    return tuple(means)
 
 
 def _sampled_top(
