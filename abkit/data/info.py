@@ -76,6 +76,7 @@ def store_info(
     ``engine="spark"`` the same queries run in Spark over ``source``
     (:mod:`abkit.data.engines`)."""
     with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
+        location = source if source else str(store.path)
         con = store.con
         names = [store.resolve_dataset(dataset)] if dataset else store.datasets()
         meta = dict(con.execute("SELECT key, value FROM abkit_meta").fetchall())
@@ -135,7 +136,7 @@ def store_info(
                 )
             )
     return StoreInfo(
-        path=source if source else str(store.path),
+        path=location,
         schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
         created_by=meta.get("created_by", "?"),
         datasets=tuple(infos),

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,10 @@ def rank_users_spark(
         map_denominator=map_denominator,
         names=names,
     )
-    result = chunks.mapInPandas(scorer, schema).toPandas().sort_values("pos")
+    with warnings.catch_warnings():
+        # pyspark's own notes on the pandas version and its copies, not about the data
+        warnings.simplefilter("ignore")
+        result = chunks.mapInPandas(scorer, schema).toPandas().sort_values("pos")
     per_user = {n: result[n].to_numpy(dtype=np.float64) for n in names}
     coverage = CoverageCounter(ks, data.n_items)
     if len(result):
