@@ -143,6 +143,15 @@ def replay_command(
     engine: EngineOption = "duckdb",
     source: SourceOption = None,
     spark_master: SparkMasterOption = None,
+    runs_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs-out",
+            help="Write the run as Parquet files into this folder (e.g. the --source export "
+            "folder: TABLE/run-ID.parquet) instead of into --db.",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
     plot: PlotOption = None,
@@ -184,6 +193,7 @@ def replay_command(
             engine=engine,
             source=source,
             spark_master=spark_master,
+            runs_out=runs_out,
         )
     for message in result.warnings:
         render.warning(message)

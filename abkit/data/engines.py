@@ -99,6 +99,7 @@ def spark_session(master: str | None = None) -> Any:
         raise MissingExtraError("pyspark", "spark", "--engine spark") from None
     builder = SparkSession.builder.appName("abkit")
     if not os.environ.get("SPARK_REMOTE"):
+        check_master_reachable(master or DEFAULT_MASTER)
         builder = builder.master(master or DEFAULT_MASTER)
         builder = builder.config("spark.ui.enabled", "false")
         builder = builder.config("spark.ui.showConsoleProgress", "false").config(
@@ -122,6 +123,26 @@ def spark_session(master: str | None = None) -> Any:
         raise StoreError(
             f"{param('spark_master')} {where}: cannot start Spark ({text[:200]})"
         ) from None
+
+
+def check_master_reachable(master: str, timeout: float = 5.0) -> None:
+    """A standalone master (``spark://host:port[,host:port]``) that accepts no connection is
+    refused in seconds with one line, instead of Spark's minute of retries and stack traces."""
+    import socket
+
+    if not master.startswith("spark://"):
+        return
+    for address in master[len("spark://") :].split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return
+        except (OSError, ValueError):
+            continue
+    raise StoreError(
+        f"{param('spark_master')} {master}: no Spark master answers there (nothing accepted a "
+        "connection); check the URL, or leave it out for local[*]"
+    )
 
 
 def register_views(spark: Any, source: str) -> None:

@@ -4,10 +4,11 @@ abkit-parquet``, and what other engines (Spark, a warehouse's external tables) r
 Layout of an export folder ``DIR``::
 
     DIR/abkit_meta/part-0.parquet                 schema_version, created_by (one file)
-    DIR/TABLE/dataset=NAME/part-0.parquet         every table with a ``dataset`` column
-    DIR/run_user_metrics/part-0.parquet           run tables keyed by run_id (one file each,
-    DIR/run_estimates/part-0.parquet              only the runs of the exported datasets)
-    DIR/run_rounds/part-0.parquet
+    DIR/TABLE/dataset=NAME/part-0.parquet         every data table (a ``dataset`` column)
+    DIR/runs/part-0.parquet                       replay runs and their tables (one file
+    DIR/run_user_metrics/part-0.parquet           each, only the runs of the exported
+    DIR/run_estimates/part-0.parquet              datasets; ``replay --runs-out DIR`` adds
+    DIR/run_rounds/part-0.parquet                 run-ID.parquet files beside them)
 
 One folder per table of :data:`abkit.data.schema.TABLES`, with the store's column names and
 types; the ``dataset`` column is the Hive partition (``dataset=NAME``, URI-escaped). A table
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 #: tables keyed by ``run_id`` instead of ``dataset`` (written unpartitioned)
 RUN_TABLES = ("run_user_metrics", "run_estimates", "run_rounds")
-#: tables with a ``dataset`` column, written partitioned by it
-DATASET_TABLES = tuple(t for t in TABLES if t not in ("abkit_meta", *RUN_TABLES))
+#: tables written partitioned by ``dataset``; ``runs`` is not (runs are appended run by run)
+DATASET_TABLES = tuple(t for t in TABLES if t not in ("abkit_meta", "runs", *RUN_TABLES))
 FORMAT_NAME = "abkit-parquet"
 
 
@@ -108,7 +109,7 @@ def export_store(
                 folder = staging / table
                 count = data.num_rows
                 rows[table] = count
-                if count == 0 or table == "abkit_meta" or table in RUN_TABLES:
+                if count == 0 or table not in DATASET_TABLES:
                     folder.mkdir(parents=True)
                     pq.write_table(data, folder / "part-0.parquet")
                     continue
@@ -256,3 +257,34 @@ def duckdb_errors() -> tuple[type[Exception], ...]:
     import duckdb
 
     return (duckdb.Error,)
+
+
+def append_runs(db: str | Path, out: str | Path, run_ids: Sequence[str]) -> list[str]:
+    """Write the runs ``run_ids`` of the store ``db`` into the folder ``out`` (an export
+    folder, or a new folder of run tables only) as ``TABLE/run-ID.parquet``, one file per run
+    and table; a run already there is refused. Returns the files written."""
+    import pyarrow.parquet as pq
+
+    root = Path(out)
+    written: list[str] = []
+    with open_store(db) as store:
+        for run_id in run_ids:
+            if (root / "runs" / f"run-{run_id}.parquet").exists():
+                raise InputError(f"{param('runs_out')} {root}: run {run_id} is already there")
+            for table in ("runs", *RUN_TABLES):
+                cols = ", ".join(quote_ident(c) for c in columns_of(table))
+                # a cursor of its own: the store's connection may hold an unfinished result
+                data = (
+                    store.con.cursor()
+                    .sql(
+                        f"SELECT {cols} FROM {quote_ident(table)} WHERE run_id = ? ORDER BY ALL",
+                        params=[run_id],
+                    )
+                    .to_arrow_table()
+                )
+                folder = root / table
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"run-{run_id}.parquet"
+                pq.write_table(data, target)
+                written.append(str(target))
+    return written

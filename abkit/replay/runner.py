@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -42,6 +43,7 @@ from abkit_recommenders.train_lstm import require_torch, save_trained, train_lst
 from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.engines import SparkConnection, check_engine, open_source
+from abkit.data.parquet import append_runs
 from abkit.data.replay_sql import (
     delete_runs,
     event_time_range,
@@ -279,6 +281,7 @@ def replay(
     engine: str = "duckdb",
     source: str | None = None,
     spark_master: str | None = None,
+    runs_out: str | Path | None = None,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
 
@@ -286,6 +289,8 @@ def replay(
     export``, or ``catalog:DB``), fits (or loads) the model on the driver and scores the
     users in Spark partitions (:mod:`abkit.replay.spark_rank`); the run is stored in ``db``
     as with DuckDB. Off-policy estimators and sampled metrics are refused there.
+    ``runs_out`` writes the run as Parquet files into that folder (e.g. the export folder
+    the run was read from: :func:`abkit.data.parquet.append_runs`) instead of into ``db``.
 
     Ranking metrics are computed at every K of ``ks`` for the evaluated users; when
     ``estimators`` are given (``replay``, ``ips``, ``snips``, ``dr``) the run is an off-policy
@@ -334,7 +339,7 @@ def replay(
             f"{param('engine')} spark ranks users with full-catalogue metrics; off-policy "
             f"{param('estimators')} and {param('sampled')} metrics run on the DuckDB engine only"
         )
-    if write:
+    if write and runs_out is None:
         check_writable(db, wait=wait)  # fail before the work, not after it
         if engine == "spark" and name is not None:
             with open_store(db, write=True, wait=wait) as out:
@@ -532,7 +537,12 @@ def replay(
     )
     if before_store is not None:
         before_store(result, data.user_ids[eval_users], per_user)
-    if write:
+    if write and runs_out is not None:
+        with tempfile.TemporaryDirectory(prefix="abkit-run-") as tmp:
+            staged = Path(tmp) / "run.duckdb"
+            _store(staged, result, data, eval_users, per_user, round_columns, summary)
+            append_runs(staged, runs_out, [result.run_id])
+    elif write:
         _store(
             db,
             result,

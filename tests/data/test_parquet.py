@@ -7,10 +7,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from abkit.data.parquet import RUN_TABLES, columns_of, export_store, ingest_export
+from abkit.data.parquet import (
+    RUN_TABLES,
+    append_runs,
+    columns_of,
+    export_store,
+    ingest_export,
+)
 from abkit.data.schema import TABLES
 from abkit.data.sql import quote_ident
 from abkit.errors import InputError, StoreError
+from abkit.replay.runner import replay
 from tests._ab_store import build_store, day
 
 
@@ -91,3 +98,28 @@ def test_another_schema_version_is_refused(tmp_path: Path) -> None:
     (tmp_path / "m.parquet").replace(meta)
     with pytest.raises(StoreError, match="schema version 99"):
         ingest_export(out, tmp_path / "y.duckdb")
+
+
+def test_replay_runs_out_adds_the_run_to_an_export(sim_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    export_store(sim_db, out)
+    kept: dict[str, object] = {}
+
+    def keep(result, users, per_user):
+        kept["rows"] = sorted(
+            (str(u), metric, float(v))
+            for metric, values in per_user.items()
+            for u, v in zip(users, values, strict=True)
+        )
+
+    result = replay(sim_db, model="popularity", runs_out=out, name="pop", before_store=keep)
+    assert (out / "runs" / f"run-{result.run_id}.parquet").is_file()
+    # the folder reads back with the run in it, per-user values as computed
+    back_then = tmp_path / "back.duckdb"
+    ingest_export(out, back_then)
+    with pytest.raises(InputError, match="already there"):
+        append_runs(back_then, out, [result.run_id])
+    rows = _contents(back_then, "run_user_metrics")
+    assert sorted((u, m, v) for _, u, m, v in rows) == kept["rows"]
+    assert _contents(back_then, "runs")[0][:2] == (result.run_id, "pop")
+    assert _contents(sim_db, "runs") == []  # the store itself was not written

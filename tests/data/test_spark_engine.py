@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -80,6 +81,15 @@ def test_bad_sources_are_one_line_exit_2(spark, sim_export: Path, tmp_path: Path
     result = runner.invoke(app, ["info", "--engine", "spark", "--source", str(broken)])
     assert result.exit_code == 2
     assert "cannot read the table events" in result.output
+    # a standalone master nobody listens on: refused in seconds, not after Spark's retries
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    master = f"spark://127.0.0.1:{port}"
+    args = ["info", "--engine", "spark", "--source", str(sim_export), "--spark-master", master]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert f"--spark-master {master}: no Spark master answers there" in result.output
     # a catalog database that does not exist
     result = runner.invoke(app, ["info", "--engine", "spark", "--source", "catalog:nope"])
     assert result.exit_code == 2
