@@ -231,6 +231,8 @@ def ingest_export(
 
 
 def _copy_table(con: duckdb.DuckDBPyConnection, root: str, table: str, names: Sequence[str]) -> int:
+    import duckdb
+
     cols = ", ".join(quote_ident(c) for c in columns_of(table))
     marks = ", ".join("?" for _ in names)
     source = read_sql(root, table)
@@ -247,16 +249,10 @@ def _copy_table(con: duckdb.DuckDBPyConnection, root: str, table: str, names: Se
             list(names),
         )
         after = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()
-    except duckdb_errors() as exc:
+    except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{root}/{table}: cannot load it into the store ({first})") from None
     return int(after[0]) - int(before[0])  # type: ignore[index]
-
-
-def duckdb_errors() -> tuple[type[Exception], ...]:
-    import duckdb
-
-    return (duckdb.Error,)
 
 
 def append_runs(db: str | Path, out: str | Path, run_ids: Sequence[str]) -> list[str]:
