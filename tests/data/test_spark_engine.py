@@ -105,3 +105,24 @@ def test_without_pyspark_the_install_line(monkeypatch, sim_export: Path, runner)
     result = runner.invoke(app, ["compare", "--engine", "spark"])
     assert result.exit_code == 2
     assert "--engine spark needs --source" in result.output
+
+
+def test_printed_spark_sql_runs_in_spark(spark, sim_db: Path, sim_export: Path) -> None:
+    """`abkit sql --dialect spark` executed by Spark gives DuckDB's rows of the duckdb one."""
+    from abkit.compare.warehouse import aggregation_sql
+    from abkit.data.engines import register_views
+
+    metrics = ("conversion", "mean", "ratio")
+    duck_sql = aggregation_sql("duckdb", db=sim_db, metrics=metrics, ratio="revenue_per_order")
+    spark_sql = aggregation_sql("spark", db=sim_db, metrics=metrics, ratio="revenue_per_order")
+    con = duckdb.connect(str(sim_db), read_only=True)
+    try:
+        expected = con.execute(duck_sql).fetchall()
+    finally:
+        con.close()
+    register_views(spark, str(sim_export))
+    got = [tuple(r) for r in spark.sql(spark_sql).collect()]
+    assert [r[:3] for r in got] == [r[:3] for r in expected]  # metric, arm, units
+    for g, e in zip(got, expected, strict=True):
+        # Spark types the 0.0 literals as DECIMAL: compare the numbers
+        assert [float(x) for x in g[3:]] == pytest.approx([float(x) for x in e[3:]], rel=1e-12)
