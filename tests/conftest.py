@@ -140,3 +140,36 @@ class ReleaseOnFirstRetry:
         if self.sleeps == 1:
             self.release()
         self._sleep(seconds)
+
+
+# -- Apache Spark (tests marked `spark`) ------------------------------------------------------
+# ONE local session for the whole test run: starting one takes 10-35 s. Without pyspark the
+# spark tests skip locally, but fail in CI (CI=true), which installs the `spark` extra.
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        if os.environ.get("CI"):
+            pytest.fail('CI runs the spark tests: pip install -e ".[test,spark]"')
+        pytest.skip('pyspark is not installed (pip install "abkit-lift[spark]")')
+    from abkit.data.engines import spark_session
+
+    os.environ.setdefault("ABKIT_SPARK_PARTITIONS", "2")
+    session = spark_session("local[2]")
+    # tiny data: compiling whole-stage code costs more than it saves (~40% of a query here)
+    session.conf.set("spark.sql.codegen.wholeStage", "false")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def sim_export(tmp_path_factory: pytest.TempPathFactory, sim_db: Path) -> Path:
+    """:func:`sim_db` written by `abkit export` (read it only)."""
+    from abkit.data.parquet import export_store
+
+    out = tmp_path_factory.mktemp("export") / "sim"
+    export_store(sim_db, out)
+    return out

@@ -112,6 +112,29 @@ LINES: tuple[LineSpec, ...] = (
         check=False,
     ),
     LineSpec(
+        name="spark-compare-small",
+        workload="spark",
+        description="A/B conversion, mean, ratio on Spark local[*], {events:,} events, "
+        "{users:,} users (session start {startup:.1f} s not counted)",
+        reference_name="the same compare on DuckDB (--engine duckdb)",
+        metric="speedup",
+        target="measured, no target (Spark pays planning and JVM overhead on one machine)",
+        threshold=0.0,
+        direction="at_least",
+    ),
+    LineSpec(
+        name="spark-compare-large",
+        workload="spark",
+        description="A/B conversion, mean, ratio on Spark local[*], {events:,} events, "
+        "{users:,} users; time x{spark_growth:.2f} on Spark, x{duckdb_growth:.2f} on DuckDB "
+        "for x{data_growth:.2f} the events",
+        reference_name="the same compare on DuckDB (--engine duckdb)",
+        metric="speedup",
+        target="measured, no target (Spark pays planning and JVM overhead on one machine)",
+        threshold=0.0,
+        direction="at_least",
+    ),
+    LineSpec(
         name="als-ranking",
         workload="als",
         description="top-{k} over {items:,} items for every test user "

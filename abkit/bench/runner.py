@@ -16,6 +16,7 @@ show how cost grows with users and events.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -234,10 +235,16 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+#: workloads that run only when ``--only`` names them (Spark needs the `spark` extra, Java and
+#: a minute of JVM start-up per measured process)
+OPT_IN_WORKLOADS: tuple[str, ...] = ("spark",)
+
+
 def parse_only(only: Sequence[str] | None) -> tuple[str, ...]:
-    """The workloads to run, in :data:`WORKLOADS` order; every name checked."""
+    """The workloads to run, in :data:`WORKLOADS` order; every name checked. Without
+    ``only``: every workload but the opt-in ones (:data:`OPT_IN_WORKLOADS`)."""
     if not only:
-        return WORKLOADS
+        return tuple(w for w in WORKLOADS if w not in OPT_IN_WORKLOADS)
     chosen = set()
     for raw in only:
         name = raw.strip()
@@ -718,10 +725,96 @@ def _failed_workload(run: _Run, workload: str, message: str | None) -> None:
         run.on_line(run.lines[-1])
 
 
+def _spark(run: _Run) -> None:
+    """Spark local vs DuckDB on the same exported data, at a quarter of the run's size and at
+    the run's size: the overhead ratio at each, and how each engine's time grows."""
+    s = run.sizes
+    info = run.simulated()
+    if info is None:
+        _failed_workload(run, "spark", run.sim_error)
+        return
+    small_users = max(2, s.sim_users // 4)
+    run.step(f"spark: simulating {small_users:,} users (the small size)")
+    small_db = run.path("spark-small.duckdb")
+    try:
+        run.task(
+            "abkit-simulate",
+            {
+                "users": small_users,
+                "items": s.sim_items,
+                "days": s.sim_days,
+                "pre_days": s.sim_pre_days,
+                "seed": s.seed,
+                "dataset": info["dataset"],
+                "experiment": info["experiment"],
+                "db": small_db,
+                "info": run.path("spark-small.json"),
+            },
+        )
+        small_info = json.loads(Path(run.path("spark-small.json")).read_text())
+        for db, out in ((small_db, "spark-small"), (run.path("sim.duckdb"), "spark-large")):
+            run.task("prep-spark-export", {"db": db, "out": run.path(out)})
+    except (SkipTask, TaskFailed) as exc:
+        _failed_workload(run, "spark", str(exc))
+        return
+    measured: dict[str, tuple[Outcome, Outcome]] = {}
+    for size, db, meta in (
+        ("small", small_db, small_info),
+        ("large", run.path("sim.duckdb"), info),
+    ):
+        common = {
+            "dataset": meta["dataset"],
+            "experiment": meta["experiment"],
+            "events": meta["events"],
+        }
+        run.step(f"spark: compare at {meta['events']:,} events, Spark local and DuckDB")
+        on_spark, on_duckdb = run.alternate(
+            [
+                (
+                    "abkit-compare-engine",
+                    {**common, "engine": "spark", "source": run.path(f"spark-{size}")},
+                ),
+                ("abkit-compare-engine", {**common, "engine": "duckdb", "db": db}),
+            ]
+        )
+        measured[size] = (on_spark, on_duckdb)
+        numbers: dict[str, Any] = {"events": meta["events"], "users": meta["users"]}
+        if size == "small":
+            spark_m = on_spark[0]
+            startup = _note_seconds(spark_m.note if spark_m else "", "startup")
+            run.add("spark-compare-small", abkit=on_spark, reference=on_duckdb, startup=startup,
+                    **numbers)  # fmt: skip
+        else:
+            (small_spark, small_duck), big = measured["small"], measured["large"]
+
+            def growth(a: Outcome, b: Outcome) -> float:
+                return b[0].seconds / a[0].seconds if a[0] and b[0] else math.nan
+
+            run.add(
+                "spark-compare-large",
+                abkit=on_spark,
+                reference=on_duckdb,
+                spark_growth=growth(small_spark, big[0]),
+                duckdb_growth=growth(small_duck, big[1]),
+                data_growth=meta["events"] / max(1, small_info["events"]),
+                **numbers,
+            )
+
+
+def _note_seconds(note: str, key: str) -> float:
+    """A ``key=seconds`` entry of a task's note (NaN when absent)."""
+    for part in note.replace("; ", ";").split(";"):
+        name, _, value = part.partition("=")
+        if name.strip() == key:
+            return float(value)
+    return math.nan
+
+
 _STEPS: dict[str, Callable[[_Run], None]] = {
     "simulate": _simulate,
     "ingest": _ingest,
     "compare": _compare,
+    "spark": _spark,
     "als": _als,
     "lstm": _lstm,
     "offpolicy": _offpolicy,

@@ -24,10 +24,12 @@ TASKS: Mapping[str, TaskFunction] = {
     "prep-als": workloads.prep_als,
     "prep-lstm": workloads.prep_lstm,
     "prep-offpolicy": workloads.prep_offpolicy,
+    "prep-spark-export": workloads.prep_spark_export,
     # abkit
     "abkit-simulate": workloads.abkit_simulate,
     "abkit-ingest": workloads.abkit_ingest,
     "abkit-compare": workloads.abkit_compare,
+    "abkit-compare-engine": workloads.abkit_compare_engine,
     "abkit-als-ranking": workloads.abkit_als_ranking,
     "abkit-als-gemm": workloads.abkit_als_gemm,
     "abkit-lstm": workloads.abkit_lstm,

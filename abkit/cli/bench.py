@@ -15,7 +15,7 @@ from abkit.cli.common import JsonOption
 if TYPE_CHECKING:
     from abkit.bench import BenchLine, BenchReport
 
-_WORKLOAD_NAMES = "simulate, ingest, compare, als, lstm, offpolicy"
+_WORKLOAD_NAMES = "simulate, ingest, compare, als, lstm, offpolicy; and spark (only when named)"
 
 
 def bench(
@@ -36,7 +36,8 @@ def bench(
     only: Annotated[
         str | None,
         typer.Option(
-            "--only", help=f"Comma-separated workloads to run (default all): {_WORKLOAD_NAMES}."
+            "--only",
+            help=f"Comma-separated workloads to run (default all but spark): {_WORKLOAD_NAMES}.",
         ),
     ] = None,
     db_dir: Annotated[

@@ -149,3 +149,34 @@ FLAGS: dict[str, str] = {
 def flag(parameter: str) -> str:
     """The command-line flag of a library parameter."""
     return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+# -- where the aggregation runs (`--engine spark`, abkit.data.engines) ---------------------------
+
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="duckdb (the store, default) or spark (Apache Spark over --source; needs "
+        'pip install "abkit-lift[spark]" and Java 17+).',
+    ),
+]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="With --engine spark: a folder written by `abkit export` (a path or a "
+        "Hadoop-compatible URI such as s3a://bucket/abkit) or catalog:DB (abkit tables in a "
+        "Spark catalog database).",
+        show_default=False,
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL (default local[*]); Spark Connect is used when $SPARK_REMOTE "
+        "is set.",
+        show_default=False,
+    ),
+]

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.cli.common import (
+    DEFAULT_DB,
+    DatasetOption,
+    DbOption,
+    EngineOption,
+    JsonOption,
+    SourceOption,
+    SparkMasterOption,
+)
 from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.cli.render import diff_text as _diff
 from abkit.cli.render import lift_interval_text as _lift_interval
@@ -139,11 +147,31 @@ def compare(
         bool,
         typer.Option("--strict", help="Exit with code 1 on a sample ratio mismatch."),
     ] = False,
+    engine: EngineOption = "duckdb",
+    source: SourceOption = None,
+    spark_master: SparkMasterOption = None,
+    aggregates: Annotated[
+        Path | None,
+        typer.Option(
+            "--aggregates",
+            help="Read the per-arm sums from this file (CSV, Parquet or JSON: the result of "
+            "`abkit sql` run in a warehouse) instead of aggregating; the design comes from "
+            "--db when it exists, else from the file and --control.",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
     plot: PlotOption = None,
 ) -> None:
     """Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict."""
     check_plot(plot)
+    if targets and (engine != "duckdb" or aggregates is not None):
+        raise InputError(
+            "--engine spark and --aggregates compare A/B arms; replay runs are compared from "
+            "the DuckDB store (--db)"
+        )
+    if aggregates is not None and engine != "duckdb":
+        raise InputError("--aggregates reads finished sums; it takes no --engine")
     if targets:
         result = compare_runs(
             db, targets, metrics=metric, confidence=1 - alpha, correction=correction, claim=claim
@@ -207,6 +235,10 @@ def compare(
         cuped=cuped,
         bayes=bayes,
         json=json,
+        engine=engine,
+        source=source,
+        spark_master=spark_master,
+        aggregates=aggregates,
     )
     write_plot(report, plot)
     if strict and report.srm_failed:
@@ -232,6 +264,10 @@ def compare_arms_command(
     cuped: bool,
     bayes: bool,
     json: bool,
+    engine: str = "duckdb",
+    source: str | None = None,
+    spark_master: str | None = None,
+    aggregates: Path | None = None,
 ) -> ArmComparisonReport:
     """The arm-comparison path of ``abkit compare``: run the analysis and render it."""
 
@@ -252,6 +288,10 @@ def compare_arms_command(
         horizon=horizon,
         cuped=cuped,
         bayes=bayes,
+        engine=engine,  # type: ignore[arg-type]
+        source=source,
+        spark_master=spark_master,
+        aggregates=aggregates,
     )
     if json:
         render.print_json(report.to_dict())

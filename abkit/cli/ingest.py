@@ -11,6 +11,7 @@ import typer
 from abkit.cli import render
 from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, WaitOption, offer_wait
 from abkit.data.ingest import ingest_file
+from abkit.data.parquet import FORMAT_NAME, export_store, ingest_export
 from abkit.errors import InputError
 from abkit.stats.shares import parse_named_split
 
@@ -32,6 +33,8 @@ _HELP = "\n\n".join(
         "columns (click, conversion, position) take whole numbers only. Exact duplicate rows "
         "are kept with a warning (--dedupe drops them); timestamps before 1990 or more than a "
         "day ahead are stored with a warning.",
+        "`--format abkit-parquet` reads a folder written by `abkit export` back (every "
+        "dataset, or only --dataset), table by table, whole or not at all.",
         "Examples: `abkit ingest events.csv --map user_id=customer --map ts=created_at`; "
         "`abkit ingest obd/random/all/all.csv.gz` then `abkit ingest obd/bts/all/all.csv.gz` "
         "(two variants of one experiment); `abkit ingest ratings.dat --preset movielens`.",
@@ -58,7 +61,11 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
 
 def ingest(
     file: Annotated[
-        Path, typer.Argument(help="The CSV, CSV.gz or Parquet file to load.", show_default=False)
+        Path,
+        typer.Argument(
+            help="The CSV, CSV.gz or Parquet file to load (a folder with --format abkit-parquet).",
+            show_default=False,
+        ),
     ],
     db: DbOption = DEFAULT_DB,
     dataset: Annotated[
@@ -144,11 +151,32 @@ def ingest(
             "may be genuine, and warn with their count and the first one).",
         ),
     ] = False,
+    format_: Annotated[
+        Literal["log", "abkit-parquet"],
+        typer.Option(
+            "--format",
+            help="log (a CSV, CSV.gz or Parquet log file) or abkit-parquet (a folder written "
+            "by `abkit export`).",
+        ),
+    ] = "log",
     wait: WaitOption = 0.0,
     json: JsonOption = False,
 ) -> None:
     """Load a CSV, CSV.gz or Parquet log into the store, whole or not at all."""
 
+    if format_ == FORMAT_NAME:
+        loaded = ingest_export(file, db, dataset=dataset, wait=wait)
+        if json:
+            render.print_json(loaded.to_dict())
+        else:
+            render.console.print(
+                render.table(
+                    f"Ingested {loaded.source} into {loaded.db}",
+                    ["table", "rows"],
+                    [[t, n] for t, n in loaded.rows.items()],
+                )
+            )
+        return
     mapping = _parse_map(map_)
     shares = parse_named_split(split) if split is not None else None
     with offer_wait(wait), render.progress(f"Ingesting {file.name}", total=3) as advance:
@@ -232,6 +260,42 @@ def _summary(result: IngestResult) -> None:
     )
 
 
+def export(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="The folder to write (must not exist, or be empty).",
+            show_default=False,
+        ),
+    ],
+    db: DbOption = DEFAULT_DB,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Export only this dataset (default: all)."),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Write a store (or one dataset) as Parquet, one folder per table, for Spark.
+
+    Each table of the abkit schema becomes DIR/TABLE/dataset=NAME/part-0.parquet (run tables
+    and abkit_meta one file each). `abkit compare --engine spark --source DIR` and
+    `abkit ingest DIR --format abkit-parquet` read it.
+    """
+    result = export_store(db, out, dataset=dataset)
+    if json:
+        render.print_json(result.to_dict())
+    else:
+        render.console.print(
+            render.table(
+                f"Exported {', '.join(result.datasets)} to {result.out}",
+                ["table", "rows"],
+                [[t, n] for t, n in result.rows.items()],
+            )
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("ingest", help=_HELP)(ingest)
+    app.command("export")(export)

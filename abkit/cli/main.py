@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "abkit.cli.ingest",
         "Load a CSV, CSV.gz or Parquet log into the store, whole or not at all.",
     ),
+    "export": (
+        "abkit.cli.ingest",
+        "Write a store (or one dataset) as Parquet, one folder per table, for Spark.",
+    ),
     "info": (
         "abkit.cli.info",
         "Show the datasets in a store: tables, row counts, time range, arms, planted truth.",
@@ -63,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": (
         "abkit.cli.compare",
         "Compare A/B arms: effects with intervals, the SRM check, and an honest claim verdict.",
+    ),
+    "sql": (
+        "abkit.cli.sql",
+        "Print the SQL a warehouse runs to produce the sufficient statistics of `abkit compare`.",
     ),
     "power": (
         "abkit.cli.power",

@@ -19,7 +19,10 @@ from abkit.cli.common import (
     DatasetOption,
     DbOption,
     DryRunOption,
+    EngineOption,
     JsonOption,
+    SourceOption,
+    SparkMasterOption,
     WaitOption,
     YesOption,
     confirm_deletion,
@@ -150,6 +153,18 @@ def replay_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed for sampling, bootstrap and leave-last-out ties.")
     ] = 0,
+    engine: EngineOption = "duckdb",
+    source: SourceOption = None,
+    spark_master: SparkMasterOption = None,
+    runs_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs-out",
+            help="Write the run as Parquet files into this folder (e.g. the --source export "
+            "folder: TABLE/run-ID.parquet) instead of into --db.",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
     plot: PlotOption = None,
@@ -157,7 +172,9 @@ def replay_command(
     """Replay a recommender offline: ranking metrics per user, optional off-policy estimates.
 
     The run (parameters, split, data fingerprint, per-user values) is stored in the database;
-    list runs with `abkit runs`.
+    list runs with `abkit runs`. With --engine spark the split is read from --source by
+    Spark, the model is fitted (or loaded) on the driver and users are scored in Spark
+    partitions; the run is still stored in --db.
     """
 
     check_plot(plot)
@@ -187,6 +204,10 @@ def replay_command(
             progress=progress,
             replace=replace,
             wait=wait,
+            engine=engine,
+            source=source,
+            spark_master=spark_master,
+            runs_out=runs_out,
         )
     for message in result.warnings:
         render.warning(message)

@@ -33,6 +33,12 @@ from abkit.data.aggregate import (
     daily_aggregates,
     load_design,
 )
+from abkit.data.aggregates_file import (
+    aggregates_from_rows,
+    design_from_aggregates,
+    read_aggregates,
+)
+from abkit.data.engines import Engine, open_source
 from abkit.data.store import open_store
 from abkit.errors import InputError, param
 from abkit.stats.claims import check_claim
@@ -73,6 +79,10 @@ def compare_arms(
     exact: ExactMode = "auto",
     srm_alpha: float = 0.001,
     horizon: int | None = None,
+    engine: Engine = "duckdb",
+    source: str | None = None,
+    spark_master: str | None = None,
+    aggregates: str | Path | None = None,
 ) -> ArmComparisonReport:
     """Compare every treatment arm of an experiment with its control.
 
@@ -94,6 +104,13 @@ def compare_arms(
     ``exact`` controls when Fisher's exact p-value is shown next to the score-test p-value of a
     conversion metric (it never replaces it).
 
+    ``engine="spark"`` runs the same aggregation SQL in Apache Spark over ``source`` (a
+    folder written by ``abkit export``, or ``catalog:DB``; see :mod:`abkit.data.engines`);
+    the inference below is the same. ``aggregates`` reads the per-arm sums from a file (the
+    result of ``abkit sql``, :func:`abkit.data.aggregates_file.read_aggregates`) instead of
+    aggregating; the design (arms, control, split, window) comes from the store ``db`` when it
+    exists, else from the file and the options.
+
     Raises :class:`~abkit.errors.InputError` when the experiment has fewer than two arms, or
     an arm has no units (the message carries the SRM result, the most extreme mismatch).
     """
@@ -114,18 +131,45 @@ def compare_arms(
     sequential = sequential or looks == "daily"
     planned = check_horizon(horizon) if horizon is not None else DEFAULT_HORIZON
 
-    with open_store(db) as store:
-        name = store.resolve_dataset(dataset)
-        design = load_design(store.con, name, experiment)
+    if aggregates is not None:
+        if looks == "daily":
+            raise InputError(
+                f"{param('looks')} daily needs the events per day; an {param('aggregates')} "
+                "file holds the final sums only"
+            )
+        if db is not None and Path(db).exists():
+            with open_store(db) as store:
+                name = store.resolve_dataset(dataset)
+                design = load_design(store.con, name, experiment)
+        else:
+            design = None
+        rows = read_aggregates(aggregates)
+        if design is None:
+            design = design_from_aggregates(rows, dataset=dataset, experiment=experiment)
+            name = design.dataset
         chosen_event = event or ("click" if design.unit == "impression" else "purchase")
         control_arm = _choose_control(design.arms, control, design.control, name)
         specs = [make_metric(m, event=chosen_event, ratio=ratio) for m in metric_list]
-        results = {m.name: arm_aggregates(store.con, design, m.spec, cuped=cuped) for m in specs}
-        daily = (
-            {m.name: daily_aggregates(store.con, design, m.spec) for m in specs}
-            if looks == "daily"
-            else {}
-        )
+        results = {
+            m.name: aggregates_from_rows(rows, design, m.spec, cuped=cuped, source=aggregates)
+            for m in specs
+        }
+        daily: dict[str, DailyAggregates] = {}
+    else:
+        with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
+            name = store.resolve_dataset(dataset)
+            design = load_design(store.con, name, experiment)
+            chosen_event = event or ("click" if design.unit == "impression" else "purchase")
+            control_arm = _choose_control(design.arms, control, design.control, name)
+            specs = [make_metric(m, event=chosen_event, ratio=ratio) for m in metric_list]
+            results = {
+                m.name: arm_aggregates(store.con, design, m.spec, cuped=cuped) for m in specs
+            }
+            daily = (
+                {m.name: daily_aggregates(store.con, design, m.spec) for m in specs}
+                if looks == "daily"
+                else {}
+            )
 
     warnings: list[str] = []
     defaults: list[str] = []

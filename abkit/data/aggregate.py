@@ -357,14 +357,13 @@ def _impression_outcome(metric: MetricSpec) -> tuple[str, str]:
 # -- one pass: per-arm sums -------------------------------------------------------------------
 
 
-def arm_aggregates(
-    con: duckdb.DuckDBPyConnection,
-    design: ExperimentDesign,
-    metric: MetricSpec,
-    *,
-    cuped: bool = False,
-) -> AggregateResult:
-    """Per-arm sufficient statistics of ``metric`` in ONE query (module docstring)."""
+def arm_aggregates_sql(
+    design: ExperimentDesign, metric: MetricSpec, *, cuped: bool = False
+) -> tuple[str, list[Any]]:
+    """The ONE query (DuckDB dialect, ``?`` parameters) that returns the per-arm sufficient
+    statistics of ``metric``: one row per arm (plus a NULL arm for units seen in several arms)
+    with the columns of :data:`AGGREGATE_COLUMNS`. Other engines run it transpiled
+    (:mod:`abkit.data.dialects`)."""
     _check_metric(design, metric)
     if design.unit == "impression":
         if cuped:
@@ -380,8 +379,7 @@ def arm_aggregates(
             f"0.0 AS x, 0.0 AS row_y_sq, {counted} AS value_rows, 0 AS x_rows "
             f"FROM impressions WHERE dataset = ?{where}) GROUP BY arm"
         )
-        data = _fetch(con, sql, [design.dataset, *window_params])
-        return _collect(design, metric, data, cuped=False)
+        return sql, [design.dataset, *window_params]
     if cuped:
         if metric.kind == "ratio":
             raise InputError(
@@ -412,11 +410,45 @@ def arm_aggregates(
         "LEFT JOIN covariate c ON c.unit = a.unit) "
         f"SELECT arm, {_SUMS} FROM per_unit GROUP BY arm"
     )
+    return sql, params
+
+
+#: the columns of :func:`arm_aggregates_sql`'s result (and of an ``--aggregates`` file, which
+#: adds ``metric``)
+AGGREGATE_COLUMNS = (
+    "arm", "units", "y_sum", "y_sum_sq", "d_sum", "d_sum_sq", "yd_sum", "x_sum", "x_sum_sq",
+    "xy_sum", "row_y_sum_sq", "value_rows", "x_rows",
+)  # fmt: skip
+
+
+def metrics_aggregates_sql(
+    design: ExperimentDesign, metrics: Sequence[MetricSpec], *, cuped: bool = False
+) -> tuple[str, list[Any]]:
+    """Every metric's :func:`arm_aggregates_sql` in one result, a ``metric`` column first
+    (what ``abkit sql`` prints and ``abkit compare --aggregates`` reads)."""
+    parts, params = [], []
+    for i, metric in enumerate(metrics):
+        sql, values = arm_aggregates_sql(design, metric, cuped=cuped)
+        columns = ", ".join(f"m{i}.{c}" for c in AGGREGATE_COLUMNS)
+        parts.append(f"SELECT CAST(? AS VARCHAR) AS metric, {columns} FROM ({sql}) AS m{i}")
+        params += [metric.name, *values]
+    return " UNION ALL ".join(parts) + " ORDER BY metric, arm", params
+
+
+def arm_aggregates(
+    con: duckdb.DuckDBPyConnection,
+    design: ExperimentDesign,
+    metric: MetricSpec,
+    *,
+    cuped: bool = False,
+) -> AggregateResult:
+    """Per-arm sufficient statistics of ``metric`` in ONE query (module docstring)."""
+    sql, params = arm_aggregates_sql(design, metric, cuped=cuped)
     data = _fetch(con, sql, params)
-    return _collect(design, metric, data, cuped=cuped)
+    return collect_aggregates(design, metric, data, cuped=cuped and design.unit != "impression")
 
 
-def _collect(
+def collect_aggregates(
     design: ExperimentDesign, metric: MetricSpec, data: dict[str, np.ndarray], *, cuped: bool
 ) -> AggregateResult:
     by_arm: dict[str | None, dict[str, Any]] = {}
@@ -484,8 +516,8 @@ def daily_aggregates(
         y, _ = _impression_outcome(metric)
         where, params = _window("ts", design.start_ts, design.end_ts, False)
         sql = (
-            "WITH bounds AS (SELECT coalesce(?::TIMESTAMP, min(ts)) AS start FROM impressions "
-            f"WHERE dataset = ?), "
+            "WITH bounds AS (SELECT coalesce(CAST(? AS TIMESTAMP), min(ts)) AS start "
+            "FROM impressions WHERE dataset = ?), "
             "rows_ AS (SELECT variant AS arm, "
             "CAST(floor(date_diff('second', b.start, ts) / 86400.0) AS BIGINT) AS day, "
             f"{y} AS y FROM impressions, bounds b "
@@ -513,7 +545,7 @@ def daily_aggregates(
     outcome_sql, outcome_params = _unit_outcomes(design, metric, pre=False, daily=day_expr)
     cap = "least(y, 1.0)" if metric.kind == "conversion" else "y"
     sql = (
-        "WITH bounds AS (SELECT coalesce(?::TIMESTAMP, (SELECT min(ts) FROM ("
+        "WITH bounds AS (SELECT coalesce(CAST(? AS TIMESTAMP), (SELECT min(ts) FROM ("
         f"SELECT ts FROM events WHERE dataset = ?{where} UNION ALL "
         f"SELECT ts FROM impressions WHERE dataset = ?{where}))) AS start), "
         f"{_ASSIGNED}, "

@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from abkit.data.engines import open_source
 from abkit.data.schema import SCHEMA_VERSION
 from abkit.data.sql import quote_ident
-from abkit.data.store import open_store
 
 _DATA_TABLES = ("events", "impressions", "assignments", "items")
 
@@ -64,9 +64,19 @@ class StoreInfo:
         return asdict(self)
 
 
-def store_info(db: str | Path | None = None, *, dataset: str | None = None) -> StoreInfo:
-    """Summarise a store (read-only): every dataset, or only ``dataset``."""
-    with open_store(db) as store:
+def store_info(
+    db: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    engine: str = "duckdb",
+    source: str | None = None,
+    spark_master: str | None = None,
+) -> StoreInfo:
+    """Summarise a store (read-only): every dataset, or only ``dataset``. With
+    ``engine="spark"`` the same queries run in Spark over ``source``
+    (:mod:`abkit.data.engines`)."""
+    with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
+        location = source if source else str(store.path)
         con = store.con
         names = [store.resolve_dataset(dataset)] if dataset else store.datasets()
         meta = dict(con.execute("SELECT key, value FROM abkit_meta").fetchall())
@@ -126,7 +136,7 @@ def store_info(db: str | Path | None = None, *, dataset: str | None = None) -> S
                 )
             )
     return StoreInfo(
-        path=str(store.path),
+        path=location,
         schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
         created_by=meta.get("created_by", "?"),
         datasets=tuple(infos),

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -42,6 +43,8 @@ from abkit_recommenders.train_seed import train_seed
 
 from abkit import __version__
 from abkit._util import TableDisplay, unknown_choice
+from abkit.data.engines import SparkConnection, check_engine, open_source
+from abkit.data.parquet import append_runs
 from abkit.data.replay_sql import (
     delete_runs,
     event_time_range,
@@ -80,6 +83,7 @@ from abkit.replay.offpolicy import (
     policy_probabilities,
 )
 from abkit.replay.policy_file import PolicyFile, read_policy_file
+from abkit.replay.spark_rank import rank_users_spark
 from abkit.replay.splits import (
     SplitSpec,
     few_users_warning,
@@ -301,8 +305,19 @@ def replay(
     wait: float = 0.0,
     before_store: BeforeStore | None = None,
     policy_file: str | Path | None = None,
+    engine: str = "duckdb",
+    source: str | None = None,
+    spark_master: str | None = None,
+    runs_out: str | Path | None = None,
 ) -> ReplayResult:
     """Replay ``model`` on a split of the store at ``db`` and store the run.
+
+    ``engine="spark"`` reads the split from ``source`` in Spark (a folder written by ``abkit
+    export``, or ``catalog:DB``), fits (or loads) the model on the driver and scores the
+    users in Spark partitions (:mod:`abkit.replay.spark_rank`); the run is stored in ``db``
+    as with DuckDB. Off-policy estimators and sampled metrics are refused there.
+    ``runs_out`` writes the run as Parquet files into that folder (e.g. the export folder
+    the run was read from: :func:`abkit.data.parquet.append_runs`) instead of into ``db``.
 
     Ranking metrics are computed at every K of ``ks`` for the evaluated users; when
     ``estimators`` are given (``replay``, ``ips``, ``snips``, ``dr``) the run is an off-policy
@@ -373,12 +388,24 @@ def replay(
         raise InputError(f"{param('model_path')} {path}: no such file")
     offpolicy = bool(estimator_names)
     progress = progress or no_progress
-    if write:
+    check_engine(engine, source)
+    if engine == "spark" and (offpolicy or sampled is not None):
+        raise InputError(
+            f"{param('engine')} spark ranks users with full-catalogue metrics; off-policy "
+            f"{param('estimators')} and {param('sampled')} metrics run on the DuckDB engine only"
+        )
+    if write and runs_out is None:
         check_writable(db, wait=wait)  # fail before the work, not after it
+        if engine == "spark" and name is not None:
+            with open_store(db, write=True, wait=wait) as out:
+                _check_name(out, name, replace=replace)
 
-    with open_store(db) as store:
+    spark: Any = None
+    with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
         dataset_name = store.resolve_dataset(dataset)
-        if write and name is not None:
+        if engine == "spark":
+            spark = cast(SparkConnection, store.con).spark
+        elif write and name is not None:
             _check_name(store, name, replace=replace)
         first, last, _n_events = event_time_range(store.con, dataset_name)
         spec = resolve_seed(spec, seed)
@@ -481,7 +508,7 @@ def replay(
             recommender.load(path, data)
         elif recommender is not None:
             fit_with_progress(recommender, data, progress, f"fitting {model}")
-        if recommender is not None:
+        if recommender is not None and spark is None:
             metrics, per_user = rank_users(
                 recommender,
                 data,
@@ -496,6 +523,21 @@ def replay(
                 chunk_users=chunk_users,
                 progress=progress,
             )
+        elif recommender is not None:
+            per_user, coverage = rank_users_spark(
+                spark,
+                model_name,
+                recommender,
+                data,
+                eval_users,
+                rel_indptr,
+                rel_items,
+                ks=k_values,
+                exclude_seen=exclude_seen,
+                map_denominator=map_denominator,
+                chunk=chunk_size(data.n_items, chunk_users),
+            )
+            metrics = summarise_metrics(per_user, coverage, int(eval_users.size))
         estimates: tuple[Estimate, ...] = ()
         round_columns = None
         if rounds is not None:
@@ -595,7 +637,15 @@ def replay(
     )
     if before_store is not None:
         before_store(result, data.user_ids[eval_users], per_user)
-    if write:
+    if write and runs_out is not None:
+        with (
+            progress("writing the run", None),
+            tempfile.TemporaryDirectory(prefix="abkit-run-") as tmp,
+        ):
+            staged = Path(tmp) / "run.duckdb"
+            _store(staged, result, data, eval_users, per_user, round_columns, summary)
+            append_runs(staged, runs_out, [result.run_id])
+    elif write:
         with progress("writing the run", None):
             _store(
                 db,
@@ -755,7 +805,7 @@ def rank_users(
     if users.size == 0:
         return (), {}
     k_max = max(ks)
-    chunk = chunk_users or max(1, min(4096, CHUNK_CELLS // max(data.n_items, 1)))
+    chunk = chunk_size(data.n_items, chunk_users)
     coverage = CoverageCounter(ks, data.n_items)
     parts: dict[str, list[np.ndarray]] = {}
     counts = data.item_user_counts()
@@ -787,12 +837,23 @@ def rank_users(
                 parts.setdefault(key, []).append(value)
             advance(stop - start)
     per_user = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+    return summarise_metrics(per_user, coverage, int(users.size)), per_user
+
+
+def chunk_size(n_items: int, chunk_users: int | None) -> int:
+    """Users per scoring chunk (both engines score the same chunks)."""
+    return chunk_users or max(1, min(4096, CHUNK_CELLS // max(n_items, 1)))
+
+
+def summarise_metrics(
+    per_user: dict[str, np.ndarray], coverage: CoverageCounter, n_users: int
+) -> tuple[MetricValue, ...]:
+    """The run's metrics: the mean of each per-user metric and the coverage, in the order
+    K, then hit_rate, precision, recall, ndcg, mrr, map, coverage, novelty, popularity_bias."""
     means = [
         MetricValue(name=k, value=float(v.mean()), users=int(v.size)) for k, v in per_user.items()
     ]
-    means += [
-        MetricValue(name=k, value=v, users=int(users.size)) for k, v in coverage.values().items()
-    ]
+    means += [MetricValue(name=k, value=v, users=n_users) for k, v in coverage.values().items()]
     order = {
         name: i
         for i, name in enumerate(
@@ -810,7 +871,7 @@ def rank_users(
         )
     }
     means.sort(key=lambda m: (int(m.name.split("@")[1]), order[m.name.split("@")[0]]))
-    return tuple(means), per_user
+    return tuple(means)
 
 
 def _sampled_top(

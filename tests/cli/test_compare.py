@@ -149,6 +149,7 @@ def test_command_only_translates_options(
         "event": "purchase", "ratio": "clicks_per_impression", "control": "treatment",
         "claim": 0.1, "alpha": 0.1, "split": "50/50", "correction": "bh", "sequential": True,
         "looks": "daily", "horizon": 500, "cuped": False, "bayes": False,
+        "engine": "duckdb", "source": None, "spark_master": None, "aggregates": None,
     }  # fmt: skip
     payload = json.loads(result.stdout)
     assert payload["control"] == "treatment"
