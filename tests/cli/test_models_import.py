@@ -36,9 +36,11 @@ def test_import_then_replay_warns_about_leakage(
         "int32",
         None,
     )
+    db = tmp_path / "copy.duckdb"  # the replay stores a run; sim_db is shared read-only
+    db.write_bytes(sim_db.read_bytes())
     replayed = runner.invoke(
         app,
-        ["replay", "--db", str(sim_db), "--model", "lstm", "--model-path", "own.onnx", "--json"],
+        ["replay", "--db", str(db), "--model", "lstm", "--model-path", "own.onnx", "--json"],
     )
     assert replayed.exit_code == 0, replayed.output
     run = json.loads(replayed.stdout)
