@@ -1,8 +1,8 @@
 """The few distribution functions of the compare path, straight from ``scipy.special``.
 
 ``scipy.stats`` and ``scipy.optimize`` cost most of a second to import; the compare path needs
-only normal, Student-t and chi-square tails and one root finder. Each function here is the
-very ufunc that ``scipy.stats`` calls for it (``norm.sf(x)`` is ``ndtr(-x)``, ``t.ppf(q, df)``
+only normal, Student-t and chi-square tails and one root finder (the off-policy interval a beta
+quantile). Each function here is the very ufunc that ``scipy.stats`` calls for it (``norm.sf(x)`` is ``ndtr(-x)``, ``t.ppf(q, df)``
 is ``stdtrit(df, q)``, ``chi2.sf(x, df)`` is ``chdtrc(df, x)``), so the numbers are the same
 to the last bit (``tests/stats/test_dist.py`` checks it); :func:`brentq` is scipy's Brent
 solver (``scipy/optimize/Zeros/brentq.c``) line by line. ``scipy.special`` itself is imported
@@ -70,6 +70,13 @@ def chi2_sf(x: Any, df: Any) -> Any:
     x, df = np.asarray(x, dtype=np.float64), np.asarray(df, dtype=np.float64)
     value = np.where(x < 0, 1.0, chdtrc(df, x))
     return np.where(df > 0, value, np.nan)[()]
+
+
+def beta_ppf(q: Any, a: Any, b: Any) -> Any:
+    """``scipy.stats.beta.ppf(q, a, b)`` for ``0 < q < 1`` (both are Boost's ``ibeta_inv``)."""
+    from scipy.special import betaincinv
+
+    return betaincinv(a, b, q)
 
 
 class Normal:
@@ -177,6 +184,7 @@ __all__ = [
     "Distribution",
     "Normal",
     "StudentT",
+    "beta_ppf",
     "brentq",
     "chi2_sf",
     "norm_cdf",

@@ -11,6 +11,7 @@ from scipy import optimize, stats
 from abkit.stats.dist import (
     Normal,
     StudentT,
+    beta_ppf,
     brentq,
     chi2_sf,
     norm_cdf,
@@ -87,6 +88,16 @@ def _problems() -> list[tuple[object, float, float, dict[str, float]]]:
         kw = [{}, {"xtol": 1e-14, "rtol": 4 * np.finfo(float).eps, "maxiter": 200}, {"xtol": 1e-10}]
         out.append((f, -3.0, 3.0, kw[i % 3]))
     return out
+
+
+def test_beta_ppf_matches_scipy_bitwise() -> None:
+    """The Korn-Graubard interval's quantiles: ``beta.ppf(q, a, b)`` over the shapes it sees
+    (a success count, non-integer effective sizes from 1e-2 to 1e6 trials)."""
+    rng = np.random.default_rng(4)
+    a = np.concatenate([[0.5, 1.0, 3.0, 1e6], rng.uniform(0.01, 1e5, 300)])
+    b = np.concatenate([[0.5, 2.0, 1e5, 1.0], rng.uniform(0.5, 1e6, 300)])
+    for q in (0.005, 0.025, 0.05, 0.5, 0.95, 0.975, 0.995):
+        _same(beta_ppf(q, a, b), stats.beta.ppf(q, a, b))
 
 
 def test_brentq_matches_scipy_step_for_step() -> None:
