@@ -2,8 +2,9 @@
 
 ``scipy.stats`` and ``scipy.optimize`` cost most of a second to import; the compare path needs
 only normal, Student-t and chi-square tails and one root finder (the off-policy interval a beta
-quantile). Each function here is the very ufunc that ``scipy.stats`` calls for it (``norm.sf(x)`` is ``ndtr(-x)``, ``t.ppf(q, df)``
-is ``stdtrit(df, q)``, ``chi2.sf(x, df)`` is ``chdtrc(df, x)``), so the numbers are the same
+quantile). Each function here is the very ufunc that ``scipy.stats`` calls for it
+(``norm.sf(x)`` is ``ndtr(-x)``, ``t.ppf(q, df)`` is ``stdtrit(df, q)``, ``chi2.sf(x, df)`` is
+``chdtrc(df, x)``, ``beta.ppf(q, a, b)`` is ``betaincinv(a, b, q)``), so the numbers are the same
 to the last bit (``tests/stats/test_dist.py`` checks it); :func:`brentq` is scipy's Brent
 solver (``scipy/optimize/Zeros/brentq.c``) line by line. ``scipy.special`` itself is imported
 on first use, so loading a command costs nothing until a number is computed.
