@@ -155,9 +155,10 @@ LINES: tuple[LineSpec, ...] = (
     LineSpec(
         name="als-topk",
         workload="als",
-        description="top-{k} selection, seen items excluded, over the replay's chunks of "
-        "{chunk} users x {items:,} items",
-        reference_name="the scoring GEMM on the same chunks (float32, {factors} factors)",
+        description="exact top-{k}, seen items excluded (ALSRecommender.recommend), for every "
+        "test user in the replay's chunks of {chunk} users x {items:,} items",
+        reference_name="the dense scoring GEMM on the same chunks (ALSRecommender.score: "
+        "float32, {factors} factors)",
         metric="speedup",
         target=">= 1x (top-K no slower than the GEMM)",
         threshold=1.0,

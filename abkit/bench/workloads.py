@@ -31,7 +31,7 @@ from abkit.bench.harness import Clock, SkipTask, TaskOutcome
 from abkit.bench.lstm_model import onnx_model_bytes, random_weights
 from abkit.data.ingest import ingest_file
 from abkit.errors import MissingExtraError
-from abkit.plugins import TrainingData, top_k_from_scores
+from abkit.plugins import TrainingData
 from abkit.replay.lstm_contract import SIDECAR_FORMAT, sidecar_path
 from abkit.replay.runner import CHUNK_CELLS, no_progress, rank_users
 from abkit.simulate import SimulationConfig, simulate
@@ -261,8 +261,8 @@ def _test_users(arrays: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 def abkit_als_replay(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """What ``abkit replay --model als`` does after the split, at abkit's defaults: fit
     ``ALSRecommender()`` (implicit, BLAS 1 thread), then the full-ranking replay loop
-    (:func:`abkit.replay.runner.rank_users`): per chunk of test users one float32 GEMM over
-    the catalogue, seen items set to ``-inf``, exact top-K, every per-user metric at K,
+    (:func:`abkit.replay.runner.rank_users`): per chunk of test users the exact top-K with
+    seen items excluded (:class:`abkit.plugins.InnerProductTopK`), every per-user metric at K,
     coverage, novelty and popularity bias. The check is the mean NDCG@K. Reading the split
     from the store and writing the run are not timed (implicit's side has no equivalent)."""
     import implicit.als  # noqa: F401  # imports are setup on both sides
@@ -295,26 +295,25 @@ def abkit_als_replay(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 
 
 def abkit_als_topk(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """The top-K selection alone, as ``ALSRecommender.recommend`` runs it on every chunk of
-    test users: the seen items of the chunk, set to ``-inf``, then
-    :func:`abkit.plugins.top_k_from_scores`. The chunk's scores are computed outside the
-    timed region."""
+    """The exact top-K alone, as the replay asks it of the model: ``ALSRecommender.recommend``
+    on every chunk of test users (seen items excluded; :class:`abkit.plugins.InnerProductTopK`
+    scores the items of largest norm and settles each user by the Cauchy-Schwarz bound)."""
     model, data, arrays = _als_model(params)
     users, _, _ = _test_users(arrays)
     k, batch = int(params["k"]), _replay_chunk(data.n_items)
+    model.recommend(data, users[:batch], k)  # warm-up (the norm index, BLAS)
     top1 = 0.0
-    for start in range(0, users.size, batch):
-        chunk = users[start : start + batch]
-        scores = model.score(data, chunk)
-        with clock:
-            items, _ = top_k_from_scores(scores, k, exclude=data.seen_rows(chunk))
-        top1 += float(items[:, 0].sum())
+    with clock:
+        for start in range(0, users.size, batch):
+            items, _ = model.recommend(data, users[start : start + batch], k)
+            top1 += float(items[:, 0].sum())
     return TaskOutcome(units=float(users.size), check=top1, note=f"chunks of {batch} users")
 
 
 def abkit_als_gemm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """The scoring GEMM alone: ``ALSRecommender.score`` (``user_factors[batch] @
-    item_factors.T``, float32) over the same chunks of test users."""
+    item_factors.T``, float32, the process's BLAS threads) over the same chunks of test
+    users: what any full-ranking top-K computes before it selects."""
     model, data, arrays = _als_model(params)
     users, _, _ = _test_users(arrays)
     batch = _replay_chunk(data.n_items)
