@@ -2,9 +2,10 @@
 
 Each function is a bench *task* ``(params, clock) -> TaskOutcome`` run in its own process by
 :mod:`abkit.bench.worker`; only the code inside ``with clock:`` is timed. The references are
-written the way a competent user would write them, not as straw men: pandas reads only the
-columns it needs, DuckDB gets the whole query in one statement, implicit keeps its default
-(all-core) threading, torch runs under ``inference_mode``.
+written the way a competent user would write them, not as straw men: DuckDB loads the file
+with one statement, implicit keeps its own (all-core) threading with BLAS at one thread as it
+asks, torch runs under ``inference_mode``. The compare peers (tea-tasting) are whole programs
+in :mod:`abkit.bench.peers`; the off-policy references are in :mod:`abkit.bench.ope`.
 
 SQL lives here (and not under ``abkit/data``) on purpose: these are the bare DuckDB baselines,
 deliberately outside abkit.

@@ -732,12 +732,12 @@ def _compare(run: _Run) -> None:
     a, tea, ibis, imports = measured.outcomes
     numbers = {"events": info["events"], "users": info["users"]}
     versions = peer_versions()
-    run.add("compare-tea-pandas", abkit=a, reference=_skip_missing(tea, "tea_tasting"),
+    run.add("compare-tea-pandas", abkit=a, reference=_skip_missing(tea),
             measured=measured, tea_version=versions["tea_tasting"], **numbers)  # fmt: skip
     run.add(
         "compare-tea-ibis",
         abkit=a,
-        reference=_skip_missing(ibis, "ibis"),
+        reference=_skip_missing(ibis),
         measured=measured,
         tea_version=versions["tea_tasting"],
         ibis_version=versions["ibis"],
@@ -747,12 +747,13 @@ def _compare(run: _Run) -> None:
     run.add("compare-memory", abkit=a, measured=measured, events=info["events"])
 
 
-def _skip_missing(outcome: Outcome, module: str) -> Outcome:
+def _skip_missing(outcome: Outcome) -> Outcome:
     """A peer program that failed because its package is missing is a skipped reference
     with the install line, not a failure."""
     _, message, status = outcome
-    if status == "failed" and f"No module named '{module}'" in message:
-        return None, f"{module} is not installed: {BENCH_INSTALL}", "skipped"
+    for module in ("tea_tasting", "ibis", "pandas"):
+        if status == "failed" and f"No module named '{module}'" in message:
+            return None, f"{module} is not installed: {BENCH_INSTALL}", "skipped"
     return outcome
 
 
