@@ -110,8 +110,8 @@ LINES: tuple[LineSpec, ...] = (
     LineSpec(
         name="compare-import",
         workload="compare",
-        description="importing what `abkit compare` imports (python -X importtime, the "
-        "top-level imports of a whole compare process summed)",
+        description="importing what `abkit compare` imports (python -X importtime: the "
+        "top-level imports of a whole compare process after the interpreter's start-up)",
         reference_name=None,
         metric="seconds",
         target="<= 0.35 s",

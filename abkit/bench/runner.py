@@ -669,7 +669,9 @@ def _peer_check(stdout: str, _: str) -> tuple[float | None, float | None]:
 
 def import_seconds(_: str, stderr: str) -> tuple[float | None, float | None]:
     """The import time of a ``python -X importtime`` process: the cumulative microseconds of
-    its top-level imports (names not indented) summed, in seconds."""
+    its top-level imports (names not indented) summed, in seconds, from the end of the
+    interpreter's own start-up (the top-level ``site`` import and those before it, which every
+    Python process pays) on."""
     total = 0
     for line in stderr.splitlines():
         if not line.startswith("import time:"):
@@ -679,6 +681,9 @@ def import_seconds(_: str, stderr: str) -> tuple[float | None, float | None]:
             continue  # the header line
         name = parts[2]
         if name.startswith(" ") and not name.startswith("  "):  # one space: top level
+            if name.strip() == "site":
+                total = 0  # start-up ends here
+                continue
             total += int(parts[1])
     return None, total / 1e6
 

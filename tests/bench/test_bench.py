@@ -306,10 +306,13 @@ def test_interleave_reports_a_failed_side() -> None:
     assert measured.load_1m is None
 
 
-def test_import_seconds_sums_the_top_level_imports() -> None:
+def test_import_seconds_sums_the_top_level_imports_after_start_up() -> None:
     stderr = "\n".join(
         [
             "import time: self [us] | cumulative | imported package",
+            "import time:        70 |         70 | encodings",
+            "import time:        20 |         80 |   _startup_nested",
+            "import time:        30 |        900 | site",
             "import time:       100 |        100 |   _nested",
             "import time:       200 |        300 | top_one",
             "import time:        50 |         50 |     deeper",
