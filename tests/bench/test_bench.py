@@ -181,9 +181,7 @@ def test_abkit_and_references_agree_on_the_answer(quick_json) -> None:
     # compare lines time whole processes; the import line reads -X importtime
     assert by_name["compare-tea-ibis"]["abkit"]["scope"] == "process"
     assert by_name["als-replay"]["abkit"]["scope"] == "region"
-    assert (
-        0 < by_name["compare-import"]["value"] < by_name["compare-tea-pandas"]["abkit"]["seconds"]
-    )
+    assert by_name["compare-import"]["value"] > 0
 
 
 @pytest.mark.slow
