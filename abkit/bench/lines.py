@@ -7,7 +7,8 @@ in :mod:`abkit.bench.runner` supplies, by the line's name, only what is known at
 two measurements, the value when the metric's default does not fit, and the numbers that fill
 the ``description`` (and ``reference_name``) templates.
 
-Metrics: ``speedup`` = reference seconds / abkit seconds (> 1: abkit is faster); ``peak_gb``
+Metrics: ``speedup`` = reference seconds / abkit seconds (> 1: abkit is faster; the median
+of the interleaved pairs' ratios); ``peak_gb``
 and ``projected_peak_gb`` in GB; ``peak_ratio`` = abkit's peak memory / the reference's;
 ``seconds``; ``abs_diff`` of the two check values. Every time is the median of the line's
 interleaved runs, and the verdict is on that median (the minimum is reported next to it).
@@ -181,7 +182,7 @@ LINES: tuple[LineSpec, ...] = (
         workload="offpolicy",
         description="IPS + {bootstrap:,}-resample Poisson bootstrap CI, {rounds:,} logged "
         "impressions",
-        reference_name="plain numpy Poisson bootstrap (abkit.bench.references."
+        reference_name="plain numpy Poisson bootstrap (abkit.bench.ope."
         "numpy_poisson_ips: Poisson(1) weights for the rewarded rounds, Poisson(n0) for the "
         "rest)",
         metric="speedup",

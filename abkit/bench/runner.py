@@ -8,9 +8,10 @@ of issue 6. The lines, what each compares and its target are declared in
 
 Decisions: abkit and its references are *interleaved* (abkit, reference, abkit, reference,
 ... for ``sizes.repeats`` rounds, at least three), each in a fresh process; each side's time is
-the median of its runs, and the line's verdict is on the ratio of the medians, with the ratio
-of the minima and the machine's 1-minute load average (``os.getloadavg``, read before every
-run and after the last) shown next to it, so a reader sees how disturbed the line was.
+the median of its runs; a speed-up is the median of the per-pair ratios (abkit's i-th run
+against the reference's i-th, back to back under the same load), and the line's verdict is
+on that median, with the ratio of the minima and the machine's 1-minute load average
+(``os.getloadavg``, read before every run and after the last) shown next to it, so a reader sees how disturbed the line was.
 Imports and loading a trained model are setup on both sides of a timed-region line, not
 timed; the compare lines time whole processes (what a user waits for). References too slow to
 run whole (OBP's bootstrap, the per-row loop) run on a subsample and are extrapolated
@@ -25,6 +26,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import string
 import sys
 import tempfile
@@ -203,9 +205,14 @@ def evaluate(value: float | None, threshold: float, direction: Direction) -> boo
 
 
 def speedup(abkit: Measurement | None, reference: Measurement | None) -> float | None:
-    """Reference seconds / abkit seconds (> 1: abkit is faster), of the medians."""
+    """Reference seconds / abkit seconds (> 1: abkit is faster): the median of the ratios of
+    the interleaved pairs (abkit's i-th run and the reference's i-th, which ran back to back
+    under the same load), or the ratio of the medians when the runs do not pair up."""
     if abkit is None or reference is None or abkit.seconds <= 0:
         return None
+    pairs = list(zip(abkit.samples, reference.samples, strict=False))
+    if len(abkit.samples) == len(reference.samples) > 1 and all(a > 0 for a, _ in pairs):
+        return float(statistics.median(r / a for a, r in pairs))
     return reference.seconds / abkit.seconds
 
 
@@ -515,7 +522,7 @@ class _Run:
 
 def _fastest(m: Measurement) -> Measurement:
     """The measurement as its fastest run alone (for ``value_min``)."""
-    return replace(m, seconds=m.min_seconds)
+    return replace(m, seconds=m.min_seconds, samples=(m.min_seconds,), started=(0.0,))
 
 
 ValueFunction = Callable[[Measurement, Measurement | None], float | None]

@@ -86,7 +86,7 @@ def bench(
                 started.append(True)
                 render.note(
                     "abkit bench: abkit and each reference run interleaved, each run in a "
-                    "fresh process; ratios are of the medians, within this run."
+                    "fresh process; ratios are medians of the interleaved pairs, within this run."
                 )
             render.note(f"  {text}...")
 
@@ -219,7 +219,8 @@ def _print_report(report: BenchReport) -> None:
         f" scale {report.scale:g}{' (quick)' if report.quick else ''}: "
         f"{m.get('cpus')} CPUs ({m.get('processor')}), {report.seconds:,.0f} s in all; "
         f"times are medians of {report.sizes.repeats} interleaved runs (the fastest in "
-        "brackets), verdicts on the medians, load = the 1-minute load average while the "
+        "brackets), speed-ups the median of the pairs' ratios (of the fastest runs in brackets), "
+        "verdicts on the medians, load = the 1-minute load average while the "
         "line ran",
         soft_wrap=True,
     )
