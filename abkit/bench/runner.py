@@ -11,7 +11,8 @@ Decisions: abkit and its references are *interleaved* (abkit, reference, abkit, 
 the median of its runs; a speed-up is the median of the per-pair ratios (abkit's i-th run
 against the reference's i-th, back to back under the same load), and the line's verdict is
 on that median, with the ratio of the minima and the machine's 1-minute load average
-(``os.getloadavg``, read before every run and after the last) shown next to it, so a reader sees how disturbed the line was.
+(``os.getloadavg``, read before every run and after the last) shown next to it, so a
+reader sees how disturbed the line was.
 Imports and loading a trained model are setup on both sides of a timed-region line, not
 timed; the compare lines time whole processes (what a user waits for). References too slow to
 run whole (OBP's bootstrap, the per-row loop) run on a subsample and are extrapolated
