@@ -7,7 +7,7 @@ implicit parallelises itself, and a multi-threaded BLAS underneath it oversubscr
 
 Ranking is abkit's own: the exact top-K of ``user_factors[users] @ item_factors.T`` with seen
 items excluded, by :class:`abkit.plugins.InnerProductTopK`: only the items of largest norm are
-scored (a float32 GEMM over about 1/12 of the catalogue), and a user whose K-th score beats
+scored (a float32 GEMM over 1/32 of the catalogue), and a user whose K-th score beats
 what any item left out could reach (Cauchy-Schwarz) is settled; the others are scored over a
 larger head, up to the whole catalogue. The selection is
 :func:`abkit.plugins.top_k_from_scores` (exact block-max pruning); the GEMM runs with the

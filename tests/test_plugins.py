@@ -187,8 +187,8 @@ def test_inner_product_top_k_equals_the_full_scores(
 
 
 def test_inner_product_top_k_settles_most_rows_from_the_head() -> None:
-    """On factors whose norms follow popularity, the first head (1/12 of the items) settles
-    the rows: the result equals the full scores' while scoring far fewer items."""
+    """On factors whose norms follow popularity, the first heads (1/32, then 1/8 of the
+    items) settle the rows: the result equals the full scores' without scoring them all."""
     from abkit.plugins import InnerProductTopK
 
     rng = np.random.default_rng(0)
@@ -200,4 +200,5 @@ def test_inner_product_top_k_settles_most_rows_from_the_head() -> None:
     got = index.top_k(queries, 10)
     want = top_k_from_scores(queries @ items.T, 10)
     np.testing.assert_array_equal(got[0], want[0])
-    assert set(index._heads) == {n_items // 12}  # no row needed a larger head
+    assert min(index._heads) == n_items // 32
+    assert max(index._heads) < n_items  # no row needed the whole catalogue

@@ -28,13 +28,16 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from abkit.compare.runs import RunComparison
 from abkit.errors import InputError, MissingExtraError, param
-from abkit.replay.runner import ReplayResult
 from abkit.stats.results import ArmComparisonReport, Comparison
+
+if TYPE_CHECKING:  # at run time a replay result is told by its run id: `abkit compare`
+    # imports this module and need not import the replay runner (and its recommenders)
+    from abkit.replay.runner import ReplayResult
 
 __all__ = [
     "DPI",
@@ -114,7 +117,7 @@ def write_chart(
         return plot_arm_comparison(result, path)
     if isinstance(result, RunComparison):
         return plot_run_comparison(result, path)
-    if isinstance(result, ReplayResult):
+    if hasattr(result, "run_id") and hasattr(result, "metrics"):  # a ReplayResult
         return plot_replay(result, path)
     raise TypeError(f"no chart for {type(result).__name__}")
 
