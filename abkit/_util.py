@@ -47,15 +47,22 @@ def unknown_choice(kind: str, name: str, choices: Iterable[str]) -> str:
 
 # -- notebooks: results as tables (and charts) --------------------------------------------------
 
-#: result type -> a function giving its chart as HTML; filled by :mod:`abkit.report` when it is
-#: imported (the layers below it cannot import it), so a result shows its chart in a notebook
-#: once ``abkit.report`` is loaded and matplotlib is installed
-HTML_CHARTS: dict[type, Callable[[Any], str]] = {}
+#: result type ("module.QualName") -> a function giving its chart as HTML; filled by
+#: :mod:`abkit.report` when it is imported (the layers below it cannot import it), so a result
+#: shows its chart in a notebook once ``abkit.report`` is loaded and matplotlib is installed.
+#: Keyed by name so that registering a chart never imports the result's (heavy) module.
+HTML_CHARTS: dict[str, Callable[[Any], str]] = {}
 
 
-def register_html_chart(kind: type, draw: Callable[[Any], str]) -> None:
-    """Show ``draw(result)`` (HTML) above the table of every ``kind`` result in a notebook."""
-    HTML_CHARTS[kind] = draw
+def type_key(kind: type) -> str:
+    """The :data:`HTML_CHARTS` key of a result type."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def register_html_chart(kind: type | str, draw: Callable[[Any], str]) -> None:
+    """Show ``draw(result)`` (HTML) above the table of every ``kind`` result in a notebook;
+    ``kind`` is the type or its ``"module.QualName"``."""
+    HTML_CHARTS[kind if isinstance(kind, str) else type_key(kind)] = draw
 
 
 class TableDisplay:
@@ -78,7 +85,7 @@ class TableDisplay:
             index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0
         )
         chart = ""
-        draw = HTML_CHARTS.get(type(self))
+        draw = HTML_CHARTS.get(type_key(type(self)))
         if draw is not None:
             try:
                 chart = draw(self)

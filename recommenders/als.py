@@ -5,11 +5,14 @@ otherwise on the CPU. BLAS is limited to one thread around everything that calls
 implicit parallelises itself, and a multi-threaded BLAS underneath it oversubscribes the cores
 (implicit warns about exactly this).
 
-Scoring for ranking is abkit's own: ``user_factors[users] @ item_factors.T`` as one float32
-GEMM per batch of users, seen items set to ``-inf``, top-K by
-:func:`abkit.plugins.top_k_from_scores` (exact block-max pruning); the GEMM runs
-with the process's normal BLAS threads because implicit is not involved. On a GPU model the
-top-K comes from implicit's GPU ``recommend`` instead.
+Ranking is abkit's own: the exact top-K of ``user_factors[users] @ item_factors.T`` with seen
+items excluded, by :class:`abkit.plugins.InnerProductTopK`: only the items of largest norm are
+scored (a float32 GEMM over 1/32 of the catalogue), and a user whose K-th score beats
+what any item left out could reach (Cauchy-Schwarz) is settled; the others are scored over a
+larger head, up to the whole catalogue. The selection is
+:func:`abkit.plugins.top_k_from_scores` (exact block-max pruning); the GEMM runs with the
+process's normal BLAS threads because implicit is not involved. ``score`` still gives the
+full score matrix. On a GPU model the top-K comes from implicit's GPU ``recommend`` instead.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from abkit.errors import MissingExtraError, ModelError
-from abkit.plugins import resolve_device, top_k_from_scores
+from abkit.plugins import InnerProductTopK, resolve_device
 
 from .baselines import read_npz, write_npz
 
@@ -80,6 +83,7 @@ class ALSRecommender:
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
         self._gpu_model: Any = None
+        self._top_k: InnerProductTopK | None = None
         self._item_ids: np.ndarray | None = None
         self._fingerprint = ""
         self._n_train_users = 0
@@ -173,8 +177,11 @@ class ALSRecommender:
                     users, data.matrix[users], N=k, filter_already_liked_items=exclude_seen
                 )
             return np.asarray(ids, dtype=np.int64), np.asarray(scores, dtype=np.float32)
-        scores = self.score(data, users)
-        return top_k_from_scores(scores, k, exclude=data.seen_rows(users) if exclude_seen else None)
+        user_f, item_f = self._factors(data)
+        if self._top_k is None or self._top_k.items is not item_f:
+            self._top_k = InnerProductTopK(item_f)
+        exclude = data.seen_rows(users) if exclude_seen else None
+        return self._top_k.top_k(user_f[users], k, exclude=exclude)
 
     def save(self, path: Path) -> None:
         user_f, item_f = self.user_factors, self.item_factors

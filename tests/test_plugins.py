@@ -150,3 +150,55 @@ def test_a_tie_straddling_the_kth_block_uses_contiguous_blocks() -> None:
     scores[1, ::7] = 5.0
     for k in (1, 4, 9):
         _check(scores, k)
+
+
+# -- InnerProductTopK: the norm-bound pruning over factors ------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_rows=st.integers(1, 40),
+    n_items=st.integers(1, 3000),
+    dim=st.integers(1, 6),
+    k=st.integers(1, 12),
+    spread=st.sampled_from([1, 3, 50]),
+    seed=st.integers(0, 2**32 - 1),
+    excluded=st.booleans(),
+)
+def test_inner_product_top_k_equals_the_full_scores(
+    n_rows, n_items, dim, k, spread, seed, excluded
+) -> None:
+    """Integer-valued factors, so every dot product is exact in float32 and ties are common
+    (spread 1: many equal vectors); item norms vary like popularity (a few long vectors)."""
+    from abkit.plugins import InnerProductTopK
+
+    rng = np.random.default_rng(seed)
+    items = rng.integers(-spread, spread + 1, size=(n_items, dim)).astype(np.float32)
+    items *= (rng.pareto(1.5, size=n_items)[:, None] > 1.0) + 1  # longer popular vectors
+    queries = rng.integers(-spread, spread + 1, size=(n_rows, dim)).astype(np.float32)
+    queries[rng.random(n_rows) < 0.1] = 0.0  # zero vectors: every score ties at 0
+    exclude = None
+    if excluded:
+        exclude = sp.random(n_rows, n_items, density=0.2, format="csr", random_state=seed)
+    items_out, values_out = InnerProductTopK(items).top_k(queries, k, exclude=exclude)
+    want = top_k_from_scores(queries @ items.T, k, exclude=exclude)
+    np.testing.assert_array_equal(items_out, want[0])
+    np.testing.assert_array_equal(values_out, want[1])
+
+
+def test_inner_product_top_k_settles_most_rows_from_the_head() -> None:
+    """On factors whose norms follow popularity, the first heads (1/32, then 1/8 of the
+    items) settle the rows: the result equals the full scores' without scoring them all."""
+    from abkit.plugins import InnerProductTopK
+
+    rng = np.random.default_rng(0)
+    n_items = 12_000
+    items = rng.normal(size=(n_items, 8)).astype(np.float32)
+    items *= (1.0 / np.arange(1, n_items + 1) ** 0.5)[rng.permutation(n_items), None] * 10
+    queries = rng.normal(size=(200, 8)).astype(np.float32)
+    index = InnerProductTopK(items)
+    got = index.top_k(queries, 10)
+    want = top_k_from_scores(queries @ items.T, 10)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert min(index._heads) == n_items // 32
+    assert max(index._heads) < n_items  # no row needed the whole catalogue

@@ -1,32 +1,35 @@
-"""Measure one task in a fresh subprocess: wall time of its timed region and peak memory.
+"""Measure one task in a fresh subprocess: wall time and peak memory, run after run.
 
-Why a subprocess per task: peak memory is only honest when nothing else has touched the
-process before. Each task (an abkit workload, or the reference a user would otherwise pick) runs
-as ``python -m abkit.bench.worker``; the parent reaps it with :func:`os.wait4`, whose
-``ru_maxrss`` is that child's own peak resident set size (kilobytes on Linux). The child times
-only its *timed region* (the work, not the interpreter start, imports or loading a trained model)
-with :func:`time.perf_counter` and reports it, with the work done and a value both sides must
-agree on, in a small JSON file.
+Why a subprocess per run: peak memory is only honest when nothing else has touched the
+process before. A task (an abkit workload, or the reference a user would otherwise pick) runs
+either as ``python -m abkit.bench.worker`` (:func:`measure`: the child times only its *timed
+region*, the work, not the interpreter start, imports or loading a trained model, with
+:func:`time.perf_counter`) or as a whole command line (:func:`measure_command`: the wall time
+from starting the process to reaping it, interpreter start and imports included: what a user
+waits for). The parent reaps the child with :func:`os.wait4`, whose ``ru_maxrss`` is that
+child's own peak resident set size (kilobytes on Linux).
 
 Peak memory therefore includes the interpreter and the libraries each side imports (about
 100-250 MB for duckdb / pandas / torch); ``setup_rss_bytes`` (the resident size just before the
-timed region) is reported too, so the growth caused by the work itself can be read off.
+timed region; 0 for a whole process) is reported too, so the growth caused by the work itself
+can be read off. :func:`combine` folds several runs of one task into one :class:`Measurement`:
+the median time (what a line's verdict is on), the minimum, every run's time and start, the
+largest peak.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from abkit.errors import InputError
+from typing import Any, Literal
 
 __all__ = [
     "Clock",
@@ -34,20 +37,28 @@ __all__ = [
     "SkipTask",
     "TaskFailed",
     "TaskOutcome",
+    "combine",
     "measure",
+    "measure_command",
     "vm_rss_bytes",
 ]
+
+Scope = Literal["region", "process"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Measurement:
-    """What one task did in its own process.
+    """What one task did, in one or (after :func:`combine`) several runs of its own process.
 
-    ``seconds`` is the wall time of the timed region multiplied by ``extrapolation`` (1.0 when
-    measured as is; a reference too slow to run whole runs on a subsample and is scaled up
-    linearly, and says so in ``note``). ``units`` is the work done at full size (events, users,
-    sequences...), so ``rate = units / seconds``. ``check`` is a value the workload and its
-    reference must agree on (an NDCG, a number of conversions), or None.
+    ``seconds`` is the median over the runs of the wall time (of the timed region when
+    ``scope`` is ``region``, of the whole process when ``process``) multiplied by
+    ``extrapolation`` (1.0 when measured as is; a reference too slow to run whole runs on a
+    subsample and is scaled up linearly, and says so in ``note``); ``min_seconds`` the fastest
+    run; ``samples`` every run's seconds in the order they ran and ``started`` when each began
+    (seconds since its line began). ``peak_rss_bytes`` is the largest peak of the runs.
+    ``units`` is the work done at full size (events, users, sequences...), so
+    ``rate = units / seconds``. ``check`` is a value the workload and its reference must
+    agree on (an NDCG, a number of conversions), or None.
     """
 
     task: str
@@ -58,6 +69,17 @@ class Measurement:
     check: float | None
     extrapolation: float
     note: str
+    min_seconds: float = 0.0
+    samples: tuple[float, ...] = ()
+    started: tuple[float, ...] = ()
+    scope: Scope = "region"
+
+    def __post_init__(self) -> None:
+        if not self.samples:  # a single run: its time is its median and its minimum
+            object.__setattr__(self, "samples", (self.seconds,))
+            object.__setattr__(self, "min_seconds", self.seconds)
+        if not self.started:
+            object.__setattr__(self, "started", (0.0,) * len(self.samples))
 
     @property
     def rate(self) -> float:
@@ -65,8 +87,36 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["samples"] = list(self.samples)
+        out["started"] = list(self.started)
         out["rate"] = self.rate
         return out
+
+
+def combine(runs: Sequence[Measurement], started: Sequence[float] | None = None) -> Measurement:
+    """Several runs of one task as one measurement: the median of their times (the line's
+    verdict is on it), the minimum, every run's time, the largest peak memory. ``started``:
+    when each run began (seconds since the line began). The check value and the other fields
+    are the first run's; a run whose check differs from the first's is named in ``note``."""
+    if not runs:
+        raise ValueError("combine needs at least one run")
+    times = tuple(s for run in runs for s in run.samples)
+    first = runs[0]
+    note = first.note
+    differ = [i for i, run in enumerate(runs) if run.check != first.check]
+    if differ:
+        note = (note + "; " if note else "") + (
+            f"run(s) {', '.join(str(i + 1) for i in differ)} gave another check value"
+        )
+    return replace(
+        first,
+        seconds=float(statistics.median(times)),
+        min_seconds=min(times),
+        samples=times,
+        started=tuple(started) if started is not None else tuple(0.0 for _ in times),
+        peak_rss_bytes=max(run.peak_rss_bytes for run in runs),
+        note=note,
+    )
 
 
 class SkipTask(Exception):
@@ -187,6 +237,58 @@ def measure(
     )
 
 
+#: what a command's output says: (check value, seconds of its own timed part or None)
+ParseOutput = Callable[[str, str], tuple[float | None, float | None]]
+
+
+def measure_command(
+    task: str,
+    argv: Sequence[str],
+    *,
+    units: float,
+    parse: ParseOutput | None = None,
+    timeout_s: float = 1800.0,
+    env: Mapping[str, str] | None = None,
+    note: str = "",
+) -> Measurement:
+    """Run ``argv`` as a whole process: its wall time from start to exit (interpreter start
+    and imports included: what a user waits for) and its peak memory.
+
+    ``parse(stdout, stderr)`` reads the check value from the output and, for a command that
+    times a part of itself (``python -X importtime``), the seconds that replace the wall time.
+    Raises :class:`TaskFailed` when the command fails or runs past ``timeout_s``.
+    """
+    with tempfile.TemporaryDirectory(prefix="abkit-bench-cmd-") as tmp:
+        out_path, err_path = Path(tmp) / "stdout.txt", Path(tmp) / "stderr.txt"
+        child_env = dict(os.environ)
+        child_env.update(env or {})
+        with open(out_path, "wb") as stdout, open(err_path, "wb") as stderr:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(list(argv), stdout=stdout, stderr=stderr, env=child_env)
+            status, rusage = _wait_with_rusage(proc, timeout_s)
+            wall = time.perf_counter() - t0
+        out = out_path.read_text(errors="replace")
+        err = err_path.read_text(errors="replace")
+    if status is None:
+        raise TaskFailed(task, f"ran past its time limit of {timeout_s:.0f} s and was stopped")
+    if status != 0:
+        lines = [ln for ln in err.splitlines() if ln]
+        raise TaskFailed(task, lines[-1] if lines else f"exit status {status}")
+    check, own = parse(out, err) if parse is not None else (None, None)
+    peak = int(rusage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+    return Measurement(
+        task=task,
+        seconds=wall if own is None else own,
+        peak_rss_bytes=peak,
+        setup_rss_bytes=0,
+        units=units,
+        check=check,
+        extrapolation=1.0,
+        note=note,
+        scope="process",
+    )
+
+
 def _wait_with_rusage(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int | None, Any]:
     """Reap ``proc`` with wait4 (its own rusage); None as status when it timed out."""
     deadline = time.monotonic() + timeout_s
@@ -204,14 +306,12 @@ def _wait_with_rusage(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[
         time.sleep(0.02)
 
 
-def run_worker(spec_json: str, tasks: Mapping[str, TaskFunction]) -> int:
+def run_worker(spec_json: str, task_function: Callable[[str], TaskFunction]) -> int:
     """The body of the worker process: run one task, write its result file, return the exit
     status. Called by ``python -m abkit.bench.worker``."""
     spec = json.loads(spec_json)
     result = Path(spec["result"])
-    function = tasks.get(spec["task"])
-    if function is None:
-        raise InputError(f"unknown bench task {spec['task']!r}")
+    function = task_function(spec["task"])
     clock = Clock()
     try:
         outcome = function(spec["params"], clock)

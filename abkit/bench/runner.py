@@ -6,12 +6,18 @@ abkit measurement with a reference measurement (or a machine probe) and evaluate
 of issue 6. The lines, what each compares and its target are declared in
 :mod:`abkit.bench.lines` (``LINES``); this module measures them.
 
-Decisions: abkit and its references alternate for ``sizes.repeats`` rounds and each keeps its
-fastest time (and its largest peak), the usual defence on a shared machine; imports and loading
-a trained model are setup on both sides, not timed; the per-row loop runs on a subsample and
-is extrapolated linearly (it would take hours whole). Sizes: :class:`BenchSizes`; ``scale``
-multiplies users, events and rounds while catalogue and model sizes stay fixed, so two scales
-show how cost grows with users and events.
+Decisions: abkit and its references are *interleaved* (abkit, reference, abkit, reference,
+... for ``sizes.repeats`` rounds, at least three), each in a fresh process; each side's time is
+the median of its runs; a speed-up is the median of the per-pair ratios (abkit's i-th run
+against the reference's i-th, back to back under the same load), and the line's verdict is
+on that median, with the ratio of the minima and the machine's 1-minute load average
+(``os.getloadavg``, read before every run and after the last) shown next to it, so a
+reader sees how disturbed the line was.
+Imports and loading a trained model are setup on both sides of a timed-region line, not
+timed; the compare lines time whole processes (what a user waits for). References too slow to
+run whole (OBP's bootstrap, the per-row loop) run on a subsample and are extrapolated
+linearly. Sizes: :class:`BenchSizes`; ``scale`` multiplies users, events and rounds while
+catalogue and model sizes stay fixed, so two scales show how cost grows with users and events.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import string
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +38,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from abkit._util import unknown_choice
-from abkit.bench.harness import Measurement, SkipTask, TaskFailed, measure
+from abkit.bench.harness import (
+    Measurement,
+    ParseOutput,
+    SkipTask,
+    TaskFailed,
+    combine,
+    measure,
+    measure_command,
+)
 from abkit.bench.lines import LINES, Direction, LineSpec, spec
 from abkit.errors import InputError
 
@@ -53,7 +69,9 @@ Status = Literal["ok", "skipped", "failed"]
 @dataclass(frozen=True, kw_only=True)
 class BenchSizes:
     """Problem sizes of one run. ``for_scale`` gives the default sizes times ``scale``
-    (users, events, rounds; catalogue and model sizes fixed) or the tiny ``--quick`` ones."""
+    (users, events, rounds; catalogue and model sizes fixed) or the tiny ``--quick`` ones.
+    ``repeats``: interleaved rounds per line (at least 3). The ALS model keeps abkit's
+    defaults at every size (the line is about them)."""
 
     sim_users: int
     sim_items: int = 1_000
@@ -63,10 +81,6 @@ class BenchSizes:
     als_users: int
     als_items: int
     als_per_user: float = 20.0
-    als_factors: int = 64
-    als_iterations: int = 5
-    gemm_n: int = 2_048
-    gemm_repeats: int = 5
     lstm_users: int
     lstm_items: int
     lstm_seq_len: int = 20
@@ -78,7 +92,7 @@ class BenchSizes:
     offpolicy_subsample: int
     k: int = 10
     seed: int = 7
-    repeats: int = 2
+    repeats: int = 3
 
     @classmethod
     def for_scale(cls, scale: float, *, quick: bool = False) -> BenchSizes:
@@ -91,10 +105,6 @@ class BenchSizes:
                 ingest_rows=int(max(500, 5_000 * scale)),
                 als_users=int(max(100, 500 * scale)),
                 als_items=300,
-                als_factors=8,
-                als_iterations=1,
-                gemm_n=128,
-                gemm_repeats=2,
                 lstm_users=int(max(50, 300 * scale)),
                 lstm_items=200,
                 lstm_embedding=8,
@@ -102,17 +112,16 @@ class BenchSizes:
                 offpolicy_rounds=int(max(2_000, 20_000 * scale)),
                 offpolicy_bootstrap=20,
                 offpolicy_subsample=2_000,
-                repeats=1,
             )
         return cls(
             sim_users=int(200_000 * scale),
             ingest_rows=int(2_000_000 * scale),
-            als_users=int(25_000 * scale),
-            als_items=20_000,
+            als_users=int(50_000 * scale),
+            als_items=10_000,
             lstm_users=int(10_000 * scale),
             lstm_items=10_000,
             offpolicy_rounds=int(10_000_000 * scale),
-            offpolicy_subsample=min(200_000, int(10_000_000 * scale)),
+            offpolicy_subsample=min(100_000, int(10_000_000 * scale)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,11 +132,14 @@ class BenchSizes:
 class BenchLine:
     """One line of the report: abkit against a reference, and one target.
 
-    ``value`` is what the target is evaluated on (``metric`` says what it is: ``speedup`` =
-    reference seconds / abkit seconds, so > 1 means abkit is faster; ``peak_gb``; ``seconds``;
-    ``fraction`` of the probe's throughput; ``abs_diff`` of the two check values).
-    ``holds`` is None when the line could not be measured (``status`` skipped or failed,
-    ``message`` says why; a skipped reference names the pip line that enables it).
+    ``value`` is what the target is evaluated on, from the *median* times (``metric`` says
+    what it is: ``speedup`` = reference seconds / abkit seconds, so > 1 means abkit is faster;
+    ``peak_gb``; ``peak_ratio``; ``seconds``; ``abs_diff`` of the two check values);
+    ``value_min`` is the same from each side's fastest run. ``load_1m`` is the lowest and
+    highest 1-minute load average seen while the line's runs ran (None where the platform has
+    none); ``rounds`` how many interleaved rounds it took. ``holds`` is None when the line
+    could not be measured (``status`` skipped or failed, ``message`` says why; a skipped
+    reference names the pip line that enables it) or has no target (``direction`` info).
     ``agree`` says whether abkit and the reference computed the same result (the same
     conversions, the same NDCG, the same top items), None when there is nothing to compare.
     """
@@ -147,11 +159,16 @@ class BenchLine:
     agree: bool | None
     status: Status
     message: str = ""
+    value_min: float | None = None
+    load_1m: tuple[float, float] | None = None
+    rounds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["abkit"] = self.abkit.to_dict() if self.abkit else None
         out["reference"] = self.reference.to_dict() if self.reference else None
+        out["load_1m"] = list(self.load_1m) if self.load_1m is not None else None
+        out["threshold"] = self.threshold if math.isfinite(self.threshold) else None
         return out
 
 
@@ -182,16 +199,21 @@ class BenchReport:
 
 
 def evaluate(value: float | None, threshold: float, direction: Direction) -> bool | None:
-    """Whether ``value`` meets the target; None when there is no value."""
-    if value is None or not math.isfinite(value):
+    """Whether ``value`` meets the target; None when there is no value or no target."""
+    if direction == "info" or value is None or not math.isfinite(value):
         return None
     return bool(value >= threshold if direction == "at_least" else value <= threshold)
 
 
 def speedup(abkit: Measurement | None, reference: Measurement | None) -> float | None:
-    """Reference seconds / abkit seconds (> 1: abkit is faster)."""
+    """Reference seconds / abkit seconds (> 1: abkit is faster): the median of the ratios of
+    the interleaved pairs (abkit's i-th run and the reference's i-th, which ran back to back
+    under the same load), or the ratio of the medians when the runs do not pair up."""
     if abkit is None or reference is None or abkit.seconds <= 0:
         return None
+    pairs = list(zip(abkit.samples, reference.samples, strict=False))
+    if len(abkit.samples) == len(reference.samples) > 1 and all(a > 0 for a, _ in pairs):
+        return float(statistics.median(r / a for a, r in pairs))
     return reference.seconds / abkit.seconds
 
 
@@ -202,6 +224,14 @@ def _agree(
         return None
     scale = max(1.0, abs(reference.check))
     return abs(abkit.check - reference.check) <= tol * scale
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the platform has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def machine_info() -> dict[str, Any]:
@@ -217,11 +247,9 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "duckdb": duckdb.__version__,
     }
-    try:
-        load = os.getloadavg()
-        info["load_average_1m"] = round(load[0], 2)
-    except OSError:
-        pass
+    load = load_average()
+    if load is not None:
+        info["load_average_1m"] = load
     return info
 
 
@@ -258,6 +286,81 @@ def parse_only(only: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(w for w in WORKLOADS if w in chosen)
 
 
+Outcome = tuple[Measurement | None, str, Status]
+
+#: one runnable side of a line: (task name, a function that runs it once and measures it)
+Task = tuple[str, Callable[[], Measurement]]
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """What :meth:`_Run.interleave` measured: one outcome per task (its runs combined), the
+    order the runs went in (task names), the load average range and the number of rounds."""
+
+    outcomes: tuple[Outcome, ...]
+    order: tuple[str, ...]
+    load_1m: tuple[float, float] | None
+    rounds: int
+
+
+def interleave(
+    tasks: Sequence[Task],
+    rounds: int,
+    *,
+    before: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    load: Callable[[], float | None] = load_average,
+) -> Interleaved:
+    """Run the tasks in turn, ``rounds`` times (abkit, reference, abkit, reference, ...) and
+    combine each task's runs (:func:`~abkit.bench.harness.combine`: median, minimum, largest
+    peak). The load average is read before every run and after the last.
+
+    On a shared machine the load changes from second to second; interleaving puts both sides
+    under the same conditions, and the median ignores the odd run that another process
+    disturbed. ``before`` runs before every run (e.g. to remove the database file the previous
+    run wrote). A task that fails or is skipped is not run again; its outcome says why.
+    """
+    runs: list[list[Measurement]] = [[] for _ in tasks]
+    starts: list[list[float]] = [[] for _ in tasks]
+    errors: list[Outcome | None] = [None for _ in tasks]
+    loads: list[float] = []
+    order: list[str] = []
+    t0 = clock()
+    for _ in range(max(1, rounds)):
+        for side, (name, run) in enumerate(tasks):
+            if errors[side] is not None:
+                continue
+            if before is not None:
+                before()
+            value = load()
+            if value is not None:
+                loads.append(value)
+            starts[side].append(clock() - t0)
+            order.append(name)
+            try:
+                runs[side].append(run())
+            except SkipTask as skip:
+                errors[side] = (None, f"{skip.reason}: {skip.install}", "skipped")
+            except TaskFailed as failed:
+                errors[side] = (None, f"{failed.task} failed: {failed.message}", "failed")
+    value = load()
+    if value is not None:
+        loads.append(value)
+    outcomes: list[Outcome] = []
+    for side in range(len(tasks)):
+        error = errors[side]
+        if error is not None:
+            outcomes.append(error)
+        else:
+            outcomes.append((combine(runs[side], starts[side]), "", "ok"))
+    return Interleaved(
+        outcomes=tuple(outcomes),
+        order=tuple(order),
+        load_1m=(min(loads), max(loads)) if loads else None,
+        rounds=max(1, rounds),
+    )
+
+
 class _Run:
     """One bench run: the work folder, the measured lines, the callbacks."""
 
@@ -279,6 +382,7 @@ class _Run:
         self.sim_info: dict[str, Any] | None = None
         self.sim_measurement: Measurement | None = None
         self.sim_error: str | None = None
+        self.sim_load: tuple[float, float] | None = None
 
     def path(self, name: str) -> str:
         return str(self.work / name)
@@ -290,8 +394,20 @@ class _Run:
     def task(self, name: str, params: dict[str, Any]) -> Measurement:
         return measure(name, params, timeout_s=self.timeout_s)
 
-    def attempt(self, name: str, params: dict[str, Any]) -> tuple[Measurement | None, str, Status]:
-        """Run a task; (measurement, message, status) instead of raising."""
+    def worker(self, name: str, params: dict[str, Any]) -> Task:
+        """A timed-region task of :mod:`abkit.bench.worker`."""
+        return name, lambda: self.task(name, params)
+
+    def command(
+        self, name: str, argv: Sequence[str], *, units: float, parse: ParseOutput | None = None
+    ) -> Task:
+        """A whole-process task: ``argv`` from start to exit."""
+        return name, lambda: measure_command(
+            name, argv, units=units, parse=parse, timeout_s=self.timeout_s
+        )
+
+    def attempt(self, name: str, params: dict[str, Any]) -> Outcome:
+        """Run a task once; (measurement, message, status) instead of raising."""
         try:
             return self.task(name, params), "", "ok"
         except SkipTask as skip:
@@ -299,31 +415,10 @@ class _Run:
         except TaskFailed as failed:
             return None, f"{failed.task} failed: {failed.message}", "failed"
 
-    def alternate(
-        self,
-        tasks: Sequence[tuple[str, dict[str, Any]]],
-        *,
-        repeats: int | None = None,
-        before: Callable[[], None] | None = None,
-    ) -> list[Outcome]:
-        """Run abkit's task and its references in turn, ``repeats`` rounds (default
-        ``sizes.repeats``); for each, its best time and its largest peak memory.
-
-        On a shared machine the load changes from second to second; alternating the sides and
-        keeping each one's fastest run is the usual defence (the minimum is the run least
-        disturbed by other processes). ``before`` runs before every task (e.g. to remove the
-        database file the previous run wrote). A task that fails or is skipped is not retried.
-        """
-        rounds = repeats if repeats is not None else self.sizes.repeats
-        results: list[list[Outcome]] = [[] for _ in tasks]
-        for _ in range(max(1, rounds)):
-            for side, (task, params) in enumerate(tasks):
-                if results[side] and results[side][-1][0] is None:
-                    continue
-                if before is not None:
-                    before()
-                results[side].append(self.attempt(task, params))
-        return [_best(r) for r in results]
+    def interleave(
+        self, tasks: Sequence[Task], *, before: Callable[[], None] | None = None
+    ) -> Interleaved:
+        return interleave(tasks, self.sizes.repeats, before=before)
 
     def add(
         self,
@@ -331,6 +426,7 @@ class _Run:
         *,
         abkit: Outcome,
         reference: Outcome | None = None,
+        measured: Interleaved | None = None,
         value: ValueFunction | None = None,
         note: str = "",
         **numbers: Any,
@@ -338,8 +434,9 @@ class _Run:
         """Report the line declared as ``name`` in :data:`~abkit.bench.lines.LINES`.
 
         The run supplies only what it measured: abkit's outcome, the reference's (exactly
-        when the line declares a reference), ``value`` when the metric has no default in
-        :data:`VALUES`, a ``note``, and ``numbers``: every field of the line's templates.
+        when the line declares a reference), how they were ``measured`` (load, rounds),
+        ``value`` when the metric has no default in :data:`VALUES`, a ``note``, and
+        ``numbers``: every field of the line's templates.
         """
         line_spec = spec(name)
         if (reference is None) != (line_spec.reference_name is None):
@@ -357,9 +454,10 @@ class _Run:
         messages = [m for m in (a_msg, r_msg) if m]
         if a_status != "ok" or r_status != "ok":
             status = "failed" if "failed" in (a_status, r_status) else "skipped"
-        v = None
+        v = v_min = None
         if a is not None and (reference is None or r is not None):
             v = value(a, r)
+            v_min = value(_fastest(a), _fastest(r) if r is not None else None)
         line = BenchLine(
             name=name,
             workload=line_spec.workload,
@@ -376,6 +474,9 @@ class _Run:
             agree=_agree(a, r) if line_spec.check else None,
             status=status,
             message="; ".join([*messages, note] if note else messages),
+            value_min=v_min,
+            load_1m=measured.load_1m if measured is not None else None,
+            rounds=measured.rounds if measured is not None else 1,
         )
         self.lines.append(line)
         if self.on_line is not None:
@@ -401,9 +502,11 @@ class _Run:
             "info": self.path("sim.json"),
         }
         try:
+            before = load_average()
             self.sim_measurement = self.task("abkit-simulate", params)
-            import json
-
+            after = load_average()
+            if before is not None and after is not None:
+                self.sim_load = (min(before, after), max(before, after))
             self.sim_info = json.loads(Path(params["info"]).read_text())
             self.step("exporting the simulated rows to Parquet and CSV")
             self.task(
@@ -412,8 +515,6 @@ class _Run:
                     "db": params["db"],
                     "dataset": "bench",
                     "experiment": "carousel",
-                    "events_parquet": self.path("events.parquet"),
-                    "assignments_parquet": self.path("assignments.parquet"),
                     # the ingest sources only when the ingest workload runs
                     "ingest_rows": s.ingest_rows if self.with_ingest else 0,
                     "ingest_csv": self.path("ingest.csv"),
@@ -426,20 +527,9 @@ class _Run:
         return self.sim_info
 
 
-Outcome = tuple[Measurement | None, str, Status]
-
-
-def _best(outcomes: list[Outcome]) -> Outcome:
-    """The fastest measured run, with the largest peak memory of all runs."""
-    measured = [o[0] for o in outcomes if o[0] is not None]
-    if not measured or len(measured) < len(outcomes):
-        return next(o for o in outcomes if o[0] is None)
-    fastest = min(measured, key=lambda m: m.seconds)
-    if len(measured) == 1:
-        return fastest, "", "ok"
-    note = f"best of {len(measured)} runs" + (f"; {fastest.note}" if fastest.note else "")
-    peak = max(m.peak_rss_bytes for m in measured)
-    return replace(fastest, peak_rss_bytes=peak, note=note), "", "ok"
+def _fastest(m: Measurement) -> Measurement:
+    """The measurement as its fastest run alone (for ``value_min``)."""
+    return replace(m, seconds=m.min_seconds, samples=(m.min_seconds,), started=(0.0,))
 
 
 ValueFunction = Callable[[Measurement, Measurement | None], float | None]
@@ -449,16 +539,16 @@ def _gb(m: Measurement, _: Measurement | None) -> float:
     return m.peak_rss_bytes / GB
 
 
+def _peak_ratio(a: Measurement, r: Measurement | None) -> float | None:
+    return None if r is None or r.peak_rss_bytes <= 0 else a.peak_rss_bytes / r.peak_rss_bytes
+
+
 def _speed(a: Measurement, r: Measurement | None) -> float | None:
     return speedup(a, r)
 
 
 def _seconds(a: Measurement, _: Measurement | None) -> float:
     return a.seconds
-
-
-def _fraction(a: Measurement, r: Measurement | None) -> float | None:
-    return None if r is None else a.rate / r.rate
 
 
 def _abs_diff(a: Measurement, r: Measurement | None) -> float | None:
@@ -472,8 +562,8 @@ def _abs_diff(a: Measurement, r: Measurement | None) -> float | None:
 VALUES: dict[str, ValueFunction] = {
     "speedup": _speed,
     "peak_gb": _gb,
+    "peak_ratio": _peak_ratio,
     "seconds": _seconds,
-    "fraction": _fraction,
     "abs_diff": _abs_diff,
 }
 
@@ -494,7 +584,9 @@ def _fill(line: LineSpec, numbers: dict[str, Any]) -> tuple[str, str | None]:
 
 def _simulate(run: _Run) -> None:
     """The simulator at the run's size and at a quarter of it: events/s, and peak memory
-    projected to 1M users along the line through the two measured peaks."""
+    projected to 1M users along the line through the two measured peaks. One run each: the
+    line is about memory, and the full-size run (a minute) also makes the data of the other
+    workloads."""
     s = run.sizes
     small_users = max(2, s.sim_users // 4)
     run.step(f"simulating {small_users:,} users (second point for the memory projection)")
@@ -515,9 +607,7 @@ def _simulate(run: _Run) -> None:
     Path(run.path("sim-small.duckdb")).unlink(missing_ok=True)
     info = run.simulated()
     m = run.sim_measurement
-    result: tuple[Measurement | None, str, Status] = (
-        (m, "", "ok") if m is not None else (None, run.sim_error or "", "failed")
-    )
+    result: Outcome = (m, "", "ok") if m is not None else (None, run.sim_error or "", "failed")
     target_users = 1_000_000
     first = small[0]
 
@@ -528,12 +618,15 @@ def _simulate(run: _Run) -> None:
         return (a.peak_rss_bytes + slope * (target_users - s.sim_users)) / GB
 
     small_peak = f"{first.peak_rss_bytes / GB:.2f} GB" if first is not None else "?"
+    measured = Interleaved(outcomes=(result,), order=("abkit-simulate",), load_1m=run.sim_load,
+                           rounds=1)  # fmt: skip
     run.add(
         "simulate",
         abkit=result,
+        measured=measured,
         value=projected,
         note=f"projection: the line through the peaks at {small_users:,} users ({small_peak}) "
-        f"and {s.sim_users:,} users" + (f"; {small[1]}" if small[1] else ""),
+        f"and {s.sim_users:,} users; one run (memory line)" + (f"; {small[1]}" if small[1] else ""),
         users=s.sim_users,
         events=info["events"] if info else 0,
         target_users=target_users,
@@ -553,16 +646,60 @@ def _ingest(run: _Run) -> None:
                 db.unlink(missing_ok=True)
                 db.with_name(db.name + ".wal").unlink(missing_ok=True)
 
-        run.step(f"ingest {fmt}: abkit and bare DuckDB")
-        a, r = run.alternate(
+        run.step(f"ingest {fmt}: abkit and bare DuckDB, interleaved")
+        measured = run.interleave(
             [
-                ("abkit-ingest", {"path": source, "db": str(dbs[0])}),
-                ("ref-duckdb-copy", {"path": source, "format": fmt, "db": str(dbs[1])}),
+                run.worker("abkit-ingest", {"path": source, "db": str(dbs[0])}),
+                run.worker("ref-duckdb-copy", {"path": source, "format": fmt, "db": str(dbs[1])}),
             ],
             before=remove_dbs,
         )
         remove_dbs()
-        run.add(f"ingest-{fmt}", abkit=a, reference=r, rows=run.sizes.ingest_rows)
+        a, r = measured.outcomes
+        run.add(
+            f"ingest-{fmt}", abkit=a, reference=r, measured=measured, rows=run.sizes.ingest_rows
+        )
+
+
+def _python_argv(code: str, *args: str, flags: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, *flags, "-c", code, *args]
+
+
+#: ``abkit ARGS`` as the console script runs it (``abkit = "abkit.cli.main:main"``)
+ABKIT_MAIN = "import sys; from abkit.cli.main import main; sys.exit(main())"
+
+
+def _abkit_compare_check(stdout: str, _: str) -> tuple[float | None, float | None]:
+    """The check of a compare line: the sum of the arms' conversion rates in the JSON."""
+    report = json.loads(stdout)
+    comparison = report["comparisons"][0]
+    return float(comparison["control_value"] + comparison["treatment_value"]), None
+
+
+def _peer_check(stdout: str, _: str) -> tuple[float | None, float | None]:
+    """A peer program prints one JSON object; its ``check``."""
+    return float(json.loads(stdout.strip().splitlines()[-1])["check"]), None
+
+
+def import_seconds(_: str, stderr: str) -> tuple[float | None, float | None]:
+    """The import time of a ``python -X importtime`` process: the cumulative microseconds of
+    its top-level imports (names not indented) summed, in seconds, from the end of the
+    interpreter's own start-up (the top-level ``site`` import and those before it, which every
+    Python process pays) on."""
+    total = 0
+    for line in stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue  # the header line
+        name = parts[2]
+        if name.startswith(" ") and not name.startswith("  "):  # one space: top level
+            if name.strip() == "site":
+                total = 0  # start-up ends here
+                continue
+            total += int(parts[1])
+    return None, total / 1e6
 
 
 def _compare(run: _Run) -> None:
@@ -570,34 +707,93 @@ def _compare(run: _Run) -> None:
     if info is None:
         _failed_workload(run, "compare", run.sim_error)
         return
-    common = {
-        "db": run.path("sim.duckdb"),
+    db = run.path("sim.duckdb")
+    compare_args = ["compare", "--db", db, "--dataset", info["dataset"], "--experiment",
+                    info["experiment"], "--json"]  # fmt: skip
+    peer = {
+        "db": db,
         "dataset": info["dataset"],
         "experiment": info["experiment"],
-        "events": info["events"],
         "start": info["start"],
         "end": info["end"],
+        "control": info["arms"][0],
     }
-    run.step("compare: abkit, pandas, bare DuckDB GROUP BY")
-    a, p, d = run.alternate(
+    events = float(info["events"])
+    run.step("compare: abkit, tea-tasting (pandas), tea-tasting (Ibis-DuckDB), interleaved")
+    measured = run.interleave(
         [
-            ("abkit-compare", common),
-            (
-                "ref-pandas-compare",
-                {
-                    **common,
-                    "events_parquet": run.path("events.parquet"),
-                    "assignments_parquet": run.path("assignments.parquet"),
-                    "control": info["arms"][0],
-                    "treatment": info["arms"][1],
-                },
+            run.command(
+                "abkit-compare",
+                _python_argv(ABKIT_MAIN, *compare_args),
+                units=events,
+                parse=_abkit_compare_check,
             ),
-            ("ref-duckdb-group-by", common),
+            run.command(
+                "ref-tea-pandas",
+                [sys.executable, str(PEERS), "tea-pandas", json.dumps(peer)],
+                units=events,
+                parse=_peer_check,
+            ),
+            run.command(
+                "ref-tea-ibis",
+                [sys.executable, str(PEERS), "tea-ibis", json.dumps(peer)],
+                units=events,
+                parse=_peer_check,
+            ),
+            run.command(
+                "abkit-compare-imports",
+                _python_argv(ABKIT_MAIN, *compare_args, flags=["-X", "importtime"]),
+                units=events,
+                parse=import_seconds,
+            ),
         ]
     )
-    run.add("compare-pandas", abkit=a, reference=p, events=info["events"], users=info["users"])
-    run.add("compare-duckdb", abkit=a, reference=d, events=info["events"], users=info["users"])
-    run.add("compare-memory", abkit=a, events=info["events"])
+    a, tea, ibis, imports = measured.outcomes
+    numbers = {"events": info["events"], "users": info["users"]}
+    versions = peer_versions()
+    run.add("compare-tea-pandas", abkit=a, reference=_skip_missing(tea),
+            measured=measured, tea_version=versions["tea_tasting"], **numbers)  # fmt: skip
+    run.add(
+        "compare-tea-ibis",
+        abkit=a,
+        reference=_skip_missing(ibis),
+        measured=measured,
+        tea_version=versions["tea_tasting"],
+        ibis_version=versions["ibis"],
+        **numbers,
+    )
+    run.add("compare-import", abkit=imports, measured=measured)
+    run.add("compare-memory", abkit=a, measured=measured, events=info["events"])
+
+
+def _skip_missing(outcome: Outcome) -> Outcome:
+    """A peer program that failed because its package is missing is a skipped reference
+    with the install line, not a failure."""
+    _, message, status = outcome
+    for module in ("tea_tasting", "ibis", "pandas"):
+        if status == "failed" and f"No module named '{module}'" in message:
+            return None, f"{module} is not installed: {BENCH_INSTALL}", "skipped"
+    return outcome
+
+
+BENCH_INSTALL = 'pip install "abkit-lift[bench]"'
+
+#: the peer programs (tea-tasting, Ibis), run by path so they import nothing of abkit
+PEERS = Path(__file__).with_name("peers.py")
+
+
+def peer_versions() -> dict[str, str]:
+    """Installed versions of the peer packages ("not installed" when missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for key, dist in (("tea_tasting", "tea-tasting"), ("ibis", "ibis-framework"),
+                      ("implicit", "implicit")):  # fmt: skip
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = "(not installed)"
+    return out
 
 
 def _als(run: _Run) -> None:
@@ -606,41 +802,51 @@ def _als(run: _Run) -> None:
         "users": s.als_users,
         "items": s.als_items,
         "per_user": s.als_per_user,
-        "factors": s.als_factors,
-        "iterations": s.als_iterations,
         "seed": s.seed,
         "k": s.k,
         "arrays_npz": run.path("als-arrays.npz"),
         "split_npz": run.path("als-split.npz"),
         "model_npz": run.path("als-model.npz"),
-        "factors_npz": run.path("als-model.npz"),
+        "info_json": run.path("als-info.json"),
     }
-    run.step(f"als: training one model ({s.als_users:,} users x {s.als_items:,} items)")
+    run.step(f"als: data, and one model for the top-K line ({s.als_users:,} x {s.als_items:,})")
     prep = run.attempt("prep-als", params)
     if prep[0] is None:
         _failed_workload(run, "als", prep[1])
         return
-    run.step("als: abkit full-ranking replay and implicit's ranking_metrics_at_k")
-    a, r = run.alternate([("abkit-als-ranking", params), ("ref-implicit-ranking", params)])
+    defaults = json.loads(Path(str(params["info_json"])).read_text())
+    run.step("als: abkit fit + replay and implicit fit + ranking_metrics_at_k, interleaved")
+    measured = run.interleave(
+        [run.worker("abkit-als-replay", params), run.worker("ref-implicit-replay", params)]
+    )
+    a, r = measured.outcomes
     run.add(
-        "als-ranking",
+        "als-replay",
         abkit=a,
         reference=r,
+        measured=measured,
         k=s.k,
         items=s.als_items,
         users=s.als_users,
-        factors=s.als_factors,
+        factors=defaults["factors"],
+        iterations=defaults["iterations"],
+        implicit_version=peer_versions()["implicit"],
     )
-    run.add("als-ndcg", abkit=a, reference=r, k=s.k)
-    run.step("als: scoring GEMM and the float32 matmul probe")
-    g, probe = run.alternate(
-        [
-            ("abkit-als-gemm", params),
-            ("ref-gemm-probe", {"n": s.gemm_n, "repeats": s.gemm_repeats}),
-        ]
+    run.add("als-ndcg", abkit=a, reference=r, measured=measured, k=s.k)
+    run.step("als: top-K selection and the scoring GEMM on the same chunks, interleaved")
+    parts = run.interleave(
+        [run.worker("abkit-als-topk", params), run.worker("abkit-als-gemm", params)]
     )
+    t, g = parts.outcomes
     run.add(
-        "als-gemm", abkit=g, reference=probe, factors=s.als_factors, items=s.als_items, n=s.gemm_n
+        "als-topk",
+        abkit=t,
+        reference=g,
+        measured=parts,
+        k=s.k,
+        chunk=defaults["chunk"],
+        items=s.als_items,
+        factors=defaults["factors"],
     )
 
 
@@ -663,12 +869,16 @@ def _lstm(run: _Run) -> None:
     if prep[0] is None:
         _failed_workload(run, "lstm", prep[1])
         return
-    run.step("lstm: abkit (onnxruntime) and torch eager")
-    a, r = run.alternate([("abkit-lstm", params), ("ref-torch-lstm", params)])
+    run.step("lstm: abkit (onnxruntime) and torch eager, interleaved")
+    measured = run.interleave(
+        [run.worker("abkit-lstm", params), run.worker("ref-torch-lstm", params)]
+    )
+    a, r = measured.outcomes
     run.add(
         "lstm",
         abkit=a,
         reference=r,
+        measured=measured,
         k=s.k,
         users=s.lstm_users,
         seq_len=s.lstm_seq_len,
@@ -693,12 +903,24 @@ def _offpolicy(run: _Run) -> None:
     if prep[0] is None:
         _failed_workload(run, "offpolicy", prep[1])
         return
-    run.step("offpolicy: abkit and a per-row Python loop (on a subsample)")
-    # one round: the gap is orders of magnitude, and each round costs about a minute
-    a, r = run.alternate([("abkit-offpolicy", params), ("ref-obp-loop-ips", params)], repeats=1)
+    run.step("offpolicy: abkit, plain numpy, OBP's code path, a per-row loop, interleaved")
+    measured = run.interleave(
+        [
+            run.worker("abkit-offpolicy", params),
+            run.worker("ref-numpy-poisson-ips", params),
+            run.worker("ref-obp-ips", params),
+            run.worker("ref-loop-ips", params),
+        ]
+    )
+    a, numpy_ref, obp, loop = measured.outcomes
     numbers: dict[str, Any] = {"bootstrap": s.offpolicy_bootstrap, "rounds": s.offpolicy_rounds}
-    run.add("offpolicy", abkit=a, reference=r, **numbers)
-    run.add("offpolicy-time", abkit=a, **numbers)
+    run.add("offpolicy-numpy", abkit=a, reference=numpy_ref, measured=measured, **numbers)
+    run.add("offpolicy-memory", abkit=a, reference=numpy_ref, measured=measured,
+            rounds=s.offpolicy_rounds)  # fmt: skip
+    sub: dict[str, Any] = {"subsample": min(s.offpolicy_subsample, s.offpolicy_rounds)}
+    run.add("offpolicy-obp", abkit=a, reference=obp, measured=measured, **numbers, **sub)
+    run.add("offpolicy-loop", abkit=a, reference=loop, measured=measured, **numbers, **sub)
+    run.add("offpolicy-time", abkit=a, measured=measured, **numbers)
 
 
 def _failed_workload(run: _Run, workload: str, message: str | None) -> None:
@@ -768,22 +990,23 @@ def _spark(run: _Run) -> None:
             "events": meta["events"],
         }
         run.step(f"spark: compare at {meta['events']:,} events, Spark local and DuckDB")
-        on_spark, on_duckdb = run.alternate(
+        timed = run.interleave(
             [
-                (
+                run.worker(
                     "abkit-compare-engine",
                     {**common, "engine": "spark", "source": run.path(f"spark-{size}")},
                 ),
-                ("abkit-compare-engine", {**common, "engine": "duckdb", "db": db}),
+                run.worker("abkit-compare-engine", {**common, "engine": "duckdb", "db": db}),
             ]
         )
+        on_spark, on_duckdb = timed.outcomes
         measured[size] = (on_spark, on_duckdb)
         numbers: dict[str, Any] = {"events": meta["events"], "users": meta["users"]}
         if size == "small":
             spark_m = on_spark[0]
             startup = _note_seconds(spark_m.note if spark_m else "", "startup")
-            run.add("spark-compare-small", abkit=on_spark, reference=on_duckdb, startup=startup,
-                    **numbers)  # fmt: skip
+            run.add("spark-compare-small", abkit=on_spark, reference=on_duckdb, measured=timed,
+                    startup=startup, **numbers)  # fmt: skip
         else:
             (small_spark, small_duck), big = measured["small"], measured["large"]
 
@@ -794,6 +1017,7 @@ def _spark(run: _Run) -> None:
                 "spark-compare-large",
                 abkit=on_spark,
                 reference=on_duckdb,
+                measured=timed,
                 spark_growth=growth(small_spark, big[0]),
                 duckdb_growth=growth(small_duck, big[1]),
                 data_growth=meta["events"] / max(1, small_info["events"]),

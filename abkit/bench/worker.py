@@ -14,36 +14,49 @@ import importlib.abc
 import os
 import sys
 from collections.abc import Mapping
+from importlib import import_module
+from typing import cast
 
-from abkit.bench import references, workloads
 from abkit.bench.harness import TaskFunction, run_worker
+from abkit.errors import InputError
 
-TASKS: Mapping[str, TaskFunction] = {
+_W, _R, _O = "abkit.bench.workloads", "abkit.bench.references", "abkit.bench.ope"
+
+#: task name -> (module, function); a worker imports only its task's module, so a light
+#: reference does not carry abkit's heavier modules in its time or its peak memory
+TASKS: Mapping[str, tuple[str, str]] = {
     # data preparation (not reported)
-    "prep-export": workloads.prep_export,
-    "prep-als": workloads.prep_als,
-    "prep-lstm": workloads.prep_lstm,
-    "prep-offpolicy": workloads.prep_offpolicy,
-    "prep-spark-export": workloads.prep_spark_export,
+    "prep-export": (_W, "prep_export"),
+    "prep-als": (_W, "prep_als"),
+    "prep-lstm": (_W, "prep_lstm"),
+    "prep-offpolicy": (_O, "prep_offpolicy"),
+    "prep-spark-export": (_W, "prep_spark_export"),
     # abkit
-    "abkit-simulate": workloads.abkit_simulate,
-    "abkit-ingest": workloads.abkit_ingest,
-    "abkit-compare": workloads.abkit_compare,
-    "abkit-compare-engine": workloads.abkit_compare_engine,
-    "abkit-als-ranking": workloads.abkit_als_ranking,
-    "abkit-als-gemm": workloads.abkit_als_gemm,
-    "abkit-lstm": workloads.abkit_lstm,
-    "abkit-offpolicy": workloads.abkit_offpolicy,
-    "selfcheck-allocate": workloads.allocate,
+    "abkit-simulate": (_W, "abkit_simulate"),
+    "abkit-ingest": (_W, "abkit_ingest"),
+    "abkit-compare-engine": (_W, "abkit_compare_engine"),
+    "abkit-als-replay": (_W, "abkit_als_replay"),
+    "abkit-als-topk": (_W, "abkit_als_topk"),
+    "abkit-als-gemm": (_W, "abkit_als_gemm"),
+    "abkit-lstm": (_W, "abkit_lstm"),
+    "abkit-offpolicy": (_O, "abkit_offpolicy"),
+    "selfcheck-allocate": (_W, "allocate"),
     # references
-    "ref-duckdb-copy": references.duckdb_copy,
-    "ref-duckdb-group-by": references.duckdb_group_by,
-    "ref-pandas-compare": references.pandas_compare,
-    "ref-implicit-ranking": references.implicit_ranking,
-    "ref-gemm-probe": references.gemm_probe,
-    "ref-torch-lstm": references.torch_lstm,
-    "ref-obp-loop-ips": references.obp_loop_ips,
+    "ref-duckdb-copy": (_R, "duckdb_copy"),
+    "ref-implicit-replay": (_R, "implicit_replay"),
+    "ref-torch-lstm": (_R, "torch_lstm"),
+    "ref-numpy-poisson-ips": (_O, "numpy_ips"),
+    "ref-obp-ips": (_O, "obp_ips"),
+    "ref-loop-ips": (_O, "loop_ips"),
 }
+
+
+def task_function(name: str) -> TaskFunction:
+    """The function of task ``name``, its module imported now."""
+    if name not in TASKS:
+        raise InputError(f"unknown bench task {name!r}")
+    module, function = TASKS[name]
+    return cast(TaskFunction, getattr(import_module(module), function))
 
 
 HIDE_ENV = "ABKIT_BENCH_HIDE_MODULES"
@@ -65,7 +78,7 @@ def main() -> int:
     hidden = {n.strip() for n in os.environ.get(HIDE_ENV, "").split(",") if n.strip()}
     if hidden:
         sys.meta_path.insert(0, _Hidden(hidden))
-    return run_worker(sys.argv[1], TASKS)
+    return run_worker(sys.argv[1], task_function)
 
 
 if __name__ == "__main__":

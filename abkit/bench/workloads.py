@@ -14,8 +14,7 @@ Every function is a bench *task* ``(params, clock) -> TaskOutcome`` run in its o
   abkit and implicit evaluate that same saved model.
 * **lstm**: a next-item LSTM with random weights of a realistic size, served from abkit's ONNX
   graph and rebuilt in torch from the same weights (:mod:`abkit.bench.lstm_model`).
-* **offpolicy**: logged impressions of a uniform-random logging policy with exact
-  propensities, clicks drawn from known rates, and a softmax target policy.
+* **offpolicy**: in :mod:`abkit.bench.ope`.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from abkit.data.parquet import export_store
 from abkit.errors import MissingExtraError
 from abkit.plugins import TrainingData
 from abkit.replay.lstm_contract import SIDECAR_FORMAT, sidecar_path
-from abkit.replay.offpolicy import estimate_policy_value
 from abkit.replay.runner import CHUNK_CELLS, no_progress, rank_users
 from abkit.simulate import SimulationConfig, simulate
 
@@ -88,23 +86,12 @@ def abkit_simulate(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
 
 
 def prep_export(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """Export the simulated rows: Parquet for the pandas reference, CSV and Parquet sources
-    for the ingest benchmark (the first ``ingest_rows`` events with each user's variant)."""
+    """Export the CSV and Parquet sources of the ingest benchmark: the first ``ingest_rows``
+    simulated events with each user's variant."""
     import duckdb
 
     con = duckdb.connect(params["db"], read_only=True)
     ds, exp = params["dataset"], params["experiment"]
-    con.execute(
-        "COPY (SELECT user_id, event_type, ts FROM events WHERE dataset = $ds) "
-        "TO '" + _sql_path(params["events_parquet"]) + "' (FORMAT parquet)",
-        {"ds": ds},
-    )
-    con.execute(
-        "COPY (SELECT user_id, variant FROM assignments WHERE dataset = $ds "
-        "AND experiment = $exp) TO '" + _sql_path(params["assignments_parquet"]) + "' "
-        "(FORMAT parquet)",
-        {"ds": ds, "exp": exp},
-    )
     source = (
         "SELECT e.user_id, e.session_id, e.item_id, e.event_type, e.ts, e.value, a.variant "
         "FROM (SELECT * FROM events WHERE dataset = $ds ORDER BY user_id, ts LIMIT $n) e "
@@ -138,19 +125,6 @@ def abkit_ingest(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     with clock:
         result = ingest_file(Path(params["path"]), Path(params["db"]), dataset="bench")
     return TaskOutcome(units=float(result.rows), check=float(result.rows))
-
-
-def abkit_compare(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """``abkit compare``: sufficient statistics in DuckDB, then the inference in Python."""
-    import duckdb  # noqa: F401  # imports are setup on both sides (pandas and scipy there)
-    import scipy.stats  # noqa: F401
-
-    with clock:
-        result = compare_arms(
-            params["db"], dataset=params["dataset"], experiment=params["experiment"]
-        )
-    conversions = float(sum(arm.conversions or 0 for arm in result.arms))
-    return TaskOutcome(units=float(params["events"]), check=conversions)
 
 
 def prep_spark_export(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
@@ -261,7 +235,9 @@ def training_data(arrays: Mapping[str, Any]) -> Any:
 
 
 def prep_als(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """Interactions, the split, and one ALS model trained by abkit's ``als`` and saved."""
+    """Interactions and the split (arrays for abkit, CSR matrices for implicit), and one model
+    fitted at abkit's defaults and saved (for the top-K and GEMM line); ``info_json`` gets the
+    defaults and the replay's chunk of users."""
     import numpy as np
     from scipy.sparse import csr_matrix
 
@@ -279,7 +255,7 @@ def prep_als(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     }
     np.savez(params["arrays_npz"], **arrays)
     data = training_data(arrays)
-    model = ALSRecommender(factors=int(params["factors"]), iterations=int(params["iterations"]))
+    model = ALSRecommender()
     model.fit(data)
     model.save(Path(params["model_npz"]))
     test = csr_matrix((np.ones(te_u.size, dtype=np.float32), (te_u, te_i)), shape=(users, items))
@@ -294,14 +270,19 @@ def prep_als(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
         test_indices=test.indices,
         test_indptr=test.indptr,
     )
+    _write_json(params["info_json"], {**model.params(), "chunk": _replay_chunk(items)})
     return TaskOutcome(units=float(tr_u.size))
 
 
-def _als_model(params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+def _als_data(params: Mapping[str, Any]) -> tuple[Any, Any]:
     import numpy as np
 
     arrays = dict(np.load(params["arrays_npz"], allow_pickle=False))
-    data = training_data(arrays)
+    return training_data(arrays), arrays
+
+
+def _als_model(params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    data, arrays = _als_data(params)
     model = ALSRecommender()
     model.load(Path(params["model_npz"]), data)
     return model, data, arrays
@@ -313,24 +294,34 @@ def _replay_chunk(n_items: int) -> int:
     return max(1, min(4096, CHUNK_CELLS // max(n_items, 1)))
 
 
-def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """abkit's full-ranking replay loop (:func:`abkit.replay.runner.rank_users`, what ``abkit
-    replay`` runs after the split): for each chunk of test users ``ALSRecommender.recommend``
-    (one float32 GEMM over the whole catalogue, seen items set to ``-inf``, exact top-K by
-    block-max pruning), then every per-user metric at K, coverage, novelty and popularity bias;
-    the check is the mean NDCG@K. Reading the split from the store and writing the run are
-    not timed (implicit's side has no equivalent)."""
+def _test_users(arrays: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """(test users, CSR indptr over them, their relevant items), as the replay runner has
+    them after the split."""
     import numpy as np
 
-    model, data, arrays = _als_model(params)
-    k = int(params["k"])
     order = np.lexsort((arrays["test_item"], arrays["test_user"]))
     test_user, test_item = arrays["test_user"][order], arrays["test_item"][order]
     users, counts = np.unique(test_user, return_counts=True)
     indptr = np.zeros(users.size + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    model.recommend(data, users[:8], k)  # warm-up
+    return users, indptr, test_item
+
+
+def abkit_als_replay(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """What ``abkit replay --model als`` does after the split, at abkit's defaults: fit
+    ``ALSRecommender()`` (implicit, BLAS 1 thread), then the full-ranking replay loop
+    (:func:`abkit.replay.runner.rank_users`): per chunk of test users the exact top-K with
+    seen items excluded (:class:`abkit.plugins.InnerProductTopK`), every per-user metric at K,
+    coverage, novelty and popularity bias. The check is the mean NDCG@K. Reading the split
+    from the store and writing the run are not timed (implicit's side has no equivalent)."""
+    import implicit.als  # noqa: F401  # imports are setup on both sides
+
+    data, arrays = _als_data(params)
+    k = int(params["k"])
+    users, indptr, test_item = _test_users(arrays)
     with clock:
+        model = ALSRecommender()
+        model.fit(data)
         _, per_user = rank_users(
             model,
             data,
@@ -352,21 +343,35 @@ def abkit_als_ranking(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     )
 
 
+def abkit_als_topk(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
+    """The exact top-K alone, as the replay asks it of the model: ``ALSRecommender.recommend``
+    on every chunk of test users (seen items excluded; :class:`abkit.plugins.InnerProductTopK`
+    scores the items of largest norm and settles each user by the Cauchy-Schwarz bound)."""
+    model, data, arrays = _als_model(params)
+    users, _, _ = _test_users(arrays)
+    k, batch = int(params["k"]), _replay_chunk(data.n_items)
+    model.recommend(data, users[:batch], k)  # warm-up (the norm index, BLAS)
+    top1 = 0.0
+    with clock:
+        for start in range(0, users.size, batch):
+            items, _ = model.recommend(data, users[start : start + batch], k)
+            top1 += float(items[:, 0].sum())
+    return TaskOutcome(units=float(users.size), check=top1, note=f"chunks of {batch} users")
+
+
 def abkit_als_gemm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
     """The scoring GEMM alone: ``ALSRecommender.score`` (``user_factors[batch] @
-    item_factors.T``) over every test user in batches; ``units`` are its flops."""
-    import numpy as np
-
+    item_factors.T``, float32, the process's BLAS threads) over the same chunks of test
+    users: what any full-ranking top-K computes before it selects."""
     model, data, arrays = _als_model(params)
-    users = np.unique(arrays["test_user"])
+    users, _, _ = _test_users(arrays)
     batch = _replay_chunk(data.n_items)
-    model.score(data, users[:batch])  # warm-up
+    model.score(data, users[:batch])  # warm-up (BLAS threads)
     with clock:
         for start in range(0, users.size, batch):
             model.score(data, users[start : start + batch])
     factors = int(model.item_factors.shape[1])
-    flops = 2.0 * users.size * data.n_items * factors
-    return TaskOutcome(units=flops, note=f"batches of {batch} users, {factors} factors")
+    return TaskOutcome(units=float(users.size), note=f"chunks of {batch} users, {factors} factors")
 
 
 # -- LSTM inference ---------------------------------------------------------------------------
@@ -427,60 +432,6 @@ def abkit_lstm(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
             items, _ = model.recommend(data, users[start : start + batch], k)
             top1 += float(items[:, 0].sum())
     return TaskOutcome(units=float(users.size), check=top1, note=f"chunks of {batch} users")
-
-
-# -- off-policy estimates ---------------------------------------------------------------------
-
-
-def prep_offpolicy(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """Logged rounds of a uniform-random logging policy over ``actions`` items (propensity
-    ``1/actions``, as in the Open Bandit Dataset's random logs), clicks with known per-item
-    rates, and a context-dependent target policy: a softmax over the items of per-user scores,
-    so its probability of the logged item differs from round to round (one user per 100
-    rounds)."""
-    import numpy as np
-
-    rng = np.random.default_rng(int(params["seed"]))
-    n, actions = int(params["rounds"]), int(params["actions"])
-    users = max(1, n // 100)
-    rates = 0.002 + 0.02 * rng.random(actions)
-    scores = rng.standard_normal((users, actions)) + 3.0 * rates / rates.max()
-    policy = np.exp(scores)
-    policy /= policy.sum(axis=1, keepdims=True)
-    user = rng.integers(0, users, size=n)
-    action = rng.integers(0, actions, size=n)
-    reward = (rng.random(n) < rates[action]).astype(np.float64)
-    np.savez(
-        params["offpolicy_npz"],
-        reward=reward,
-        pscore=np.full(n, 1.0 / actions),
-        target_prob=policy[user, action],
-    )
-    return TaskOutcome(units=float(n))
-
-
-def abkit_offpolicy(params: Mapping[str, Any], clock: Clock) -> TaskOutcome:
-    """:func:`abkit.replay.offpolicy.estimate_policy_value`: IPS with a ``bootstrap``-resample
-    Poisson-bootstrap percentile interval, on every logged round."""
-    import numpy as np
-
-    data = np.load(params["offpolicy_npz"], allow_pickle=False)
-    reward, pscore, target = data["reward"], data["pscore"], data["target_prob"]
-    # warm-up on a slice: imports (scipy.stats) and first-call costs stay out of the timing
-    estimate_policy_value(
-        reward[:1000], pscore[:1000], target[:1000], estimator="ips", ci="bootstrap", n_boot=10
-    )
-    with clock:
-        estimate = estimate_policy_value(
-            reward,
-            pscore,
-            target,
-            estimator="ips",
-            ci="bootstrap",
-            n_boot=int(params["bootstrap"]),
-            rng=np.random.default_rng(int(params["seed"])),
-        )
-    return TaskOutcome(units=float(reward.size), check=estimate.raw_value)
 
 
 # -- a self-check of the harness --------------------------------------------------------------

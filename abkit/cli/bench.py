@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from abkit.bench import run_bench
+from abkit.bench.markdown import format_value, load_reports, markdown
 from abkit.bench.runner import with_command
 from abkit.cli import render
 from abkit.cli.common import JsonOption
 
 if TYPE_CHECKING:
-    from abkit.bench import BenchLine, BenchReport
+    from abkit.bench import BenchLine, BenchReport, Measurement
 
 _WORKLOAD_NAMES = "simulate, ingest, compare, als, lstm, offpolicy; and spark (only when named)"
 
@@ -24,13 +26,15 @@ def bench(
         typer.Option(
             "--scale",
             help="Multiply the default sizes (users, events, rounds) by this factor; the "
-            "default scale simulates about 10M events and takes a few minutes on 2 cores.",
+            "default scale simulates about 10M events and takes about 5 minutes on 2 cores.",
         ),
     ] = 1.0,
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="Tiny sizes (seconds): a smoke test of every workload, no timing."
+            "--quick",
+            help="Tiny sizes (under a minute): a smoke test of every workload; the ratios "
+            "mean nothing.",
         ),
     ] = False,
     only: Annotated[
@@ -48,16 +52,30 @@ def bench(
             "default: the system temp folder). Needs a few GB at the default scale.",
         ),
     ] = None,
+    markdown_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--markdown",
+            help="Run nothing: print the README's benchmark tables (Markdown) from the JSON "
+            "of earlier runs (`abkit bench --json > run1.json`). Repeat for several runs.",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Measure abkit's hot paths against the references users would otherwise pick.
 
     Each workload (ingest, A/B compare, ALS replay, LSTM inference, off-policy bootstrap, the
-    simulator) and its reference (DuckDB, pandas, implicit, torch, a per-row Python loop) runs
-    in a fresh process on the same generated data; each line shows both wall times and peak
-    memories, the ratio, the target and whether it holds. Never touches ./abkit.duckdb.
+    simulator) and its reference (DuckDB, tea-tasting, implicit, torch, plain numpy, Open
+    Bandit Pipeline's code path) run interleaved, at least three times each, every run in a
+    fresh process on the same generated data; each line shows the median and fastest times,
+    peak memories, the ratio, the machine's load while it ran, the target and whether it
+    holds (on the median). Never touches ./abkit.duckdb.
     """
 
+    if markdown_files:
+        sys.stdout.write(markdown(load_reports(markdown_files)))
+        return
     names = [n for n in only.split(",")] if only is not None else None
     if json:
         report = run_bench(scale=scale, quick=quick, only=names, work_dir=db_dir)
@@ -68,8 +86,8 @@ def bench(
             if not started:  # options are valid once the first step runs
                 started.append(True)
                 render.note(
-                    "abkit bench: each workload and its reference run in fresh processes; "
-                    "ratios are within this run."
+                    "abkit bench: abkit and each reference run interleaved, each run in a "
+                    "fresh process; ratios are medians of the interleaved pairs, within this run."
                 )
             render.note(f"  {text}...")
 
@@ -108,37 +126,26 @@ def _memory(value: int | None) -> str:
 
 
 def _value(line: BenchLine) -> str:
-    v = line.value
-    if v is None:
-        return "-"
-    if line.metric == "speedup":
-        return f"{v:.2f}x"
-    if line.metric in ("peak_gb", "projected_peak_gb"):
-        return f"{v:.2f} GB"
-    if line.metric == "fraction":
-        return f"{100 * v:.0f}%"
-    if line.metric == "seconds":
-        return f"{v:.3g} s"
-    return f"{v:.2g}"
+    return format_value(line.metric, line.value)
 
 
 def _short_target(line: BenchLine) -> str:
-    if not line.target:
+    if not line.target or line.direction == "info":
         return "-"
     sign = ">=" if line.direction == "at_least" else "<="
     t = line.threshold
-    if line.metric == "speedup":
+    if line.metric in ("speedup", "peak_ratio"):
         return f"{sign} {t:.0f}x" if t >= 10 else f"{sign} {t:.2g}x"
     if line.metric in ("peak_gb", "projected_peak_gb"):
         return f"{sign} {t:g} GB"
-    if line.metric == "fraction":
-        return f"{sign} {100 * t:.0f}%"
     if line.metric == "seconds":
         return f"{sign} {t:g} s"
     return f"{sign} {t:g}"
 
 
 def _holds(line: BenchLine) -> str:
+    if line.direction == "info" and line.status == "ok":
+        return "info"
     if line.holds is None:
         return line.status
     text = "yes" if line.holds else "NO"
@@ -147,21 +154,48 @@ def _holds(line: BenchLine) -> str:
     return text
 
 
+def _time(m: Measurement | None) -> str:
+    """Median and minimum of a side's runs."""
+    if m is None:
+        return "-"
+    if len(m.samples) == 1:
+        return _seconds(m.seconds)
+    return f"{_seconds(m.seconds)} ({_seconds(m.min_seconds)})"
+
+
+def _load(line: BenchLine) -> str:
+    if line.load_1m is None:
+        return "-"
+    low, high = line.load_1m
+    return f"{low:.1f}" if low == high else f"{low:.1f}-{high:.1f}"
+
+
 def _row(line: BenchLine) -> tuple[Any, ...]:
     a, r = line.abkit, line.reference
     return (
         line.name,
-        _seconds(a.seconds) if a else "-",
+        _time(a),
         _memory(a.peak_rss_bytes) if a else "-",
-        _seconds(r.seconds) if r else "-",
+        _time(r),
         _memory(r.peak_rss_bytes) if r else "-",
-        _value(line),
+        f"{_value(line)} ({format_value(line.metric, line.value_min)})",
         _short_target(line),
         _holds(line),
+        _load(line),
     )
 
 
-_COLUMNS = ["line", "abkit", "peak", "reference", "peak", "value", "target", "holds"]
+_COLUMNS = [
+    "line",
+    "abkit (min)",
+    "peak",
+    "reference (min)",
+    "peak",
+    "value (min)",
+    "target",
+    "holds",
+    "load",
+]
 
 
 def _print_line(line: BenchLine) -> None:
@@ -169,10 +203,10 @@ def _print_line(line: BenchLine) -> None:
     a, r = line.abkit, line.reference
     text = f"{line.name}: {line.description}"
     if a is not None:
-        text += f"; abkit {_seconds(a.seconds)}, {_memory(a.peak_rss_bytes)}"
+        text += f"; abkit {_time(a)}, {_memory(a.peak_rss_bytes)}"
     if r is not None:
-        text += f"; reference {_seconds(r.seconds)}, {_memory(r.peak_rss_bytes)}"
-    text += f"; {_value(line)} (target {line.target}): {_holds(line)}"
+        text += f"; reference {_time(r)}, {_memory(r.peak_rss_bytes)}"
+    text += f"; {_value(line)} (target {line.target}): {_holds(line)}; load {_load(line)}"
     render.note(text)
     if line.message:
         render.note(f"    {line.message}")
@@ -184,13 +218,12 @@ def _print_report(report: BenchReport) -> None:
     render.say(
         ("abkit bench", "bold"),
         f" scale {report.scale:g}{' (quick)' if report.quick else ''}: "
-        f"{m.get('cpus')} CPUs ({m.get('processor')}), {report.seconds:,.0f} s in all"
-        + (
-            f", load average {m['load_average_1m']:.1f} at the end (other processes share "
-            "the CPUs: the ratios are only as steady as that)"
-            if "load_average_1m" in m
-            else ""
-        ),
+        f"{m.get('cpus')} CPUs ({m.get('processor')}), {report.seconds:,.0f} s in all; "
+        f"times are medians of {report.sizes.repeats} interleaved runs (the fastest in "
+        "brackets), speed-ups the median of the pairs' ratios (of the fastest runs in brackets), "
+        "verdicts on the medians, load = the 1-minute load average while the "
+        "line ran",
+        soft_wrap=True,
     )
     render.console.print(render.table(None, _COLUMNS, [_row(line) for line in report.lines]))
     render.console.print()

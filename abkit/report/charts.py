@@ -31,14 +31,17 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from abkit._util import register_html_chart
 from abkit.compare.runs import RunComparison
 from abkit.errors import InputError, MissingExtraError, param
-from abkit.replay.runner import ReplayResult
 from abkit.stats.results import ArmComparisonReport, Comparison
+
+if TYPE_CHECKING:  # at run time a replay result is told by its run id: `abkit compare`
+    # imports this module and need not import the replay runner (and its recommenders)
+    from abkit.replay.runner import ReplayResult
 
 __all__ = [
     "DPI",
@@ -141,7 +144,7 @@ def write_chart(
         return plot_arm_comparison(result, path)
     if isinstance(result, RunComparison):
         return plot_run_comparison(result, path)
-    if isinstance(result, ReplayResult):
+    if hasattr(result, "run_id") and hasattr(result, "metrics"):  # a ReplayResult
         return plot_replay(result, path)
     raise TypeError(f"no chart for {type(result).__name__}")
 
@@ -590,4 +593,5 @@ def notebook_chart(draw: Any) -> Any:
 
 register_html_chart(ArmComparisonReport, notebook_chart(plot_arm_comparison))
 register_html_chart(RunComparison, notebook_chart(plot_run_comparison))
-register_html_chart(ReplayResult, notebook_chart(plot_replay))
+# by name: importing abkit.replay.runner here would load the recommenders for every chart
+register_html_chart("abkit.replay.runner.ReplayResult", notebook_chart(plot_replay))

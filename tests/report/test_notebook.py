@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 import abkit.report  # noqa: F401  (registers the charts)
-from abkit._util import HTML_CHARTS
+from abkit._util import HTML_CHARTS, type_key
 from abkit.compare.arms import compare_arms
 from abkit.compare.runs import compare_runs
+from abkit.replay.runner import ReplayResult
+from abkit.report.figures import GateReport
 from abkit.stats.power import power
 from abkit.stats.results import ArmComparisonReport
 from tests._ab_store import counts_store
@@ -39,7 +41,7 @@ def test_without_the_report_package_a_result_is_a_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = counts_store(tmp_path / "c.duckdb", units=1_000, conversions=(50, 65))
-    monkeypatch.delitem(HTML_CHARTS, ArmComparisonReport)
+    monkeypatch.delitem(HTML_CHARTS, type_key(ArmComparisonReport))
     html = compare_arms(db)._repr_html_()
     assert "<img" not in html
     assert "<table" in html
@@ -61,3 +63,9 @@ def test_run_comparison_and_power_tables(tmp_path: Path) -> None:
     (p,) = design.to_pandas().to_dict("records")
     assert p["n_per_arm"] == design.n_per_arm
     assert "<table" in design._repr_html_()
+
+
+def test_every_result_with_a_chart_is_registered_under_its_real_name() -> None:
+    # ReplayResult is registered by name (its module is heavy); the name must stay its own
+    for kind in (ArmComparisonReport, ReplayResult, GateReport):
+        assert type_key(kind) in HTML_CHARTS, kind
