@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any
 
 from abkit.errors import AbkitError
@@ -52,6 +53,8 @@ def unknown_choice(kind: str, name: str, choices: Iterable[str]) -> str:
 #: shows its chart in a notebook once ``abkit.report`` is loaded and matplotlib is installed.
 #: Keyed by name so that registering a chart never imports the result's (heavy) module.
 HTML_CHARTS: dict[str, Callable[[Any], str]] = {}
+#: the module whose import registers every chart of :data:`HTML_CHARTS`
+CHART_REGISTRY = "abkit.report.figures"
 
 
 def type_key(kind: type) -> str:
@@ -85,6 +88,9 @@ class TableDisplay:
             index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0
         )
         chart = ""
+        # the report package registers the charts; it sits above this layer, so it is loaded
+        # by name (it imports no plotting library until a chart is drawn)
+        import_module(CHART_REGISTRY)
         draw = HTML_CHARTS.get(type_key(type(self)))
         if draw is not None:
             try:

@@ -8,13 +8,14 @@ nothing and stores nothing); :func:`write_plot` draws the chart from the same fr
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from abkit.cli import render
-from abkit.report import Chart, chart_format, require_matplotlib, write_chart
+from abkit.report.formats import Chart, chart_format, require_matplotlib
 
 PlotOption = Annotated[
     Path | None,
@@ -35,11 +36,14 @@ def check_plot(path: Path | None) -> None:
 
 
 def write_plot(
-    result: Any, path: Path | None, draw: Callable[[Any, Path], Chart] = write_chart
+    result: Any, path: Path | None, draw: Callable[[Any, Path], Chart] | None = None
 ) -> Chart | None:
-    """Draw ``result`` to ``path`` (when given, with ``draw``) and note it on stderr."""
+    """Draw ``result`` to ``path`` (when given, with ``draw``; by default
+    :func:`abkit.report.charts.write_chart`, loaded only now) and note it on stderr."""
     if path is None:
         return None
+    if draw is None:
+        draw = import_module("abkit.report.charts").write_chart
     chart = draw(result, path)
     render.note(f"chart: wrote {chart.path} ({chart.width_px}x{chart.height_px} px)")
     return chart

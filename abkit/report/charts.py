@@ -29,14 +29,23 @@ import tempfile
 import textwrap
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from abkit._util import register_html_chart
 from abkit.compare.runs import RunComparison
-from abkit.errors import InputError, MissingExtraError, param
+from abkit.errors import InputError, param
+from abkit.report.formats import (
+    DPI,
+    FORMATS,
+    WIDTH_IN,
+    Chart,
+    chart_format,
+    matplotlib_classes,
+    require_matplotlib,
+)
 from abkit.stats.results import ArmComparisonReport, Comparison
 
 if TYPE_CHECKING:  # at run time a replay result is told by its run id: `abkit compare`
@@ -56,12 +65,6 @@ __all__ = [
     "write_chart",
 ]
 
-#: file extension -> format
-FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
-#: every chart is this wide (inches); PNGs are drawn at :data:`DPI` dots per inch
-WIDTH_IN = 8.0
-DPI = 100
-
 #: whether the caption is drawn under the plot (the HTML report sets it False for its charts
 #: and shows the caption as page text beside them; it stays in the file's metadata either way)
 CAPTION_IN_IMAGE: ContextVar[bool] = ContextVar("CAPTION_IN_IMAGE", default=True)
@@ -69,39 +72,6 @@ CAPTION_IN_IMAGE: ContextVar[bool] = ContextVar("CAPTION_IN_IMAGE", default=True
 _CAPTION_FONT = 8.0
 _CAPTION_CHARS = 112  # characters per caption line at WIDTH_IN and _CAPTION_FONT
 _CAPTION_LINE_IN = 0.16
-
-
-@dataclass(frozen=True, kw_only=True)
-class Chart:
-    """A chart written to ``path``: its format, title, caption (the numbers in words) and
-    size in pixels (at :data:`DPI`; an SVG's size is the same in points x 0.72)."""
-
-    path: Path | None
-    format: str
-    title: str
-    caption: str
-    width_px: int
-    height_px: int
-    #: the encoded file (PNG bytes or SVG text as UTF-8); the HTML report inlines it
-    data: bytes = field(default=b"", repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["data"]
-        out["path"] = None if self.path is None else str(self.path)
-        return out
-
-
-def chart_format(path: str | Path) -> str:
-    """The format the extension of ``path`` picks (``png`` or ``svg``); anything else is an
-    :class:`~abkit.errors.InputError` naming the parameter ``plot``."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise InputError(
-            f"{param('plot')} {path}: the extension picks the chart's format, .png or .svg; "
-            f"got {suffix or 'no extension'}"
-        )
-    return FORMATS[suffix]
 
 
 def _target_format(path: str | Path | None, fmt: str | None) -> str:
@@ -112,28 +82,6 @@ def _target_format(path: str | Path | None, fmt: str | None) -> str:
     if fmt not in (None, *FORMATS.values()):
         raise ValueError(f"unknown chart format {fmt!r}")
     return fmt or "svg"
-
-
-def require_matplotlib(purpose: str | None = None) -> None:
-    """Raise :class:`~abkit.errors.MissingExtraError` (with the install line) when matplotlib
-    cannot be imported; a command calls it before any work, so a missing extra costs nothing.
-    ``purpose`` is what needs it (default the ``plot`` parameter)."""
-    try:
-        _matplotlib()
-    except MissingExtraError:
-        if purpose is None:
-            raise
-        raise MissingExtraError("matplotlib", "report", purpose) from None
-
-
-def _matplotlib() -> tuple[Any, Any]:
-    """matplotlib's ``Figure`` class and its Agg canvas (imported here, never at module top)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise MissingExtraError("matplotlib", "report", param("plot")) from exc
-    return Figure, FigureCanvasAgg
 
 
 def write_chart(
@@ -381,7 +329,7 @@ def plot_replay(
             )
     caption = " ".join(parts)
 
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = matplotlib_classes()
     panels: list[tuple[str, float]] = []  # (kind, relative width)
     if shares:
         panels.append(("shares", max(2.0, len(shares))))
@@ -478,7 +426,7 @@ def _forest(
     claim: float | None,
     caption: str,
 ) -> Chart:
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = matplotlib_classes()
     plot_h = max(1.6, 0.45 * len(rows) + 0.6)
     fig, top, bottom = _figure(Figure, Canvas, title, caption, plot_h)
     longest = max((len(r.label) for r in rows), default=10)

@@ -32,7 +32,6 @@ from abkit.report.charts import (
     Chart,
     _figure,
     _level,
-    _matplotlib,
     _save,
     _target_format,
     interval,
@@ -41,6 +40,7 @@ from abkit.report.charts import (
     p_text,
     pct,
 )
+from abkit.report.formats import matplotlib_classes
 from abkit.stats.results import ArmComparisonReport
 
 __all__ = [
@@ -60,7 +60,7 @@ Target = str | Path | None
 
 
 def _axes(title: str, caption: str, plot_h: float = 2.8, *, left: float = 0.1) -> Any:
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = matplotlib_classes()
     fig, top, bottom = _figure(Figure, Canvas, title, caption, plot_h)
     ax = fig.add_axes((left, bottom, 0.97 - left, top - bottom))
     ax.grid(color="0.92")
