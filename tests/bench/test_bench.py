@@ -350,7 +350,13 @@ def test_evaluate(value, threshold, direction, expected) -> None:
 
 def test_declared_line_names_are_unique_and_found_by_name() -> None:
     names = [line.name for line in LINES]
-    assert names == EXPECTED_LINES
+    assert [n for n in names if not n.startswith("spark-")] == EXPECTED_LINES
+    # the opt-in Spark lines (`--only spark`) are declared too, after compare's
+    assert names[names.index("compare-memory") + 1 : names.index("als-replay")] == [
+        "spark-compare-small",
+        "spark-compare-large",
+    ]
+    assert {spec(n).workload for n in names if n.startswith("spark-")} == set(OPT_IN_WORKLOADS)
     assert len(names) == len(set(names))
     assert all(spec(name).name == name for name in names)
     with pytest.raises(KeyError, match="no bench line 'gpu'"):
