@@ -246,22 +246,28 @@ def _render_result(result: Any) -> None:
         )
     if result.estimates:
         rows = []
+        # the status column holds a word and a note number; each distinct reason is printed
+        # once under the table (the estimators usually share it), so a row stays one line
+        notes: list[str] = []
+
+        def noted(word: str, text: str) -> str:
+            if text not in notes:
+                notes.append(text)
+            return f"{word} [{notes.index(text) + 1}]"
+
         for est in result.estimates:
             ci = (
                 "-"
                 if est.ci_low is None
                 else f"{render.fmt(est.ci_low)} .. {render.fmt(est.ci_high)}"
             )
-            rows.append(
-                [
-                    est.estimator,
-                    est.value,
-                    ci,
-                    est.ess,
-                    est.diagnostics.max_weight,
-                    est.refused or "; ".join(est.flags) or "ok",
-                ]
-            )
+            if est.refused:
+                status = noted("refused", est.refused)
+            elif est.flags:
+                status = noted("warning", "; ".join(est.flags))
+            else:
+                status = "ok"
+            rows.append([est.estimator, est.value, ci, est.ess, est.diagnostics.max_weight, status])
         render.console.print(
             render.table(
                 f"off-policy estimates of the {result.policy} policy ({result.rounds:,} rounds)",
@@ -276,6 +282,8 @@ def _render_result(result: Any) -> None:
                 rows,
             )
         )
+        for i, text in enumerate(notes, 1):
+            render.line(f"[{i}] {text}")
 
 
 def runs_command(
@@ -297,16 +305,33 @@ def runs_command(
         metrics = r.summary.get("metrics", {})
         first_k = r.ks[0] if r.ks else 10
         rows.append(
-            [r.run_id, r.name, r.model, r.kind, r.split, r.users, metrics.get(f"ndcg@{first_k}")]
+            [
+                r.run_id,
+                r.name,
+                r.model,
+                r.kind,
+                _short_split(r.split),
+                r.users,
+                metrics.get(f"ndcg@{first_k}"),
+            ]
         )
     render.console.print(
         render.table(
             "replay runs (oldest first; `--json` for everything)",
             ["run", "name", "model", "kind", "split", "users", "ndcg@K"],
             rows,
-            whole=(0,),
+            whole=(0, 2),
         )
     )
+
+
+def _short_split(split: str) -> str:
+    """A split as the runs table shows it: a cut-off time to the day (``temporal:2024-01-17``;
+    the exact cut-off is in ``--json``), so that a row fits 80 columns."""
+    kind, sep, rest = split.partition(":")
+    if sep and len(rest) > 10 and rest[4:5] == "-" and rest[10:11] in ("T", " "):
+        return f"{kind}:{rest[:10]}"
+    return split
 
 
 def runs_group(

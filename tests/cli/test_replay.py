@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from abkit.cli.main import app
+from abkit.cli.replay import _short_split
 from abkit.replay.runner import load_training_data
 from tests.conftest import file_digest
 from tests.replay.helpers import START, structured_events, write_store
@@ -351,3 +352,44 @@ def test_replay_lstm_without_torch_or_model_file(runner: CliRunner, store: Path)
         "--model-path FILE.onnx"
     )
     assert file_digest(store) == before
+
+
+def test_offpolicy_table_rows_stay_one_line_with_the_reason_once(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # a deterministic top-1 policy (random scores, top-k) on uniform logs over 200 items: every
+    # weight is 200 on the
+    # few matched rounds, so each estimator is refused for the same low ESS; the table says
+    # "refused [1]" per row and the reason once under it (80 columns)
+    rng = np.random.default_rng(1)
+    n, items = 400, 200
+    logs = pd.DataFrame(
+        {
+            "impression_id": np.arange(n),
+            "user_id": [f"v{i}" for i in range(n)],
+            "ts": [START] * n,
+            "variant": "random",
+            "item_id": [f"i{j}" for j in rng.integers(0, items, size=n)],
+            "position": 1,
+            "propensity": 1 / items,
+            "click": (rng.random(n) < 0.1).astype(int),
+        }
+    )
+    db = write_store(tmp_path / "o.duckdb", impressions=logs, items=[f"i{j}" for j in range(items)])
+    result = replay(runner, db, "--model", "random", "--k", "1", "--estimator", "ips,snips")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if line.split("│")[0].strip() in ("ips", "snips")]
+    assert len(rows) == 2
+    assert all(row.rstrip().endswith("refused [1]") for row in rows), rows
+    notes = [line for line in lines if line.startswith("[1] ")]
+    assert len(notes) == 1
+    assert "effective sample size" in notes[0]
+    assert not any(line.startswith("[2] ") for line in lines)
+
+
+def test_runs_table_shows_a_temporal_cut_to_the_day() -> None:
+    assert _short_split("temporal:2024-01-17T17:42:01") == "temporal:2024-01-17"
+    assert _short_split("temporal:2024-01-17 17:42:01") == "temporal:2024-01-17"
+    assert _short_split("temporal:0.5") == "temporal:0.5"
+    assert _short_split("leave-last-out") == "leave-last-out"
