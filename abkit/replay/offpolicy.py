@@ -179,7 +179,13 @@ class WeightDiagnostics:
 
 @dataclass(frozen=True, kw_only=True)
 class Estimate:
-    """One estimator's result; ``value`` and the interval are None when ``refused``."""
+    """One estimator's result; ``value`` and the interval are None when ``refused``.
+
+    ``value`` is the estimator's own formula (equal to the Open Bandit Pipeline's); DR's can
+    fall slightly outside the reward's range (its model term is not bounded), while the
+    interval is always clipped to that range: then the interval holds the range's nearest end,
+    not ``value``.
+    """
 
     estimator: str
     value: float | None
