@@ -153,6 +153,21 @@ def flag(parameter: str) -> str:
 
 # -- where the aggregation runs (`--engine spark`, abkit.data.engines) ---------------------------
 
+EventOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Event type that counts: purchase by default (click for impression logs).",
+        show_default=False,
+    ),
+]
+
+RatioOption = Annotated[
+    str,
+    typer.Option(
+        help="Which ratio metric: clicks_per_impression, revenue_per_order, orders_per_session."
+    ),
+]
+
 EngineOption = Annotated[
     str,
     typer.Option(

@@ -19,7 +19,9 @@ from abkit.cli.common import (
     DatasetOption,
     DbOption,
     EngineOption,
+    EventOption,
     JsonOption,
+    RatioOption,
     SourceOption,
     SparkMasterOption,
 )
@@ -74,19 +76,8 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    event: Annotated[
-        str | None,
-        typer.Option(
-            help="Event type that counts: purchase by default (click for impression logs).",
-            show_default=False,
-        ),
-    ] = None,
-    ratio: Annotated[
-        str,
-        typer.Option(
-            help="Which ratio metric: clicks_per_impression, revenue_per_order, orders_per_session."
-        ),
-    ] = "clicks_per_impression",
+    event: EventOption = None,
+    ratio: RatioOption = "clicks_per_impression",
     control: Annotated[
         str | None,
         typer.Option(help="The control arm (default: the experiment's own)."),

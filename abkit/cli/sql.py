@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DatasetOption, JsonOption
+from abkit.cli.common import DatasetOption, EventOption, JsonOption, RatioOption
 from abkit.compare.warehouse import aggregation_sql
 
 
@@ -40,19 +40,8 @@ def sql(
             show_default=False,
         ),
     ] = None,
-    event: Annotated[
-        str | None,
-        typer.Option(
-            help="Event type that counts (default purchase; click for impressions).",
-            show_default=False,
-        ),
-    ] = None,
-    ratio: Annotated[
-        str,
-        typer.Option(
-            help="Which ratio metric: clicks_per_impression, revenue_per_order, orders_per_session."
-        ),
-    ] = "clicks_per_impression",
+    event: EventOption = None,
+    ratio: RatioOption = "clicks_per_impression",
     cuped: Annotated[
         bool, typer.Option("--cuped", help="Add the pre-period covariate sums (CUPED).")
     ] = False,
