@@ -8,7 +8,9 @@ The rules (README, Development):
   nothing below the CLI imports the CLI, the plug-ins see only the plug-in protocol and the
   LSTM contract);
 * no module imports an underscore name of another package;
-* abkit's own modules are imported at module top, never inside a function.
+* abkit's own modules are imported at module top, never inside a function, except the few
+  edges in ``DEFERRED``: modules that ``abkit compare`` would otherwise import without using
+  them (the bench's ``compare-import`` line holds that path to 0.35 s).
 """
 
 from __future__ import annotations
@@ -228,11 +230,30 @@ def test_no_underscore_name_of_another_package_is_imported() -> None:
     assert wrong == []
 
 
+#: (importer, imported) pairs imported inside a function, each off the default compare path
+DEFERRED = {
+    ("abkit.compare.arms", "abkit.data.aggregates_file"),  # compare --aggregates only
+    ("abkit.cli.compare", "abkit.compare.runs"),  # comparing replay runs, not arms
+    ("abkit.data.engines", "abkit.data.parquet"),  # --engine spark only
+}
+
+
 def test_own_modules_are_imported_at_module_top() -> None:
     inside = [
         f"{module} imports {target} inside a function"
         for module, path in MODULES.items()
         for target, _, in_function in _imports(module, path)
-        if in_function
+        if in_function and (module, target) not in DEFERRED
     ]
     assert inside == []
+
+
+def test_deferred_imports_are_still_deferred() -> None:
+    """Each allowed exception is still an import inside a function (a stale entry fails)."""
+    found = {
+        (module, target)
+        for module, path in MODULES.items()
+        for target, _, in_function in _imports(module, path)
+        if in_function
+    }
+    assert found >= DEFERRED

@@ -184,3 +184,26 @@ def test_compare_does_not_import_scipy_stats_optimize_or_pandas(tmp_path) -> Non
         == []
     )
     assert sorted(m for m in modules if m.split(".")[0] in ("pandas", "pyarrow")) == []
+
+
+def test_compare_json_imports_only_what_it_uses(tmp_path) -> None:
+    """``abkit compare --json`` as the console script runs it prints JSON without rich, and
+    loads neither the run comparison, the Parquet exchange nor the aggregates-file reader
+    (the bench's ``compare-import`` line)."""
+    from tests._ab_store import build_store, day
+
+    users = [
+        (f"{arm[0]}{i}", arm, day(i % 9)) for arm in ("control", "treatment") for i in range(50)
+    ]
+    events = [(user, "purchase", day(9.5), 5.0, f"s{i}") for i, (user, _, _) in enumerate(users)]
+    db = build_store(tmp_path / "ab.duckdb", assignments=users, events=events)
+    code = (
+        "import sys\nfrom abkit.cli.main import main\n"
+        f"sys.argv = ['abkit', 'compare', '--db', {str(db)!r}, '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+    )
+    modules = _imported_modules(code)
+    assert "abkit.compare.arms" in modules
+    unused = {"abkit.compare.runs", "abkit.data.parquet", "abkit.data.aggregates_file"}
+    assert sorted(unused & modules) == []
+    assert sorted(m for m in modules if m.split(".")[0] == "rich") == []

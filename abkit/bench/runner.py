@@ -1045,6 +1045,27 @@ _STEPS: dict[str, Callable[[_Run], None]] = {
 }
 
 
+def byte_compile() -> None:
+    """Byte-compile abkit's packages (``abkit``, ``abkit_recommenders``) where they are not.
+
+    pip compiles a package's modules when it installs it, so the peers (and an abkit installed
+    from a wheel) import from ``.pyc`` files; an editable install under
+    ``PYTHONDONTWRITEBYTECODE`` (set on some CI machines) would instead compile abkit's sources
+    in every process the bench times, a cost no user pays twice. Best effort: a folder that
+    cannot be written is left as it is."""
+    import compileall
+    import contextlib
+    import importlib.util
+
+    for package in ("abkit", "abkit_recommenders"):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for folder in spec.submodule_search_locations:
+            with contextlib.suppress(OSError):
+                compileall.compile_dir(folder, quiet=2)
+
+
 def run_bench(
     *,
     scale: float = 1.0,
@@ -1069,6 +1090,7 @@ def run_bench(
     if not parent.is_dir():
         raise InputError(f"--db-dir {parent}: not an existing folder")
     started = time.perf_counter()
+    byte_compile()
     work = Path(tempfile.mkdtemp(prefix="abkit-bench-", dir=parent))
     try:
         run = _Run(sizes, work, on_line, on_step, timeout_s)

@@ -33,7 +33,6 @@ from abkit.cli.render import p_eq_text as _p_eq
 from abkit.cli.render import p_text as _p
 from abkit.cli.render import value_text as _value
 from abkit.compare.arms import compare_arms, compare_datasets
-from abkit.compare.runs import compare_runs
 from abkit.errors import InputError
 
 if TYPE_CHECKING:
@@ -164,6 +163,8 @@ def compare(
     if aggregates is not None and engine != "duckdb":
         raise InputError("--aggregates reads finished sums; it takes no --engine")
     if targets:
+        from abkit.compare.runs import compare_runs  # not imported to compare arms
+
         result = compare_runs(
             db, targets, metrics=metric, confidence=1 - alpha, correction=correction, claim=claim
         )

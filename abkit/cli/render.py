@@ -12,28 +12,57 @@ rules, messages). Styling is explicit instead: :func:`say` assembles a line from
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+    from rich.text import Text
 
-console = Console(highlight=False, markup=False, emoji=False)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+#: stdout's and stderr's consoles; built, and rich imported, on first use (PEP 562
+#: ``__getattr__`` below), so a ``--json`` command never imports rich
+console: Console
+err_console: Console
+
+
+def _build_consoles() -> None:
+    from rich.console import Console
+
+    g = globals()
+    g.setdefault("console", Console(highlight=False, markup=False, emoji=False))
+    g.setdefault("err_console", Console(stderr=True, highlight=False, markup=False, emoji=False))
+
+
+def _out() -> Console:
+    """stdout's console (the module attribute, so a test may replace it)."""
+    if "console" not in globals():
+        _build_consoles()
+    return globals()["console"]
+
+
+def _err() -> Console:
+    """stderr's console (the module attribute, so a test may replace it)."""
+    if "err_console" not in globals():
+        _build_consoles()
+    return globals()["err_console"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "console":
+        return _out()
+    if name == "err_console":
+        return _err()
+    if name in ("_Count", "_Remaining"):
+        return _columns()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: the longest error line printed (and put in the JSON error); longer ones are cut in the middle
 ERROR_LIMIT = 400
@@ -44,7 +73,9 @@ Part = str | tuple[str, str]
 
 def say(*parts: Part, **print_options: Any) -> None:
     """One line on stdout assembled from literal parts: ``say(("run ", "bold"), run_id)``."""
-    console.print(Text.assemble(*parts), **print_options)
+    from rich.text import Text
+
+    _out().print(Text.assemble(*parts), **print_options)
 
 
 def clip(text: str, limit: int = ERROR_LIMIT) -> str:
@@ -61,7 +92,9 @@ def clip(text: str, limit: int = ERROR_LIMIT) -> str:
 
 def error(message: str) -> None:
     """One line on stderr, no traceback, at most :data:`ERROR_LIMIT` characters."""
-    err_console.print(Text.assemble(("error:", "bold red"), " ", clip(message)), soft_wrap=True)
+    from rich.text import Text
+
+    _err().print(Text.assemble(("error:", "bold red"), " ", clip(message)), soft_wrap=True)
 
 
 def error_json(message: str, *, kind: str, exit_code: int) -> None:
@@ -71,11 +104,15 @@ def error_json(message: str, *, kind: str, exit_code: int) -> None:
 
 
 def warning(message: str) -> None:
-    err_console.print(Text.assemble(("warning:", "bold yellow"), " ", message), soft_wrap=True)
+    from rich.text import Text
+
+    _err().print(Text.assemble(("warning:", "bold yellow"), " ", message), soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err_console.print(Text(message, style="dim"), soft_wrap=True)
+    from rich.text import Text
+
+    _err().print(Text(message, style="dim"), soft_wrap=True)
 
 
 def _jsonable(value: Any) -> Any:
@@ -108,6 +145,9 @@ def table(
 ) -> Table:
     """A table whose cells fold onto the next line when the terminal is narrow; the columns
     in ``whole`` (ids a user copies) are never broken."""
+    from rich.table import Table
+    from rich.text import Text
+
     # Text, not markup: titles and cells carry data (paths, column names like "[/b]x").
     out = Table(
         title=None if title is None else Text(title),
@@ -161,30 +201,42 @@ def pct(value: float | None, digits: int = 2) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
-class _Count(MofNCompleteColumn):
-    """``3/15``; nothing for a phase of unknown length (rich would show ``0/?``)."""
+@functools.cache
+def _columns() -> dict[str, Any]:
+    """The progress bar's two columns that stay blank for a phase of unknown length (classes
+    built on first use: rich is imported only when a bar is shown)."""
+    from rich.progress import MofNCompleteColumn, TimeRemainingColumn
+    from rich.text import Text
 
-    def render(self, task: Any) -> Text:
-        return Text("") if task.total is None else super().render(task)
+    class _Count(MofNCompleteColumn):
+        """``3/15``; nothing for a phase of unknown length (rich would show ``0/?``)."""
 
+        def render(self, task: Any) -> Text:
+            return Text("") if task.total is None else super().render(task)
 
-class _Remaining(TimeRemainingColumn):
-    """The time left; nothing for a phase of unknown length."""
+    class _Remaining(TimeRemainingColumn):
+        """The time left; nothing for a phase of unknown length."""
 
-    def render(self, task: Any) -> Text:
-        return Text("") if task.total is None else super().render(task)
+        def render(self, task: Any) -> Text:
+            return Text("") if task.total is None else super().render(task)
+
+    return {"_Count": _Count, "_Remaining": _Remaining}
 
 
 def _bar() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = _columns()
+    err = _err()
     return Progress(
         TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),  # pulses while the length of the phase is unknown
-        _Count(),
+        columns["_Count"](),
         TimeElapsedColumn(),
-        _Remaining(),
-        console=err_console,
+        columns["_Remaining"](),
+        console=err,
         transient=True,
-        disable=not err_console.is_terminal,
+        disable=not err.is_terminal,
     )
 
 
@@ -239,23 +291,23 @@ def store_info(result: Any, *, selected: bool = False) -> None:
         f"  schema v{result.schema_version} ({result.created_by}), {contents}",
     )
     if not result.datasets:
-        console.print("No datasets yet: add one with `abkit simulate` or `abkit ingest`.")
+        _out().print("No datasets yet: add one with `abkit simulate` or `abkit ingest`.")
     for ds in result.datasets:
-        console.print()
+        _out().print()
         say((f"dataset {ds.name}", "bold cyan"), f" ({ds.source}; unit of analysis: {ds.unit})")
         if ds.unit == "impression":
-            console.print(
+            _out().print(
                 "  This log has no user id: each impression is its own unit of randomisation "
                 "and analysis."
             )
         if ds.time_range:
-            console.print(f"  time range: {ds.time_range[0]} .. {ds.time_range[1]} (UTC)")
+            _out().print(f"  time range: {ds.time_range[0]} .. {ds.time_range[1]} (UTC)")
         rows = [(t, n) for t, n in ds.rows.items()]
-        console.print(table(None, ["table", "rows"], rows))
+        _out().print(table(None, ["table", "rows"], rows))
         if ds.event_types:
-            console.print(table(None, ["event type", "events"], sorted(ds.event_types.items())))
+            _out().print(table(None, ["event type", "events"], sorted(ds.event_types.items())))
         unit_label = "units (impressions)" if ds.unit == "impression" else "users"
-        console.print(
+        _out().print(
             f"  {unit_label} {ds.users:,}, items {ds.items:,}, impressions {ds.impressions:,}, "
             f"clicks {ds.clicks:,}"
             + (f" (CTR {pct(ds.clicks / ds.impressions, 3)})" if ds.impressions else "")
@@ -277,12 +329,10 @@ def store_info(result: Any, *, selected: bool = False) -> None:
                     ctr = a.clicks / a.impressions if a.impressions else None
                     row += [a.impressions, a.clicks, pct(ctr, 3)]
                 arm_rows.append(row)
-            console.print(table(f"experiment {exp.name}", columns, arm_rows))
+            _out().print(table(f"experiment {exp.name}", columns, arm_rows))
         if ds.truth:
             truth_rows = [(t["metric"], t["variant"] or "(all)", t["value"]) for t in ds.truth]
-            console.print(
-                table("planted truth (simulator)", ["metric", "arm", "value"], truth_rows)
-            )
+            _out().print(table("planted truth (simulator)", ["metric", "arm", "value"], truth_rows))
 
 
 def _count(n: int, noun: str) -> str:
@@ -294,19 +344,21 @@ def heading(title: str, subtitle: str = "") -> None:
     parts: list[Part] = [(title, "bold")]
     if subtitle:
         parts.append((f" - {subtitle}", "dim"))
-    console.rule(Text.assemble(*parts))
+    from rich.text import Text
+
+    _out().rule(Text.assemble(*parts))
 
 
 def step(number: int, title: str, explanation: str) -> None:
     """A numbered step of the demo: a title and a sentence on what it shows and why."""
-    console.print()
+    _out().print()
     say((f"Step {number}. {title}", "bold magenta"))
-    console.print(explanation, soft_wrap=False)
+    _out().print(explanation, soft_wrap=False)
 
 
 def line(text: str = "", *, style: str | None = None) -> None:
     """One line of plain text on stdout: no markup is interpreted (safe for data values)."""
-    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True, emoji=False)
+    _out().print(text, style=style, markup=False, highlight=False, soft_wrap=True, emoji=False)
 
 
 # -- replay-run comparisons, experiment specs, gates (abkit compare RUNS, run, gate) ----------
@@ -505,10 +557,12 @@ def gate_report(report: Any) -> None:
         )
     columns = ["gate", "base", "cand", "change", "upper", "allowed", "SE", "p adj.", ""]
     out = table(None, columns, rows)
+    from rich import box
+
     out.box = box.SIMPLE_HEAD  # no vertical rules, no edge padding: nine columns fit 80
     out.pad_edge = False
     out.collapse_padding = True
-    console.print(out)
+    _out().print(out)
     for o in report.outcomes:
         if not o.passed:
             line(o.reason, style="bold red")
@@ -538,7 +592,7 @@ def simulation_summary(summary: Any) -> None:
         (summary.experiment, "bold"),
         f") into {summary.db} in {summary.elapsed_seconds:.1f} s",
     )
-    console.print(
+    _out().print(
         table(
             "Rows written",
             ["table", "rows"],
@@ -563,7 +617,7 @@ def simulation_summary(summary: Any) -> None:
             pct(truth[f"conversion_lift[{arm}]"], 1),
             pct(truth.get(f"policy_ctr[{arm}]"), 3),
         ])  # fmt: skip
-    console.print(
+    _out().print(
         table(
             "Arms and planted truth",
             ["arm", "users", "share", "design", "true conversion", "true lift", "policy CTR"],
@@ -571,7 +625,7 @@ def simulation_summary(summary: Any) -> None:
         )
     )
     if config.srm:
-        console.print(
+        _out().print(
             f"Planted sample-ratio mismatch: {pct(config.srm, 1)} of non-control users "
             "lost their records."
         )

@@ -15,7 +15,26 @@ Two comparisons live here, both aggregating in DuckDB and inferring in :mod:`abk
 
 from __future__ import annotations
 
-from abkit.compare.arms import compare_arms, compare_datasets
-from abkit.compare.runs import RunComparison, compare_runs
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from abkit.compare.arms import compare_arms, compare_datasets
+    from abkit.compare.runs import RunComparison, compare_runs
 
 __all__ = ["RunComparison", "compare_arms", "compare_datasets", "compare_runs"]
+
+#: where each public name lives; imported on first use (PEP 562), so comparing arms never
+#: imports the paired run comparison, and the reverse
+_HOMES = {
+    "RunComparison": "abkit.compare.runs",
+    "compare_runs": "abkit.compare.runs",
+    "compare_arms": "abkit.compare.arms",
+    "compare_datasets": "abkit.compare.arms",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

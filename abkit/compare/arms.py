@@ -33,11 +33,6 @@ from abkit.data.aggregate import (
     daily_aggregates,
     load_design,
 )
-from abkit.data.aggregates_file import (
-    aggregates_from_rows,
-    design_from_aggregates,
-    read_aggregates,
-)
 from abkit.data.engines import Engine, open_source
 from abkit.data.store import open_store
 from abkit.errors import InputError, param
@@ -143,6 +138,12 @@ def compare_arms(
                 design = load_design(store.con, name, experiment)
         else:
             design = None
+        from abkit.data.aggregates_file import (  # only for --aggregates
+            aggregates_from_rows,
+            design_from_aggregates,
+            read_aggregates,
+        )
+
         rows = read_aggregates(aggregates)
         if design is None:
             design = design_from_aggregates(rows, dataset=dataset, experiment=experiment)

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abkit._util import unknown_choice
 from abkit.data.dialects import compile_sql, inline_params
-from abkit.data.parquet import check_meta_version, columns_of
 from abkit.data.schema import TABLES
 from abkit.data.store import Store, open_store
 from abkit.errors import InputError, MissingExtraError, StoreError, param
@@ -148,6 +147,8 @@ def check_master_reachable(master: str, timeout: float = 5.0) -> None:
 def register_views(spark: Any, source: str) -> None:
     """Temporary views ``events``, ``assignments``, ... over ``source`` (module docstring);
     a missing table or column, or another schema version, is a one-line :class:`StoreError`."""
+    from abkit.data.parquet import check_meta_version, columns_of
+
     catalog = source.startswith(CATALOG_PREFIX)
     for table in TABLES:
         try:
