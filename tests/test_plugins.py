@@ -202,3 +202,18 @@ def test_inner_product_top_k_settles_most_rows_from_the_head() -> None:
     np.testing.assert_array_equal(got[0], want[0])
     assert min(index._heads) == n_items // 32
     assert max(index._heads) < n_items  # no row needed the whole catalogue
+
+
+@pytest.mark.parametrize("subset", [None, [4, 0, 7], [], [2, 2, 9]])
+def test_excluded_pairs_of_a_row_subset_match_scipy(subset: list[int] | None) -> None:
+    from abkit.plugins import _pairs
+
+    rows = sp.random(10, 30, density=0.25, format="csr", random_state=1)
+    picked = None if subset is None else np.asarray(subset, dtype=np.int64)
+    got_row, got_col = _pairs(rows, picked)
+    want = (rows if picked is None else rows[picked]).tocoo()
+    assert sorted(zip(got_row.tolist(), got_col.tolist(), strict=True)) == sorted(
+        zip(want.row.tolist(), want.col.tolist(), strict=True)
+    )
+    empty_row, empty_col = _pairs(None, picked)
+    assert empty_row.size == empty_col.size == 0
