@@ -97,3 +97,35 @@ def test_a_file_changed_during_the_ingest_is_refused(
 def _write(path: Path, n: int) -> Path:
     pq.write_table(_impressions(n), path)
     return path
+
+
+def _events(n: int, copies: dict[int, int]) -> pa.Table:
+    """Events whose row ``i`` in ``copies`` repeats row ``copies[i]`` exactly."""
+    base = [(f"u{i % 5}", f"i{i}", T0 + timedelta(seconds=i)) for i in range(n)]
+    rows = [base[copies.get(i, i)] for i in range(n)]
+    return pa.table(
+        {
+            "user_id": [r[0] for r in rows],
+            "item_id": [r[1] for r in rows],
+            "event_type": ["view"] * n,
+            "ts": pa.array([r[2] for r in rows], pa.timestamp("us")),
+        }
+    )
+
+
+def test_copies_are_found_through_the_view_across_row_groups(db_path: Path, tmp_path: Path) -> None:
+    """Exact copies in a Parquet file (read through the view, rows numbered across row
+    groups) are counted and named, kept without --dedupe; a clean file has none."""
+    path = tmp_path / "events.parquet"
+    pq.write_table(_events(12, {5: 1, 9: 1, 11: 3}), path, row_group_size=4)
+    result = ingest_file(path, db_path)
+    assert (result.duplicate_rows, result.first_duplicate_row) == (3, 6)
+    assert result.warnings[0] == (
+        f"{path}: 3 row(s) are exact copies of an earlier row (the first: row 6, a copy of row "
+        "2); they are kept, as repeated events can be genuine: pass --dedupe to drop them"
+    )
+    assert _rows(db_path, "SELECT count(*) FROM events") == [(12,)]
+    clean = tmp_path / "clean.parquet"
+    pq.write_table(_events(12, {}), clean, row_group_size=4)
+    result = ingest_file(clean, db_path, dataset="clean")
+    assert (result.duplicate_rows, result.warnings) == (0, ())
