@@ -26,7 +26,7 @@ def bench(
         typer.Option(
             "--scale",
             help="Multiply the default sizes (users, events, rounds) by this factor; the "
-            "default scale simulates about 10M events and takes about 5 minutes on 2 cores.",
+            "default scale simulates about 10M events and takes about 3 minutes on 2 cores.",
         ),
     ] = 1.0,
     quick: Annotated[
