@@ -78,7 +78,9 @@ def test_negatives_are_uniform_over_the_other_items() -> None:
 def test_train_seed_replays_beside_the_next_item_lstm(
     runner: CliRunner, sim_db: Path, tmp_path: Path
 ) -> None:
-    tiny = ["--hidden", "8", "--embedding", "8", "--epochs", "1", "--db", str(sim_db)]
+    db = tmp_path / "sim.duckdb"  # the replays store runs; sim_db is shared read-only
+    db.write_bytes(sim_db.read_bytes())
+    tiny = ["--hidden", "8", "--embedding", "8", "--epochs", "1", "--db", str(db)]
     seed_path, lstm_path = tmp_path / "seed.onnx", tmp_path / "lstm.onnx"
     trained = runner.invoke(
         app,
@@ -107,7 +109,7 @@ def test_train_seed_replays_beside_the_next_item_lstm(
     assert trained.exit_code == 0, trained.output
 
     # inference in chunks of max_rows users equals one call for all users
-    data, _split, _name = load_training_data(sim_db)
+    data, _split, _name = load_training_data(db)
     users = np.arange(0, data.n_train_users, 8)
     assert users.size > sidecar["max_rows"]
     chunked = create_recommender("lstm", {"device": "cpu"})
@@ -125,7 +127,7 @@ def test_train_seed_replays_beside_the_next_item_lstm(
             [
                 "replay",
                 "--db",
-                str(sim_db),
+                str(db),
                 "-m",
                 "lstm",
                 "--model-path",
@@ -136,7 +138,7 @@ def test_train_seed_replays_beside_the_next_item_lstm(
         )
         assert replayed.exit_code == 0, replayed.output
     compared = runner.invoke(
-        app, ["compare", "next-item", "seed", "--db", str(sim_db), "--metric", "ndcg@10", "--json"]
+        app, ["compare", "next-item", "seed", "--db", str(db), "--metric", "ndcg@10", "--json"]
     )
     assert compared.exit_code == 0, compared.output
     (row,) = json.loads(compared.stdout)["comparisons"]
@@ -145,11 +147,11 @@ def test_train_seed_replays_beside_the_next_item_lstm(
     # the accuracy claim, on held-out pairs at the training ratio (13 negatives per positive)
     checked = runner.invoke(
         app,
-        ["models", "check-accuracy", "--model-path", str(seed_path), "--db", str(sim_db), "--json"],
+        ["models", "check-accuracy", "--model-path", str(seed_path), "--db", str(db), "--json"],
     )
     assert checked.exit_code == 0, checked.output
     check = json.loads(checked.stdout)
-    seed_run = json.loads(runner.invoke(app, ["runs", "--db", str(sim_db), "--json"]).stdout)[
+    seed_run = json.loads(runner.invoke(app, ["runs", "--db", str(db), "--json"]).stdout)[
         "runs"
     ]
     users = next(r["users"] for r in seed_run if r["name"] == "seed")
@@ -158,7 +160,7 @@ def test_train_seed_replays_beside_the_next_item_lstm(
     assert check["n"] == 14 * check["positives"]
     assert check["majority_accuracy"] == pytest.approx(13 / 14)
     refused = runner.invoke(
-        app, ["models", "check-accuracy", "--model-path", str(lstm_path), "--db", str(sim_db)]
+        app, ["models", "check-accuracy", "--model-path", str(lstm_path), "--db", str(db)]
     )
     assert refused.exit_code == 2
     assert "a next-item model scores items for ranking, not probabilities" in refused.stderr
