@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from abkit.errors import MissingExtraError, ModelError
 from abkit.plugins import InnerProductTopK, resolve_device
 
-from .baselines import read_npz, write_npz
+from .baselines import load_fitted, save_fitted
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,23 +189,14 @@ class ALSRecommender:
             raise ModelError("the als model is not fitted; nothing to save")
         # only users with training interactions: the users after them (e.g. impression-only
         # users of an off-policy run) have no data and differ between runs
-        write_npz(
-            path,
-            {
-                "user_factors": user_f[: self._n_train_users],
-                "item_factors": item_f,
-                "item_ids": self._item_ids,
-            },
-            {"model": self.name, "params": self.params(), "fingerprint": self._fingerprint},
+        save_fitted(
+            self, path, {"user_factors": user_f[: self._n_train_users], "item_factors": item_f}
         )
 
     def load(self, path: Path, data: TrainingData) -> None:
         import numpy as np
 
-        arrays, meta = read_npz(
-            path, model=self.name, keys=("user_factors", "item_factors", "item_ids")
-        )
-        data.check_vocabulary(arrays["item_ids"], str(meta.get("fingerprint")), source=str(path))
+        arrays, meta = load_fitted(self, path, data, ("user_factors", "item_factors"))
         user_f = np.zeros((data.n_users, arrays["user_factors"].shape[1]), dtype=np.float32)
         n_saved = min(arrays["user_factors"].shape[0], data.n_users)
         user_f[:n_saved] = arrays["user_factors"][:n_saved]

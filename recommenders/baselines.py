@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
     from abkit.plugins import TrainingData
 
-__all__ = ["PopularityRecommender", "RandomRecommender", "read_npz", "write_npz"]
+__all__ = [
+    "PopularityRecommender",
+    "RandomRecommender",
+    "load_fitted",
+    "read_npz",
+    "save_fitted",
+    "write_npz",
+]
 
 _MASK64 = (1 << 64) - 1
 
@@ -43,6 +50,26 @@ def write_npz(path: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
             np.savez(fh, meta=np.asarray(json.dumps(meta)), **payload)  # type: ignore[arg-type]
     except OSError as exc:
         raise InputError(f"{path}: cannot write the model ({exc.strerror})") from None
+
+
+def save_fitted(model: Any, path: Path, arrays: dict[str, Any]) -> None:
+    """:func:`write_npz` of a model fitted on a catalogue: ``arrays`` plus the catalogue's item
+    ids, with the model's name, parameters and training fingerprint as ``meta``."""
+    write_npz(
+        path,
+        {**arrays, "item_ids": model._item_ids},
+        {"model": model.name, "params": model.params(), "fingerprint": model._fingerprint},
+    )
+
+
+def load_fitted(
+    model: Any, path: Path, data: TrainingData, keys: tuple[str, ...]
+) -> tuple[dict[str, Any], dict]:
+    """The arrays ``keys`` and the meta of a file written by :func:`save_fitted`, refused
+    (:class:`ModelError`) unless its catalogue and training split are ``data``'s."""
+    arrays, meta = read_npz(path, model=model.name, keys=(*keys, "item_ids"))
+    data.check_vocabulary(arrays["item_ids"], str(meta.get("fingerprint")), source=str(path))
+    return arrays, meta
 
 
 def read_npz(path: Path, *, model: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], dict]:
@@ -193,17 +220,12 @@ class PopularityRecommender(_RanksItsScores):
         return np.broadcast_to(weights / total, (len(users), weights.shape[0]))
 
     def save(self, path: Path) -> None:
-        write_npz(
-            path,
-            {"counts": self._fitted(), "item_ids": self._item_ids},
-            {"model": self.name, "params": self.params(), "fingerprint": self._fingerprint},
-        )
+        save_fitted(self, path, {"counts": self._fitted()})
 
     def load(self, path: Path, data: TrainingData) -> None:
         import numpy as np
 
-        arrays, meta = read_npz(path, model=self.name, keys=("counts", "item_ids"))
-        data.check_vocabulary(arrays["item_ids"], str(meta.get("fingerprint")), source=str(path))
+        arrays, meta = load_fitted(self, path, data, ("counts",))
         self.smoothing = float(meta["params"]["smoothing"])
         self._counts = np.asarray(arrays["counts"], dtype=np.float32)
         self._item_ids = data.item_ids

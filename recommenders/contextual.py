@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from abkit_recommenders.baselines import read_npz, write_npz
+from abkit_recommenders.baselines import load_fitted, save_fitted
 
 from abkit.errors import InputError, ModelError
 from abkit.plugins import top_k_from_scores
@@ -129,17 +129,12 @@ class ClickRateRecommender(_ScoresRanked):
         return np.broadcast_to(rates, (len(users), rates.shape[0])).copy()
 
     def save(self, path: Path) -> None:
-        write_npz(
-            path,
-            {"rates": self._fitted(), "item_ids": self._item_ids},
-            {"model": self.name, "params": self.params(), "fingerprint": self._fingerprint},
-        )
+        save_fitted(self, path, {"rates": self._fitted()})
 
     def load(self, path: Path, data: TrainingData) -> None:
         import numpy as np
 
-        arrays, meta = read_npz(path, model=self.name, keys=("rates", "item_ids"))
-        data.check_vocabulary(arrays["item_ids"], str(meta.get("fingerprint")), source=str(path))
+        arrays, meta = load_fitted(self, path, data, ("rates",))
         self.prior = float(meta["params"]["prior"])
         self._rates = np.asarray(arrays["rates"], dtype=np.float32)
         self._item_ids = data.item_ids
@@ -293,7 +288,8 @@ class LogisticRecommender(_ScoresRanked):
 
     def save(self, path: Path) -> None:
         bias, weights = self._fitted()
-        write_npz(
+        save_fitted(
+            self,
             path,
             {
                 "bias": bias,
@@ -301,17 +297,14 @@ class LogisticRecommender(_ScoresRanked):
                 "weights": weights,
                 "affinity": [self._affinity],
                 "context_names": self._names,
-                "item_ids": self._item_ids,
             },
-            {"model": self.name, "params": self.params(), "fingerprint": self._fingerprint},
         )
 
     def load(self, path: Path, data: TrainingData) -> None:
         import numpy as np
 
-        keys = ("bias", "slot", "weights", "affinity", "context_names", "item_ids")
-        arrays, meta = read_npz(path, model=self.name, keys=keys)
-        data.check_vocabulary(arrays["item_ids"], str(meta.get("fingerprint")), source=str(path))
+        keys = ("bias", "slot", "weights", "affinity", "context_names")
+        arrays, meta = load_fitted(self, path, data, keys)
         names = np.asarray(arrays["context_names"], dtype=str)
         ours = (
             np.zeros(0, dtype=str)

@@ -145,6 +145,33 @@ def adapt_histories(
     return tokens.astype(layout.dtype)
 
 
+def _pick(
+    infos: tuple[TensorInfo, ...],
+    name: str | None,
+    kind: str,
+    role: str,
+    option: str,
+    source: str,
+) -> tuple[str, TensorInfo]:
+    """The graph's ``kind`` (input or output) called ``name``, or its only one when ``name`` is
+    None; a one-line :class:`ModelError` that lists them otherwise."""
+    by_name = {i.name: i for i in infos}
+    found = ", ".join(i.describe() for i in infos) or "none"
+    if name is None:
+        if len(by_name) != 1:
+            raise ModelError(
+                f"{source}: the graph has {len(by_name)} {kind}s ({found}); name {role} "
+                f"with {param(option)}"
+            )
+        name = next(iter(by_name))
+    info = by_name.get(name)
+    if info is None:
+        raise ModelError(
+            f"{source}: no {kind} named '{name}' ({param(option)}); the graph's {kind}s: {found}"
+        )
+    return name, info
+
+
 def check_model(
     model: bytes,
     *,
@@ -186,21 +213,9 @@ def check_model(
         )
     session = _session(model, source)
     signature = RawSignature(_infos(session.get_inputs()), _infos(session.get_outputs()))
-    inputs = {i.name: i for i in signature.inputs}
-    found = ", ".join(i.describe() for i in signature.inputs) or "none"
-    if history_input is None:
-        if len(inputs) != 1:
-            raise ModelError(
-                f"{source}: the graph has {len(inputs)} inputs ({found}); name the history "
-                f"with {param('history_input')}"
-            )
-        history_input = next(iter(inputs))
-    info = inputs.get(history_input)
-    if info is None:
-        raise ModelError(
-            f"{source}: no input named '{history_input}' ({param('history_input')}); "
-            f"the graph's inputs: {found}"
-        )
+    history_input, info = _pick(
+        signature.inputs, history_input, "input", "the history", "history_input", source
+    )
     others = [i.describe() for i in signature.inputs if i.name != history_input]
     if others:
         raise ModelError(
@@ -240,21 +255,9 @@ def check_model(
     if seq_len < 1:
         raise InputError(f"{param('seq_len')} must be at least 1, got {seq_len}")
 
-    outputs = {o.name: o for o in signature.outputs}
-    out_found = ", ".join(o.describe() for o in signature.outputs)
-    if logits_output is None:
-        if len(outputs) != 1:
-            raise ModelError(
-                f"{source}: the graph has {len(outputs)} outputs ({out_found}); name the "
-                f"item scores with {param('logits_output')}"
-            )
-        logits_output = next(iter(outputs))
-    out = outputs.get(logits_output)
-    if out is None:
-        raise ModelError(
-            f"{source}: no output named '{logits_output}' ({param('logits_output')}); "
-            f"the graph's outputs: {out_found}"
-        )
+    logits_output, out = _pick(
+        signature.outputs, logits_output, "output", "the item scores", "logits_output", source
+    )
     if out.type not in FLOAT_TYPES or len(out.shape) != 2:
         raise ModelError(
             f"{source}: the score output {out.describe()} must be floats [batch, n_items]"

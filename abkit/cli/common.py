@@ -161,6 +161,17 @@ EventOption = Annotated[
     ),
 ]
 
+MetricOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metric",
+        "-m",
+        help="conversion (share of units with >= 1 --event), mean (value per unit, Welch) "
+        "or ratio (delta method, see --ratio). Repeat for several; default conversion.",
+        show_default=False,
+    ),
+]
+
 RatioOption = Annotated[
     str,
     typer.Option(

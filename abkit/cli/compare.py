@@ -21,6 +21,7 @@ from abkit.cli.common import (
     EngineOption,
     EventOption,
     JsonOption,
+    MetricOption,
     RatioOption,
     SourceOption,
     SparkMasterOption,
@@ -65,16 +66,7 @@ def compare(
         str | None,
         typer.Option(help="Experiment inside the dataset (default: the only one)."),
     ] = None,
-    metric: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--metric",
-            "-m",
-            help="conversion (share of units with >= 1 --event), mean (value per unit, Welch) "
-            "or ratio (delta method, see --ratio). Repeat for several; default conversion.",
-            show_default=False,
-        ),
-    ] = None,
+    metric: MetricOption = None,
     event: EventOption = None,
     ratio: RatioOption = "clicks_per_impression",
     control: Annotated[

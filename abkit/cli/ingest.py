@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -166,16 +166,7 @@ def ingest(
 
     if format_ == FORMAT_NAME:
         loaded = ingest_export(file, db, dataset=dataset, wait=wait)
-        if json:
-            render.print_json(loaded.to_dict())
-        else:
-            render.console.print(
-                render.table(
-                    f"Ingested {loaded.source} into {loaded.db}",
-                    ["table", "rows"],
-                    [[t, n] for t, n in loaded.rows.items()],
-                )
-            )
+        _print_rows(loaded, f"Ingested {loaded.source} into {loaded.db}", json=json)
         return
     mapping = _parse_map(map_)
     shares = parse_named_split(split) if split is not None else None
@@ -283,15 +274,16 @@ def export(
     `abkit ingest DIR --format abkit-parquet` read it.
     """
     result = export_store(db, out, dataset=dataset)
+    _print_rows(result, f"Exported {', '.join(result.datasets)} to {result.out}", json=json)
+
+
+def _print_rows(result: Any, title: str, *, json: bool) -> None:
+    """An export or its ingest: the JSON, or a table of the rows per table."""
     if json:
         render.print_json(result.to_dict())
     else:
         render.console.print(
-            render.table(
-                f"Exported {', '.join(result.datasets)} to {result.out}",
-                ["table", "rows"],
-                [[t, n] for t, n in result.rows.items()],
-            )
+            render.table(title, ["table", "rows"], [[t, n] for t, n in result.rows.items()])
         )
 
 

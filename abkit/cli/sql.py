@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DatasetOption, EventOption, JsonOption, RatioOption
+from abkit.cli.common import (
+    DatasetOption,
+    EventOption,
+    JsonOption,
+    MetricOption,
+    RatioOption,
+)
 from abkit.compare.warehouse import aggregation_sql
 
 
@@ -30,16 +36,7 @@ def sql(
     experiment: Annotated[
         str | None, typer.Option(help="Experiment inside the dataset.", show_default=False)
     ] = None,
-    metric: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--metric",
-            "-m",
-            help="conversion, mean or ratio (see --ratio); repeat for several (default "
-            "conversion).",
-            show_default=False,
-        ),
-    ] = None,
+    metric: MetricOption = None,
     event: EventOption = None,
     ratio: RatioOption = "clicks_per_impression",
     cuped: Annotated[
