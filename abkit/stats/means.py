@@ -202,7 +202,13 @@ def _claim_check(
 ) -> ClaimCheck:
     claim = check_claim(claim)
     rho0 = 1 + claim
+    # m1 - rho m2 falls as rho grows only when the control mean is positive; with a negative
+    # one (refunds, profit, a CUPED-adjusted mean) a large ratio makes it negative, so the
+    # statistic's sign turns for the one-sided p-values to keep their meaning (H0 of
+    # p_value_above: ratio <= rho0), as the Fieller interval, which squares it, does.
     statistic = fieller_statistic(m1, m2, v1, v2, cov, rho0)
+    if m2 < 0:
+        statistic = -statistic
     p_above = float(dist.sf(statistic))
     p_below = float(dist.cdf(statistic))
     verdict: Verdict

@@ -173,6 +173,24 @@ def test_mean_claim_units_needed_scale() -> None:
     )
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("claim", [-0.5, 0.0, 0.5, 0.9, 1.2, 2.0])
+def test_mean_claim_verdict_agrees_with_the_fieller_interval_for_either_sign(sign, claim) -> None:
+    # A negative control mean (refunds, profit) turns the Fieller statistic's direction: the
+    # verdict must still read off the interval (supported: it lies above 1 + claim).
+    control = ArmAggregates(name="C", units=1000, y_sum=sign * 1000.0, y_sum_sq=5000.0)
+    treatment = ArmAggregates(name="T", units=1000, y_sum=sign * 2000.0, y_sum_sq=8000.0)
+    result = compare_means(control, treatment, claim=claim)
+    check = result.claim
+    assert check is not None
+    lower, upper = result.lift_ci_lower + 1, result.lift_ci_upper + 1  # (0.75, 1.31) + 1
+    rho = 1 + claim
+    expected = "supported" if rho < lower else "refuted" if rho > upper else "not decided"
+    assert check.verdict == expected
+    assert (check.p_value_above <= 0.025) == (rho < lower)
+    assert (check.p_value_below <= 0.025) == (rho > upper)
+
+
 def welch_df_of(control: ArmAggregates, treatment: ArmAggregates) -> float:
     from abkit.stats.means import welch_df
 
