@@ -93,14 +93,17 @@ def sample_size_proportions(
             return closed
         # statsmodels' NormalIndPower counts rejections in the wrong direction too; solving the
         # full power equation reproduces it exactly (about 0.02 units below the closed form).
-        return float(
-            brentq(
-                lambda n: power_proportions(p1, p2, n, alpha=alpha, method="cohen-h") - power,
-                closed * 0.9,
-                closed * 1.1,
-                xtol=1e-10,
-            )
-        )
+        def gap(n: float) -> float:
+            return power_proportions(p1, p2, n, alpha=alpha, method="cohen-h") - power
+
+        # The root is within 10% of the closed form unless the power is close to alpha (where
+        # the wrong-direction rejections are a large part of it): widen until it is bracketed.
+        low, high = closed * 0.9, closed * 1.1
+        while gap(low) > 0 and low > 1e-9:
+            low /= 2
+        while gap(high) < 0:
+            high *= 2
+        return float(brentq(gap, low, high, xtol=1e-10))
     if method == "unpooled":
         return (za + zb) ** 2 * var_alt / delta**2
     pbar = (p1 + p2) / 2
@@ -250,6 +253,13 @@ def power(
         raise InputError(f"{param('n_per_arm')} must be at least 2 units per arm, got {n_per_arm}")
     comparisons = arms - 1
     alpha_each = alpha / comparisons
+    if target_power <= alpha_each and (mde is None or n_per_arm is None):
+        # a test rejects with probability alpha_each with no data at all: no sample size or
+        # effect is defined for a power at or below it
+        raise InputError(
+            f"{param('target_power')} must be above alpha ({alpha_each:g} per comparison), "
+            f"got {target_power:g}: a test reaches that power with no data"
+        )
     notes: list[str] = []
     if comparisons > 1:
         notes.append(

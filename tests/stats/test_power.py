@@ -34,6 +34,18 @@ def test_cohen_h_matches_normal_ind_power(p, lift) -> None:
     assert pw.sample_size_proportions(p, target, method="cohen-h") == pytest.approx(ref, rel=1e-6)
 
 
+@pytest.mark.parametrize("power", [0.051, 0.06, 0.1, 0.3])
+def test_cohen_h_matches_normal_ind_power_near_alpha(power) -> None:
+    # Near alpha the wrong-direction rejections are a large part of the power, and the root
+    # lies far from the closed form (it crashed there).
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    ref = NormalIndPower().solve_power(proportion_effectsize(0.06, 0.05), alpha=0.05, power=power)
+    got = pw.sample_size_proportions(0.05, 0.06, method="cohen-h", power=power)
+    assert got == pytest.approx(ref, rel=1e-6)
+
+
 @SETTINGS
 @given(rates, lifts, st.integers(50, 100_000))
 def test_pooled_power_matches_statsmodels(p, lift, n) -> None:
@@ -139,6 +151,8 @@ def test_claim_sample_size_reaches_its_power_by_simulation() -> None:
         ({"baseline": 0.05, "claim": 0.2}, "claim needs mde, the true relative lift you expect (e.g. mde 0.3)"),  # noqa: E501
         ({"baseline": 0.05, "claim": 0.2, "mde": 0.1}, "to show the lift exceeds 0.2 the true lift (mde 0.1) must be larger"),  # noqa: E501
         ({"baseline": 0.05, "n_per_arm": 1}, "n_per_arm must be at least 2 units per arm, got 1"),
+        ({"baseline": 0.05, "mde": 0.2, "target_power": 0.01}, "target_power must be above alpha (0.05 per comparison), got 0.01: a test reaches that power with no data"),  # noqa: E501
+        ({"baseline": 0.05, "n_per_arm": 100, "alpha": 0.5, "target_power": 0.2}, "target_power must be above alpha (0.5 per comparison)"),  # noqa: E501
     ],
 )  # fmt: skip
 def test_invalid_power_inputs(kwargs, message) -> None:
