@@ -85,8 +85,9 @@ def compare(
     split: Annotated[
         str | None,
         typer.Option(
-            help="Designed split for the SRM check, e.g. 50/50 or 40/30/30 (default: the "
-            "experiment's own).",
+            help="Designed split for the SRM check, e.g. 50/50 or 40/30/30: the control's "
+            "share first, then the other arms in the experiment's order (alphabetical when the "
+            "store records no design, as with --aggregates) (default: the experiment's own).",
             show_default=False,
         ),
     ] = None,
@@ -307,8 +308,9 @@ def render_arm_report(report: ArmComparisonReport) -> None:
         )
     elif report.srm.checked:
         shares = "/".join(f"{100 * s:g}" for s in report.srm.split)
+        arms = "/".join(report.srm.arms)
         render.line(
-            f"SRM check passed: units per arm fit {which} {shares} "
+            f"SRM check passed: units per arm ({arms}) fit {which} {shares} "
             f"(chi2 = {report.srm.chi2:.3g}, {_p_eq(report.srm.p_value)})"
             + (
                 " (no designed split is recorded; pass --split to give it)."

@@ -176,11 +176,15 @@ def compare_arms(
     defaults: list[str] = []
     first = results[specs[0].name]
     units = [a.units for a in first.arms]
-    designed = (
-        normalise_split(split_values, len(design.arms))
-        if split_values is not None
-        else design.split
-    )
+    designed = design.split
+    if split_values is not None:
+        # --split is control first, then the other arms in the design's order (as ingest's
+        # --split); the SRM check pairs shares with design.arms, whose order (alphabetical for
+        # --aggregates and undesigned impression logs) need not put the control first.
+        shares = normalise_split(split_values, len(design.arms))
+        order = [control_arm, *(a for a in design.arms if a != control_arm)]
+        by_arm = dict(zip(order, shares, strict=True))
+        designed = tuple(by_arm[a] for a in design.arms)
     srm = srm_check(design.arms, units, designed, alpha=srm_alpha)
     if srm.ok is False:
         warnings.append(srm.note)

@@ -115,3 +115,30 @@ def test_duckdb_compare_does_not_import_sqlglot(sim_db: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def _conversion_aggregates(path: Path, arms: dict[str, tuple[int, int]]) -> Path:
+    """An aggregates CSV of the conversion metric: ``arm -> (units, conversions)``."""
+    columns = (
+        "metric,arm,units,y_sum,y_sum_sq,d_sum,d_sum_sq,yd_sum,x_sum,x_sum_sq,xy_sum,"
+        "row_y_sum_sq,value_rows,x_rows"
+    )
+    rows = [
+        f"conversion,{arm},{units},{x},{x},0,0,0,0,0,0,0,{x},0" for arm, (units, x) in arms.items()
+    ]
+    path.write_text("\n".join([columns, *rows]) + "\n")
+    return path
+
+
+def test_split_is_control_first_whatever_the_arms_order(tmp_path: Path) -> None:
+    # The file's arms are alphabetical (a_treat, b_ctrl), the control is the second: --split
+    # 60/40 gives the control 60%, as ingest's --split does, so 6000/4000 units fit exactly.
+    file = _conversion_aggregates(
+        tmp_path / "agg.csv", {"a_treat": (4000, 200), "b_ctrl": (6000, 300)}
+    )
+    fits = compare_arms(None, aggregates=file, control="b_ctrl", split="60/40")
+    assert fits.srm.ok is True
+    assert fits.srm.chi2 == pytest.approx(0.0, abs=1e-12)
+    assert dict(zip(fits.srm.arms, fits.srm.split, strict=True)) == {"a_treat": 0.4, "b_ctrl": 0.6}
+    reversed_ = compare_arms(None, aggregates=file, control="b_ctrl", split="40/60")
+    assert reversed_.srm.ok is False
