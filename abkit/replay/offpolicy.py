@@ -13,8 +13,9 @@ w_i = pi_i / mu_i. With n rounds:
   V = (1/n) sum [ q(x_i, pi) + w_i (r_i - q(x_i, a_i)) ] with a reward model q; unbiased when
   either the propensities or the reward model are right. abkit's reward model is the click
   rate of each (item, slot), shrunk toward the slot's rate with ``prior_rounds`` pseudo-rounds
-  and cross-fitted over two folds (rounds with even / odd impression id), so no round's own
-  reward enters its q.
+  and cross-fitted over two folds (rounds with even / odd impression id; by a hash of the
+  user or slate when the id's parity is the slot's, as with slates of an even number of slots),
+  so no round's own reward enters its q.
 * **replay** (Li, Chu, Langford & Wang 2011):  V = sum pi_i r_i / sum pi_i, i.e. the mean
   reward of the rounds where the logged item is the one the policy would have shown
   (weighted by pi_i for stochastic policies). Exact only on uniformly random logs; abkit

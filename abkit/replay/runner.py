@@ -898,6 +898,25 @@ def _sampled_top(
     return top
 
 
+def _dr_folds(rounds: RoundArrays) -> np.ndarray:
+    """The two cross-fitting folds of DR's reward model: even / odd impression id, unless that
+    leaves a slot with rounds in one fold only (slates of an even number of slots numbered in
+    order make the id's parity the slot's), where the other fold's table would know nothing of
+    the slot and its reward model be 0 everywhere (DR silently equal to IPS). Then the folds
+    split the clusters (users, or slates) by a fixed hash of their index instead."""
+    import numpy as np
+
+    fold = (rounds.impression_id % 2).astype(np.int64)
+    position = np.asarray(rounds.position, dtype=np.int64)
+    both = np.zeros((int(position.max(initial=0)) + 1, 2), dtype=bool)
+    both[position, fold] = True
+    used = both.any(axis=1)
+    if bool(both[used].all()):
+        return fold
+    mixed = np.asarray(rounds.cluster_idx, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return (mixed >> np.uint64(63)).astype(np.int64)
+
+
 def _offpolicy(
     model: Recommender | PolicyFile,
     data: TrainingData,
@@ -916,7 +935,7 @@ def _offpolicy(
 ) -> tuple[tuple[Estimate, ...], dict[str, np.ndarray]]:
     import numpy as np
 
-    fold = (rounds.impression_id % 2).astype(np.int64)
+    fold = _dr_folds(rounds)
     n_users = int(np.unique(rounds.user_idx).size)
     if isinstance(model, PolicyFile):
         evaluated = file_policy_probabilities(

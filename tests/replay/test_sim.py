@@ -66,6 +66,44 @@ def test_runs_on_the_shared_simulation(sim_db: Path, tmp_path: Path) -> None:
         assert low < est.raw_value < high
     # the uniform policy on uniform logs: every weight is 1, IPS is the logs' CTR
     assert rnd.estimate("ips").diagnostics.max_weight == pytest.approx(1.0)
+    # The simulation's slates have 4 slots with ids in order: folds by the id's parity would
+    # be the slot's, leave every reward model at 0 and make DR equal to IPS to the last digit.
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        q = con.execute(
+            "SELECT min(q_logged), max(q_logged) FROM run_rounds WHERE run_id = ?",
+            [pop.run_id],
+        ).fetchone()
+    assert q is not None and q[1] > 0
+    assert pop.estimate("dr").raw_value != pop.estimate("ips").raw_value
+
+
+def test_dr_folds_cover_every_slot() -> None:
+    from abkit.data.replay_sql import RoundArrays
+    from abkit.replay.runner import _dr_folds
+
+    def rounds(slots: int, slates: int) -> RoundArrays:
+        n = slots * slates
+        return RoundArrays(
+            impression_id=np.arange(n, dtype=np.int64),
+            user_idx=np.repeat(np.arange(slates), slots),
+            extra_user_ids=np.array([], dtype=str),
+            item_idx=np.zeros(n, dtype=np.int64),
+            position=np.tile(np.arange(1, slots + 1), slates),
+            propensity=np.full(n, 0.5),
+            reward=np.zeros(n),
+            variant=np.full(n, "control"),
+            cluster_idx=np.repeat(np.arange(slates), slots),
+        )
+
+    odd = rounds(3, 50)  # parity alternates within and across slates: kept
+    assert np.array_equal(_dr_folds(odd), odd.impression_id % 2)
+    even = rounds(4, 50)  # parity is the slot's: folds by slate instead
+    fold = _dr_folds(even)
+    for slot in range(1, 5):
+        assert set(fold[even.position == slot].tolist()) == {0, 1}
+    assert all(len(set(fold[even.cluster_idx == c].tolist())) == 1 for c in range(50))
 
 
 def _known_policy_estimates(db: Path, seed: int) -> tuple[float, dict[str, tuple]]:
