@@ -5,7 +5,7 @@
    check that implicit's GPU top-K equals abkit's CPU GEMM top-K on the *same* factors
    (>= 99% of the lists identical; ties may differ).
 2. onnxruntime: run an LSTM graph (built with onnx.helper, random weights) on the
-   ``CUDAExecutionProvider`` and on the CPU; logits equal to 1e-4, top-K lists identical.
+   ``CUDAExecutionProvider`` and on the CPU; logits equal to 1e-3, top-K lists identical.
 3. Times: users/s of both paths.
 
 Without a GPU every check reports ``skipped`` with the reason and the script exits 0, so it

@@ -229,7 +229,8 @@ app = typer.Typer(
     name="abkit",
     help=(
         "Check recommender uplift claims rigorously from logged e-commerce traffic.\n\n"
-        "Start with `abkit demo`. Every command takes --db (default ./abkit.duckdb or $ABKIT_DB)."
+        "Start with `abkit demo`. Every command that reads or writes a store takes --db (default "
+        "./abkit.duckdb or $ABKIT_DB; sql has no default)."
     ),
     no_args_is_help=True,
     **_APP_SETTINGS,

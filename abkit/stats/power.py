@@ -91,6 +91,7 @@ def sample_size_proportions(
         closed = 2 * ((za + zb) / h) ** 2
         if sides == 1:
             return closed
+
         # statsmodels' NormalIndPower counts rejections in the wrong direction too; solving the
         # full power equation reproduces it exactly (about 0.02 units below the closed form).
         def gap(n: float) -> float:

@@ -207,7 +207,10 @@ def test_obd_bts_against_random_with_a_claim(runner, tmp_path: Path) -> None:
         assert rate in out
     assert f"lift       {lift}" in out
     assert "Claim lift >= +20.0% (bts): NOT DECIDED" in out
-    assert "SRM check passed: units per arm (random/bts) fit an assumed equal split 50/50 (chi2 = 0" in out
+    assert (
+        "SRM check passed: units per arm (random/bts) fit an assumed equal split 50/50 (chi2 = 0"
+        in out
+    )
     assert "(no designed split is recorded; pass --split to give it)." in out
 
 
@@ -253,7 +256,10 @@ def test_without_a_designed_split_srm_assumes_an_equal_split(
         assert given.exit_code == 0
         assert json.loads(given.stdout)["srm"]["split_assumed"] is False
     else:
-        assert "SRM check passed: units per arm (control/treatment) fit an assumed equal split " in text.stdout
+        assert (
+            "SRM check passed: units per arm (control/treatment) fit an assumed equal split "
+            in text.stdout
+        )
     assert text.exit_code == result.exit_code
 
 

@@ -151,9 +151,7 @@ def test_train_seed_replays_beside_the_next_item_lstm(
     )
     assert checked.exit_code == 0, checked.output
     check = json.loads(checked.stdout)
-    seed_run = json.loads(runner.invoke(app, ["runs", "--db", str(db), "--json"]).stdout)[
-        "runs"
-    ]
+    seed_run = json.loads(runner.invoke(app, ["runs", "--db", str(db), "--json"]).stdout)["runs"]
     users = next(r["users"] for r in seed_run if r["name"] == "seed")
     assert check["users"] == users
     assert check["negatives"] == 13

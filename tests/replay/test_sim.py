@@ -75,7 +75,8 @@ def test_runs_on_the_shared_simulation(sim_db: Path, tmp_path: Path) -> None:
             "SELECT min(q_logged), max(q_logged) FROM run_rounds WHERE run_id = ?",
             [pop.run_id],
         ).fetchone()
-    assert q is not None and q[1] > 0
+    assert q is not None
+    assert q[1] > 0
     assert pop.estimate("dr").raw_value != pop.estimate("ips").raw_value
 
 
