@@ -423,32 +423,40 @@ def _resolve_columns(
     found = _column_list(source.columns)
     resolved: dict[str, str] = {}
     for spec in preset.columns:
+        if spec.name not in mapping:
+            continue
+        wanted = mapping[spec.name]
+        match = next((c for c in source.columns if c == wanted), None)
+        if match is None:
+            match = next((c for c in source.columns if c.lower() == wanted.lower()), None)
+        if match is None:  # Parquet names keep their spaces; --map values are stripped
+            match = next(
+                (c for c in source.columns if c.strip().lower() == wanted.strip().lower()),
+                None,
+            )
+        if match is None:
+            raise InputError(
+                f"{path}: column {show_value(wanted)} (from --map {spec.name}="
+                f"{show_value(wanted, quote=False)}) not found; "
+                f"found: {found}"
+            )
+        resolved[spec.name] = match
+    # A column the user mapped is theirs: no other field takes it by its place (no header)
+    # or its name (session_id<-col2 while --map variant=col2 stored the arm as the session).
+    claimed = set(resolved.values())
+    for spec in preset.columns:
         if spec.name in mapping:
-            wanted = mapping[spec.name]
-            match = next((c for c in source.columns if c == wanted), None)
-            if match is None:
-                match = next((c for c in source.columns if c.lower() == wanted.lower()), None)
-            if match is None:  # Parquet names keep their spaces; --map values are stripped
-                match = next(
-                    (c for c in source.columns if c.strip().lower() == wanted.strip().lower()),
-                    None,
-                )
-            if match is None:
-                raise InputError(
-                    f"{path}: column {show_value(wanted)} (from --map {spec.name}="
-                    f"{show_value(wanted, quote=False)}) not found; "
-                    f"found: {found}"
-                )
-            resolved[spec.name] = match
-        elif not source.header:
+            continue
+        match = None
+        if not source.header:
             if spec.name in preset.layout:
                 index = preset.layout.index(spec.name)
                 if index < len(source.columns):
-                    resolved[spec.name] = source.columns[index]
+                    match = source.columns[index]
         else:
             match = next((c for c in source.columns if spec.matches(c)), None)
-            if match is not None:
-                resolved[spec.name] = match
+        if match is not None and match not in claimed:
+            resolved[spec.name] = match
     for spec in preset.columns:
         if spec.required and spec.name not in resolved:
             if source.header:

@@ -334,6 +334,30 @@ def test_headerless_file_uses_the_layout_and_map_overrides(db_path, tmp_path) ->
     result = ingest_file(path, db_path, dataset="b", mapping={"user_id": "col2"}, header=False)
     assert dict(result.columns)["user_id"] == "col2"
     assert _rows(db_path, "SELECT user_id FROM events WHERE dataset = 'b'") == [("s1",), ("s2",)]
+    # col2 is now the user: the session no longer takes it by its place as well
+    assert "session_id" not in dict(result.columns)
+    assert _rows(db_path, "SELECT count(session_id) FROM events WHERE dataset = 'b'") == [(0,)]
+
+
+def test_a_mapped_column_is_not_taken_by_another_field(db_path, tmp_path) -> None:
+    # The arm in the second column of a headerless file: mapped to variant, it must not also
+    # land in session_id (the layout's second place), nor a header's "variant" column in a
+    # field the user mapped elsewhere.
+    path = tmp_path / "arms.csv"
+    path.write_text("u1,A,view,2024-03-01T10:00:00Z,i1,\nu2,B,purchase,2024-03-02T10:00:00Z,i2,3\n")
+    mapping = {"user_id": "col1", "variant": "col2", "event_type": "col3", "ts": "col4"}
+    result = ingest_file(path, db_path, dataset="a", mapping=mapping, header=False)
+    columns = dict(result.columns)
+    assert columns["variant"] == "col2"
+    assert "session_id" not in columns
+    assert "item_id" not in columns  # col3 (the event type) is the layout's item place
+    assert _rows(db_path, "SELECT count(session_id), count(item_id) FROM events") == [(0, 0)]
+    headed = tmp_path / "headed.csv"
+    headed.write_text("customer,session_id,event_type,ts\nc1,A,view,2024-03-01\n")
+    result = ingest_file(
+        headed, db_path, dataset="b", mapping={"user_id": "customer", "variant": "session_id"}
+    )
+    assert "session_id" not in dict(result.columns)
 
 
 def test_mapping_and_delimiter(db_path, tmp_path) -> None:
