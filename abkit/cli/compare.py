@@ -156,6 +156,31 @@ def compare(
     if aggregates is not None and engine != "duckdb":
         raise InputError("--aggregates reads finished sums; it takes no --engine")
     if targets:
+        ab_only = [
+            name
+            for name, given in (
+                ("--dataset", dataset is not None),
+                ("--datasets", datasets is not None),
+                ("--experiment", experiment is not None),
+                ("--event", event is not None),
+                ("--ratio", ratio != "clicks_per_impression"),
+                ("--control", control is not None),
+                ("--split", split is not None),
+                ("--sequential", sequential),
+                ("--looks", looks != "final"),
+                ("--horizon", horizon is not None),
+                ("--cuped", cuped),
+                ("--bayes", bayes),
+                ("--strict", strict),
+            )
+            if given
+        ]
+        if ab_only:
+            raise InputError(
+                f"{', '.join(ab_only)}: A/B options only; replay runs are compared with "
+                "--metric, --alpha, --correction, --claim, --json and --plot (the first run is "
+                "the reference)"
+            )
         from abkit.compare.runs import compare_runs  # not imported to compare arms
 
         result = compare_runs(

@@ -7,6 +7,7 @@ nothing and stores nothing); :func:`write_plot` draws the chart from the same fr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from abkit.cli import render
+from abkit.errors import InputError, param
 from abkit.report.formats import Chart, chart_format, require_matplotlib
 
 PlotOption = Annotated[
@@ -29,9 +31,15 @@ PlotOption = Annotated[
 
 
 def check_plot(path: Path | None) -> None:
-    """Refuse a ``--plot`` path of another extension, or a missing matplotlib, up front."""
+    """Refuse, up front, a ``--plot`` path of another extension, one that is a folder or in a
+    folder that does not exist (else a replay or a gate would store its run and then fail to
+    draw it), or a missing matplotlib."""
     if path is not None:
         chart_format(path)
+        if path.is_dir() or not path.parent.is_dir():
+            raise InputError(f"{param('plot')} {path}: expected a file in an existing folder")
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise InputError(f"{param('plot')} {path}: not writable")
         require_matplotlib()
 
 

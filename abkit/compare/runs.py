@@ -187,6 +187,11 @@ class RunComparison(TableDisplay):
         }
 
 
+
+def _kind_words(kind: str) -> str:
+    """``a ranking`` / ``an off-policy``: a run's kind in a sentence."""
+    return "an off-policy" if kind == "offpolicy" else f"a {kind}"
+
 def check_comparable(runs: Sequence[RunRecord]) -> None:
     """Refuse, with the reason, runs that cannot be paired: mixed kinds, different splits or
     different data fingerprints (then their test users or logs are not the same)."""
@@ -194,8 +199,8 @@ def check_comparable(runs: Sequence[RunRecord]) -> None:
     for other in runs[1:]:
         if other.kind != first.kind:
             raise InputError(
-                f"run {other.run_id} is a {other.kind} run but {first.run_id} is a {first.kind} "
-                "run; compare runs of one kind"
+                f"run {other.run_id} is {_kind_words(other.kind)} run but {first.run_id} is "
+                f"{_kind_words(first.kind)} run; compare runs of one kind"
             )
         if other.split != first.split:
             raise InputError(

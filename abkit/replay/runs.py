@@ -74,7 +74,7 @@ def run_rounds(db: str | Path | None, run_id: str) -> dict[str, np.ndarray]:
     with open_store(db) as store:
         record = fetch_run(store.con, run_id)
         if record.kind != "offpolicy":
-            raise StoreError(f"run {run_id} is a {record.kind} run; it has no logged rounds")
+            raise StoreError(f"run {run_id} is a ranking run; it has no logged rounds")
         return stored_rounds(store.con, record.run_id)
 
 

@@ -326,7 +326,7 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
             ["r1", "r2"],
             {},
             InputError,
-            "run r2 is a offpolicy run but r1 is a ranking run; compare runs of one kind",
+            "run r2 is an off-policy run but r1 is a ranking run; compare runs of one kind",
         ),
         (
             {},
@@ -450,3 +450,39 @@ def test_provenance_created_at_is_duckdbs_timestamp_text(ts: datetime) -> None:
     )  # fmt: skip
     text = duckdb.execute("SELECT CAST(CAST(? AS TIMESTAMP) AS VARCHAR)", [ts]).fetchone()
     assert record.to_provenance_dict()["created_at"] == text[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--control", "run-b"], "--control"),
+        (["--cuped", "--strict"], "--cuped, --strict"),
+        (["--dataset", "nope", "--split", "50/50"], "--dataset, --split"),
+    ],
+)
+def test_a_b_options_are_refused_when_comparing_runs(ranking_db: Path, extra, named) -> None:
+    # They were ignored: --control run-b read as "use run-b as the reference" and was dropped.
+    from typer.testing import CliRunner
+
+    from abkit.cli.main import app
+
+    result = CliRunner().invoke(app, ["compare", "run-a", "run-b", "--db", str(ranking_db), *extra])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {named}: A/B options only; replay runs are compared")
+
+
+def test_an_unwritable_plot_path_is_refused_before_any_work(ranking_db: Path, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from abkit.cli.main import app
+
+    before = ranking_db.read_bytes()
+    folder = tmp_path / "chart.png"
+    folder.mkdir()
+    for plot in (tmp_path / "missing" / "x.png", folder):
+        result = CliRunner().invoke(
+            app, ["compare", "run-a", "run-b", "--db", str(ranking_db), "--plot", str(plot)]
+        )
+        assert result.exit_code == 2
+        assert result.stderr == f"error: --plot {plot}: expected a file in an existing folder\n"
+    assert ranking_db.read_bytes() == before
