@@ -50,8 +50,6 @@ def drop_command(
     with `abkit runs delete RUN...` first, or pass --with-runs. Asks first unless --yes;
     without a terminal, --yes is required.
     """
-    from rich.markup import escape
-
     plan = drop_dataset(db, name, with_runs=with_runs, dry_run=True)
     if not dry_run:
         runs = f" and its {len(plan.runs)} replay run(s)" if plan.runs else ""
@@ -67,7 +65,7 @@ def drop_command(
         if n and table not in ("runs", "datasets")
     )
     runs = f" and {len(plan.runs)} replay run(s)" if plan.runs else ""
-    render.console.print(f"{verb} dataset {escape(plan.dataset)}{runs} ({escape(counts)})")
+    render.line(f"{verb} dataset {plan.dataset}{runs} ({counts})")
 
 
 def datasets_group(

@@ -363,8 +363,6 @@ def runs_delete_command(
     All or nothing: an unknown or ambiguous run deletes none. Asks first unless --yes;
     without a terminal, --yes is required.
     """
-    from rich.markup import escape
-
     plan = delete_runs(db, runs, dry_run=True)
     if not dry_run:
         confirm_deletion(f"Delete {_runs_text(plan.runs)} from {db}?", yes=yes)
@@ -373,8 +371,8 @@ def runs_delete_command(
         render.print_json(plan.to_dict())
         return
     verb = "would delete" if dry_run else "deleted"
-    render.console.print(
-        f"{verb} {escape(_runs_text(plan.runs))} "
+    render.line(
+        f"{verb} {_runs_text(plan.runs)} "
         f"({plan.rows['run_user_metrics']:,} per-user values, "
         f"{plan.rows['run_rounds']:,} logged rounds)"
     )

@@ -77,6 +77,15 @@ def test_replay_runs_and_run_comparison(runner: CliRunner, db: Path) -> None:
     compared = ok(runner.invoke(app, ["compare", OLD, NEW, "--db", str(db)]))
     assert f"\nndcg@10: {NEW} " in compared
     assert f" vs {OLD} " in compared
+    deleted = ok(runner.invoke(app, ["runs", "delete", OLD, "--db", str(db), "--yes"]))
+    assert deleted.startswith("deleted 1 run(s): ")
+    assert f"({OLD}) (" in deleted  # as typed: no markup escape shown
+    dropped = ok(
+        runner.invoke(
+            app, ["datasets", "drop", DATASET, "--db", str(db), "--dry-run", "--with-runs"]
+        )
+    )
+    assert dropped.startswith(f"would drop dataset {DATASET} and 1 replay run(s) (")
 
 
 def test_gate_named_after_a_markup_baseline_file(
