@@ -348,8 +348,13 @@ def render_arm_report(report: ArmComparisonReport) -> None:
         render.line(f"SRM check skipped: {report.srm.note}.", style="yellow")
     render.line(
         f"Tested: every arm against the control '{report.control}' at alpha {report.alpha:g} "
-        f"(two-sided, {confidence} intervals); {len(report.comparisons)} comparison(s) "
-        f"corrected with {report.correction}."
+        f"(two-sided, {confidence} intervals); "
+        + (
+            f"{len(report.comparisons)} comparison(s) corrected with {report.correction}."
+            if len(report.family) == len(report.comparisons)
+            else f"{len(report.comparisons)} comparison(s) here, corrected with "
+            f"{report.correction} over a family of {len(report.family)} across the datasets."
+        )
     )
     for metric in report.metrics:
         _render_metric(report, metric, confidence)
@@ -473,11 +478,23 @@ def _render_meaning(report: ArmComparisonReport, c: Comparison, confidence: str)
             f"{by}; {plausible}."
         )
     else:
-        render.line(
-            f"What it means: {band} includes no change, so the "
-            f"data cannot tell {c.treatment} from {c.control} on {c.metric}{by}. That is not "
-            "evidence of no effect: every lift in the interval is still plausible."
+        low, high = (
+            (c.lift_ci_lower, c.lift_ci_upper) if s is None else (s.lift_cs_lower, s.lift_cs_upper)
         )
+        if low > 0 or high < 0:  # the interval is per comparison; the verdict is adjusted
+            render.line(
+                f"What it means: {band} excludes no change, but after {report.correction} over "
+                f"the {len(report.family)} comparisons the difference is not significant "
+                f"at alpha {report.alpha:g}{by}: the data cannot tell {c.treatment} from "
+                f"{c.control} on {c.metric} once the family is counted (the interval is not "
+                "adjusted for it)."
+            )
+        else:
+            render.line(
+                f"What it means: {band} includes no change, so the "
+                f"data cannot tell {c.treatment} from {c.control} on {c.metric}{by}. That is not "
+                "evidence of no effect: every lift in the interval is still plausible."
+            )
     if c.design_effect is not None:
         render.line(
             f"  Design effect {c.design_effect:.2f}: treating rows as independent would "

@@ -142,3 +142,22 @@ def test_split_is_control_first_whatever_the_arms_order(tmp_path: Path) -> None:
     assert dict(zip(fits.srm.arms, fits.srm.split, strict=True)) == {"a_treat": 0.4, "b_ctrl": 0.6}
     reversed_ = compare_arms(None, aggregates=file, control="b_ctrl", split="40/60")
     assert reversed_.srm.ok is False
+
+
+def test_an_interval_that_excludes_zero_is_not_called_inclusive_after_holm(tmp_path: Path) -> None:
+    # t1: p = 0.036 alone, its 95% interval +1.8% to +66.1%; Holm over 2 comparisons: 0.071.
+    from typer.testing import CliRunner
+
+    file = _conversion_aggregates(
+        tmp_path / "agg.csv", {"ctl": (1000, 100), "t1": (1000, 130), "t2": (1000, 100)}
+    )
+    result = CliRunner().invoke(
+        app, ["compare", "--aggregates", str(file), "--control", "ctl", "--db", str(tmp_path / "n")]
+    )
+    assert result.exit_code == 0
+    lines = [x for x in result.stdout.splitlines() if x.startswith("What it means")]
+    assert lines[0].startswith(
+        "What it means: the 95% interval (+1.8% to +66.1%) excludes no change, but after holm "
+        "over the 2 comparisons the difference is not significant at alpha 0.05"
+    )
+    assert "(-23.1% to +30.0%) includes no change" in lines[1]
