@@ -518,4 +518,9 @@ def _claim(
         diff_ci_method="normal, influence-function variance",
         lift_ci_method="Fieller",
     )
-    return comparison.claim
+    check = comparison.claim
+    if check is not None and result.relative_ci_low > check.max_supported_lift:
+        # the relative interval is cut at -100% for non-negative rewards (no policy earns a
+        # negative click rate): the claim's bound, the same Fieller end, is cut with it
+        check = replace(check, max_supported_lift=result.relative_ci_low)
+    return check

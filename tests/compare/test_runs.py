@@ -140,6 +140,24 @@ def test_offpolicy_runs_compare_estimators_with_a_claim(db_path: Path) -> None:
     assert refuted.offpolicy[0].claim.verdict == "refuted"
 
 
+def test_offpolicy_claim_bound_is_cut_at_minus_100_percent(db_path: Path) -> None:
+    # A rare, noisy candidate: Fieller's set reaches below -100%, which no policy can earn with
+    # non-negative rewards; the interval is cut there, and the claim's bound with it.
+    rng = np.random.default_rng(10)  # candidate 0.05 vs 0.03: Fieller's lower end -311%
+    n = 400
+    action = rng.integers(0, 20, n)
+    reward = (rng.random(n) < 0.03).astype(float)
+    ids = np.arange(n)
+    uniform = {"impression_id": ids, "weight": np.ones(n), "reward": reward}
+    narrow = {"impression_id": ids, "weight": (action == 0) * 20.0, "reward": reward}
+    add_run(db_path, "uniform", kind="offpolicy", model="random", rounds=uniform)
+    add_run(db_path, "narrow", kind="offpolicy", model="als", rounds=narrow)
+    row = compare_runs(db_path, ["uniform", "narrow"], claim=0.2).offpolicy[0]
+    assert row.result.relative_ci_low == -1.0
+    assert row.claim is not None
+    assert row.claim.max_supported_lift == -1.0
+
+
 def _log_impressions(
     db: Path, user: np.ndarray, *, unit: str = "user", slate: np.ndarray | None = None
 ) -> None:
