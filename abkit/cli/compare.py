@@ -544,6 +544,14 @@ def _render_claim(report: ArmComparisonReport, c: Comparison, confidence: str) -
         f"always-valid {confidence} confidence sequence" if sequential else f"{confidence} interval"
     )
     valid = "always-valid " if sequential else ""
+    if k.method.startswith("exact") and not sequential:
+        # the exact test's bounds, not the interval printed above, decide: name them
+        upper = (
+            f"to {_lift(k.min_refuted_lift)}" if math.isfinite(k.min_refuted_lift) else "and above"
+        )
+        band = (
+            f"range the exact test allows at {confidence} ({_lift(k.max_supported_lift)} {upper})"
+        )
     if k.verdict == "supported":
         meaning = (
             f"SUPPORTED: the whole {band} lies above {claim} "

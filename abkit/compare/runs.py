@@ -187,10 +187,10 @@ class RunComparison(TableDisplay):
         }
 
 
-
 def _kind_words(kind: str) -> str:
     """``a ranking`` / ``an off-policy``: a run's kind in a sentence."""
     return "an off-policy" if kind == "offpolicy" else f"a {kind}"
+
 
 def check_comparable(runs: Sequence[RunRecord]) -> None:
     """Refuse, with the reason, runs that cannot be paired: mixed kinds, different splits or

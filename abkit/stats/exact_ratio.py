@@ -185,3 +185,124 @@ def exact_ratio_bounds(
     else:
         upper = _ratio_from_odds(_solve_psi(x1, n1, x2, n2, a - gamma, 1), u)
     return lower, upper
+
+
+# -- conversion rates near 1: the exact unconditional score test --------------------------------
+
+UNCONDITIONAL_METHOD = (
+    "exact unconditional score test of the rate ratio at 1 + claim (the Koopman score's "
+    "tails maximised over the control rate within its 1 - alpha/50 Clopper-Pearson interval, "
+    "Berger-Boos), one-sided at alpha/2 each way: few non-conversions under the claim's null"
+)
+"""The claim check's method when the sparse cells are the non-conversions (rates near 1)."""
+
+_GRID = 64  # control rates at which the tails are evaluated (plus the interval's ends)
+_TAIL_CUT = 1e-13  # binomial mass left out of each arm's range (added back to every tail)
+
+
+def _control_interval(x2: int, n2: int, gamma: float) -> tuple[float, float]:
+    """Two-sided ``1 - gamma`` Clopper-Pearson interval of the control rate."""
+    from scipy import stats
+
+    low = 0.0 if x2 <= 0 else float(stats.beta.ppf(gamma / 2, x2, n2 - x2 + 1))
+    high = 1.0 if x2 >= n2 else float(stats.beta.ppf(1 - gamma / 2, x2 + 1, n2 - x2))
+    return low, high
+
+
+def _arm_range(n: int, rates: np.ndarray) -> np.ndarray:
+    """The counts ``0..n`` holding all but ``_TAIL_CUT`` of the mass at every rate given."""
+    from scipy import stats
+
+    low = int(np.min(stats.binom.ppf(_TAIL_CUT, n, rates)))
+    high = int(np.max(stats.binom.isf(_TAIL_CUT, n, rates)))
+    return np.arange(max(low - 1, 0), min(high + 1, n) + 1)
+
+
+def unconditional_ratio_p_values(
+    x1: int, n1: int, x2: int, n2: int, theta: float, *, alpha: float = 0.05
+) -> tuple[float, float]:
+    """``(p_above, p_below)`` of H0: ``p1 / p2 <= theta`` and H0: ``p1 / p2 >= theta`` by the
+    exact unconditional test of Koopman's score statistic ``z`` (Chan 1998, Stat Med 17:1403;
+    Berger & Boos 1994).
+
+    ``p_above = sup P(z(X1, X2) >= z_obs) + gamma`` over the null's least favourable points
+    ``p1 = min(theta p2, 1)`` (the tail grows with ``p1``) for control rates ``p2`` in the
+    two-sided ``1 - gamma`` Clopper-Pearson interval of ``x2 / n2``; ``p_below`` likewise with
+    ``z <= z_obs`` at ``p1 = theta p2`` (``p2 <= 1 / theta``). Valid at any size up to the
+    grid of ``p2`` (``_GRID`` points and the ends) and the ``_TAIL_CUT`` mass per arm, which is
+    added back. Unlike the conditional test, its power does not vanish when few users fail to
+    convert: there the odds ratio of a rate-ratio null swings with ``p2`` and the conditional
+    test, bounded over it, decides nothing.
+    """
+    from abkit.stats.proportions import ratio_score_statistic
+
+    gamma = alpha * NUISANCE_GAMMA_PER_ALPHA
+    low, high = _control_interval(x2, n2, gamma)
+    p2 = np.unique(np.concatenate([np.linspace(low, high, _GRID), [x2 / n2]]))
+    p1_above = np.minimum(theta * p2, 1.0)
+    below_ok = theta * p2 <= 1.0
+    a = _arm_range(n1, p1_above)
+    b = _arm_range(n2, p2)
+    z = np.asarray(ratio_score_statistic(a[:, None], n1, b[None, :], n2, theta), dtype=np.float64)
+    z_obs = float(ratio_score_statistic(x1, n1, x2, n2, theta))
+    tol = 1e-9 * max(1.0, abs(z_obs)) if math.isfinite(z_obs) else 0.0
+    upper = (z >= z_obs - tol).astype(np.float64)
+    lower = (z <= z_obs + tol).astype(np.float64)
+    from scipy import stats
+
+    pa = stats.binom.pmf(a[None, :], n1, p1_above[:, None])  # [grid, a]
+    pb = stats.binom.pmf(b[None, :], n2, p2[:, None])  # [grid, b]
+    tail_above = np.einsum("ga,ab,gb->g", pa, upper, pb)
+    tail_below = np.einsum("ga,ab,gb->g", pa, lower, pb)[below_ok]
+    slack = 2 * _TAIL_CUT + gamma
+    p_above = min(1.0, float(tail_above.max()) + slack)
+    p_below = min(1.0, float(tail_below.max()) + slack) if tail_below.size else slack
+    return p_above, p_below
+
+
+def unconditional_ratio_bounds(
+    x1: int, n1: int, x2: int, n2: int, *, alpha: float = 0.05
+) -> tuple[float, float]:
+    """``(lower, upper)`` bounds of ``p1 / p2`` dual to :func:`unconditional_ratio_p_values`
+    at ``alpha / 2`` each side, found by bisection on ``log theta`` (the p-values move with
+    ``theta`` by steps, so a bound is where the side's p-value crosses ``alpha / 2``)."""
+    a = alpha / 2
+
+    def side(theta: float, which: int) -> float:
+        return unconditional_ratio_p_values(x1, n1, x2, n2, theta, alpha=alpha)[which] - a
+
+    def crossing(which: int, inside: float, outside: float) -> float:
+        # ``inside``: the p-value is above a there; ``outside``: at or below it
+        lo, hi = math.log(inside), math.log(outside)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if side(math.exp(mid), which) > 0:
+                lo = mid
+            else:
+                hi = mid
+            if abs(hi - lo) < 1e-10:
+                break
+        return math.exp((lo + hi) / 2)
+
+    # No shortcut at the edges of the support (x1 = n1 still bounds the ratio when the
+    # control rate is surely high): each bound is searched from the estimate outwards.
+    estimate = (x1 / n1) / (x2 / n2) if x2 > 0 and x1 > 0 else 1.0
+    lower = 0.0
+    far = estimate
+    while side(far, 0) > 0 and far > 1e-12:
+        far /= 4
+    if side(far, 0) <= 0:
+        inside = far
+        while side(inside, 0) <= 0 and inside < 1e12:
+            inside *= 1.25
+        lower = crossing(0, inside, far) if side(inside, 0) > 0 else inside
+    upper = math.inf
+    far = estimate
+    while side(far, 1) > 0 and far < 1e12:
+        far *= 4
+    if side(far, 1) <= 0:
+        inside = far
+        while side(inside, 1) <= 0 and inside > 1e-12:
+            inside /= 1.25
+        upper = crossing(1, inside, far) if side(inside, 1) > 0 else inside
+    return lower, upper

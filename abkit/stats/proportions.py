@@ -55,7 +55,13 @@ from numpy.typing import ArrayLike, NDArray
 from abkit.errors import InputError
 from abkit.stats.claims import check_claim
 from abkit.stats.dist import brentq, chi2_sf, norm_cdf, norm_ppf, norm_sf
-from abkit.stats.exact_ratio import exact_ratio_bounds, exact_ratio_p_values
+from abkit.stats.exact_ratio import (
+    UNCONDITIONAL_METHOD,
+    exact_ratio_bounds,
+    exact_ratio_p_values,
+    unconditional_ratio_bounds,
+    unconditional_ratio_p_values,
+)
 from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
 from abkit.stats.score import ratio_restricted_mle
@@ -450,6 +456,19 @@ def claim_needs_exact(x1: int, n1: int, x2: int, n2: int, claim: float) -> bool:
     return min(float(c) for c in cells) < claim_min_expected(n1, n2)
 
 
+def claim_sparse_failures(x1: int, n1: int, x2: int, n2: int, claim: float) -> bool:
+    """True when the smallest expected cell under the claim's null is a count of
+    *non-conversions* (rates near 1): the exact claim check then uses the unconditional test
+    (:func:`~abkit.stats.exact_ratio.unconditional_ratio_p_values`), whose power holds there;
+    with few conversions (the common case), the conditional test of
+    :func:`~abkit.stats.exact_ratio.exact_ratio_p_values`."""
+    theta0 = _arr(1 + check_claim(claim))
+    q1, q2 = ratio_restricted_mle(_arr(x1), _arr(n1), _arr(x2), _arr(n2), theta0)
+    conversions = min(float(n1 * q1), float(n2 * q2))
+    failures = min(float(n1 * (1 - q1)), float(n2 * (1 - q2)))
+    return failures < conversions
+
+
 def claim_min_expected(n1: int, n2: int) -> float:
     """The expected-count threshold of :func:`claim_needs_exact`: ``10 max(n1, n2) /
     min(n1, n2)``."""
@@ -481,7 +500,12 @@ def claim_p_values(
     (:func:`claim_check_proportions`, which decides from exactly these numbers)."""
     theta0 = 1 + check_claim(claim)
     if exact == "always" or (exact == "auto" and claim_needs_exact(x1, n1, x2, n2, claim)):
-        p_above, p_below = exact_ratio_p_values(x1, n1, x2, n2, theta0, alpha=alpha)
+        test = (
+            unconditional_ratio_p_values
+            if claim_sparse_failures(x1, n1, x2, n2, claim)
+            else exact_ratio_p_values
+        )
+        p_above, p_below = test(x1, n1, x2, n2, theta0, alpha=alpha)
         return p_above, p_below, True
     z0 = float(ratio_score_statistic(x1, n1, x2, n2, theta0))
     return float(norm_sf(z0)), float(norm_cdf(z0)), False
@@ -505,8 +529,10 @@ def claim_check_proportions(
     <= claim) and ``p_value_below = P(Z <= z(theta0))`` (H0: lift >= claim); the verdict then
     agrees with the two-sided Koopman interval (see :class:`~abkit.stats.results.ClaimCheck`).
     Small counts (``exact="auto"`` and :func:`claim_needs_exact`: an expected count under the
-    claim's null below 5; or ``exact="always"``): the exact test of
-    :mod:`abkit.stats.exact_ratio`, whose one-sided p-values are valid at any size, and
+    claim's null below its threshold; or ``exact="always"``): an exact test of
+    :mod:`abkit.stats.exact_ratio`, whose one-sided p-values are valid at any size (the
+    conditional test when the sparse cells are conversions, the unconditional score test when
+    they are non-conversions: :func:`claim_sparse_failures`), and
     ``max_supported_lift`` / ``min_refuted_lift`` are its dual bounds, so the verdict still
     reads off them (they can be wider than the Koopman lift interval). ``method`` says which
     test decided. ``units_needed``: Farrington & Manning's (1990) sample size for the
@@ -517,7 +543,10 @@ def claim_check_proportions(
     claim = check_claim(claim)
     theta0 = 1 + claim
     p_above, p_below, use_exact = claim_p_values(x1, n1, x2, n2, claim, alpha=alpha, exact=exact)
-    if use_exact:
+    if use_exact and claim_sparse_failures(x1, n1, x2, n2, claim):
+        lower, upper = unconditional_ratio_bounds(x1, n1, x2, n2, alpha=alpha)
+        method = UNCONDITIONAL_METHOD
+    elif use_exact:
         lower, upper = exact_ratio_bounds(x1, n1, x2, n2, alpha=alpha)
         method = CLAIM_EXACT_METHOD
     else:

@@ -466,7 +466,10 @@ def test_provenance_created_at_is_duckdbs_timestamp_text(ts: datetime) -> None:
         run_id="r", name=None, dataset="d", model="m", kind="ranking", params={}, split="s",
         ks=(), fingerprint="f", code_version="c", created_at=ts, users=None, summary={},
     )  # fmt: skip
-    text = duckdb.execute("SELECT CAST(CAST(? AS TIMESTAMP) AS VARCHAR)", [ts]).fetchone()
+    # its own connection: a half-read result on duckdb's default one blocks whoever uses it
+    # next (the README's OBD snippet, run later in the same process, did)
+    with duckdb.connect() as con:
+        text = con.execute("SELECT CAST(CAST(? AS TIMESTAMP) AS VARCHAR)", [ts]).fetchone()
     assert record.to_provenance_dict()["created_at"] == text[0]
 
 

@@ -68,10 +68,11 @@ def test_bad_sources_are_one_line_exit_2(spark, sim_export: Path, tmp_path: Path
     broken = tmp_path / "broken"
     shutil.copytree(sim_export, broken)
     part = next((broken / "assignments").rglob("*.parquet"))
-    duckdb.execute(
-        f"COPY (SELECT * EXCLUDE (assigned_at) FROM read_parquet('{part}')) "
-        f"TO '{tmp_path / 'a.parquet'}' (FORMAT PARQUET)"
-    )
+    with duckdb.connect() as con:  # not duckdb's default connection, shared by every test
+        con.execute(
+            f"COPY (SELECT * EXCLUDE (assigned_at) FROM read_parquet('{part}')) "
+            f"TO '{tmp_path / 'a.parquet'}' (FORMAT PARQUET)"
+        )
     (tmp_path / "a.parquet").replace(part)
     result = runner.invoke(app, ["compare", "--engine", "spark", "--source", str(broken)])
     assert result.exit_code == 2

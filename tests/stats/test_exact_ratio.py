@@ -61,8 +61,9 @@ def _claim_error_rates(n1: int, n2: int, p2: float, claim: float = 0.2) -> tuple
     """P(supported), P(refuted) of abkit's claim check at true lift = claim, by enumerating
     every table with non-negligible probability (the rest has mass below 1e-12)."""
     p1 = p2 * (1 + claim)
-    x1s = np.arange(int(stats.binom.isf(1e-13, n1, p1)) + 2)
-    x2s = np.arange(int(stats.binom.isf(1e-13, n2, p2)) + 2)
+    x1s = np.arange(int(stats.binom.ppf(1e-13, n1, p1)), int(stats.binom.isf(1e-13, n1, p1)) + 2)
+    x2s = np.arange(int(stats.binom.ppf(1e-13, n2, p2)), int(stats.binom.isf(1e-13, n2, p2)) + 2)
+    x1s, x2s = x1s[x1s <= n1], x2s[x2s <= n2]
     w1, w2 = stats.binom.pmf(x1s, n1, p1), stats.binom.pmf(x2s, n2, p2)
     supported = refuted = 0.0
     for x2, wa in zip(x2s, w2, strict=True):
@@ -142,3 +143,79 @@ def test_rule_threshold_grows_with_imbalance() -> None:
     # ... but with a 1:9 split the treatment's ~12 expected conversions are below 90
     assert proportions.claim_needs_exact(12, 1000, 90, 9000, 0.2)
     assert math.isfinite(proportions.claim_min_expected(1, 10**6))
+
+
+# -- conversion rates near 1: the unconditional test ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n1", "n2", "p2", "claim"),
+    [
+        (30, 270, 0.99, -0.03),  # score test alone: P(refuted) 0.050
+        (60, 60, 0.99, -0.1),  # 0.036
+        (900, 100, 0.99, 0.005),  # P(supported) 0.052
+        (300, 300, 0.97, -0.2),
+    ],
+)
+def test_claim_size_near_rate_one_by_exact_enumeration(n1, n2, p2, claim) -> None:
+    supported, refuted = _claim_error_rates(n1, n2, p2, claim)
+    assert supported <= 0.025 * 1.1
+    assert refuted <= 0.025 * 1.1
+
+
+@pytest.mark.parametrize(
+    ("table", "claim", "verdict"),
+    [
+        ((300, 400, 396, 400), -0.3, "supported"),  # Koopman: -28.8% to -20.1%
+        ((198, 200, 170, 200), 0.3, "refuted"),  # Koopman: +10.5% to +24.8%
+        ((90, 100, 100, 100), -0.5, "supported"),  # all 100 control users converted
+    ],
+)
+def test_claims_near_rate_one_are_decided(table, claim, verdict) -> None:
+    # The conditional test, bounded over the control rate, decided none of these (both
+    # p-values 1): near rate 1 the odds ratio of a rate-ratio null swings with the rate.
+    check = proportions.claim_check_proportions(*table, claim)
+    assert check.method == proportions.UNCONDITIONAL_METHOD
+    assert check.verdict == verdict
+    lower, upper = proportions.koopman_interval(*table)
+    assert check.max_supported_lift == pytest.approx(lower - 1, abs=0.01)
+    if math.isfinite(check.min_refuted_lift):
+        assert check.min_refuted_lift == pytest.approx(upper - 1, abs=0.01)
+
+
+def _brute_force_unconditional(x1, n1, x2, n2, theta, alpha=0.05, grid=4001):
+    """The same test from its definition, without truncation and on a fine grid."""
+    gamma = alpha / 50
+    low = 0.0 if x2 == 0 else stats.beta.ppf(gamma / 2, x2, n2 - x2 + 1)
+    high = 1.0 if x2 == n2 else stats.beta.ppf(1 - gamma / 2, x2 + 1, n2 - x2)
+    a, b = np.arange(n1 + 1)[:, None], np.arange(n2 + 1)[None, :]
+    with np.errstate(all="ignore"):
+        z = proportions.ratio_score_statistic(a, n1, b, n2, theta)
+    z_obs = proportions.ratio_score_statistic(x1, n1, x2, n2, theta)
+    best_above = best_below = 0.0
+    for p2 in np.linspace(low, high, grid):
+        p1 = min(theta * p2, 1.0)
+        w = stats.binom.pmf(a, n1, p1) * stats.binom.pmf(b, n2, p2)
+        best_above = max(best_above, float(w[z >= z_obs - 1e-9].sum()))
+        if theta * p2 <= 1:
+            best_below = max(best_below, float(w[z <= z_obs + 1e-9].sum()))
+    return min(1.0, best_above + gamma), min(1.0, best_below + gamma)
+
+
+@pytest.mark.parametrize(
+    ("table", "theta"),
+    [((18, 20, 20, 20), 0.8), ((27, 30, 25, 30), 1.2), ((40, 50, 49, 50), 0.9)],
+)
+def test_unconditional_p_values_match_the_definition(table, theta) -> None:
+    got = exact_ratio.unconditional_ratio_p_values(*table, theta)
+    ref = _brute_force_unconditional(*table, theta)
+    assert got == pytest.approx(ref, abs=2e-3)  # the grid's sup: 65 points against 4001
+
+
+def test_unconditional_bounds_are_dual_to_the_p_values() -> None:
+    table = (300, 400, 396, 400)
+    lower, upper = exact_ratio.unconditional_ratio_bounds(*table)
+    assert exact_ratio.unconditional_ratio_p_values(*table, lower * 0.999)[0] <= 0.025
+    assert exact_ratio.unconditional_ratio_p_values(*table, lower * 1.001)[0] > 0.025
+    assert exact_ratio.unconditional_ratio_p_values(*table, upper * 1.001)[1] <= 0.025
+    assert exact_ratio.unconditional_ratio_p_values(*table, upper * 0.999)[1] > 0.025
