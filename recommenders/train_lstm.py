@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abkit_recommenders.lstm_graph import add_topk_head, lstm_core_graph
 
-from abkit.errors import InputError, MissingExtraError, ModelError
+from abkit.errors import InputError, MissingExtraError, ModelError, param
 from abkit.replay.lstm_contract import DEFAULTS, SIDECAR_FORMAT, TORCH_INSTALL, sidecar_path
 
 if TYPE_CHECKING:
@@ -145,11 +145,19 @@ def train_lstm(
     import numpy as np
 
     torch = require_torch()
-    if min(seq_len, embedding, hidden, epochs, horizon, samples_per_epoch, batch_size, threads) < 1:
-        raise InputError(
-            "seq_len, embedding, hidden, epochs, horizon, samples_per_epoch, batch_size and "
-            "threads must be at least 1"
-        )
+    sizes = {
+        "seq_len": seq_len,
+        "embedding": embedding,
+        "hidden": hidden,
+        "epochs": epochs,
+        "horizon": horizon,
+        "samples_per_epoch": samples_per_epoch,
+        "batch_size": batch_size,
+        "threads": threads,
+    }
+    for name, value in sizes.items():
+        if value < 1:
+            raise InputError(f"{param(name)} must be at least 1, got {value}")
     if exporter not in ("weights", "dynamo"):
         raise InputError(f"exporter must be 'weights' or 'dynamo', got {exporter!r}")
     inputs, targets = training_examples(data, seq_len, horizon)

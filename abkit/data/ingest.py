@@ -704,10 +704,18 @@ class _Plan:
 
         # No per-row flag: a NULL is either an empty cell or text that did not parse, and the
         # (rare) failing row is read again to tell which.
+        epoch_given = self.ts_format == "epoch" and self.ts_unit != "auto"
+
         def message(row: int) -> str:
             text = raw(row)
             if text == "":
                 return f"{where(row)}: empty (expected a timestamp)"
+            if epoch_given:  # --ts-unit s|ms reads numbers only
+                return (
+                    f"{where(row)}: cannot parse {show_value(text)} as epoch "
+                    f"{'seconds' if self.ts_unit == 's' else 'milliseconds'} (--ts-unit "
+                    f"{self.ts_unit} expects numbers; drop it for ISO 8601 text)"
+                )
             return f"{where(row)}: cannot parse {show_value(text)} as a timestamp ({_TS_HINT})"
 
         self._check(f"{value} IS NULL", message)

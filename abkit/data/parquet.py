@@ -93,9 +93,10 @@ def export_store(
 
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        what = "is a file" if not target.is_dir() else "is a folder that is not empty"
         raise InputError(
-            f"{param('out')} {target}: exists and is not an empty folder; an export is never "
-            "merged into existing files"
+            f"{param('out')} {target}: {what}; expected a new or empty folder (an export is "
+            "never merged into existing files)"
         )
     staging = target.with_name(f".{target.name}.export-tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -158,7 +159,13 @@ def check_export_folder(root: Path) -> None:
     """Refuse a folder that is not an abkit export of this schema version (one line)."""
     missing = [t for t in TABLES if not (root / t).is_dir()]
     if not root.is_dir() or missing:
-        what = "does not exist" if not root.is_dir() else f"has no table folder {missing[0]}/"
+        what = (
+            f"has no table folder {missing[0]}/"
+            if root.is_dir()
+            else "is a file"
+            if root.exists()
+            else "does not exist"
+        )
         raise InputError(
             f"{root}: {what}; expected a folder written by `abkit export` "
             f"(one folder per table: {', '.join(TABLES)})"

@@ -460,7 +460,9 @@ def estimate_policy_value(
     if estimator not in ESTIMATORS:
         raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
     if ci not in ("normal", "bootstrap"):
-        raise InputError(unknown_choice("interval method", str(ci), ("normal", "bootstrap")))
+        raise InputError(
+            f"{param('ci')}: " + unknown_choice("interval method", str(ci), ("normal", "bootstrap"))
+        )
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be between 0 and 1, got {alpha}")
     r = np.asarray(rewards, dtype=np.float64)

@@ -114,6 +114,7 @@ Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], No
 #: ``replay(before_store=...)``: (result, evaluated users' ids, per-user metric values) -> None
 BeforeStore = Callable[["ReplayResult", "np.ndarray", Mapping[str, "np.ndarray"]], None]
 REWARDS: tuple[str, ...] = ("click", "conversion", "value")
+CI_METHODS: tuple[str, ...] = ("normal", "bootstrap")
 #: each reward's range (the store types click and conversion 0/1; value is any revenue)
 REWARD_RANGES: dict[str, tuple[float, float]] = {
     "click": UNIT_RANGE,
@@ -254,6 +255,7 @@ def _validate(
     reward: str,
     sampled: int | None,
     device: str,
+    ci: str = "normal",
 ) -> tuple[tuple[int, ...], SplitSpec, tuple[str, ...]]:
 
     k_values = parse_ks(ks)
@@ -271,6 +273,8 @@ def _validate(
         raise InputError(f"{param('sampled')} must be a positive number of items, got {sampled}")
     if device not in DEVICES:
         raise InputError(f"{param('device')}: " + unknown_choice("device", device, DEVICES))
+    if ci not in CI_METHODS:  # checked even without --estimator: never stored as a run's param
+        raise InputError(f"{param('ci')}: " + unknown_choice("interval method", ci, CI_METHODS))
     return k_values, spec, names
 
 
@@ -369,6 +373,7 @@ def replay(
         reward=reward,
         sampled=sampled,
         device=device,
+        ci=ci,
     )
     model_params = dict(params or {})
     recommender: Recommender | None = None

@@ -117,6 +117,21 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], Path], list[str], str]] = [
     ),
     ("header-only", _text(EVENTS_HEADER), [], "no data rows (only a header line)"),
     (
+        "iso-text-with-ts-unit",
+        _text("user_id,event_type,ts\nu1,view,2024-03-01T10:00:00Z\n"),
+        ["--ts-unit", "ms"],
+        "row 1, column 'ts': cannot parse '2024-03-01T10:00:00Z' as epoch milliseconds "
+        "(--ts-unit ms expects numbers; drop it for ISO 8601 text)",
+    ),
+    (
+        "a-file-as-an-export-folder",
+        _text("user_id,event_type,ts\nu1,view,2024-03-01\n"),
+        ["--format", "abkit-parquet"],
+        "is a file; expected a folder written by `abkit export` (one folder per table: "
+        "abkit_meta, datasets, ingests, events, impressions, impression_features, assignments, "
+        "experiments, items, truth, runs, run_user_metrics, run_estimates, run_rounds)",
+    ),
+    (
         "missing-column",
         _text("user_id,variant,ts\nu1,A,2024-01-01\n"),
         [],

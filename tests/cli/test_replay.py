@@ -184,6 +184,10 @@ def _wrong_signature(folder: Path) -> Path:
             "error: --k: K must be a positive integer, got 'ten'",
         ),
         (
+            ["--model", "popularity", "--ci", "foo"],  # refused even without --estimator
+            "error: --ci: unknown interval method 'foo'; expected one of: bootstrap, normal",
+        ),
+        (
             ["--model", "popularity", "--param", "smoothing"],
             "error: --param 'smoothing': expected KEY=VALUE, e.g. factors=32",
         ),
@@ -284,6 +288,14 @@ def test_train_rejects_a_bad_out_path(runner: CliRunner, store: Path, tmp_path: 
         result.stderr.strip() == f"error: --out {tmp_path / 'm.pt'}: the model file must "
         "end in .onnx"
     )
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install torch==2.13.0)")
+def test_train_names_the_flag_of_a_bad_size(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    args = ["train", "lstm", "--db", str(store), "--out", str(tmp_path / "m.onnx")]
+    result = runner.invoke(app, [*args, "--epochs", "0"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --epochs must be at least 1, got 0"
 
 
 @pytest.mark.slow

@@ -71,8 +71,10 @@ def test_export_of_one_dataset_and_refusals(sim_db: Path, tmp_path: Path) -> Non
     out = tmp_path / "only-b"
     assert export_store(db, out, dataset="b").datasets == ("b",)
     assert [p.name for p in (out / "datasets").iterdir()] == ["dataset=b"]
-    with pytest.raises(InputError, match="not an empty folder"):
+    with pytest.raises(InputError, match="is a folder that is not empty; expected a new or empty"):
         export_store(db, out)
+    with pytest.raises(InputError, match=r"two.duckdb: is a file; expected a new or empty folder"):
+        export_store(db, db)
     # b is already in the store it came from: nothing is written
     with pytest.raises(InputError, match="already in"):
         ingest_export(out, db)
