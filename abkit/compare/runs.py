@@ -197,6 +197,12 @@ def check_comparable(runs: Sequence[RunRecord]) -> None:
     different data fingerprints (then their test users or logs are not the same)."""
     first = runs[0]
     for other in runs[1:]:
+        if other.dataset != first.dataset:
+            raise InputError(
+                f"runs {first.run_id} and {other.run_id} were replayed on different datasets "
+                f"({first.dataset} vs {other.dataset}), so their users cannot be paired; "
+                "compare runs of one dataset"
+            )
         if other.kind != first.kind:
             raise InputError(
                 f"run {other.run_id} is {_kind_words(other.kind)} run but {first.run_id} is "
@@ -211,13 +217,8 @@ def check_comparable(runs: Sequence[RunRecord]) -> None:
         if other.fingerprint != first.fingerprint:
             raise InputError(
                 f"runs {first.run_id} and {other.run_id} were replayed on different data "
-                f"(fingerprint {first.fingerprint[:12]} vs {other.fingerprint[:12]}"
-                + (
-                    f"; datasets {first.dataset} and {other.dataset}"
-                    if first.dataset != other.dataset
-                    else ""
-                )
-                + "), so they cannot be paired"
+                f"(fingerprint {first.fingerprint[:12]} vs {other.fingerprint[:12]}), so they "
+                "cannot be paired"
             )
 
 
@@ -347,6 +348,15 @@ def _compare_ranking(
         )
     if metrics:
         for name in metrics:
+            lacking = [
+                r.run_id for r, names in zip(records, per_run, strict=True) if name not in names
+            ]
+            if lacking and len(lacking) < len(records):
+                raise InputError(
+                    f"{param('metrics')} {name}: run(s) {', '.join(lacking)} have no such metric "
+                    f"(the runs share {', '.join(_order_metrics(common))}); replay them with the "
+                    f"same {param('ks')}"
+                )
             if name not in common:
                 raise InputError(f"{param('metrics')}: " + unknown_choice("metric", name, common))
         chosen = list(dict.fromkeys(metrics))

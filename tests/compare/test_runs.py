@@ -336,8 +336,16 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
             ["r1", "r2"],
             {},
             InputError,
+            "runs r1 and r2 were replayed on different datasets (sim vs other), so their users "
+            "cannot be paired; compare runs of one dataset",
+        ),
+        (
+            {"fingerprint": "a" * 32},
+            ["r1", "r2"],
+            {},
+            InputError,
             f"runs r1 and r2 were replayed on different data (fingerprint {'f' * 12} vs "
-            f"{'a' * 12}; datasets sim and other), so they cannot be paired",
+            f"{'a' * 12}), so they cannot be paired",
         ),
         (
             {"kind": "offpolicy"},
@@ -376,6 +384,20 @@ def test_refusals(db_path: Path, setup, runs, kwargs, error, message) -> None:
     add_run(db_path, "r2", user_metrics={"ndcg@10": cand}, **setup)
     with pytest.raises(error, match=re.escape(message)):
         compare_runs(db_path, runs, **kwargs)
+
+
+def test_a_metric_only_one_run_has_names_the_run_that_lacks_it(db_path: Path) -> None:
+    base, cand = correlated_users(3, 20)
+    add_run(db_path, "r1", user_metrics={"ndcg@10": base, "ndcg@20": base})
+    add_run(db_path, "r2", user_metrics={"ndcg@10": cand})
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "metrics ndcg@20: run(s) r2 have no such metric (the runs share ndcg@10); replay "
+            "them with the same ks"
+        ),
+    ):
+        compare_runs(db_path, ["r1", "r2"], metrics=["ndcg@20"])
 
 
 def test_ambiguous_name_and_empty_store(db_path: Path) -> None:
