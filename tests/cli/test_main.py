@@ -191,3 +191,20 @@ def test_help_reflows_docstrings_and_keeps_brackets(runner: CliRunner) -> None:
     # the docstring's second paragraph fits on one 200-column line instead of its source breaks
     line = next(ln for ln in result.stdout.splitlines() if "Users with tastes browse" in ln)
     assert "logging policy differs by arm" in line
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (10312.43, "10,312.4"),  # an ESS: it read 1.031e+04
+        (8356.53, "8,356.5"),  # a sample size: it read 8,357, above the units needed
+        (8155.0, "8,155"),
+        (12.3456, "12.35"),
+        (0.01234, "0.0123"),
+        (0.0000123, "1.23e-05"),
+        (3, "3"),
+        (float("nan"), "-"),
+    ],
+)
+def test_table_cells(value, shown) -> None:
+    assert render.fmt(value) == shown
