@@ -68,7 +68,8 @@ def _holder(pid: str) -> str:
         if Path(word).name == "abkit" or word.endswith("abkit.cli.main"):
             words = ["abkit", *words[i + 1 :]]
             break
-    command = " ".join(words)[:80]
+    # one line: a `python -c` holder's script carries newlines (and tabs) of its own
+    command = " ".join(" ".join(words).split())[:80]
     return f"process {pid} ({command})" if command else f"process {pid}"
 
 

@@ -157,3 +157,25 @@ def test_drop_dataset_removes_only_that_dataset(db_path: Path) -> None:
         assert store.datasets() == ["b"]
         assert store.con.execute("SELECT DISTINCT dataset FROM events").fetchall() == [("b",)]
         assert store.con.execute("SELECT run_id FROM run_user_metrics").fetchall() == [("run-b",)]
+
+
+def test_a_holder_is_described_on_one_line() -> None:
+    # A notebook or `python -c` script holding the lock has newlines in its command line;
+    # the --wait warning printed them as they were, across several lines.
+    import subprocess
+    import sys
+
+    from abkit.data.store import _holder
+
+    script = "import time\nfor _ in range(600):\n\ttime.sleep(0.1)"
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        described = _holder(str(child.pid))
+    finally:
+        child.kill()
+        child.wait()
+    assert described.startswith(f"process {child.pid} (")
+    assert "\n" not in described
+    assert "\t" not in described
+    # (the interpreter's path comes first, and the description is cut at 80 characters)
+    assert described.endswith(")")
