@@ -129,9 +129,10 @@ def _step_compare(db: Path, *, claim: float) -> None:
     render_arm_report(report)
     render.console.print()
     report = compare_arms(db, dataset=DEMO_DATASET, metrics="ratio", claim=claim)
-    render.note(
+    render.line(  # a heading of the report on stdout, with the table it introduces
         "The carousel's own metric, clicks per impression (users randomised, so the "
-        "delta method, not a per-impression test):"
+        "delta method, not a per-impression test):",
+        style="dim",
     )
     render_arm_report(report)
 

@@ -20,6 +20,9 @@ def test_demo_walks_through_every_step_and_reuses_its_store(runner, db_path) -> 
     # the planted +20% is checked as a claim, honestly undecided at this size
     assert re.search(r"Claim lift >= \+20\.0% \(treatment\): (NOT DECIDED|SUPPORTED|REFUTED)", out)
     assert "SRM check passed" in out
+    # the heading of the ratio comparison comes with its table, on stdout (demo > out.txt)
+    heading = "The carousel's own metric, clicks per impression"
+    assert out.index(heading) < out.index("clicks_per_impression")
     # replayed models, paired comparison, and both gate outcomes as CI would see them
     for model in ("demo/random", "demo/popularity", "demo/als"):
         assert model in out
