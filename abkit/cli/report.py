@@ -49,8 +49,8 @@ def report(
         typer.Option(
             help="Experiment spec with a \\[gate] table: its gate runs (as `abkit gate SPEC`) "
             "and is shown. That writes to --db as the gate does: the spec's simulated dataset "
-            "when the store lacks it, and the candidate's run (use a store of its own, as the "
-            "spec's [data].db does, to keep your data alone).",
+            "when the store lacks it, and the candidate's run (give the report a store of its "
+            "own, e.g. --db /tmp/ci.duckdb, to keep your data alone).",
             show_default=False,
         ),
     ] = None,
