@@ -315,14 +315,14 @@ def runs_command(
                 metrics.get(f"ndcg@{first_k}"),
             ]
         )
-    render.console.print(
-        render.table(
-            "replay runs (oldest first; `--json` for everything)",
-            ["run", "name", "model", "kind", "split", "users", "ndcg@K"],
-            rows,
-            whole=(0, 2),
-        )
-    )
+    columns = ["run", "name", "model", "kind", "split", "users", "ndcg@K"]
+    title = "replay runs (oldest first; `--json` for everything)"
+    splits = {row[4] for row in rows}
+    if len(splits) == 1:  # one split for all: in the title, so that a row fits 80 columns
+        title = f"replay runs (oldest first, all on split {splits.pop()}; `--json` for everything)"
+        columns.remove("split")
+        rows = [row[:4] + row[5:] for row in rows]
+    render.console.print(render.table(title, columns, rows, whole=(0, 2)))
 
 
 def _short_split(split: str) -> str:

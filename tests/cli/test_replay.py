@@ -81,6 +81,10 @@ def test_replay_json_and_runs(runner: CliRunner, store: Path) -> None:
     assert runs[0]["metrics"]["ndcg@10"] == payload["metrics"]["ndcg@10"]
     table = runner.invoke(app, ["runs", "--db", str(store)], env={"COLUMNS": "200"})
     assert payload["run_id"] in table.stdout
+    # one split for every run: named once in the title, so that a row fits 80 columns
+    day = payload["split"][: len("temporal:2024-01-17")]
+    assert f"replay runs (oldest first, all on split {day};" in table.stdout
+    assert " split " not in table.stdout.splitlines()[1]
 
 
 def test_replay_report_and_params(runner: CliRunner, store: Path) -> None:
