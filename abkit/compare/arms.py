@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -582,7 +582,12 @@ def _defaults(
             "which makes the intervals too narrow when users see many impressions"
         )
     start = design.start_ts.isoformat(sep=" ") if design.start_ts else "the first record"
-    end = design.end_ts.isoformat(sep=" ") if design.end_ts else "the last record"
+    if design.end_ts is None:
+        end = "the last record"
+    elif design.end_ts.microsecond == 1:  # ingest's exclusive end, just after the last record
+        end = f"{(design.end_ts - timedelta(microseconds=1)).isoformat(sep=' ')} (included)"
+    else:
+        end = f"{design.end_ts.isoformat(sep=' ')} (excluded)"
     lines.append(f"experiment window: {start} to {end}")
     lines.append(
         f"control: {control}" + ("" if control_given else " (from the experiment's design)")

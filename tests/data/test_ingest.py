@@ -479,3 +479,21 @@ def test_crlf_and_byte_order_mark(db_path, tmp_path) -> None:
         ("u1", "view", datetime(2024, 1, 1)),
         ("u2", "click", datetime(2024, 1, 2)),
     ]
+
+
+def test_an_ingested_window_is_shown_through_its_last_record(db_path, tmp_path) -> None:
+    # The stored end is exclusive, one microsecond after the last record; the defaults read
+    # "... 10:00:00 (included)", not "... 10:00:00.000001".
+    from abkit.compare.arms import compare_arms
+
+    path = tmp_path / "ab.csv"
+    path.write_text(
+        "user_id,variant,event_type,ts\nu1,A,view,2024-03-01T10:00:00\n"
+        "u2,B,purchase,2024-03-02T10:00:00\n"
+    )
+    ingest_file(path, db_path, dataset="ab")
+    report = compare_arms(db_path, dataset="ab")
+    assert (
+        "experiment window: 2024-03-01 10:00:00 to 2024-03-02 10:00:00 (included)"
+        in report.defaults
+    )
