@@ -453,8 +453,8 @@ def _resolve_columns(
                 index = preset.layout.index(spec.name)
                 if index < len(source.columns):
                     match = source.columns[index]
-        else:
-            match = next((c for c in source.columns if spec.matches(c)), None)
+        else:  # the first column of its names that the user did not map elsewhere
+            match = next((c for c in source.columns if spec.matches(c) and c not in claimed), None)
         if match is not None and match not in claimed:
             resolved[spec.name] = match
     for spec in preset.columns:

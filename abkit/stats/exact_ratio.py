@@ -196,7 +196,7 @@ UNCONDITIONAL_METHOD = (
 )
 """The claim check's method when the sparse cells are the non-conversions (rates near 1)."""
 
-_GRID = 64  # control rates at which the tails are evaluated (plus the interval's ends)
+_GRID = 129  # control rates at which the tails are evaluated (plus the observed rate)
 _TAIL_CUT = 1e-13  # binomial mass left out of each arm's range (added back to every tail)
 
 
@@ -218,6 +218,33 @@ def _arm_range(n: int, rates: np.ndarray) -> np.ndarray:
     return np.arange(max(low - 1, 0), min(high + 1, n) + 1)
 
 
+def _control_thresholds(
+    a: np.ndarray, n1: int, n2: int, theta: float, level: float, *, upper: bool
+) -> np.ndarray:
+    """For each treatment count ``a``: the largest control count ``b`` with ``z(a, b) >= level``
+    (``upper``; -1 when none), or the smallest with ``z(a, b) <= level`` (else; ``n2 + 1``
+    when none), by bisection over ``b`` for all ``a`` at once.
+
+    Koopman's ``z`` falls as the control count grows (its numerator ``a/n1 - theta b/n2``
+    does, and the restricted variance moves with it; checked on every table of the tests
+    against the full sum), so each region is a run of control counts from 0, or up to
+    ``n2``, and a tail is a binomial CDF at the threshold."""
+    from abkit.stats.proportions import ratio_score_statistic
+
+    low = np.full(a.size, -1, dtype=np.int64)  # upper: z(a, low) >= level (-1: virtual)
+    high = np.full(a.size, n2 + 1, dtype=np.int64)  # upper: z(a, high) < level (virtual)
+    while True:
+        open_ = high - low > 1
+        if not open_.any():
+            break
+        mid = np.clip((low + high) // 2, 0, n2)
+        z = np.asarray(ratio_score_statistic(a, n1, mid, n2, theta), dtype=np.float64)
+        inside = z >= level if upper else z > level  # "inside": still at or left of the cut
+        low = np.where(open_ & inside, mid, low)
+        high = np.where(open_ & ~inside, mid, high)
+    return low if upper else high
+
+
 def unconditional_ratio_p_values(
     x1: int, n1: int, x2: int, n2: int, theta: float, *, alpha: float = 0.05
 ) -> tuple[float, float]:
@@ -229,10 +256,10 @@ def unconditional_ratio_p_values(
     ``p1 = min(theta p2, 1)`` (the tail grows with ``p1``) for control rates ``p2`` in the
     two-sided ``1 - gamma`` Clopper-Pearson interval of ``x2 / n2``; ``p_below`` likewise with
     ``z <= z_obs`` at ``p1 = theta p2`` (``p2 <= 1 / theta``). Valid at any size up to the
-    grid of ``p2`` (``_GRID`` points and the ends) and the ``_TAIL_CUT`` mass per arm, which is
-    added back. Unlike the conditional test, its power does not vanish when few users fail to
-    convert: there the odds ratio of a rate-ratio null swings with ``p2`` and the conditional
-    test, bounded over it, decides nothing.
+    grid of ``p2`` (``_GRID`` points and the observed rate) and the treatment counts left out
+    (``_TAIL_CUT`` of the mass each side, added back). Unlike the conditional test, its power
+    does not vanish when few users fail to convert: there the odds ratio of a rate-ratio null
+    swings with ``p2`` and the conditional test, bounded over it, decides nothing.
     """
     from abkit.stats.proportions import ratio_score_statistic
 
@@ -242,18 +269,17 @@ def unconditional_ratio_p_values(
     p1_above = np.minimum(theta * p2, 1.0)
     below_ok = theta * p2 <= 1.0
     a = _arm_range(n1, p1_above)
-    b = _arm_range(n2, p2)
-    z = np.asarray(ratio_score_statistic(a[:, None], n1, b[None, :], n2, theta), dtype=np.float64)
     z_obs = float(ratio_score_statistic(x1, n1, x2, n2, theta))
     tol = 1e-9 * max(1.0, abs(z_obs)) if math.isfinite(z_obs) else 0.0
-    upper = (z >= z_obs - tol).astype(np.float64)
-    lower = (z <= z_obs + tol).astype(np.float64)
     from scipy import stats
 
+    # P(z >= z_obs) = sum_a P(X1 = a) P(X2 <= t_up(a)); P(z <= z_obs) likewise with X2 >= t_dn
+    t_up = _control_thresholds(a, n1, n2, theta, z_obs - tol, upper=True)
+    t_dn = _control_thresholds(a, n1, n2, theta, z_obs + tol, upper=False)
     pa = stats.binom.pmf(a[None, :], n1, p1_above[:, None])  # [grid, a]
-    pb = stats.binom.pmf(b[None, :], n2, p2[:, None])  # [grid, b]
-    tail_above = np.einsum("ga,ab,gb->g", pa, upper, pb)
-    tail_below = np.einsum("ga,ab,gb->g", pa, lower, pb)[below_ok]
+    tail_above = (pa * stats.binom.cdf(t_up[None, :], n2, p2[:, None])).sum(axis=1)
+    tail_below = (pa * stats.binom.sf(t_dn[None, :] - 1, n2, p2[:, None])).sum(axis=1)
+    tail_below = tail_below[below_ok]
     slack = 2 * _TAIL_CUT + gamma
     p_above = min(1.0, float(tail_above.max()) + slack)
     p_below = min(1.0, float(tail_below.max()) + slack) if tail_below.size else slack
@@ -264,45 +290,46 @@ def unconditional_ratio_bounds(
     x1: int, n1: int, x2: int, n2: int, *, alpha: float = 0.05
 ) -> tuple[float, float]:
     """``(lower, upper)`` bounds of ``p1 / p2`` dual to :func:`unconditional_ratio_p_values`
-    at ``alpha / 2`` each side, found by bisection on ``log theta`` (the p-values move with
-    ``theta`` by steps, so a bound is where the side's p-value crosses ``alpha / 2``)."""
+    at ``alpha / 2`` each side: where the side's p-value crosses ``alpha / 2``, by bisection on
+    ``log theta`` (to a relative 1e-7) from a bracket grown out of Koopman's bounds, which are
+    close (the p-values move with ``theta`` by small steps); 0 or infinity when a side's
+    p-value stays above ``alpha / 2``."""
+    from abkit.stats.proportions import koopman_interval
+
     a = alpha / 2
 
-    def side(theta: float, which: int) -> float:
-        return unconditional_ratio_p_values(x1, n1, x2, n2, theta, alpha=alpha)[which] - a
+    def above_a(theta: float, which: int) -> bool:
+        return unconditional_ratio_p_values(x1, n1, x2, n2, theta, alpha=alpha)[which] > a
 
-    def crossing(which: int, inside: float, outside: float) -> float:
-        # ``inside``: the p-value is above a there; ``outside``: at or below it
-        lo, hi = math.log(inside), math.log(outside)
-        for _ in range(60):
+    def bound(which: int, start: float, outward: float) -> float:
+        # walk outward (``outward`` < 1: down, for the lower bound) until the p-value is at or
+        # below a, and inward until it is above, then bisect between the two
+        edge = 1e-12 if outward < 1 else 1e12
+        start = min(max(start, 1e-12), 1e12)
+        out_theta, in_theta = start, start
+        if above_a(start, which):
+            while above_a(out_theta, which):
+                if (out_theta <= edge) if outward < 1 else (out_theta >= edge):
+                    return 0.0 if outward < 1 else math.inf
+                out_theta *= outward
+                outward *= outward  # 1.1, 1.21, 1.46, ...: few steps even from far away
+        else:
+            inward = 1 / outward
+            while not above_a(in_theta, which):
+                if (in_theta >= 1e12) if outward < 1 else (in_theta <= 1e-12):
+                    return in_theta
+                in_theta *= inward
+                inward *= inward
+        lo, hi = math.log(in_theta), math.log(out_theta)
+        while abs(hi - lo) > 1e-7:
             mid = (lo + hi) / 2
-            if side(math.exp(mid), which) > 0:
+            if above_a(math.exp(mid), which):
                 lo = mid
             else:
                 hi = mid
-            if abs(hi - lo) < 1e-10:
-                break
         return math.exp((lo + hi) / 2)
 
-    # No shortcut at the edges of the support (x1 = n1 still bounds the ratio when the
-    # control rate is surely high): each bound is searched from the estimate outwards.
-    estimate = (x1 / n1) / (x2 / n2) if x2 > 0 and x1 > 0 else 1.0
-    lower = 0.0
-    far = estimate
-    while side(far, 0) > 0 and far > 1e-12:
-        far /= 4
-    if side(far, 0) <= 0:
-        inside = far
-        while side(inside, 0) <= 0 and inside < 1e12:
-            inside *= 1.25
-        lower = crossing(0, inside, far) if side(inside, 0) > 0 else inside
-    upper = math.inf
-    far = estimate
-    while side(far, 1) > 0 and far < 1e12:
-        far *= 4
-    if side(far, 1) <= 0:
-        inside = far
-        while side(inside, 1) <= 0 and inside > 1e-12:
-            inside /= 1.25
-        upper = crossing(1, inside, far) if side(inside, 1) > 0 else inside
+    k_low, k_high = (float(v) for v in koopman_interval(x1, n1, x2, n2, alpha))
+    lower = bound(0, k_low if k_low > 0 else 1e-12, 1 / 1.1)
+    upper = bound(1, k_high if math.isfinite(k_high) else 1e12, 1.1)
     return lower, upper

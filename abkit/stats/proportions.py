@@ -631,7 +631,7 @@ def compare_proportions(
         if claim is not None
         else None
     )
-    if claim_check is not None and claim_check.method == CLAIM_EXACT_METHOD:
+    if claim_check is not None and claim_check.method in (CLAIM_EXACT_METHOD, UNCONDITIONAL_METHOD):
         notes.append(
             f"small counts under the claim's null (an expected count is below "
             f"{claim_min_expected(n1, n2):.3g}, 10 x the arms' size ratio): the claim "

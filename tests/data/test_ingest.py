@@ -336,6 +336,11 @@ def test_headerless_file_uses_the_layout_and_map_overrides(db_path, tmp_path) ->
     assert _rows(db_path, "SELECT user_id FROM events WHERE dataset = 'b'") == [("s1",), ("s2",)]
     # col2 is now the user: the session no longer takes it by its place as well
     assert "session_id" not in dict(result.columns)
+    # ... and a field whose first name the user mapped elsewhere takes its next name
+    aliases = tmp_path / "aliases.csv"
+    aliases.write_text("user,userid,event_type,ts\ns1,u1,view,2024-03-01T10:00:00Z\n")
+    result = ingest_file(aliases, db_path, dataset="c", mapping={"session_id": "user"})
+    assert dict(result.columns)["user_id"] == "userid"
     assert _rows(db_path, "SELECT count(session_id) FROM events WHERE dataset = 'b'") == [(0,)]
 
 

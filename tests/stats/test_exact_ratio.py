@@ -204,7 +204,13 @@ def _brute_force_unconditional(x1, n1, x2, n2, theta, alpha=0.05, grid=4001):
 
 @pytest.mark.parametrize(
     ("table", "theta"),
-    [((18, 20, 20, 20), 0.8), ((27, 30, 25, 30), 1.2), ((40, 50, 49, 50), 0.9)],
+    [
+        ((18, 20, 20, 20), 0.8),
+        ((27, 30, 25, 30), 1.2),
+        ((40, 50, 49, 50), 0.9),
+        ((9, 10, 95, 100), 0.9),  # 1:10 arms
+        ((97, 100, 8, 10), 1.1),  # 10:1 arms
+    ],
 )
 def test_unconditional_p_values_match_the_definition(table, theta) -> None:
     got = exact_ratio.unconditional_ratio_p_values(*table, theta)
@@ -219,3 +225,12 @@ def test_unconditional_bounds_are_dual_to_the_p_values() -> None:
     assert exact_ratio.unconditional_ratio_p_values(*table, lower * 1.001)[0] > 0.025
     assert exact_ratio.unconditional_ratio_p_values(*table, upper * 1.001)[1] <= 0.025
     assert exact_ratio.unconditional_ratio_p_values(*table, upper * 0.999)[1] > 0.025
+
+
+def test_the_unconditional_test_is_noted_like_the_conditional_one() -> None:
+    control = ArmAggregates(name="C", units=400, y_sum=396.0, y_sum_sq=396.0)
+    treatment = ArmAggregates(name="T", units=400, y_sum=300.0, y_sum_sq=300.0)
+    result = proportions.compare_proportions(control, treatment, claim=-0.3)
+    assert result.claim is not None
+    assert result.claim.method == proportions.UNCONDITIONAL_METHOD
+    assert any("claim -30% is decided by an exact test" in n for n in result.notes)
