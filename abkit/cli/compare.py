@@ -172,6 +172,8 @@ def compare(
                 ("--cuped", cuped),
                 ("--bayes", bayes),
                 ("--strict", strict),
+                ("--source", source is not None),
+                ("--spark-master", spark_master is not None),
             )
             if given
         ]
