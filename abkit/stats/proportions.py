@@ -64,7 +64,7 @@ from abkit.stats.exact_ratio import (
 )
 from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
-from abkit.stats.score import ratio_restricted_mle
+from abkit.stats.score import ratio_restricted_mle, ratio_score
 from abkit.stats.sufficient import ArmAggregates
 
 Alternative = Literal["two-sided", "larger", "smaller"]
@@ -366,11 +366,12 @@ def ratio_score_statistic(
     z statistic. Large positive values are evidence that ``p1 / p2 > theta``.
     """
     x1a, n1a, x2a, n2a, ta = _arr(x1), _arr(n1), _arr(x2), _arr(n2), _arr(theta)
+    if not correction:
+        return _out(ratio_score(x1a, n1a, x2a, n2a, ta))
     q1, q2 = ratio_restricted_mle(x1a, n1a, x2a, n2a, ta)
     var = q1 * (1 - q1) / n1a + ta**2 * q2 * (1 - q2) / n2a
-    if correction:
-        total = n1a + n2a
-        var = var * total / (total - 1)
+    total = n1a + n2a
+    var = var * total / (total - 1)
     return _out(_safe_ratio(x1a / n1a - ta * x2a / n2a, var))
 
 

@@ -1,8 +1,9 @@
 """Restricted maximum likelihood for score tests of a rate ratio.
 
-Shared by the Koopman / Miettinen-Nurminen score intervals (:mod:`abkit.stats.proportions`)
-and the Farrington-Manning sample size (:mod:`abkit.stats.power`), which both need the rates
-estimated under the null ``p1 = theta p2``.
+Shared by the Koopman / Miettinen-Nurminen score intervals (:mod:`abkit.stats.proportions`),
+the exact unconditional claim test (:mod:`abkit.stats.exact_ratio`) and the Farrington-Manning
+sample size (:mod:`abkit.stats.power`), which all need the rates estimated under the null
+``p1 = theta p2``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FloatArray", "ratio_restricted_mle"]
+__all__ = ["FloatArray", "ratio_restricted_mle", "ratio_score"]
 
 FloatArray = NDArray[np.float64]
 
@@ -33,3 +34,18 @@ def ratio_restricted_mle(
     p2 = np.clip(p2, 0.0, 1.0)
     p1 = np.clip(theta * p2, 0.0, 1.0)
     return p1, p2
+
+
+def ratio_score(
+    x1: FloatArray, n1: FloatArray, x2: FloatArray, n2: FloatArray, theta: FloatArray
+) -> FloatArray:
+    """Koopman's score statistic for ``p1 / p2 = theta`` (elementwise; see
+    :func:`abkit.stats.proportions.ratio_score_statistic`): ``(x1/n1 - theta x2/n2) /
+    sqrt(p1~ (1 - p1~) / n1 + theta^2 p2~ (1 - p2~) / n2)``; 0 when numerator and variance
+    both vanish, +-inf when only the variance does."""
+    q1, q2 = ratio_restricted_mle(x1, n1, x2, n2, theta)
+    var = q1 * (1 - q1) / n1 + theta**2 * q2 * (1 - q2) / n2
+    num = x1 / n1 - theta * x2 / n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = num / np.sqrt(var)
+    return np.where(var > 0, z, np.where(num == 0, 0.0, np.copysign(np.inf, num)))

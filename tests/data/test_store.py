@@ -167,13 +167,17 @@ def test_a_holder_is_described_on_one_line() -> None:
 
     from abkit.data.store import _holder
 
-    script = "import time\nfor _ in range(600):\n\ttime.sleep(0.1)"
-    child = subprocess.Popen([sys.executable, "-c", script])
+    script = "import time\nprint('ready', flush=True)\nfor _ in range(600):\n\ttime.sleep(0.1)"
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"  # its command line is set by now
         described = _holder(str(child.pid))
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert described.startswith(f"process {child.pid} (")
     assert "\n" not in described
     assert "\t" not in described
