@@ -197,7 +197,11 @@ def check_comparable(runs: Sequence[RunRecord]) -> None:
     different data fingerprints (then their test users or logs are not the same)."""
     first = runs[0]
     for other in runs[1:]:
-        if other.dataset != first.dataset:
+        # two datasets are named as the reason unless they hold the same data (same split and
+        # fingerprint: the same file ingested twice pairs as before)
+        if other.dataset != first.dataset and (
+            other.split != first.split or other.fingerprint != first.fingerprint
+        ):
             raise InputError(
                 f"runs {first.run_id} and {other.run_id} were replayed on different datasets "
                 f"({first.dataset} vs {other.dataset}), so their users cannot be paired; "

@@ -340,6 +340,14 @@ def test_offpolicy_dr_needs_stored_predictions(db_path: Path) -> None:
             "cannot be paired; compare runs of one dataset",
         ),
         (
+            {"split": "leave-last-out", "dataset": "other"},  # the datasets, not the splits
+            ["r1", "r2"],
+            {},
+            InputError,
+            "runs r1 and r2 were replayed on different datasets (sim vs other), so their users "
+            "cannot be paired; compare runs of one dataset",
+        ),
+        (
             {"fingerprint": "a" * 32},
             ["r1", "r2"],
             {},
@@ -384,6 +392,13 @@ def test_refusals(db_path: Path, setup, runs, kwargs, error, message) -> None:
     add_run(db_path, "r2", user_metrics={"ndcg@10": cand}, **setup)
     with pytest.raises(error, match=re.escape(message)):
         compare_runs(db_path, runs, **kwargs)
+
+
+def test_the_same_data_under_two_dataset_names_still_pairs(db_path: Path) -> None:
+    base, cand = correlated_users(3, 20)
+    add_run(db_path, "r1", user_metrics={"ndcg@10": base})
+    add_run(db_path, "r2", user_metrics={"ndcg@10": cand}, dataset="copy")  # same fingerprint
+    assert compare_runs(db_path, ["r1", "r2"], n_resamples=0).paired_users == 20
 
 
 def test_a_metric_only_one_run_has_names_the_run_that_lacks_it(db_path: Path) -> None:
