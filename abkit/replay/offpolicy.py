@@ -111,6 +111,7 @@ if TYPE_CHECKING:
     from abkit.replay.policy_file import PolicyFile
 
 __all__ = [
+    "CI_METHODS",
     "ESTIMATORS",
     "POLICIES",
     "UNIT_RANGE",
@@ -128,6 +129,7 @@ __all__ = [
 
 EstimatorName = Literal["replay", "ips", "snips", "dr"]
 ESTIMATORS: tuple[str, ...] = ("replay", "ips", "snips", "dr")
+CI_METHODS: tuple[str, ...] = ("normal", "bootstrap")  # the intervals of an estimate
 PolicyKind = Literal["topk", "stochastic"]
 POLICIES: tuple[str, ...] = ("topk", "stochastic")
 CIMethod = Literal["normal", "bootstrap"]
@@ -459,9 +461,9 @@ def estimate_policy_value(
 
     if estimator not in ESTIMATORS:
         raise InputError(unknown_choice("estimator", estimator, ESTIMATORS))
-    if ci not in ("normal", "bootstrap"):
+    if ci not in CI_METHODS:
         raise InputError(
-            f"{param('ci')}: " + unknown_choice("interval method", str(ci), ("normal", "bootstrap"))
+            f"{param('ci')}: " + unknown_choice("interval method", str(ci), CI_METHODS)
         )
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be between 0 and 1, got {alpha}")

@@ -73,6 +73,7 @@ from abkit.replay.lstm_contract import ARCHS, SEED_DEFAULTS
 from abkit.replay.lstm_contract import DEFAULTS as LSTM_DEFAULTS
 from abkit.replay.metrics import CoverageCounter, parse_ks, ranking_metrics
 from abkit.replay.offpolicy import (
+    CI_METHODS,
     POLICIES,
     UNIT_RANGE,
     Estimate,
@@ -114,7 +115,6 @@ Progress = Callable[[str, int | None], AbstractContextManager[Callable[[int], No
 #: ``replay(before_store=...)``: (result, evaluated users' ids, per-user metric values) -> None
 BeforeStore = Callable[["ReplayResult", "np.ndarray", Mapping[str, "np.ndarray"]], None]
 REWARDS: tuple[str, ...] = ("click", "conversion", "value")
-CI_METHODS: tuple[str, ...] = ("normal", "bootstrap")
 #: each reward's range (the store types click and conversion 0/1; value is any revenue)
 REWARD_RANGES: dict[str, tuple[float, float]] = {
     "click": UNIT_RANGE,

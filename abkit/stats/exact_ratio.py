@@ -105,12 +105,21 @@ def _ratio_from_odds(psi: float, p2: float) -> float:
 
 
 def _control_upper_bound(x2: int, n2: int, gamma: float) -> float:
+    """One-sided ``1 - gamma`` Clopper-Pearson upper bound of the control rate."""
     from scipy import stats
 
-    """One-sided ``1 - gamma`` Clopper-Pearson upper bound of the control rate."""
     if x2 >= n2:
         return 1.0
     return float(stats.beta.ppf(1 - gamma, x2 + 1, n2 - x2))
+
+
+def _control_lower_bound(x2: int, n2: int, gamma: float) -> float:
+    """One-sided ``1 - gamma`` Clopper-Pearson lower bound of the control rate."""
+    from scipy import stats
+
+    if x2 <= 0:
+        return 0.0
+    return float(stats.beta.ppf(gamma, x2, n2 - x2 + 1))
 
 
 def exact_ratio_p_values(
@@ -205,15 +214,6 @@ def _f(value: float) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def _control_interval(x2: int, n2: int, gamma: float) -> tuple[float, float]:
-    """Two-sided ``1 - gamma`` Clopper-Pearson interval of the control rate."""
-    from scipy import stats
-
-    low = 0.0 if x2 <= 0 else float(stats.beta.ppf(gamma / 2, x2, n2 - x2 + 1))
-    high = 1.0 if x2 >= n2 else float(stats.beta.ppf(1 - gamma / 2, x2 + 1, n2 - x2))
-    return low, high
-
-
 def _arm_range(n: int, rates: np.ndarray) -> np.ndarray:
     """The counts ``0..n`` holding all but ``_TAIL_CUT`` of the mass at every rate given."""
     from scipy import stats
@@ -265,7 +265,8 @@ def unconditional_ratio_p_values(
     swings with ``p2`` and the conditional test, bounded over it, decides nothing.
     """
     gamma = alpha * NUISANCE_GAMMA_PER_ALPHA
-    low, high = _control_interval(x2, n2, gamma)
+    # two-sided 1 - gamma: each one-sided bound at gamma / 2
+    low, high = _control_lower_bound(x2, n2, gamma / 2), _control_upper_bound(x2, n2, gamma / 2)
     p2 = np.unique(np.concatenate([np.linspace(low, high, _GRID), [x2 / n2]]))
     p1_above = np.minimum(theta * p2, 1.0)
     below_ok = theta * p2 <= 1.0

@@ -64,7 +64,7 @@ from abkit.stats.exact_ratio import (
 )
 from abkit.stats.power import sample_size_ratio_test
 from abkit.stats.results import ClaimCheck, Comparison, Verdict
-from abkit.stats.score import ratio_restricted_mle, ratio_score
+from abkit.stats.score import ratio_restricted_mle, ratio_score, safe_ratio
 from abkit.stats.sufficient import ArmAggregates
 
 Alternative = Literal["two-sided", "larger", "smaller"]
@@ -96,14 +96,6 @@ def _p_value(z: FloatArray, alternative: Alternative) -> FloatArray:
     return norm_cdf(z)
 
 
-def _safe_ratio(num: FloatArray, var: FloatArray) -> FloatArray:
-    """``num / sqrt(var)``; 0 when both vanish, +-inf when only the variance does."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = num / np.sqrt(var)
-    z = np.where(var > 0, z, np.where(num == 0, 0.0, np.copysign(np.inf, num)))
-    return z
-
-
 # -- tests ------------------------------------------------------------------------------------
 
 
@@ -123,7 +115,7 @@ def pooled_z_test(
     x1a, n1a, x2a, n2a = _arr(x1), _arr(n1), _arr(x2), _arr(n2)
     pooled = (x1a + x2a) / (n1a + n2a)
     var = pooled * (1 - pooled) * (1 / n1a + 1 / n2a)
-    z = _safe_ratio(x1a / n1a - x2a / n2a, var)
+    z = safe_ratio(x1a / n1a - x2a / n2a, var)
     return _out(z), _out(_p_value(z, alternative))
 
 
@@ -145,7 +137,7 @@ def one_proportion_z_test(
         raise InputError(f"p0 must be in (0, 1), got {p0}")
     p = x / n
     base = p0 if variance == "null" else p
-    z = _safe_ratio(_arr(p - p0), _arr(base * (1 - base) / n))
+    z = safe_ratio(_arr(p - p0), _arr(base * (1 - base) / n))
     return float(z), float(_p_value(z, alternative))
 
 
@@ -287,7 +279,7 @@ def diff_score_statistic(
     if correction:
         total = n1a + n2a
         var = var * total / (total - 1)
-    return _out(_safe_ratio(p1 - p2 - da, var))
+    return _out(safe_ratio(p1 - p2 - da, var))
 
 
 def miettinen_nurminen_interval(
@@ -365,14 +357,8 @@ def ratio_score_statistic(
     by ``N / (N - 1)`` (Miettinen-Nurminen). Decreasing in ``theta``; ``z(1)`` is the pooled
     z statistic. Large positive values are evidence that ``p1 / p2 > theta``.
     """
-    x1a, n1a, x2a, n2a, ta = _arr(x1), _arr(n1), _arr(x2), _arr(n2), _arr(theta)
-    if not correction:
-        return _out(ratio_score(x1a, n1a, x2a, n2a, ta))
-    q1, q2 = ratio_restricted_mle(x1a, n1a, x2a, n2a, ta)
-    var = q1 * (1 - q1) / n1a + ta**2 * q2 * (1 - q2) / n2a
-    total = n1a + n2a
-    var = var * total / (total - 1)
-    return _out(_safe_ratio(x1a / n1a - ta * x2a / n2a, var))
+    args = (_arr(x1), _arr(n1), _arr(x2), _arr(n2), _arr(theta))
+    return _out(ratio_score(*args, correction=correction))
 
 
 def koopman_interval(
@@ -439,6 +425,25 @@ def _counts(arm: ArmAggregates) -> tuple[int, int]:
     return int(x), int(n)
 
 
+ClaimTest = Literal["score", "conditional", "unconditional"]
+
+
+def _claim_test(x1: int, n1: int, x2: int, n2: int, claim: float, exact: ExactMode) -> ClaimTest:
+    """Which test decides the claim: the score test unless an expected cell under the claim's
+    null is below :func:`claim_min_expected` (or ``exact="always"``); then the conditional
+    exact test when the smallest cell is a count of conversions, the unconditional one when
+    it is a count of non-conversions (rates near 1). One restricted fit serves both rules."""
+    if exact == "never":
+        return "score"
+    theta0 = _arr(1 + check_claim(claim))
+    q1, q2 = ratio_restricted_mle(_arr(x1), _arr(n1), _arr(x2), _arr(n2), theta0)
+    conversions = min(float(n1 * q1), float(n2 * q2))
+    failures = min(float(n1 * (1 - q1)), float(n2 * (1 - q2)))
+    if exact == "auto" and min(conversions, failures) >= claim_min_expected(n1, n2):
+        return "score"
+    return "unconditional" if failures < conversions else "conditional"
+
+
 def claim_needs_exact(x1: int, n1: int, x2: int, n2: int, claim: float) -> bool:
     """True when an expected count *under the claim's null* is below ``10 n_max / n_min``.
 
@@ -449,25 +454,12 @@ def claim_needs_exact(x1: int, n1: int, x2: int, n2: int, claim: float) -> bool:
     its one-sided size (nominal 0.025) is 0.024-0.025 with equal arms at any expected count
     >= 5, but 0.033 / 0.031 / 0.029 / 0.027 with a 1:9 split at 6 / 12 / 24 / 60 expected
     treatment conversions, and 0.057 at 0.6. Below the threshold (10 with equal arms, 90 at
-    1:9) the claim is decided by the exact test (:mod:`abkit.stats.exact_ratio`).
+    1:9) the claim is decided by an exact test (:mod:`abkit.stats.exact_ratio`): the
+    conditional one when the sparse cells are conversions, the unconditional score test when
+    they are non-conversions (rates near 1, where the conditional test, bounded over the
+    control rate, decides nothing).
     """
-    theta0 = _arr(1 + check_claim(claim))
-    q1, q2 = ratio_restricted_mle(_arr(x1), _arr(n1), _arr(x2), _arr(n2), theta0)
-    cells = (n1 * q1, n1 * (1 - q1), n2 * q2, n2 * (1 - q2))
-    return min(float(c) for c in cells) < claim_min_expected(n1, n2)
-
-
-def claim_sparse_failures(x1: int, n1: int, x2: int, n2: int, claim: float) -> bool:
-    """True when the smallest expected cell under the claim's null is a count of
-    *non-conversions* (rates near 1): the exact claim check then uses the unconditional test
-    (:func:`~abkit.stats.exact_ratio.unconditional_ratio_p_values`), whose power holds there;
-    with few conversions (the common case), the conditional test of
-    :func:`~abkit.stats.exact_ratio.exact_ratio_p_values`."""
-    theta0 = _arr(1 + check_claim(claim))
-    q1, q2 = ratio_restricted_mle(_arr(x1), _arr(n1), _arr(x2), _arr(n2), theta0)
-    conversions = min(float(n1 * q1), float(n2 * q2))
-    failures = min(float(n1 * (1 - q1)), float(n2 * (1 - q2)))
-    return failures < conversions
+    return _claim_test(x1, n1, x2, n2, claim, "auto") != "score"
 
 
 def claim_min_expected(n1: int, n2: int) -> float:
@@ -499,14 +491,18 @@ def claim_p_values(
 ) -> tuple[float, float, bool]:
     """``(p_value_above, p_value_below, exact_used)`` of the claim check
     (:func:`claim_check_proportions`, which decides from exactly these numbers)."""
+    return _claim_p_values(
+        _claim_test(x1, n1, x2, n2, claim, exact), x1, n1, x2, n2, claim, alpha=alpha
+    )
+
+
+def _claim_p_values(
+    test: ClaimTest, x1: int, n1: int, x2: int, n2: int, claim: float, *, alpha: float
+) -> tuple[float, float, bool]:
     theta0 = 1 + check_claim(claim)
-    if exact == "always" or (exact == "auto" and claim_needs_exact(x1, n1, x2, n2, claim)):
-        test = (
-            unconditional_ratio_p_values
-            if claim_sparse_failures(x1, n1, x2, n2, claim)
-            else exact_ratio_p_values
-        )
-        p_above, p_below = test(x1, n1, x2, n2, theta0, alpha=alpha)
+    if test != "score":
+        exact = unconditional_ratio_p_values if test == "unconditional" else exact_ratio_p_values
+        p_above, p_below = exact(x1, n1, x2, n2, theta0, alpha=alpha)
         return p_above, p_below, True
     z0 = float(ratio_score_statistic(x1, n1, x2, n2, theta0))
     return float(norm_sf(z0)), float(norm_cdf(z0)), False
@@ -533,7 +529,7 @@ def claim_check_proportions(
     claim's null below its threshold; or ``exact="always"``): an exact test of
     :mod:`abkit.stats.exact_ratio`, whose one-sided p-values are valid at any size (the
     conditional test when the sparse cells are conversions, the unconditional score test when
-    they are non-conversions: :func:`claim_sparse_failures`), and
+    they are non-conversions: :func:`claim_needs_exact`), and
     ``max_supported_lift`` / ``min_refuted_lift`` are its dual bounds, so the verdict still
     reads off them (they can be wider than the Koopman lift interval). ``method`` says which
     test decided. ``units_needed``: Farrington & Manning's (1990) sample size for the
@@ -543,11 +539,12 @@ def claim_check_proportions(
 
     claim = check_claim(claim)
     theta0 = 1 + claim
-    p_above, p_below, use_exact = claim_p_values(x1, n1, x2, n2, claim, alpha=alpha, exact=exact)
-    if use_exact and claim_sparse_failures(x1, n1, x2, n2, claim):
+    test = _claim_test(x1, n1, x2, n2, claim, exact)
+    p_above, p_below, _ = _claim_p_values(test, x1, n1, x2, n2, claim, alpha=alpha)
+    if test == "unconditional":
         lower, upper = unconditional_ratio_bounds(x1, n1, x2, n2, alpha=alpha)
         method = UNCONDITIONAL_METHOD
-    elif use_exact:
+    elif test == "conditional":
         lower, upper = exact_ratio_bounds(x1, n1, x2, n2, alpha=alpha)
         method = CLAIM_EXACT_METHOD
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FloatArray", "ratio_restricted_mle", "ratio_score"]
+__all__ = ["FloatArray", "ratio_restricted_mle", "ratio_score", "safe_ratio"]
 
 FloatArray = NDArray[np.float64]
 
@@ -36,16 +36,29 @@ def ratio_restricted_mle(
     return p1, p2
 
 
-def ratio_score(
-    x1: FloatArray, n1: FloatArray, x2: FloatArray, n2: FloatArray, theta: FloatArray
-) -> FloatArray:
-    """Koopman's score statistic for ``p1 / p2 = theta`` (elementwise; see
-    :func:`abkit.stats.proportions.ratio_score_statistic`): ``(x1/n1 - theta x2/n2) /
-    sqrt(p1~ (1 - p1~) / n1 + theta^2 p2~ (1 - p2~) / n2)``; 0 when numerator and variance
-    both vanish, +-inf when only the variance does."""
-    q1, q2 = ratio_restricted_mle(x1, n1, x2, n2, theta)
-    var = q1 * (1 - q1) / n1 + theta**2 * q2 * (1 - q2) / n2
-    num = x1 / n1 - theta * x2 / n2
+def safe_ratio(num: FloatArray, var: FloatArray) -> FloatArray:
+    """``num / sqrt(var)``; 0 when both vanish, +-inf when only the variance does."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = num / np.sqrt(var)
     return np.where(var > 0, z, np.where(num == 0, 0.0, np.copysign(np.inf, num)))
+
+
+def ratio_score(
+    x1: FloatArray,
+    n1: FloatArray,
+    x2: FloatArray,
+    n2: FloatArray,
+    theta: FloatArray,
+    *,
+    correction: bool = False,
+) -> FloatArray:
+    """Koopman's score statistic for ``p1 / p2 = theta``, elementwise (documented at
+    :func:`abkit.stats.proportions.ratio_score_statistic`): ``(x1/n1 - theta x2/n2) /
+    sqrt(p1~ (1 - p1~) / n1 + theta^2 p2~ (1 - p2~) / n2)``, the variance times ``N / (N - 1)``
+    with ``correction`` (Miettinen-Nurminen)."""
+    q1, q2 = ratio_restricted_mle(x1, n1, x2, n2, theta)
+    var = q1 * (1 - q1) / n1 + theta**2 * q2 * (1 - q2) / n2
+    if correction:
+        total = n1 + n2
+        var = var * total / (total - 1)
+    return safe_ratio(x1 / n1 - theta * x2 / n2, var)
