@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from importlib import import_module
 from typing import Any
 
-from abkit.errors import AbkitError
+from abkit.errors import AbkitError, InputError
 
 SHOW_LIMIT = 80
 
@@ -30,19 +30,117 @@ def show_value(value: object, limit: int = SHOW_LIMIT, *, quote: bool = True) ->
     return shown
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def did_you_mean(name: str, choices: Iterable[str], *, ignore_case: bool = False) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string.
+
+    ``ignore_case`` compares case-folded names: every choice equal to ``name`` but for case is
+    offered (`` (did you mean 'ALS' or 'als'?)``), else the closest one case-folded
+    (``ALSS`` -> ``als``)."""
+    options = list(choices)
+    if not ignore_case:
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    folded = name.casefold()
+    same = [c for c in options if c.casefold() == folded]
+    if not same:
+        by_fold = {c.casefold(): c for c in reversed(options)}  # the first spelling wins
+        close = difflib.get_close_matches(folded, list(by_fold), n=1, cutoff=0.6)
+        same = [by_fold[close[0]]] if close else []
+    return f" (did you mean {' or '.join(repr(c) for c in same)}?)" if same else ""
 
 
-def unknown_choice(kind: str, name: str, choices: Iterable[str]) -> str:
-    """One-line message for an unknown name: what it was, the closest match, every choice."""
+def unknown_choice(
+    kind: str, name: str, choices: Iterable[str], *, ignore_case: bool = False
+) -> str:
+    """One-line message for an unknown name: what it was, the closest match, every choice
+    (``ignore_case``: the match as :func:`did_you_mean` finds it ignoring case)."""
     options = sorted(choices)
-    hint = did_you_mean(name, options) if len(name) <= 4 * SHOW_LIMIT else ""
+    hint = (
+        did_you_mean(name, options, ignore_case=ignore_case) if len(name) <= 4 * SHOW_LIMIT else ""
+    )
     return (
         f"unknown {kind} {show_value(name)}{hint}; "
         f"expected one of: {', '.join(options) if options else '(none)'}"
+    )
+
+
+# -- relative values typed the way people type them ------------------------------------------
+
+#: the metavar of every option parsed by :func:`parse_relative`
+RELATIVE_METAVAR = "FRACTION|PCT%"
+
+
+def parse_relative(
+    value: str | float,
+    *,
+    noun: str = "lift",
+    signed: bool = True,
+    absolute: bool = False,
+    absolute_hint: str = "",
+    quote_percent: bool = False,
+) -> float:
+    """A relative value (a lift, an effect, a drop) as a fraction: ``0.2`` and ``20%`` are both
+    0.2, i.e. +20%. The one rule of every relative command-line option and spec key:
+
+    * a value with ``%`` is divided by 100 and may be any size: ``150%`` is 1.5 (+150%), so a
+      lift of +100% or more is written with ``%``;
+    * a bare number is a fraction and must lie in (-1, 1): ``20`` is refused with "did you
+      mean 0.2 (+20%)?" rather than read as +2000%, and ``1.5`` with "did you mean 0.015
+      (+1.5%)? ... for +150% write 150%";
+    * ``absolute``: the value is a difference in the metric's own units, so a bare number is
+      taken as it is and ``%`` is refused (``absolute_hint`` is added to that message).
+
+    ``signed=False`` (a drop, never negative) shows percentages without a sign and leaves a
+    negative value to the caller's own range check; ``quote_percent`` writes the suggested
+    percentage as a TOML string (``"20%"``). A number (a default, a TOML value) is read as a
+    bare number. Raises :class:`InputError` with the reason only: the caller puts the option
+    or key and the value in front (``--claim 20: a relative lift is a fraction; ...``).
+    """
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InputError(f"expected a number, got {show_value(value)}")
+    text = value.strip() if isinstance(value, str) else repr(value)
+    percent = text.endswith("%")
+    number = text[:-1].strip() if percent else text
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite():
+        example = (
+            "a number such as 0.01"
+            if absolute
+            else "a fraction such as 0.2 or a percentage such as 20%"
+        )
+        raise InputError(f"expected {example}")
+    if percent:
+        if absolute:
+            raise InputError(
+                f"an absolute {noun} is a difference in the metric's own units, not a "
+                f"percentage; write it without %{absolute_hint}"
+            )
+        return float(amount.scaleb(-2))
+    if absolute or -1 < amount < 1 or (not signed and amount < 0):
+        return float(amount)
+
+    def shown(d: Decimal) -> str:
+        return f"{d.normalize():f}"
+
+    def pct(d: Decimal) -> str:
+        return f'"{shown(d)}%"' if quote_percent else f"{shown(d)}%"
+
+    sign = ("+" if amount > 0 else "-") if signed else ""
+    fraction = amount.scaleb(-2)
+    write = (
+        f"Write {shown(fraction)} or {pct(amount)}" if abs(fraction) < 1 else f"Write {pct(amount)}"
+    )
+    if signed and 1 <= amount < 10:  # 1.5 may have meant +150%
+        whole = amount.scaleb(2)
+        write += f"; for {sign}{shown(whole)}% write {pct(whole)}"
+    raise InputError(
+        f"a relative {noun} is a fraction; did you mean {shown(fraction)} "
+        f"({sign}{shown(abs(amount))}%)? {write}"
     )
 
 

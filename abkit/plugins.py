@@ -50,7 +50,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -75,6 +75,7 @@ __all__ = [
     "available_recommenders",
     "create_recommender",
     "load_recommender_class",
+    "resolve_recommender_name",
     "softmax_probabilities",
     "top_k_from_scores",
 ]
@@ -747,13 +748,31 @@ def available_recommenders() -> list[RecommenderInfo]:
     return out
 
 
+def resolve_recommender_name(name: str, names: Iterable[str] | None = None) -> str:
+    """The registered model name that ``name`` means (``names``: the registered ones, by
+    default every entry point of the ``abkit.recommenders`` group).
+
+    A registered name is itself; otherwise the one registered name equal to ``name`` ignoring
+    case (``ALS`` is ``als``). Anything else raises :class:`InputError` naming every model,
+    with "did you mean" (``alss`` -> ``als``; two names that differ only in case are both
+    offered, since neither is meant more than the other).
+    """
+    known = list(_entry_points() if names is None else names)
+    if name in known:
+        return name
+    same = [n for n in known if n.casefold() == name.casefold()]
+    if len(same) == 1:
+        return same[0]
+    raise InputError(unknown_choice("model", name, known, ignore_case=True))
+
+
 def load_recommender_class(name: str) -> type[Recommender]:
-    """The class registered as ``name``; a one-line error naming every known model when unknown,
-    :class:`MissingExtraError` when its optional packages are not installed."""
+    """The class registered as ``name`` (matched as :func:`resolve_recommender_name` does); a
+    one-line error naming every known model when unknown, :class:`MissingExtraError` when its
+    optional packages are not installed."""
     eps = _entry_points()
-    ep = eps.get(name)
-    if ep is None:
-        raise InputError(unknown_choice("model", name, eps))
+    name = resolve_recommender_name(name, eps)
+    ep = eps[name]
     try:
         cls = ep.load()
     except Exception as exc:
@@ -791,11 +810,13 @@ def _convert(value: Any, default: Any, *, model: str, key: str) -> Any:
 
 
 def create_recommender(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
-    """An instance of the model registered as ``name``, built with ``params``.
+    """An instance of the model registered as ``name`` (any case, see
+    :func:`resolve_recommender_name`), built with ``params``.
 
     Unknown parameter names get a "did you mean" error listing the model's parameters;
     string values (from ``--param key=value``) are converted to the default's type.
     """
+    name = resolve_recommender_name(name)
     cls = load_recommender_class(name)
     signature = inspect.signature(cls)
     accepted = {

@@ -2,8 +2,24 @@
 
 Pinned before the package layout changed (issue 9) so that moving code cannot change what a
 user sees: every JSON key and value, every exit code, every one-line error. Run ids, creation
-times, durations and temporary paths are masked; floats are compared to a relative 1e-9 (DuckDB
-sums in parallel, so the last bits of a float may differ from run to run).
+times, durations and temporary paths are masked. Tolerances, decided per quantity (issue 21):
+
+* **exact** (floats to a relative 1e-9): everything computed from the data by abkit's own
+  arithmetic and DuckDB: A/B statistics on integer counts, power, popularity and random
+  replays, off-policy estimates, info. 1e-9 and not 0 because DuckDB sums in parallel, so the
+  last bits of a float sum may differ from run to run.
+* **a model fit** (:data:`FIT_LABELS`): outputs that depend on the ALS fit. implicit fits in
+  float32 through BLAS, and OpenBLAS picks a kernel per CPU (Haswell on an AMD EPYC, SkylakeX
+  on a Xeon, Prescott when forced): the factors differ in the last float32 digits, a few users'
+  top-10 lists swap an item, and every statistic downstream moves. Measured over the Prescott,
+  Haswell, Zen and the golden file's own kernels: metric means and interval bounds moved by up
+  to 2.6% relative (0.0022 absolute), t statistics by 1.5%, McNemar cells by 3 users, p-values
+  of 1e-229 by a factor of 3. So there: floats within 5% relative or 0.01 absolute (metrics,
+  differences and bounds are on a 0-1 scale; gate changes are fractions whose margin is 5%);
+  p-values within 5% on the ``-ln p`` scale (the z scale: 1e-8 may read 2.4e-8, 0.30 may read
+  0.32); McNemar's cell counts within 2% or 5 users; every other integer, every string (with
+  its numbers masked: the numbers are the fields beside it) and every verdict exact. The
+  gate's verdicts must not move at all: that is what its margins are for.
 
 Regenerate after an intended change of output (and say so in the commit)::
 
@@ -14,6 +30,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -217,8 +234,47 @@ def test_tour_outputs_are_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert differences == []
 
 
+# the tour's steps whose outputs depend on the ALS fit (float32, BLAS-kernel dependent)
+FIT_LABELS = frozenset(
+    {
+        "replay-als-k",
+        "runs",
+        "compare-runs",
+        "compare-runs-bootstrap",
+        "baseline-save",
+        "gate-ci",
+        "run-ci",
+    }
+)
+FIT_REL, FIT_ABS = 0.05, 0.01
+P_KEYS = ("p_value", "p_adjusted")
+NUMBER = re.compile(r"[+-]?\d[\d,]*(\.\d+)?(e[+-]?\d+)?")
+
+
+def _fit_close(got: float, want: float, path: str) -> bool:
+    """The fit tolerance of the module docstring."""
+    key = path.rsplit(".", 1)[-1]
+    if key.startswith(P_KEYS) and 0 < want <= 1 and 0 < got <= 1:
+        z_got, z_want = -math.log(got), -math.log(want)
+        return abs(z_got - z_want) <= FIT_REL * max(z_want, 1.0)
+    if isinstance(want, int) and isinstance(got, int) and ".mcnemar." not in path:
+        return got == want
+    if ".mcnemar." in path:
+        return abs(got - want) <= max(5, 0.02 * abs(want))
+    return abs(got - want) <= max(FIT_ABS, FIT_REL * abs(want))
+
+
 def _differences(got: Any, want: Any, path: str) -> list[str]:
-    """Where two JSON values differ (floats to a relative 1e-9), as readable paths."""
+    """Where two JSON values differ (the module docstring's tolerances), as readable paths."""
+    fit = path.split(".", 1)[0] in FIT_LABELS
+    numbers = (int, float)
+    if fit and isinstance(want, numbers) and isinstance(got, numbers):
+        if isinstance(want, bool) or isinstance(got, bool):
+            return [] if got is want else [f"{path}: {got} != {want}"]
+        return [] if _fit_close(got, want, path) else [f"{path}: {got} != {want} (fit)"]
+    if fit and isinstance(want, str) and isinstance(got, str):
+        same = NUMBER.sub("<n>", got) == NUMBER.sub("<n>", want)
+        return [] if same else [f"{path}: {got!r:.80} != {want!r:.80}"]
     if isinstance(want, float) and isinstance(got, (int, float)):
         return (
             [] if got == pytest.approx(want, rel=1e-9, abs=1e-12) else [f"{path}: {got} != {want}"]

@@ -13,7 +13,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abkit.plugins import top_k_from_scores
+from abkit.errors import InputError
+from abkit.plugins import create_recommender, resolve_recommender_name, top_k_from_scores
 
 
 def _reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,3 +218,41 @@ def test_excluded_pairs_of_a_row_subset_match_scipy(subset: list[int] | None) ->
     )
     empty_row, empty_col = _pairs(None, picked)
     assert empty_row.size == empty_col.size == 0
+
+
+# -- model names: matched ignoring case when exactly one registered name matches --------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("als", "als"), ("ALS", "als"), ("Als", "als"), ("POPULARITY", "popularity")],
+)
+def test_model_names_resolve_ignoring_case(name: str, expected: str) -> None:
+    assert resolve_recommender_name(name) == expected
+    assert create_recommender(name).params() == create_recommender(expected).params()
+
+
+@pytest.mark.parametrize(
+    ("name", "names", "hint"),
+    [
+        # the typo's message is pinned by the golden tour: unchanged
+        ("alss", None, "(did you mean 'als'?)"),
+        ("ALSS", None, "(did you mean 'als'?)"),
+        # two registered names that differ only in case: neither is guessed, both offered
+        ("Als", ["ALS", "als", "ctr"], "(did you mean 'ALS' or 'als'?)"),
+        ("xyz", ["als"], ""),
+    ],
+)
+def test_unknown_model_names_get_did_you_mean(
+    name: str, names: list[str] | None, hint: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        resolve_recommender_name(name, names)
+    shown = ", ".join(sorted(names)) if names is not None else "als, ctr, logistic, lstm"
+    assert str(caught.value).startswith(f"unknown model '{name}'" + (f" {hint};" if hint else ";"))
+    assert f"expected one of: {shown}" in str(caught.value)
+
+
+def test_an_exact_name_wins_over_a_case_match() -> None:
+    assert resolve_recommender_name("ALS", ["ALS", "als"]) == "ALS"
+    assert resolve_recommender_name("als", ["ALS", "als"]) == "als"

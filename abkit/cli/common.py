@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from abkit._util import RELATIVE_METAVAR, parse_relative, show_value
 from abkit.cli import render
 from abkit.errors import InputError, StoreLockedError
+
+try:  # recent typer vendors click as typer._click
+    from typer._click.types import ParamType
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import ParamType  # type: ignore[no-redef]
 
 #: ``ctx.meta`` key where every ``--json`` option records its value, for the error boundary
 #: in :mod:`abkit.cli.main` (click shares ``meta`` between a group and its subcommands)
@@ -129,6 +135,77 @@ def offer_wait(wait: float) -> Iterator[None]:
             path=exc.path,
             holder=exc.holder,
         ) from None
+
+
+# -- relative options: --claim, --mde, --max-drop, --lift ------------------------------------
+
+
+class RelativeType(ParamType):
+    """A relative option typed the way people type it: ``0.2`` or ``20%`` (both +20%).
+
+    The rule is :func:`abkit._util.parse_relative`'s, the same for every relative option and
+    spec key: a bare number is a fraction in (-1, 1), a value with ``%`` is divided by 100 and
+    may be any size (``150%``), so ``--claim 20`` is refused with "did you mean 0.2 (+20%)?"
+    instead of being read as +2000%. With ``absolute_option`` (the parameter name of a
+    ``--absolute`` flag, which must be eager so that it is known first), a set flag makes the
+    value a difference in the metric's own units: bare numbers as they are, ``%`` refused.
+
+    A bad value is refused while the options are parsed, before any work, as one line through
+    the CLI's error boundary (an :class:`InputError` naming the option and the value as typed).
+    """
+
+    name = "relative"
+
+    def __init__(
+        self, noun: str = "lift", *, signed: bool = True, absolute_option: str | None = None
+    ) -> None:
+        self.noun = noun
+        self.signed = signed
+        self.absolute_option = absolute_option
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return RELATIVE_METAVAR
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        absolute = bool(
+            self.absolute_option and ctx is not None and ctx.params.get(self.absolute_option)
+        )
+        flag_name = f"--{self.absolute_option.replace('_', '-')}" if self.absolute_option else ""
+        try:
+            return parse_relative(
+                value,
+                noun=self.noun,
+                signed=self.signed,
+                absolute=absolute,
+                absolute_hint=f" (or leave out {flag_name} for a relative {str(value).strip()})",
+            )
+        except InputError as exc:
+            option = param.opts[0] if param is not None and param.opts else "value"
+            raise InputError(f"{option} {show_value(value, quote=False)}: {exc}") from None
+
+
+def relative_option(
+    help: str,
+    *,
+    noun: str = "lift",
+    signed: bool = True,
+    absolute_option: str | None = None,
+    show_default: bool = False,
+) -> Any:
+    """A ``typer.Option`` read by :class:`RelativeType`, its metavar ``FRACTION|PCT%``."""
+    return typer.Option(
+        click_type=RelativeType(noun, signed=signed, absolute_option=absolute_option),
+        metavar=RELATIVE_METAVAR,
+        help=help,
+        show_default=show_default,
+    )
+
+
+#: the rule of :class:`RelativeType` in words, for the options' help
+RELATIVE_RULE = (
+    "A bare number is a fraction in (-1, 1); with % any size (+100% or more needs the % form, "
+    "e.g. 150%)."
+)
 
 
 # library parameter -> its command-line flag, where the flag is not ``--`` + the name with

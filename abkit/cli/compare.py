@@ -16,6 +16,7 @@ import typer
 from abkit.cli import render
 from abkit.cli.common import (
     DEFAULT_DB,
+    RELATIVE_RULE,
     DatasetOption,
     DbOption,
     EngineOption,
@@ -25,6 +26,7 @@ from abkit.cli.common import (
     RatioOption,
     SourceOption,
     SparkMasterOption,
+    relative_option,
 )
 from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.cli.render import diff_text as _diff
@@ -75,10 +77,9 @@ def compare(
     ] = None,
     claim: Annotated[
         float | None,
-        typer.Option(
-            help="Check a claimed relative lift, e.g. 0.2 for 'converts 20% better': verdict "
-            "supported / refuted / not decided.",
-            show_default=False,
+        relative_option(
+            "Check a claimed relative lift, 0.2 or 20% for 'converts 20% better': verdict "
+            "supported / refuted / not decided. " + RELATIVE_RULE
         ),
     ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level (two-sided).")] = 0.05,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DbOption
+from abkit.cli.common import DEFAULT_DB, RELATIVE_RULE, DbOption, relative_option
 from abkit.cli.compare import render_arm_report
 from abkit.cli.replay import demo_step
 from abkit.compare.arms import compare_arms
@@ -38,7 +38,12 @@ def demo(
         int, typer.Option(help="Simulated users (more users, narrower intervals, longer run).")
     ] = 20_000,
     lift: Annotated[
-        float, typer.Option(help="The true relative conversion lift planted in the treatment arm.")
+        float,
+        relative_option(
+            "The true relative conversion lift planted in the treatment arm: 0.2 or 20% for "
+            "+20%. " + RELATIVE_RULE,
+            show_default=True,
+        ),
     ] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the simulation (same seed, same report).")] = 1,
     fresh: Annotated[

@@ -19,7 +19,7 @@ import typer
 
 from abkit._util import unknown_choice
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption
+from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, relative_option
 from abkit.cli.plot import PlotOption, check_plot, write_plot
 from abkit.errors import InputError, SpecError
 from abkit.experiments import baseline as baselines
@@ -154,12 +154,20 @@ def gate(
     ] = None,
     max_drop: Annotated[
         float,
-        typer.Option(
-            help="Without a spec: the allowed drop, relative (0.01 = 1%) unless --absolute."
+        relative_option(
+            "Without a spec: the allowed drop, relative unless --absolute: 0.01 or 1%. A bare "
+            "number is a fraction below 1. With --absolute a drop in the metric's own units "
+            "(no %).",
+            noun="drop",
+            signed=False,
+            absolute_option="absolute",
+            show_default=True,
         ),
     ] = 0.01,
     absolute: Annotated[
-        bool, typer.Option("--absolute", help="Without a spec: --max-drop is absolute.")
+        bool,
+        # eager: known before --max-drop is read, wherever it stands on the command line
+        typer.Option("--absolute", help="Without a spec: --max-drop is absolute.", is_eager=True),
     ] = False,
     alpha: Annotated[
         float, typer.Option(help="Without a spec: one-sided level of each gate.")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import JsonOption
+from abkit.cli.common import RELATIVE_RULE, JsonOption, relative_option
 from abkit.cli.render import diff_text as _diff
 from abkit.cli.render import lift_text as _lift
 from abkit.stats.power import power
@@ -31,14 +31,19 @@ def power_command(
     ],
     mde: Annotated[
         float | None,
-        typer.Option(
-            help="Minimum detectable effect, relative (0.2 = +20%) unless --absolute. Give it "
-            "to get the sample size; with --n to get the power.",
-            show_default=False,
+        relative_option(
+            "Minimum detectable effect, relative unless --absolute: 0.2 or 20% for +20%. "
+            + RELATIVE_RULE
+            + " With --absolute a difference in the metric's own units (no %). Give it to get "
+            "the sample size; with --n to get the power.",
+            noun="effect",
+            absolute_option="absolute",
         ),
     ] = None,
     absolute: Annotated[
-        bool, typer.Option("--absolute", help="Read --mde as an absolute difference.")
+        bool,
+        # eager: known before --mde is read, wherever it stands on the command line
+        typer.Option("--absolute", help="Read --mde as an absolute difference.", is_eager=True),
     ] = False,
     n: Annotated[
         int | None,
@@ -75,10 +80,9 @@ def power_command(
     ] = None,
     claim: Annotated[
         float | None,
-        typer.Option(
-            help="Units needed to show the lift exceeds this (e.g. 0.1) when the true lift "
-            "is --mde.",
-            show_default=False,
+        relative_option(
+            "Units needed to show the lift exceeds this (0.1 or 10%) when the true lift is "
+            "--mde. " + RELATIVE_RULE
         ),
     ] = None,
     json: JsonOption = False,

@@ -14,7 +14,14 @@ from typing import Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DatasetOption, DbOption, JsonOption
+from abkit.cli.common import (
+    DEFAULT_DB,
+    RELATIVE_RULE,
+    DatasetOption,
+    DbOption,
+    JsonOption,
+    relative_option,
+)
 from abkit.errors import InputError, param
 from abkit.report.build import build_report
 from abkit.report.charts import require_matplotlib
@@ -39,9 +46,8 @@ def report(
     ] = None,
     claim: Annotated[
         float | None,
-        typer.Option(
-            help="A claimed relative lift to check and draw, e.g. 0.2 for +20%.",
-            show_default=False,
+        relative_option(
+            "A claimed relative lift to check and draw: 0.2 or 20% for +20%. " + RELATIVE_RULE
         ),
     ] = None,
     spec: Annotated[

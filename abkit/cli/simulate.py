@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from abkit.cli import render
-from abkit.cli.common import DEFAULT_DB, DbOption, JsonOption, WaitOption, offer_wait
+from abkit.cli.common import (
+    DEFAULT_DB,
+    RELATIVE_RULE,
+    DbOption,
+    JsonOption,
+    WaitOption,
+    offer_wait,
+    relative_option,
+)
 from abkit.simulate import SimulationConfig
 from abkit.simulate import simulate as run_simulation
 from abkit.stats.shares import parse_split
@@ -41,7 +49,11 @@ def simulate(
     ] = None,
     lift: Annotated[
         float,
-        typer.Option(help="Planted true relative lift in user conversion of each non-control arm."),
+        relative_option(
+            "Planted true relative lift in user conversion of each non-control arm: 0.2 or 20% "
+            "for +20%. " + RELATIVE_RULE,
+            show_default=True,
+        ),
     ] = 0.2,
     srm: Annotated[
         float,

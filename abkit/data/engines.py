@@ -19,6 +19,7 @@ timestamps are.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,7 +92,22 @@ def _spark_error(exc: Exception) -> StoreError:
 def spark_session(master: str | None = None) -> Any:
     """The Spark session abkit uses: Spark Connect when ``SPARK_REMOTE`` is set, else
     ``master`` (default ``local[*]``). Without pyspark (or Java) this is a one-line error with
-    the install line (exit 2)."""
+    the install line (exit 2).
+
+    Python workers: a session that runs on this machine (``local``, ``local[N]``,
+    ``local-cluster[...]``) starts its Python workers with this very interpreter
+    (``sys.executable``), unless ``PYSPARK_PYTHON`` is set, which wins. Spark's own default is
+    the first ``python3`` on ``PATH``, which for ``.venv/bin/abkit`` run without activating the
+    venv is another Python that lacks abkit, pyarrow and numpy. The Spark conf
+    ``spark.pyspark.python`` cannot do this: only ``spark-submit`` reads it, a session started
+    from Python takes its workers' interpreter from the ``PYSPARK_PYTHON`` environment
+    variable alone. So abkit sets that variable while it creates the session (the JVM it
+    launches inherits it) and restores the environment afterwards. The driver is this process;
+    Spark's fallback for Python it runs on the driver's behalf (``PYSPARK_DRIVER_PYTHON``,
+    else ``PYSPARK_PYTHON``) thus is this interpreter too, and a ``PYSPARK_DRIVER_PYTHON`` the
+    user set is left alone. Other masters (``spark://``, ``yarn``, ``k8s://``) run executors on
+    other machines, where this path may not exist: their Python is the cluster's setting
+    (``PYSPARK_PYTHON`` or ``spark.pyspark.python``), unchanged; so is Spark Connect."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -110,7 +126,8 @@ def spark_session(master: str | None = None) -> Any:
         "false",
     )
     try:
-        spark = builder.getOrCreate()
+        with _python_workers(None if os.environ.get("SPARK_REMOTE") else master or DEFAULT_MASTER):
+            spark = builder.getOrCreate()
         if not os.environ.get("SPARK_REMOTE"):
             spark.sparkContext.setLogLevel("ERROR")
         return spark
@@ -122,6 +139,30 @@ def spark_session(master: str | None = None) -> Any:
         raise StoreError(
             f"{param('spark_master')} {where}: cannot start Spark ({text[:200]})"
         ) from None
+
+
+def _is_local_master(master: str) -> bool:
+    """``local``, ``local[N]``, ``local[N,F]``, ``local[*]``, ``local-cluster[...]``: executors
+    on this machine."""
+    return master == "local" or master.startswith(("local[", "local-cluster["))
+
+
+@contextmanager
+def _python_workers(master: str | None) -> Iterator[None]:
+    """``PYSPARK_PYTHON`` is ``sys.executable`` inside the block when ``master`` is local and
+    the variable is unset or empty (:func:`spark_session`); the environment is restored after."""
+    before = os.environ.get("PYSPARK_PYTHON")
+    if master is None or not _is_local_master(master) or before:
+        yield
+        return
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = before
 
 
 def check_master_reachable(master: str, timeout: float = 5.0) -> None:

@@ -40,16 +40,23 @@ A complete spec (every table but ``[data]``, ``[models.*]`` and ``[evaluation]``
 
     [[gate.checks]]
     metric = "ndcg@10"
-    max_relative_drop = 0.05             # or max_absolute_drop = 0.01
+    max_relative_drop = 0.05             # or "5%"; or max_absolute_drop = 0.01
 
 Decisions: keys are checked at every level (an unknown key is an error with "did you mean",
 never silently ignored); a model label is what runs are named, so it must be unique; the
 gate baseline file may be missing while parsing (``abkit run`` creates the runs it is saved
-from) and is required only by ``abkit gate``.
+from) and is required only by ``abkit gate``. Relative values (``max_relative_drop``, the
+simulated ``lift`` and ``arm_lifts``) are read as the command line reads them
+(:func:`abkit._util.parse_relative`): a bare number is a fraction in (-1, 1), a string with
+``%`` is divided by 100 (``"5%"`` is 0.05), so ``max_relative_drop = 5`` is refused with "did
+you mean 0.05 (5%)?"; ``max_absolute_drop`` is in the metric's own units and takes no ``%``.
+A model's plug-in name is matched ignoring case when exactly one registered name matches
+(``model = "ALS"`` is ``als``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Mapping
@@ -57,9 +64,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from abkit._util import did_you_mean, unknown_choice
+from abkit._util import did_you_mean, parse_relative, unknown_choice
 from abkit.errors import AbkitError, InputError, SpecError
-from abkit.plugins import available_recommenders, create_recommender
+from abkit.plugins import available_recommenders, create_recommender, resolve_recommender_name
 from abkit.replay.metrics import PER_USER_METRICS, parse_metric
 from abkit.replay.splits import parse_split
 from abkit.simulate import SimulationConfig
@@ -298,6 +305,20 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _relative(table: _Table, where: str, value: Any, **rule: Any) -> float:
+    """A relative value of the spec read as the command line reads it (``0.05`` or ``"5%"``,
+    :func:`abkit._util.parse_relative`); ``where`` names the table and key."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise table.error(
+            f'{where} must be a number or a percentage such as "5%", got {_show(value)}'
+        )
+    try:
+        return parse_relative(value, quote_percent=True, **rule)
+    except InputError as exc:
+        shown = json.dumps(value) if isinstance(value, str) else _show(value)
+        raise table.error(f"{where} = {shown}: {exc}") from None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
@@ -368,6 +389,14 @@ def _simulate(sim: _Table, dataset: str) -> dict[str, Any]:
     for key in ("arms", "split", "arm_lifts"):
         if key in values and isinstance(values[key], list):
             values[key] = tuple(values[key])
+    # relative lifts, typed as on the command line: 0.2 or "20%"
+    if "lift" in values:
+        values["lift"] = _relative(sim, "[data.simulate] lift", values["lift"])
+    if isinstance(values.get("arm_lifts"), tuple):
+        values["arm_lifts"] = tuple(
+            _relative(sim, f"[data.simulate] arm_lifts[{j}]", lift)
+            for j, lift in enumerate(values["arm_lifts"])
+        )
     try:
         SimulationConfig(**values, dataset=dataset)
     except AbkitError as exc:
@@ -388,8 +417,10 @@ def _models(path: Path, top: _Table) -> tuple[ModelSpec, ...]:
         entry.check_keys(("model", "params"))
         model = entry.get("model", str)
         known = known if known is not None else _known_models()
-        if model not in known:
-            raise entry.error(f"[models.{label}] " + unknown_choice("model", model, known))
+        try:
+            model = resolve_recommender_name(model, known)  # "ALS" is als
+        except InputError as exc:
+            raise entry.error(f"[models.{label}] {exc}") from None
         params = entry.get("params", dict, {})
         try:
             create_recommender(model, params)
@@ -533,7 +564,15 @@ def _gate(
                 "(0.01 = 1%) or max_absolute_drop"
             )
         key = "max_relative_drop" if has_rel else "max_absolute_drop"
-        drop = check.get(key, float)
+        drop = _relative(
+            check,
+            f"[[gate.checks]] #{i} ({metric}): {key}",
+            check.raw[key],
+            noun="drop",
+            signed=False,
+            absolute=not has_rel,
+            absolute_hint=" (or give max_relative_drop for a relative drop)",
+        )
         try:
             checks.append(
                 GateCheck(

@@ -67,6 +67,7 @@ from abkit.plugins import (
     TrainingData,
     create_recommender,
     fingerprint_arrays,
+    resolve_recommender_name,
     top_k_from_scores,
 )
 from abkit.replay.lstm_contract import ARCHS, SEED_DEFAULTS
@@ -378,6 +379,7 @@ def replay(
     model_params = dict(params or {})
     recommender: Recommender | None = None
     if model is not None:
+        model = resolve_recommender_name(model)  # `--model ALS` is als, stored as als
         recommender = create_recommender(model, model_params)
         if "device" in recommender.params() and "device" not in model_params:
             recommender = create_recommender(model, {**model_params, "device": device})

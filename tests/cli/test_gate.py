@@ -109,8 +109,12 @@ def test_gate_margin_and_metric_options(runner: CliRunner, fake_db: Path, tmp_pa
         ),
         (
             ["gate", "--baseline", "{b}", "--run", "same", "--max-drop", "2"],
+            "--max-drop 2: a relative drop is a fraction; did you mean 0.02 (2%)? Write 0.02 or 2%",
+        ),
+        (
+            ["gate", "--baseline", "{b}", "--run", "same", "--max-drop", "150%"],
             "--max-drop: gate hit_rate@10: a relative drop is a fraction below 1 (0.01 = 1%), "
-            "got 2.0",
+            "got 1.5",
         ),
         (
             ["gate", "--baseline", "{b}", "--run", "same", "--test", "z"],

@@ -166,9 +166,27 @@ def _wrong_signature(folder: Path) -> Path:
     return path
 
 
+def test_model_names_match_ignoring_case(runner: CliRunner, store: Path) -> None:
+    """`--model ALS` is the plug-in als: the run is stored and named as als."""
+    result = replay(
+        runner, store, "--model", "ALS", "-p", "factors=2", "-p", "iterations=1",
+        "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "als"
+    assert payload["run_id"].startswith("als-")
+    assert [run["model"] for run in runs_json(runner, store)] == ["als"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ["--model", "ALSS"],
+            "error: unknown model 'ALSS' (did you mean 'als'?); expected one "
+            "of: als, ctr, logistic, lstm, popularity, random",
+        ),
         (
             ["--model", "alss"],
             "error: unknown model 'alss' (did you mean 'als'?); expected one "

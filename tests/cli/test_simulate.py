@@ -69,7 +69,11 @@ BAD_OPTIONS = [
     (["--split", "50/25/25"], "--split has 3 shares but --arms has 2 arms"),
     (["--arms", "control"], "--arms needs at least two arm names, got 'control'"),
     (["--arms", "a,a"], "--arms: duplicate arm name 'a'"),
-    (["--lift", "-2"], "--lift must be a relative change of at least -1, got -2"),
+    (
+        ["--lift", "-2"],
+        "--lift -2: a relative lift is a fraction; did you mean -0.02 (-2%)? Write -0.02 or -2%",
+    ),
+    (["--lift", "-150%"], "--lift must be a relative change of at least -1, got -1.5"),
     (["--srm", "1"], "--srm must be a fraction in [0, 1), got 1"),
     (["--base-conversion", "0"], "--base-conversion must be a probability in (0, 1), got 0"),
     (["--slots", "0"], "--slots must be at least 1, got 0"),

@@ -127,3 +127,53 @@ def test_printed_spark_sql_runs_in_spark(spark, sim_db: Path, sim_export: Path) 
     for g, e in zip(got, expected, strict=True):
         # Spark types the 0.0 literals as DECIMAL: compare the numbers
         assert [float(x) for x in g[3:]] == pytest.approx([float(x) for x in e[3:]], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_cli_workers_use_abkits_python_without_the_venv_on_path(tmp_path: Path) -> None:
+    """`.venv/bin/abkit replay --engine spark`, venv not activated: the first `python3` on PATH
+    is not abkit's interpreter (here a stub that exits), yet the Python workers of the local
+    session run, as they start with ``sys.executable`` (``spark_session``)."""
+    import importlib.util
+    import os
+    import subprocess
+
+    if importlib.util.find_spec("pyspark") is None:
+        if os.environ.get("CI"):
+            pytest.fail('CI runs the spark tests: pip install -e ".[test,spark]"')
+        pytest.skip('pyspark is not installed (pip install "abkit-lift[spark]")')
+    from abkit.data.parquet import export_store
+    from abkit.simulate import SimulationConfig, simulate
+
+    db = tmp_path / "sim.duckdb"
+    simulate(SimulationConfig(users=300, items=50, days=7, pre_days=2, seed=3), db)
+    export_store(db, tmp_path / "export")
+    stub = tmp_path / "stub-bin"
+    stub.mkdir()
+    (stub / "python3").write_text("#!/bin/sh\necho 'not abkit python' >&2\nexit 97\n")
+    (stub / "python3").chmod(0o755)
+    venv_bin = Path(sys.executable).parent
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != venv_bin]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_REMOTE", "VIRTUAL_ENV"}
+    }
+    env |= {
+        "PATH": os.pathsep.join([str(stub), *path]),
+        "ABKIT_SPARK_PARTITIONS": "1",
+        # a short run: the JVM's quick compiler only, no whole-stage code generation
+        "PYSPARK_SUBMIT_ARGS": "--driver-java-options -XX:TieredStopAtLevel=1 "
+        "--conf spark.sql.codegen.wholeStage=false pyspark-shell",
+    }
+    command = [str(venv_bin / "abkit"), "replay", "--engine", "spark", "--model", "popularity"]
+    command += ["--source", str(tmp_path / "export"), "--db", str(tmp_path / "runs.duckdb")]
+    command += ["--spark-master", "local[1]", "--json"]
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["model"] == "popularity"
+    assert result["users"] > 50
+    assert 0 < result["metrics"]["ndcg@10"] <= 1

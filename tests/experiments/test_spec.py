@@ -96,6 +96,21 @@ def test_defaults(tmp_path: Path) -> None:
     assert spec.gate is None
 
 
+def test_relative_values_as_percentages_and_model_names_in_any_case(tmp_path: Path) -> None:
+    """``"5%"`` is 0.05 as on the command line, and ``model = "ALS"`` is the plug-in als."""
+    text = (
+        VALID.replace("max_relative_drop = 0.05", 'max_relative_drop = "5%"')
+        .replace("seed = 2 }", 'seed = 2, lift = "150%", arm_lifts = ["0%", 0.3] }')
+        .replace('model = "als"', 'model = "ALS"')
+    )
+    spec = load_spec(_write(tmp_path, text))
+    assert spec.gate is not None
+    assert spec.gate.checks[0] == GateCheck(metric="ndcg@10", max_drop=0.05)
+    assert (spec.data.simulate or {})["lift"] == 1.5
+    assert (spec.data.simulate or {})["arm_lifts"] == (0.0, 0.3)
+    assert spec.model("als").model == "als"
+
+
 def test_the_committed_ci_spec_parses() -> None:
     spec = load_spec(REPO / "experiments" / "ci.toml")
     assert spec.gate is not None
@@ -187,8 +202,38 @@ CASES = [
     ),
     (
         _edit("max_relative_drop = 0.05", "max_relative_drop = 5"),
+        "[[gate.checks]] #1 (ndcg@10): max_relative_drop = 5: a relative drop is a fraction; "
+        'did you mean 0.05 (5%)? Write 0.05 or "5%"',
+    ),
+    (
+        _edit("max_relative_drop = 0.05", 'max_relative_drop = "150%"'),
         "[[gate.checks]] #1: gate ndcg@10: a relative drop is a fraction below 1 (0.01 = 1%), "
-        "got 5.0",
+        "got 1.5",
+    ),
+    (
+        _edit("max_relative_drop = 0.05", 'max_relative_drop = "five"'),
+        '[[gate.checks]] #1 (ndcg@10): max_relative_drop = "five": expected a fraction such as '
+        "0.2 or a percentage such as 20%",
+    ),
+    (
+        _edit("max_relative_drop = 0.05", "max_relative_drop = true"),
+        "[[gate.checks]] #1 (ndcg@10): max_relative_drop must be a number or a percentage such "
+        'as "5%", got True',
+    ),
+    (
+        _edit("max_absolute_drop = 0.02", 'max_absolute_drop = "2%"'),
+        '[[gate.checks]] #2 (hit_rate@10): max_absolute_drop = "2%": an absolute drop is a '
+        "difference in the metric's own units, not a percentage; write it without % (or give "
+        "max_relative_drop for a relative drop)",
+    ),
+    (
+        _edit("seed = 2 }", "seed = 2, lift = 20 }"),
+        "[data.simulate] lift = 20: a relative lift is a fraction; did you mean 0.2 (+20%)? "
+        'Write 0.2 or "20%"',
+    ),
+    (
+        _edit('model = "als"', 'model = "ALSS"'),
+        "[models.als] unknown model 'ALSS' (did you mean 'als'?); expected one of: als,",
     ),
     (_edit("alpha = 0.1", "alpha = 0.6"), "[gate] alpha must be between 0 and 0.5, got 0.6"),
     (_edit("alpha = 0.1", 'alpha = "0.1"'), "[gate] alpha must be a number, got '0.1'"),
