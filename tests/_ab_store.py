@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+
 from abkit.data.store import open_store
 
 START = datetime(2024, 1, 10)
@@ -50,22 +52,55 @@ def build_store(
                     end,
                 ],
             )
+        # Arrow batches, not executemany: 20,000 rows in 0.05 s instead of 5 s
         if assignments:
-            con.executemany(
-                "INSERT INTO assignments VALUES (?, ?, ?, ?, ?)",
-                [[dataset, experiment, u, a, t] for u, a, t in assignments],
+            _insert(
+                con,
+                "assignments",
+                dataset=[dataset] * len(assignments),
+                experiment=[experiment] * len(assignments),
+                user_id=[u for u, _, _ in assignments],
+                variant=[a for _, a, _ in assignments],
+                assigned_at=pa.array([t for _, _, t in assignments], pa.timestamp("us")),
             )
         if events:
-            con.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, 'item', ?, ?, ?)",
-                [[dataset, u, s, kind, ts, v] for u, kind, ts, v, s in events],
+            _insert(
+                con,
+                "events",
+                dataset=[dataset] * len(events),
+                user_id=[u for u, _, _, _, _ in events],
+                session_id=pa.array([s for _, _, _, _, s in events], pa.string()),
+                item_id=["item"] * len(events),
+                event_type=[k for _, k, _, _, _ in events],
+                ts=pa.array([t for _, _, t, _, _ in events], pa.timestamp("us")),
+                value=pa.array([v for _, _, _, v, _ in events], pa.float64()),
             )
         if impressions:
-            con.executemany(
-                "INSERT INTO impressions VALUES (?, ?, 0, ?, NULL, ?, ?, 'item', 1, 0.5, ?, NULL, NULL)",  # noqa: E501
-                [[dataset, i, u, ts, var, c] for i, (u, ts, var, c) in enumerate(impressions)],
+            n = len(impressions)
+            _insert(
+                con,
+                "impressions",
+                dataset=[dataset] * n,
+                impression_id=pa.array(range(n), pa.int64()),
+                slate_id=pa.array([0] * n, pa.int64()),
+                user_id=[u for u, _, _, _ in impressions],
+                session_id=pa.array([None] * n, pa.string()),
+                ts=pa.array([t for _, t, _, _ in impressions], pa.timestamp("us")),
+                variant=pa.array([v for _, _, v, _ in impressions], pa.string()),
+                item_id=["item"] * n,
+                position=pa.array([1] * n, pa.int32()),
+                propensity=[0.5] * n,
+                click=pa.array([c for _, _, _, c in impressions], pa.int8()),
+                conversion=pa.array([None] * n, pa.int8()),
+                value=pa.array([None] * n, pa.float64()),
             )
     return path
+
+
+def _insert(con, table: str, **columns) -> None:
+    """Append ``columns`` (every column of ``table``, in its order) as one Arrow batch."""
+    batch = pa.table(columns)  # noqa: F841 (read by DuckDB's replacement scan below)
+    con.execute(f"INSERT INTO {table} SELECT * FROM batch")
 
 
 def hand_store(path: Path) -> Path:

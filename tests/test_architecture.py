@@ -16,6 +16,7 @@ The rules (README, Development):
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +92,7 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+@functools.cache  # parsed once per module for every test below (ast.walk is the cost)
 def _imports(module: str, path: Path) -> list[tuple[str, list[str], bool]]:
     """(imported module, names, inside a function) for each import of abkit's own code."""
     tree = ast.parse(path.read_text())

@@ -92,9 +92,16 @@ def _fresh_copy(folder: Path) -> Path:
     return clone
 
 
+@dataclass(frozen=True)
+class Tutorial:
+    folder: Path  # where the blocks ran: the fresh copy, with what they wrote
+    stdout: dict[int, str]  # by the README line of the block's fence
+    stderr: dict[int, str]
+
+
 @pytest.fixture(scope="module")
-def tutorial(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
-    """Run every block; the standard output of each, by the README line of its fence."""
+def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Tutorial:
+    """Run every block; what each printed, by the README line of its fence."""
     clone = _fresh_copy(tmp_path_factory.mktemp("readme"))
     assert not (clone.parent / "shared").exists()
     env = {
@@ -105,7 +112,7 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["COLUMNS"] = "100"
     env["NO_COLOR"] = "1"
-    outputs: dict[int, str] = {}
+    result = Tutorial(clone, {}, {})
     for block in readme_blocks((REPO / "README.md").read_text(encoding="utf-8")):
         if block.skip:
             continue
@@ -122,8 +129,9 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
             f"README.md line {block.line}: exit {done.returncode}\n{script}\n"
             f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
         )
-        outputs[block.line] = done.stdout
-    return outputs
+        result.stdout[block.line] = done.stdout
+        result.stderr[block.line] = done.stderr
+    return result
 
 
 def _squash(text: str) -> str:
@@ -158,18 +166,51 @@ def _block_after(heading: str) -> int:
     return text.count("\n", 0, fence) + 1
 
 
-# (the README's heading of the section, text its commands must print, squashed)
+# (the README's heading of the section, text its commands print, squashed)
 QUOTED = [
     # the caption of the README's lift chart: `abkit compare --claim 0.2` on the default demo
     ("## Compare A/B arms", "lift +14.7%, 95% CI [+2.2%, +28.7%]"),
+    # the CI section's example output (the committed baseline's users)
+    ("### The gate", "vs baseline ci/als (experiments/ci.baseline.json), 1,900 paired users"),
 ]
 
 
-def test_every_block_runs_in_order(tutorial: dict[int, str]) -> None:
+def test_every_block_runs_in_order(tutorial: Tutorial) -> None:
     blocks = readme_blocks((REPO / "README.md").read_text(encoding="utf-8"))
-    assert sorted(tutorial) == [b.line for b in blocks if not b.skip]
+    assert sorted(tutorial.stdout) == [b.line for b in blocks if not b.skip]
 
 
 @pytest.mark.parametrize(("heading", "quoted"), QUOTED)
-def test_quoted_output(tutorial: dict[int, str], heading: str, quoted: str) -> None:
-    assert quoted in _squash(tutorial[_block_after(heading)])
+def test_quoted_output(tutorial: Tutorial, heading: str, quoted: str) -> None:
+    assert quoted in _squash(tutorial.stdout[_block_after(heading)])
+
+
+def test_ingest_examples_land_in_their_own_store(tutorial: Tutorial) -> None:
+    listing = tutorial.stdout[_block_after("## Ingest your own logs")]
+    comment = re.search(r"abkit info --db examples.duckdb +# (.*)", _readme())
+    assert comment is not None
+    for dataset in comment[1].split(", "):
+        assert dataset in listing
+    # the demo's store kept its one dataset, so the later commands need no --dataset
+    assert "several datasets" not in "".join(tutorial.stderr.values())
+
+
+def test_imported_model_warns_of_leakage(tutorial: Tutorial) -> None:
+    # the README quotes the warning every replay of an imported model prints
+    stderr = _squash(tutorial.stderr[_block_after("## Bring your own model")])
+    assert "imported without a training fingerprint" in stderr
+
+
+def test_demo_report_as_described(tutorial: Tutorial) -> None:
+    # "`abkit demo` writes `report.html` (10 charts on the default demo; about 600 KB)"
+    match = re.search(
+        r"writes `report.html` \((\d+) charts on the default\s+demo; about (\d+) KB\)", _readme()
+    )
+    assert match is not None
+    page = (tutorial.folder / "report.html").read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/svg+xml') == int(match[1])
+    assert abs(len(page.encode()) / 1000 - int(match[2])) < 0.2 * int(match[2])
+
+
+def _readme() -> str:
+    return (REPO / "README.md").read_text(encoding="utf-8")

@@ -494,6 +494,7 @@ def test_run_record_has_one_type_and_two_views(db_path: Path) -> None:
     assert provenance["created_at"] == created[0]
 
 
+@pytest.mark.slow  # 200 generated datetimes, each through DuckDB
 @settings(max_examples=200, deadline=None)
 @given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)))
 def test_provenance_created_at_is_duckdbs_timestamp_text(ts: datetime) -> None:

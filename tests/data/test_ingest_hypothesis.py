@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -96,6 +97,7 @@ def _csv_bytes(header: list[str], table: list[list[str]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+@pytest.mark.slow  # a property search over file layouts
 @settings(
     max_examples=40,
     deadline=None,

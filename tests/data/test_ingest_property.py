@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,6 +104,7 @@ def _write_parquet(path: Path, rows: list[dict], style: str, off: int) -> None:
     pq.write_table(pa.table(table), path)
 
 
+@pytest.mark.slow  # a property search: ingest, read back, compare
 @settings(
     max_examples=30,
     deadline=None,

@@ -46,6 +46,29 @@ def test_round_trip_is_identical(sim_db: Path, tmp_path: Path) -> None:
         assert result.rows[table] == len(rows)
 
 
+
+def test_export_command_round_trips_through_ingest(sim_db: Path, tmp_path: Path) -> None:
+    """`abkit export` and `abkit ingest DIR --format abkit-parquet` as a user runs them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from abkit.cli.main import app
+
+    out, back = tmp_path / "shop", tmp_path / "copy.duckdb"
+    runner = CliRunner()
+    exported = runner.invoke(app, ["export", "--db", str(sim_db), "--out", str(out), "--json"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout)["datasets"] == ["sim"]
+    loaded = runner.invoke(
+        app, ["ingest", str(out), "--format", "abkit-parquet", "--db", str(back), "--json"]
+    )
+    assert loaded.exit_code == 0, loaded.output
+    assert _contents(back, "events") == _contents(sim_db, "events")
+    again = runner.invoke(app, ["export", "--db", str(sim_db), "--out", str(out)])
+    assert again.exit_code == 2  # the folder is no longer empty
+    assert "Traceback" not in again.output
+
 def test_odd_dataset_names_and_empty_tables_survive(tmp_path: Path) -> None:
     db = tmp_path / "odd.duckdb"
     name = "shop 1/2024=é%"

@@ -18,7 +18,8 @@ from abkit.compare.arms import compare_arms
 from abkit.data.info import store_info
 from tests._json_close import assert_json_close
 
-pytestmark = pytest.mark.spark
+# a JVM per session (10-60 s): in the full run, not the quick layer
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def _json(result) -> dict:

@@ -11,7 +11,8 @@ import pytest
 from abkit.cli.main import app
 from abkit.replay.runner import replay
 
-pytestmark = pytest.mark.spark
+# a JVM per session (10-60 s): in the full run, not the quick layer
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def _per_user(db: Path, run_id: str) -> list[tuple]:

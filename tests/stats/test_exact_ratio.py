@@ -89,6 +89,7 @@ def _claim_error_rates(n1: int, n2: int, p2: float, claim: float = 0.2) -> tuple
         (5000, 5000, 0.002),
     ],
 )
+@pytest.mark.slow  # exact enumeration over every table: seconds each
 def test_claim_size_at_lift_equal_to_claim_by_exact_enumeration(n1, n2, p2) -> None:
     supported, refuted = _claim_error_rates(n1, n2, p2)
     assert supported <= 0.025 * 1.1
@@ -157,6 +158,7 @@ def test_rule_threshold_grows_with_imbalance() -> None:
         (300, 300, 0.97, -0.2),
     ],
 )
+@pytest.mark.slow  # exact enumeration over every table: seconds each
 def test_claim_size_near_rate_one_by_exact_enumeration(n1, n2, p2, claim) -> None:
     supported, refuted = _claim_error_rates(n1, n2, p2, claim)
     assert supported <= 0.025 * 1.1
@@ -212,6 +214,7 @@ def _brute_force_unconditional(x1, n1, x2, n2, theta, alpha=0.05, grid=4001):
         ((97, 100, 8, 10), 1.1),  # 10:1 arms
     ],
 )
+@pytest.mark.slow  # exact enumeration over every table: seconds each
 def test_unconditional_p_values_match_the_definition(table, theta) -> None:
     got = exact_ratio.unconditional_ratio_p_values(*table, theta)
     ref = _brute_force_unconditional(*table, theta)

@@ -24,6 +24,7 @@ STATSMODELS_NAMES = {
 }
 
 
+@pytest.mark.slow  # a property search against statsmodels
 @SETTINGS
 @given(
     st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30), st.sampled_from(list(STATSMODELS_NAMES))

@@ -165,6 +165,7 @@ def test_lift_interval_excludes_zero_exactly_when_pooled_z_rejects(arms, alpha) 
     assert (p < alpha) == (lower > 1 or upper < 1)
 
 
+@pytest.mark.slow  # a property search over many tables
 @SETTINGS
 @given(two_arms(min_n=30, interior=True), st.floats(-0.5, 1.0))
 def test_claim_verdict_reads_off_the_interval(arms, claim) -> None:
@@ -258,6 +259,7 @@ def test_exact_modes() -> None:
     assert forced.notes[0].startswith("requested: Fisher's exact p = ")
 
 
+@pytest.mark.slow  # a property search over many tables
 @SETTINGS
 @given(two_arms(min_n=2, max_n=60), st.sampled_from([0.01, 0.05, 0.1]), st.floats(-0.5, 2.0))
 def test_p_value_lift_interval_and_claim_never_contradict_small_counts(arms, alpha, claim) -> None:
