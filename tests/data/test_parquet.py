@@ -46,7 +46,6 @@ def test_round_trip_is_identical(sim_db: Path, tmp_path: Path) -> None:
         assert result.rows[table] == len(rows)
 
 
-
 def test_export_command_round_trips_through_ingest(sim_db: Path, tmp_path: Path) -> None:
     """`abkit export` and `abkit ingest DIR --format abkit-parquet` as a user runs them."""
     import json
@@ -68,6 +67,7 @@ def test_export_command_round_trips_through_ingest(sim_db: Path, tmp_path: Path)
     again = runner.invoke(app, ["export", "--db", str(sim_db), "--out", str(out)])
     assert again.exit_code == 2  # the folder is no longer empty
     assert "Traceback" not in again.output
+
 
 def test_odd_dataset_names_and_empty_tables_survive(tmp_path: Path) -> None:
     db = tmp_path / "odd.duckdb"
