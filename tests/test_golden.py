@@ -10,16 +10,18 @@ times, durations and temporary paths are masked. Tolerances, decided per quantit
   last bits of a float sum may differ from run to run.
 * **a model fit** (:data:`FIT_LABELS`): outputs that depend on the ALS fit. implicit fits in
   float32 through BLAS, and OpenBLAS picks a kernel per CPU (Haswell on an AMD EPYC, SkylakeX
-  on a Xeon, Prescott when forced): the factors differ in the last float32 digits, a few users'
-  top-10 lists swap an item, and every statistic downstream moves. Measured over the Prescott,
-  Haswell, Zen and the golden file's own kernels: metric means and interval bounds moved by up
-  to 2.6% relative (0.0022 absolute), t statistics by 1.5%, McNemar cells by 3 users, p-values
-  of 1e-229 by a factor of 3. So there: floats within 5% relative or 0.01 absolute (metrics,
-  differences and bounds are on a 0-1 scale; gate changes are fractions whose margin is 5%);
-  p-values within 5% on the ``-ln p`` scale (the z scale: 1e-8 may read 2.4e-8, 0.30 may read
-  0.32); McNemar's cell counts within 2% or 5 users; every other integer, every string (with
-  its numbers masked: the numbers are the fields beside it) and every verdict exact. The
-  gate's verdicts must not move at all: that is what its margins are for.
+  on a Xeon, Prescott or Sandybridge when forced): the factors differ in the last float32
+  digits, a few users' top-10 lists swap an item, and every statistic downstream moves.
+  Measured between every pair of the Prescott, Sandybridge and Haswell kernels and the golden
+  file's own (issue 21): floats moved by up to 2.8% of max(|value|, 0.2) (metric means by
+  0.3%, paired interval bounds by 2.6%, t statistics by 2%), p-values by up to 3.8% on the
+  ``-ln p`` scale (1e-229 by a factor of 3), McNemar cells by 3 users. The tolerances are
+  about twice that: floats within 5% relative or 0.01 absolute (metrics, differences and
+  bounds are on a 0-1 scale; gate changes are fractions whose margin is 5%), p-values within
+  10% on the ``-ln p`` scale (1e-8 may read 1.6e-9 to 6.3e-8; 0.30 may read 0.27 to 0.34),
+  McNemar's cells within 3% or 6 users; every other integer, every string (with its numbers
+  masked: the numbers are the fields beside it) and every verdict exact. The gate's verdicts
+  must not move at all: that is what its margins are for.
 
 Regenerate after an intended change of output (and say so in the commit)::
 
@@ -246,7 +248,7 @@ FIT_LABELS = frozenset(
         "run-ci",
     }
 )
-FIT_REL, FIT_ABS = 0.05, 0.01
+FIT_REL, FIT_ABS, P_REL = 0.05, 0.01, 0.10
 P_KEYS = ("p_value", "p_adjusted")
 NUMBER = re.compile(r"[+-]?\d[\d,]*(\.\d+)?(e[+-]?\d+)?")
 
@@ -256,11 +258,11 @@ def _fit_close(got: float, want: float, path: str) -> bool:
     key = path.rsplit(".", 1)[-1]
     if key.startswith(P_KEYS) and 0 < want <= 1 and 0 < got <= 1:
         z_got, z_want = -math.log(got), -math.log(want)
-        return abs(z_got - z_want) <= FIT_REL * max(z_want, 1.0)
+        return abs(z_got - z_want) <= P_REL * max(z_want, 1.0)
     if isinstance(want, int) and isinstance(got, int) and ".mcnemar." not in path:
         return got == want
     if ".mcnemar." in path:
-        return abs(got - want) <= max(5, 0.02 * abs(want))
+        return abs(got - want) <= max(6, 0.03 * abs(want))
     return abs(got - want) <= max(FIT_ABS, FIT_REL * abs(want))
 
 
@@ -303,3 +305,19 @@ def _differences(got: Any, want: Any, path: str) -> list[str]:
             for d in _differences(g, w, f"{path}[{i}]")
         ]
     return [] if got == want else [f"{path}: {got!r:.80} != {want!r:.80}"]
+
+
+def test_fit_tolerance_takes_kernel_noise_and_nothing_more() -> None:
+    # kernel-sized moves (the largest measured between two kernels) pass...
+    assert _differences(0.2366, 0.2363, "run-ci.json.comparison.mean_candidate") == []
+    assert _differences(2.2e-8, 3.1e-8, "compare-runs.json.comparisons[3].p_value") == []
+    assert _differences(230, 227, "run-ci.json.comparison.mcnemar.baseline_only") == []
+    assert _differences("ndcg@10 changed by +0.15%", "ndcg@10 changed by +0.00%", "gate-ci.r") == []
+    # ...a model that got worse, a verdict, a count of users or a word does not
+    assert _differences(0.19, 0.147, "baseline-save.json.metrics.ndcg@10.mean") != []
+    assert _differences(3e-10, 3.1e-8, "compare-runs.json.comparisons[3].p_value") != []
+    assert _differences(False, True, "gate-ci.json.gates[0].passed") != []
+    assert _differences(2186, 2187, "baseline-save.json.metrics.ndcg@10.n") != []
+    assert _differences("FAILED on <n>", "PASSED on <n>", "gate-ci.json.verdict") != []
+    # and outside the fit's steps every float stays at 1e-9
+    assert _differences(0.2366, 0.2363, "compare-claim.json.lift") != []
