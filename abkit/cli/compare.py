@@ -140,7 +140,8 @@ def compare(
             "--aggregates",
             help="Read the per-arm sums from this file (CSV, Parquet or JSON: the result of "
             "`abkit sql` run in a warehouse) instead of aggregating; the design comes from "
-            "--db when it exists, else from the file and --control.",
+            "--db when it exists, else from the file and --control. Without --metric, every "
+            "metric the file holds is compared.",
             show_default=False,
         ),
     ] = None,
@@ -288,7 +289,8 @@ def compare_arms_command(
         db,
         dataset=dataset,
         experiment=experiment,
-        metrics=tuple(metric or ("conversion",)),  # type: ignore[arg-type]
+        # none given: conversion, or every metric an --aggregates file holds
+        metrics=tuple(metric) if metric else None,  # type: ignore[arg-type]
         event=event,
         ratio=ratio,
         control=control,

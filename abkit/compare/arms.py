@@ -24,6 +24,7 @@ from abkit.compare.metrics import (
     make_metric,
     metric_choices,
     ratio_choices,
+    registered_metrics,
 )
 from abkit.data.aggregate import (
     AggregateResult,
@@ -59,7 +60,7 @@ def compare_arms(
     *,
     dataset: str | None = None,
     experiment: str | None = None,
-    metrics: Sequence[MetricName] | MetricName = "conversion",
+    metrics: Sequence[MetricName] | MetricName | None = None,
     event: str | None = None,
     ratio: str = "clicks_per_impression",
     control: str | None = None,
@@ -81,20 +82,20 @@ def compare_arms(
 ) -> ArmComparisonReport:
     """Compare every treatment arm of an experiment with its control.
 
-    ``metrics``: ``conversion`` (share of units with >= 1 ``event``; default event
-    ``purchase``, or ``click`` for impression datasets), ``mean`` (value per unit, Welch) and/or
-    ``ratio`` (``ratio`` names which: clicks_per_impression, revenue_per_order,
-    orders_per_session; delta method). ``claim`` checks "lift >= claim" for every comparison.
-    ``split`` is the designed split (``"50/50"`` or numbers; default the experiment's own) for
-    the SRM check at ``srm_alpha``. The family for ``correction`` is every treatment x metric
-    comparison with the control. ``sequential`` makes the always-valid p-value (mSPRT) and the
-    lift's confidence sequence the headline: each comparison's ``p_value``, ``p_adjusted``,
-    ``significant`` and claim verdict are then the always-valid ones, and the fixed-sample
-    values move to its ``fixed_sample_*`` fields; ``looks="daily"`` also computes the path
-    over days (and implies ``sequential``); ``horizon`` is the planned units per arm the
-    sequential mixture is tuned for, fixed before the data (default
-    :data:`abkit.stats.sequential.DEFAULT_HORIZON`, never the observed size, so daily re-runs
-    stay always valid). ``cuped`` adjusts conversion/mean
+    ``metrics``: ``conversion`` (share of units with >= 1 ``event``; default event ``purchase``,
+    or ``click`` for impression datasets), ``mean`` (value per unit, Welch) and/or ``ratio``
+    (``ratio`` names which: clicks_per_impression, revenue_per_order, orders_per_session; delta
+    method); None (the default): ``conversion``, or with ``aggregates`` every metric the file
+    holds. ``claim`` checks "lift >= claim" for every comparison. ``split`` is the designed
+    split (``"50/50"`` or numbers; default the experiment's own) for the SRM check at
+    ``srm_alpha``. The family for ``correction`` is every treatment x metric comparison with the
+    control. ``sequential`` makes the always-valid p-value (mSPRT) and the lift's confidence
+    sequence the headline: each comparison's ``p_value``, ``p_adjusted``, ``significant`` and
+    claim verdict are then the always-valid ones, and the fixed-sample values move to its
+    ``fixed_sample_*`` fields; ``looks="daily"`` also computes the path over days (and implies
+    ``sequential``); ``horizon`` is the planned units per arm the sequential mixture is tuned
+    for, fixed before the data (default :data:`abkit.stats.sequential.DEFAULT_HORIZON`, never
+    the observed size, so daily re-runs stay always valid). ``cuped`` adjusts conversion/mean
     metrics with the pre-period; ``bayes`` adds the Beta-Binomial view of conversion metrics.
     ``exact`` controls when Fisher's exact p-value is shown next to the score-test p-value of a
     conversion metric (it never replaces it).
@@ -104,12 +105,16 @@ def compare_arms(
     the inference below is the same. ``aggregates`` reads the per-arm sums from a file (the
     result of ``abkit sql``, :func:`abkit.data.aggregates_file.read_aggregates`) instead of
     aggregating; the design (arms, control, split, window) comes from the store ``db`` when it
-    exists, else from the file and the options.
+    exists, else from the file and the options. The file is checked first
+    (:func:`abkit.data.aggregates_file.check_aggregates`: non-numbers, missing or fractional
+    counts, impossible negatives, duplicate rows are refused naming the file, row and column).
 
     Raises :class:`~abkit.errors.InputError` when the experiment has fewer than two arms, or
     an arm has no units (the message carries the SRM result, the most extreme mismatch).
     """
 
+    if metrics is None and aggregates is None:
+        metrics = "conversion"
     metric_list = _validate(
         metrics=metrics,
         alpha=alpha,
@@ -140,21 +145,38 @@ def compare_arms(
             design = None
         from abkit.data.aggregates_file import (  # only for --aggregates
             aggregates_from_rows,
+            check_aggregates,
             design_from_aggregates,
             read_aggregates,
         )
 
-        rows = read_aggregates(aggregates)
+        known = registered_metrics()
+        asked = None if metrics is None else [ratio if m == "ratio" else m for m in metric_list]
+        rows, names = check_aggregates(
+            read_aggregates(aggregates),
+            aggregates,
+            kinds={n: c.kind for n, c in known.items()},
+            needs_values={n for n, c in known.items() if c.needs_values},
+            metrics=asked,
+            cuped=cuped,
+        )
+        if bayes and "conversion" not in names:
+            raise InputError(
+                f"{param('bayes')} needs the conversion metric; {param('aggregates')} "
+                f"{aggregates} holds {', '.join(names)}"
+            )
         if design is None:
             design = design_from_aggregates(rows, dataset=dataset, experiment=experiment)
             name = design.dataset
         chosen_event = event or ("click" if design.unit == "impression" else "purchase")
         control_arm = _choose_control(design.arms, control, design.control, name)
-        specs = [make_metric(m, event=chosen_event, ratio=ratio) for m in metric_list]
-        results = {
-            m.name: aggregates_from_rows(rows, design, m.spec, cuped=cuped, source=aggregates)
-            for m in specs
-        }
+        specs = [
+            make_metric("ratio", event=chosen_event, ratio=n)
+            if known[n].kind == "ratio"
+            else make_metric(n, event=chosen_event)
+            for n in names
+        ]
+        results = {m.name: aggregates_from_rows(rows, design, m.spec, cuped=cuped) for m in specs}
         daily: dict[str, DailyAggregates] = {}
     else:
         with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
@@ -331,7 +353,7 @@ def compare_datasets(
 
 def _validate(
     *,
-    metrics: Sequence[str] | str,
+    metrics: Sequence[str] | str | None,
     alpha: float,
     correction: str,
     looks: str,
@@ -342,8 +364,9 @@ def _validate(
     ratio: str,
     srm_alpha: float,
 ) -> list[MetricName]:
-    metric_list = [metrics] if isinstance(metrics, str) else list(metrics)
-    if not metric_list:
+    # None: the metrics an --aggregates file holds, checked when it is read
+    metric_list = [metrics] if isinstance(metrics, str) else list(metrics or ())
+    if metrics is not None and not metric_list:
         raise InputError(
             f"{param('metrics')}: give at least one metric (conversion, mean or ratio)"
         )
@@ -373,7 +396,7 @@ def _validate(
             f"{param('cuped')} cannot be combined with {param('sequential')} or "
             f"{param('looks')} daily yet"
         )
-    if bayes and "conversion" not in metric_list:
+    if bayes and metrics is not None and "conversion" not in metric_list:
         raise InputError(
             f"{param('bayes')} needs the conversion metric ({param('metrics')} conversion)"
         )

@@ -17,10 +17,13 @@ abkit's defaults for a conversion metric (:func:`compare_proportions`):
   ``N/(N-1)`` correction. At ``theta = 1`` the restricted estimate is the pooled proportion, so
   the score statistic *is* the pooled z statistic: the lift interval excludes 0 exactly when
   the pooled z-test rejects, and the lift p-value equals the difference p-value. The claim
-  check tests ``theta = 1 + claim`` with the same statistic, so its verdict agrees with the
-  interval. (The absolute interval divided by the control rate would ignore the control's own
-  uncertainty; Katz's log interval is erratic for small counts; Fagerland, Lydersen & Laake
-  2015, Stat Methods Med Res 24:224, recommend Koopman's.)
+  check tests ``theta = 1 + claim`` with the same statistic, so at large counts its verdict
+  agrees with the interval; with small counts under the claim's null an exact test decides
+  (:func:`claim_check_proportions`) and the verdict reads off that test's own bounds, which
+  can be wider than the Koopman interval. (The absolute interval divided by the control rate
+  would ignore the control's own uncertainty; Katz's log interval is erratic for small
+  counts; Fagerland, Lydersen & Laake 2015, Stat Methods Med Res 24:224, recommend
+  Koopman's.)
 * **small counts**: when an expected cell of the 2x2 table is below 5 (Cochran's rule) the
   result also carries Fisher's exact p-value (``exact_p_value``) and a note; when the exact
   and the score test disagree at alpha, the note says so (the result is then fragile). The

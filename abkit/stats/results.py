@@ -43,10 +43,14 @@ class ClaimCheck(_ToDict):
     ``p_value_above`` tests H0: lift <= claim against H1: lift > claim; ``p_value_below`` tests
     H0: lift >= claim against H1: lift < claim. Both are raw one-sided p-values; each is
     compared with ``level_each_side`` = alpha/2 (a side is decided when its p-value is
-    ``<= alpha / 2``), so
-    the verdict reads straight off the two-sided (1 - alpha) lift interval: *supported* when its
-    lower bound exceeds the claim, *refuted* when its upper bound is below it, else *not
-    decided*. ``max_supported_lift`` is that lower bound: the largest lift the data support.
+    ``<= alpha / 2``), so the verdict reads straight off the pair of bounds
+    ``max_supported_lift`` / ``min_refuted_lift`` of the test that decided (``method``):
+    *supported* when the lower bound exceeds the claim, *refuted* when the upper bound is below
+    it, else *not decided*. With large counts that test is the score test and the bounds are
+    the two-sided (1 - alpha) Koopman lift interval; with small counts under the claim's null
+    an exact test decides and the bounds are its own dual bounds, which can be wider than the
+    Koopman interval (then the verdict and the printed Koopman lift interval can disagree).
+    ``max_supported_lift`` is the largest lift the data support by the test that decided.
     ``units_needed`` is the number of units per arm that would decide the question with 80%
     power if the true lift were the observed one (None when the observed lift equals the claim
     or is undefined).
