@@ -70,7 +70,13 @@ def models_command(json_output: JsonOption = False) -> None:
 
 
 def models_import_command(
-    model: Annotated[Path, typer.Argument(metavar="MODEL.onnx", help="The ONNX model to import.")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MODEL.onnx",
+            help="The ONNX model to import (its external-data files are read from its folder).",
+        ),
+    ],
     items: Annotated[
         Path,
         typer.Option(

@@ -40,7 +40,8 @@ def report(
         typer.Option(
             "--runs",
             help="Replay runs to show (ids or names; the first is the reference): repeat "
-            "--runs, or give them comma-separated.",
+            "--runs, or give them comma-separated (a name may hold spaces: --runs 'my run,b'; "
+            "name a run whose name holds a comma by its id).",
             show_default=False,
         ),
     ] = None,
@@ -103,8 +104,14 @@ def report(
 
 
 def _split(runs: list[str] | None) -> list[str]:
-    """``--runs a b --runs c`` and ``--runs a,b`` both give ``[a, b, c]``."""
-    return [r for value in runs or () for r in value.replace(",", " ").split()]
+    """``--runs a --runs "my run"`` and ``--runs "a, my run"`` both give ``[a, my run]``: a
+    value splits at commas only (a run name may hold spaces), each part stripped of the
+    spaces around it; a run whose name holds a comma is named by its id."""
+    names = [part.strip() for value in runs or () for part in value.split(",")]
+    if runs and not all(names):
+        shown = ", ".join(repr(value) for value in runs)
+        raise InputError(f"{param('runs')} has an empty run name in {shown}")
+    return names
 
 
 def register(app: typer.Typer) -> None:

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from abkit.data.schema import SCHEMA_VERSION, TABLES
 from abkit.data.sql import quote_ident
-from abkit.data.store import open_store
-from abkit.errors import InputError, StoreError, param
+from abkit.data.store import default_db_path, open_store
+from abkit.errors import InputError, StoreError, StoreLockedError, param
 
 if TYPE_CHECKING:
     import duckdb
@@ -141,18 +141,23 @@ def table_glob(root: str, table: str) -> str:
     return f"{root.rstrip('/')}/{table}/**/*.parquet"
 
 
-def read_sql(root: str, table: str) -> str:
-    """A DuckDB ``SELECT`` of ``table`` from a local export folder, columns in schema order.
-    The path is a literal (DuckDB takes no parameters in table functions), escaped as one."""
+def _read_parquet(root: str, table: str) -> str:
+    """The DuckDB ``read_parquet(...)`` of ``table``'s files under a local export folder. The
+    path is a literal (DuckDB takes no parameters in table functions), escaped as one."""
     path = "'" + table_glob(root, table).replace("'", "''") + "'"
-    cols = ", ".join(quote_ident(c) for c in columns_of(table))
     partitioned = any(p.name.startswith("dataset=") for p in (Path(root) / table).iterdir())
     hive = (
         "hive_partitioning = true, hive_types = {'dataset': VARCHAR}"
         if partitioned
         else "hive_partitioning = false"
     )
-    return f"SELECT {cols} FROM read_parquet({path}, {hive}, union_by_name = true)"
+    return f"read_parquet({path}, {hive}, union_by_name = true)"
+
+
+def read_sql(root: str, table: str) -> str:
+    """A DuckDB ``SELECT`` of ``table`` from a local export folder, columns in schema order."""
+    cols = ", ".join(quote_ident(c) for c in columns_of(table))
+    return f"SELECT {cols} FROM {_read_parquet(root, table)}"
 
 
 def check_export_folder(root: Path) -> None:
@@ -169,6 +174,34 @@ def check_export_folder(root: Path) -> None:
         raise InputError(
             f"{root}: {what}; expected a folder written by `abkit export` "
             f"(one folder per table: {', '.join(TABLES)})"
+        )
+
+
+def check_table_columns(reader: duckdb.DuckDBPyConnection, root: Path, table: str) -> None:
+    """Refuse (one line naming the folder, the table and the columns) a table of an export
+    folder that has no Parquet file, cannot be read, or lacks a column of the abkit schema.
+    Reads the files' schemas only (``reader`` is any DuckDB connection, no store)."""
+    import duckdb
+
+    folder = root / table
+    expected = columns_of(table)
+    if not any(p.is_file() for p in folder.rglob("*.parquet")):
+        raise InputError(
+            f"{folder}: the export has no Parquet file for table {table} (expected the abkit "
+            f"schema v{SCHEMA_VERSION} columns: {', '.join(expected)})"
+        )
+    try:
+        found = reader.execute(f"SELECT * FROM {_read_parquet(str(root), table)} LIMIT 0")
+        names = {d[0] for d in found.description or ()}
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{folder}: cannot read its Parquet files ({first})") from None
+    missing = [c for c in expected if c not in names]
+    if missing:
+        raise InputError(
+            f"{folder}: the export lacks column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (expected the abkit schema v{SCHEMA_VERSION} columns: "
+            f"{', '.join(expected)})"
         )
 
 
@@ -199,15 +232,23 @@ def ingest_export(
     folder: str | Path, db: str | Path | None, *, dataset: str | None = None, wait: float = 0.0
 ) -> ParquetIngestResult:
     """Load an export folder (every dataset, or only ``dataset``) into the store at ``db``,
-    whole or not at all. A dataset or run already in the store is refused."""
+    whole or not at all. A dataset or run already in the store is refused.
+
+    The folder is checked before the store is opened (every table folder, its Parquet files,
+    the schema version, every column), so a refused folder leaves the store as it was; a store
+    that this call created is removed again when the load fails."""
     import duckdb
 
     root = Path(folder)
     check_export_folder(root)
     reader = duckdb.connect()
     try:
+        check_table_columns(reader, root, "abkit_meta")
         meta = dict(reader.execute(read_sql(str(root), "abkit_meta")).fetchall())
         check_meta_version(str(root), meta)
+        for table in TABLES:
+            if table != "abkit_meta":
+                check_table_columns(reader, root, table)
         found = [
             r[0]
             for r in reader.execute(
@@ -222,18 +263,29 @@ def ingest_export(
         )
     names = [dataset] if dataset is not None else found
     rows: dict[str, int] = {}
-    with open_store(db, write=True, wait=wait) as store:
-        clash = [n for n in names if store.has_dataset(n)]
-        if clash:
-            raise InputError(
-                f"dataset '{clash[0]}' is already in {store.path}; drop it first "
-                f"(`abkit datasets drop {clash[0]}`) or ingest into another {param('db')}"
-            )
-        with store.transaction() as con:
-            for table in TABLES:
-                if table == "abkit_meta":
-                    continue
-                rows[table] = _copy_table(con, str(root), table, names)
+    db_path = Path(db) if db is not None else default_db_path()
+    existed = db_path.exists()
+    try:
+        with open_store(db_path, write=True, wait=wait) as store:
+            clash = [n for n in names if store.has_dataset(n)]
+            if clash:
+                raise InputError(
+                    f"dataset '{clash[0]}' is already in {store.path}; drop it first "
+                    f"(`abkit datasets drop {clash[0]}`) or ingest into another {param('db')}"
+                )
+            with store.transaction() as con:
+                for table in TABLES:
+                    if table == "abkit_meta":
+                        continue
+                    rows[table] = _copy_table(con, str(root), table, names)
+    except StoreLockedError:
+        raise  # another process holds (and may just have created) the file: not ours
+    except BaseException:
+        if not existed:
+            # the store was created for this ingest: leave no file behind
+            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
     return ParquetIngestResult(source=str(root), db=str(db), datasets=tuple(names), rows=rows)
 
 

@@ -3,7 +3,8 @@
 Open it with :func:`open_store`. Opening turns DuckDB's low-level failures into one-line
 :class:`~abkit.errors.StoreError` messages (not a database, locked by another process, a
 schema of another version), and a write that fails inside :meth:`Store.transaction` leaves the
-file as it was.
+data as it was and gives back the space it took in the file (or, on a full disk, says how that
+space comes back).
 
 DuckDB lets one process at a time open a file for writing, and none while another process has
 it open at all (a notebook's read-only connection blocks writers too). Commands that work for
@@ -31,7 +32,14 @@ from abkit import __version__
 from abkit._util import unknown_choice
 from abkit.data.schema import SCHEMA_VERSION, TABLES, create_statements
 from abkit.data.sql import quote_ident
-from abkit.errors import AbkitWarning, InputError, StoreError, StoreLockedError, param
+from abkit.errors import (
+    AbkitError,
+    AbkitWarning,
+    InputError,
+    StoreError,
+    StoreLockedError,
+    param,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -49,6 +57,26 @@ LOCK_POLL_SECONDS = 0.2
 #: Kinds of private temporary files written next to a store, ``.NAME.KIND-PID.tmp`` (and the
 #: DuckDB ``.wal`` of one); only :mod:`abkit.simulate` stages through one today.
 TEMP_FILE_KINDS = ("simulate",)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _kept_message(path: Path, exc: Exception, kept: int) -> str:
+    """``exc`` as one line, and the space that a failed write left inside the store file."""
+    space = (
+        f"{path} kept the {kept / 1e6:.1f} MB that the failed write took, as free space inside "
+        "it: the next abkit write to it gives them back once its disk has room"
+    )
+    if isinstance(exc, AbkitError):
+        return f"{exc.message}; {space}"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return f"{path}: writing failed ({first}); nothing was written, but {space}"
 
 
 def default_db_path() -> Path:
@@ -117,14 +145,62 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing: commit when the block ends, roll back when it raises."""
+        """All or nothing: commit when the block ends, roll back when it raises.
+
+        DuckDB writes a large transaction's rows into the file before it commits; a rollback
+        keeps the file at its grown size (the blocks stay inside it, free). So after a failed
+        block that grew the file, the space is given back at once (:meth:`_give_back`); when
+        that cannot be done (a full disk: even the checkpoint needs a few bytes), the error
+        says how many MB the file kept and how they come back.
+        """
+        size = _file_size(self.path)
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield self.con
+        except Exception as exc:
+            self.con.execute("ROLLBACK")
+            self._refused(exc, size)
+            raise
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        try:
+            self.con.execute("COMMIT")  # a failed commit is rolled back by DuckDB itself
+        except Exception as exc:
+            self._refused(exc, size)
+            raise
+
+    def _refused(self, exc: Exception, size: int) -> None:
+        """After a rolled-back write: give back the space it took, or say how it comes back."""
+        kept = _file_size(self.path) - size
+        if kept > 0:
+            kept = self._give_back(size)
+        if kept > 0:
+            raise StoreError(_kept_message(self.path, exc, kept)) from exc
+
+    def _give_back(self, size: int) -> int:
+        """Shrink the file back after a rollback; returns the bytes it still has over ``size``.
+
+        A checkpoint that writes the catalog truncates the free blocks at the file's end: a
+        table created and dropped in one transaction is such a change, invisible otherwise.
+        """
+        import duckdb
+
+        try:
+            (db,) = self.con.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
+            scratch = f"{quote_ident(db)}.main.{quote_ident(f'abkit_give_back_{os.getpid()}')}"
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.con.execute(f"CREATE TABLE {scratch} (x INTEGER)")
+                self.con.execute(f"DROP TABLE {scratch}")
+                self.con.execute("COMMIT")
+            except duckdb.Error:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute(f"CHECKPOINT {quote_ident(db)}")
+        except duckdb.Error:
+            pass  # a full disk: the message says how the space comes back
+        return _file_size(self.path) - size
 
     # -- datasets ---------------------------------------------------------------------------
 

@@ -10,12 +10,18 @@ Its sidecar's ``item_ids`` are the store's catalogue (the wrapped graph scores t
 in its order) and its ``fingerprint`` is null unless one is given: abkit does not know what
 the model was trained on, so replay warns that leakage from the test period cannot be ruled
 out.
+
+A model saved with its weights in external-data files (``onnx.save_model(...,
+save_as_external_data=True)``) is read from its folder: each file a tensor names must lie
+inside the model's folder (no absolute path, no ``..``, no link out of it), and the wrapped
+model is written as one file holding the weights.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +98,97 @@ def read_item_list(path: str | Path) -> list[str]:
     return items
 
 
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor of ``graph``: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Any) -> Iterator[Any]:
+    for node in nodes:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _tensors(subgraph)
+
+
+def _outside(folder: Path, location: str) -> bool:
+    """Whether an external-data ``location`` leaves the model's ``folder``: an absolute path,
+    a ``..`` step, or a link that resolves elsewhere."""
+    parts = re.split(r"[/\\]", location)
+    if not location or "\x00" in location or location.startswith(("/", "\\")):
+        return True
+    if re.match(r"[A-Za-z]:", location):
+        return True
+    if ".." in parts:
+        return True
+    return not (folder / location).resolve().is_relative_to(folder.resolve())
+
+
+def _inline_external_data(model_path: Path, raw: bytes) -> tuple[bytes, dict[str, str]]:
+    """The model as one ONNX document: a model saved with its weights in external-data
+    files (``onnx.save_model(..., save_as_external_data=True)``) has them read from the
+    model's folder into it. Returns the bytes and the sha256 of each external file (by
+    location). A location outside that folder is refused; a model without external data is
+    returned as it is (an unreadable one is left to :func:`check_model` to refuse)."""
+    try:
+        import onnx
+        from onnx.external_data_helper import (
+            ExternalDataInfo,
+            load_external_data_for_tensor,
+            uses_external_data,
+        )
+    except ImportError:
+        return raw, {}  # check_model names the missing extra
+    try:
+        model = onnx.load_from_string(raw)
+    except Exception:  # not ONNX: check_model says so
+        return raw, {}
+    everywhere = [
+        *_tensors(model.graph),
+        *(t for f in model.functions for t in _node_tensors(f.node)),
+    ]
+    tensors = [t for t in everywhere if uses_external_data(t)]
+    if not tensors:
+        return raw, {}
+    folder = model_path.parent
+    files: dict[str, str] = {}
+    for tensor in tensors:
+        location = ExternalDataInfo(tensor).location
+        if _outside(folder, location):
+            raise ModelError(
+                f"{model_path}: tensor {tensor.name!r:.60} keeps its data at {location!r:.80}, "
+                f"outside the model's folder {folder}; abkit reads external data only from "
+                "inside it"
+            )
+        if not (folder / location).is_file():
+            raise ModelError(
+                f"{model_path}: tensor {tensor.name!r:.60} keeps its data in {location!r:.80}, "
+                f"which is not in the model's folder {folder}"
+            )
+        if location not in files:
+            files[location] = hashlib.sha256((folder / location).read_bytes()).hexdigest()
+    try:
+        for tensor in tensors:
+            load_external_data_for_tensor(tensor, str(folder))
+    except Exception as exc:  # onnx's own checks: bounds, links
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{model_path}: cannot read its external data ({first})") from None
+    try:
+        return model.SerializeToString(), files
+    except Exception:  # protobuf's 2 GB limit (ValueError or EncodeError)
+        raise ModelError(
+            f"{model_path}: with its external data the model is over 2 GB, more than abkit "
+            "imports (it writes one ONNX file)"
+        ) from None
+
+
 def import_model(
     db: str | Path | None = None,
     *,
@@ -140,7 +237,8 @@ def import_model(
             f"of dataset '{name}' are not in it (e.g. {examples})"
         )
     columns = np.asarray([column_of[item] for item in data.item_ids.tolist()], dtype=np.int64)
-    raw = model_path.read_bytes()
+    source = model_path.read_bytes()
+    raw, external = _inline_external_data(model_path, source)
     layout, logits = check_model(
         raw,
         source=str(model_path),
@@ -173,7 +271,8 @@ def import_model(
         "fingerprint": fingerprint,
         "imported": {
             "source": str(model_path),
-            "sha256": hashlib.sha256(raw).hexdigest(),
+            "sha256": hashlib.sha256(source).hexdigest(),
+            **({"external_data": external} if external else {}),
             "model_items": len(model_items),
             "logits_output": logits,
             **layout.to_dict(),

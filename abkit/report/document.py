@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from abkit import __version__
 from abkit.errors import InputError, param
@@ -580,8 +581,22 @@ def write_html(report: Report, path: str | Path) -> WrittenReport:
 # -- Markdown ------------------------------------------------------------------------------
 
 
+# HTML's special characters as entities: GitHub and GitLab render Markdown as HTML, and a
+# backslash before `<` is dropped by some renderers; `'` is left as it is (no attribute here)
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+# Markdown's own syntax, backslash-escaped: table cells (`|`), links (`[`, `]`), code spans
+# (backticks), emphasis (`*`, `_`) and the backslash itself
+_MD_SYNTAX = re.compile(r"([\\`*_\[\]|])")
+
+
 def _md(text: str) -> str:
-    return re.sub(r"([|*_`\\<>\[\]])", r"\\\1", text)
+    """``text`` (any of it may be user-supplied: dataset, arm, run and gate names) as inert
+    Markdown: HTML-escaped, Markdown syntax backslash-escaped, on one line. Every piece of text
+    the Markdown writer puts out goes through here (headings, sentences, table cells, alt
+    text), so no name can add markup, a link, a code span, a table cell or a line."""
+    text = _MD_SYNTAX.sub(r"\\\1", text)
+    text = "".join(_HTML_ENTITIES.get(ch, ch) for ch in text)
+    return " ".join(text.splitlines())
 
 
 def _md_table(t: Table) -> list[str]:
@@ -617,9 +632,9 @@ def write_markdown(report: Report, path: str | Path) -> WrittenReport:
                 data=chart.data,
             )
             charts.append(chart)
-            # brackets would end the alt text: intervals are shown as (a, b) there
-            alt = chart.caption.replace("[", "(").replace("]", ")").replace("\n", " ")
-            lines += [f"![{alt}]({folder.name}/{stem}.png)", ""]
+            # intervals are shown as (a, b) in the alt text, which stays readable as source
+            alt = _md(chart.caption.replace("[", "(").replace("]", ")"))
+            lines += [f"![{alt}]({quote(folder.name)}/{quote(stem)}.png)", ""]
         for sentence in s.text:
             lines += [_md(sentence), ""]
         for table in s.tables:
