@@ -81,7 +81,8 @@ def replay_command(
             "--policy-file",
             help="Evaluate an outside policy (instead of --model) from its action "
             "probabilities: .npz with action_dist rounds x items x positions (the Open Bandit "
-            "Pipeline's layout), or CSV/Parquet with round, item, position, probability "
+            "Pipeline's layout; or that array alone in an .npy), or CSV/Parquet with round, "
+            "item, position, probability "
             "(no round column: the same for every round). Off-policy: replay, ips, snips, dr "
             "unless --estimator says otherwise.",
         ),
@@ -267,6 +268,15 @@ def _render_result(result: Any) -> None:
                 status = noted("warning", "; ".join(est.flags))
             else:
                 status = "ok"
+            if est.clipped:  # one line under the table, like the other notes
+                side = "below" if est.raw_value < est.value else "above"
+                note = noted(
+                    "clipped",
+                    f"{est.estimator}'s own value {render.fmt(est.raw_value)} lies {side} the "
+                    f"reward's range; shown clipped to {est.value:g}, like its interval "
+                    "(value_unclipped in --json)",
+                )
+                status = note if status == "ok" else f"{status}, {note}"
             rows.append([est.estimator, est.value, ci, est.ess, est.diagnostics.max_weight, status])
         render.console.print(
             render.table(

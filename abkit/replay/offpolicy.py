@@ -71,7 +71,10 @@ thus
 [lo, lo + (hi - lo) (1 - (alpha/2)^(1/ESS_G))] (for DR at least that), never of zero width;
 with a rewarded round x* is about the number of rewarded matched rounds and the interval is
 the exact binomial one. Rewards outside [lo, hi] are refused; an unbounded range (the
-``value`` reward: ``(-inf, inf)``) keeps the normal or bootstrap interval as it is. Coverage
+``value`` reward: ``(-inf, inf)``) keeps the normal or bootstrap interval as it is. The point
+estimate is clipped to [lo, hi] like its interval (DR's model term, or IPS's weights, can
+carry the formula's value past an end); the formula's own value stays beside it
+(``Estimate.value_unclipped``). Coverage
 of the 95% interval for click rates down to 1 expected click in the matched rounds is checked
 by simulation (tests/replay/test_offpolicy.py).
 
@@ -184,10 +187,14 @@ class WeightDiagnostics:
 class Estimate:
     """One estimator's result; ``value`` and the interval are None when ``refused``.
 
-    ``value`` is the estimator's own formula (equal to the Open Bandit Pipeline's); DR's can
-    fall slightly outside the reward's range (its model term is not bounded), while the
-    interval is always clipped to that range: then the interval holds the range's nearest end,
-    not ``value``.
+    ``value`` is clipped to the reward's range like the interval, so the interval always
+    holds it; ``value_unclipped`` is the estimator's own formula (equal to the Open Bandit
+    Pipeline's), which can fall outside that range: DR's model term is not bounded (on the
+    OBD a top-k policy's DR came out at -0.00011 with interval [0, 0.0486]), and IPS's
+    weights can take it above the top. Both are None when refused, and ``to_dict`` always
+    carries both keys (``value_unclipped`` equals ``value`` unless ``clipped``), so the JSON
+    has one schema; ``raw_value`` is the unclipped value even when refused (the stored
+    diagnostics). An unbounded range (``(-inf, inf)``) clips nothing.
     """
 
     estimator: str
@@ -203,11 +210,26 @@ class Estimate:
     diagnostics: WeightDiagnostics
     refused: str | None
     flags: tuple[str, ...]
-    raw_value: float  # the computed value, kept for diagnosis even when refused
+    raw_value: float  # the computed value, unclipped, kept for diagnosis even when refused
+
+    @property
+    def value_unclipped(self) -> float | None:
+        """The estimator's own value before clipping to the reward's range (None if refused)."""
+        return None if self.value is None else self.raw_value
+
+    @property
+    def clipped(self) -> bool:
+        """Whether ``value`` was moved to the end of the reward's range."""
+        return (
+            self.value is not None
+            and math.isfinite(self.raw_value)
+            and self.value != self.raw_value
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "value": self.value,
+            "value_unclipped": self.value_unclipped,
             "ci": None if self.ci_low is None else [self.ci_low, self.ci_high],
             "se": self.se,
             "level": self.level,
@@ -601,9 +623,12 @@ def estimate_policy_value(
             high = exact_high if high is None else max(high, exact_high)
         if low is not None and high is not None:  # clipped to the reward's range
             low, high = min(max(low, lo), hi), min(max(high, lo), hi)
+    value = None if refused else raw
+    if value is not None and bounded and math.isfinite(value):  # like the interval
+        value = min(max(value, lo), hi)
     return Estimate(
         estimator=estimator,
-        value=None if refused else raw,
+        value=value,
         ci_low=low,
         ci_high=high,
         se=se,

@@ -262,7 +262,9 @@ def test_no_reward_gives_the_exact_binomial_upper_end(ci: str) -> None:
 def test_intervals_are_clipped_to_the_reward_range_and_rewards_checked() -> None:
     r = np.array([1.0, 0.0, 1.0, 1.0])
     e = estimate_policy_value(r, np.full(4, 0.5), np.ones(4), estimator="ips", min_ess=1)
-    assert e.value == pytest.approx(1.5)  # the OBP formula, unchanged (above the range)
+    # the OBP formula gives 1.5, above the range: the point is clipped like its interval
+    assert (e.value, e.clipped) == (1.0, True)
+    assert e.value_unclipped == pytest.approx(1.5)
     low, high, _ = _ci(e)
     assert 0 <= low <= high == 1.0  # the normal interval 1.5 +- 1.1 reaches above 1
     with pytest.raises(
@@ -276,6 +278,45 @@ def test_intervals_are_clipped_to_the_reward_range_and_rewards_checked() -> None
         reward_range=(0.0, 10.0), min_ess=1,
     )  # fmt: skip
     assert scaled.ci_high == pytest.approx(10 * (1 - 0.025 ** (1 / 40)))
+
+
+def test_dr_below_the_range_is_clipped_to_it_like_its_interval() -> None:
+    """DR's model term is unbounded: no click, the reward model predicting 0.4 at the logged
+    items and 0.05 under the policy, gives DR terms 0.05 + 2 (0 - 0.4) < 0 on the matched
+    rounds and a mean of -0.35, outside [0, 1]. The point is reported as 0, the interval's
+    own end, and the formula's value stays beside it (``value_unclipped``); with rewards
+    unbounded nothing is clipped."""
+    r = np.zeros(8)
+    mu = np.full(8, 0.5)
+    pi = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])  # weights 2 (matched) or 0
+    q_logged, q_policy = np.full(8, 0.4), np.full(8, 0.05)
+    unclipped = float(np.mean(q_policy + pi / mu * (r - q_logged)))
+    assert unclipped == pytest.approx(-0.35)
+    e = estimate_policy_value(
+        r, mu, pi, estimator="dr", q_logged=q_logged, q_policy=q_policy, min_ess=1
+    )
+    low, high, _ = _ci(e)
+    assert (e.value, e.clipped) == (0.0, True)
+    assert e.value_unclipped == pytest.approx(unclipped)
+    assert e.raw_value == e.value_unclipped
+    assert e.value == low == 0.0 < high
+    payload = e.to_dict()
+    assert (payload["value"], payload["ci"][0]) == (0.0, 0.0)
+    assert payload["value_unclipped"] == pytest.approx(unclipped)
+    free = estimate_policy_value(
+        r, mu, pi, estimator="dr", q_logged=q_logged, q_policy=q_policy, min_ess=1,
+        reward_range=UNBOUNDED,
+    )  # fmt: skip
+    assert free.value == free.value_unclipped == pytest.approx(unclipped)
+    assert not free.clipped
+    # the key is always there: equal to value inside the range, None with value when refused
+    inside = est("dr", q_logged=np.full(4, 0.5), q_policy=np.full(4, 0.5)).to_dict()
+    assert inside["value_unclipped"] == inside["value"] is not None
+    refused = estimate_policy_value(
+        r, mu, pi, estimator="dr", q_logged=q_logged, q_policy=q_policy, min_ess=100
+    )
+    assert refused.to_dict()["value_unclipped"] is None
+    assert refused.raw_value == pytest.approx(unclipped)  # still kept for the diagnostics
 
 
 def test_rare_click_intervals_cover_at_least_the_nominal_rate() -> None:
