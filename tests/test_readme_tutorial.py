@@ -81,9 +81,12 @@ def _fresh_copy(folder: Path) -> Path:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, listed):
+    )
+    if listed.returncode != 0:  # not a git checkout (an unpacked archive): the tree as it is
+        ignore = shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*.duckdb*", "*.onnx")
+        shutil.copytree(REPO, clone, ignore=ignore)
+        return clone
+    for name in filter(None, listed.stdout.split(b"\0")):
         source = REPO / name.decode()
         if source.is_file():
             target = clone / name.decode()

@@ -137,46 +137,18 @@ def compare_arms(
                 f"{param('looks')} daily needs the events per day; an {param('aggregates')} "
                 "file holds the final sums only"
             )
-        if db is not None and Path(db).exists():
-            with open_store(db) as store:
-                name = store.resolve_dataset(dataset)
-                design = load_design(store.con, name, experiment)
-        else:
-            design = None
-        from abkit.data.aggregates_file import (  # only for --aggregates
-            aggregates_from_rows,
-            check_aggregates,
-            design_from_aggregates,
-            read_aggregates,
-        )
-
-        known = registered_metrics()
-        asked = None if metrics is None else [ratio if m == "ratio" else m for m in metric_list]
-        rows, names = check_aggregates(
-            read_aggregates(aggregates),
+        name, design, chosen_event, control_arm, specs, results = _from_aggregates_file(
             aggregates,
-            kinds={n: c.kind for n, c in known.items()},
-            needs_values={n for n, c in known.items() if c.needs_values},
-            metrics=asked,
+            db,
+            dataset=dataset,
+            experiment=experiment,
+            asked=None if metrics is None else metric_list,
+            event=event,
+            ratio=ratio,
+            control=control,
             cuped=cuped,
+            bayes=bayes,
         )
-        if bayes and "conversion" not in names:
-            raise InputError(
-                f"{param('bayes')} needs the conversion metric; {param('aggregates')} "
-                f"{aggregates} holds {', '.join(names)}"
-            )
-        if design is None:
-            design = design_from_aggregates(rows, dataset=dataset, experiment=experiment)
-            name = design.dataset
-        chosen_event = event or ("click" if design.unit == "impression" else "purchase")
-        control_arm = _choose_control(design.arms, control, design.control, name)
-        specs = [
-            make_metric("ratio", event=chosen_event, ratio=n)
-            if known[n].kind == "ratio"
-            else make_metric(n, event=chosen_event)
-            for n in names
-        ]
-        results = {m.name: aggregates_from_rows(rows, design, m.spec, cuped=cuped) for m in specs}
         daily: dict[str, DailyAggregates] = {}
     else:
         with open_source(db, engine=engine, source=source, spark_master=spark_master) as store:
@@ -304,6 +276,64 @@ def compare_arms(
         defaults=tuple(defaults),
         excluded_units=first.excluded_units,
     )
+
+
+def _from_aggregates_file(
+    aggregates: str | Path,
+    db: str | Path | None,
+    *,
+    dataset: str | None,
+    experiment: str | None,
+    asked: list[MetricName] | None,
+    event: str | None,
+    ratio: str,
+    control: str | None,
+    cuped: bool,
+    bayes: bool,
+) -> tuple[str, Any, str, str, list[Any], dict[str, AggregateResult]]:
+    """The design, metrics and per-arm sums of ``compare --aggregates FILE``: the file checked
+    first (:func:`abkit.data.aggregates_file.check_aggregates`), the design from the store
+    ``db`` when it exists, else from the file. ``asked`` None: every metric the file holds."""
+    from abkit.data.aggregates_file import (  # only for --aggregates
+        aggregates_from_rows,
+        check_aggregates,
+        design_from_aggregates,
+        read_aggregates,
+    )
+
+    design = None
+    name = dataset or ""
+    if db is not None and Path(db).exists():
+        with open_store(db) as store:
+            name = store.resolve_dataset(dataset)
+            design = load_design(store.con, name, experiment)
+    known = registered_metrics()
+    rows, names = check_aggregates(
+        read_aggregates(aggregates),
+        aggregates,
+        kinds={n: c.kind for n, c in known.items()},
+        needs_values={n for n, c in known.items() if c.needs_values},
+        metrics=None if asked is None else [ratio if m == "ratio" else m for m in asked],
+        cuped=cuped,
+    )
+    if bayes and "conversion" not in names:
+        raise InputError(
+            f"{param('bayes')} needs the conversion metric; {param('aggregates')} "
+            f"{aggregates} holds {', '.join(names)}"
+        )
+    if design is None:
+        design = design_from_aggregates(rows, dataset=dataset, experiment=experiment)
+        name = design.dataset
+    chosen_event = event or ("click" if design.unit == "impression" else "purchase")
+    control_arm = _choose_control(design.arms, control, design.control, name)
+    specs = [
+        make_metric("ratio", event=chosen_event, ratio=n)
+        if known[n].kind == "ratio"
+        else make_metric(n, event=chosen_event)
+        for n in names
+    ]
+    results = {m.name: aggregates_from_rows(rows, design, m.spec, cuped=cuped) for m in specs}
+    return name, design, chosen_event, control_arm, specs, results
 
 
 def compare_datasets(

@@ -190,53 +190,81 @@ def check_aggregates(
     clean: dict[str, list[Any]] = {c: [] for c in FILE_COLUMNS}
     first_row: dict[tuple[str, str | None], int] = {}
     for index in range(count):
-        row = index + 1
-        metric = _text(cells["metric"][index])
-        arm = _text(cells["arm"][index])
-        if metric is None or metric not in kinds:
-            found = "empty" if metric is None else repr(metric)
-            raise InputError(
-                f"{where}, row {row}: metric is {found}; expected one of {', '.join(kinds)} "
-                "(the result of `abkit sql`)"
-            )
-        at = f"{where}, row {row} (metric {metric}, " + (f"arm {arm})" if arm else "no arm)")
-        if (metric, arm) in first_row:
-            raise InputError(
-                f"{at}: a second row for this metric and arm (the first is row "
-                f"{first_row[metric, arm]}); expected one row per metric and arm"
-            )
-        first_row[metric, arm] = row
-        kind = kinds[metric]
-        values: dict[str, float] = {}
-        for column in NUMBER_COLUMNS:
-            number, written = _number(cells[column][index])
-            if column in _COUNTS or (column == "y_sum" and kind == "conversion"):
-                expected = "a whole number >= 0"
-            elif column in _SQUARES or (column == "d_sum" and kind == "ratio"):
-                expected = "a number >= 0"
-            else:
-                expected = "a finite number"
-            if number is None:
-                missing = " (a missing value is not 0)" if written in ("empty", "NaN") else ""
-                raise InputError(f"{at}: {column} is {written}; expected {expected}{missing}")
-            if (expected != "a finite number" and number < 0) or (
-                expected == "a whole number >= 0" and not number.is_integer()
-            ):
-                rounded = "; nothing is rounded" if not number.is_integer() else ""
-                raise InputError(f"{at}: {column} is {written}; expected {expected}{rounded}")
-            values[column] = number
-        if kind == "conversion" and values["y_sum"] > values["units"]:
-            raise InputError(
-                f"{at}: y_sum is {_show(values['y_sum'])}, more than the "
-                f"{_show(values['units'])} units; expected the converted units, at most one "
-                "per unit"
-            )
+        metric, arm, values = _check_row(cells, index, where, kinds, first_row)
         clean["metric"].append(metric)
         clean["arm"].append(arm)
         for column, number in values.items():
             clean[column].append(number)
+    chosen = _chosen_metrics({m for m, _ in first_row}, where, kinds, metrics, cuped)
+    for metric in chosen:
+        _check_metric_has_its_data(clean, metric, where, kinds, needs_values, cuped)
+    checked = {
+        c: np.array(v, dtype=object if c in ("metric", "arm") else float) for c, v in clean.items()
+    }
+    return checked, tuple(chosen)
 
-    held = {m for m, _ in first_row}
+
+def _check_row(
+    cells: dict[str, list[Any]],
+    index: int,
+    where: str,
+    kinds: Mapping[str, str],
+    first_row: dict[tuple[str, str | None], int],
+) -> tuple[str, str | None, dict[str, float]]:
+    """One row's metric, arm and numbers, checked (``first_row`` records it, for duplicates)."""
+    row = index + 1
+    metric = _text(cells["metric"][index])
+    arm = _text(cells["arm"][index])
+    if metric is None or metric not in kinds:
+        found = "empty" if metric is None else repr(metric)
+        raise InputError(
+            f"{where}, row {row}: metric is {found}; expected one of {', '.join(kinds)} "
+            "(the result of `abkit sql`)"
+        )
+    at = f"{where}, row {row} (metric {metric}, " + (f"arm {arm})" if arm else "no arm)")
+    if (metric, arm) in first_row:
+        raise InputError(
+            f"{at}: a second row for this metric and arm (the first is row "
+            f"{first_row[metric, arm]}); expected one row per metric and arm"
+        )
+    first_row[metric, arm] = row
+    kind = kinds[metric]
+    values: dict[str, float] = {}
+    for column in NUMBER_COLUMNS:
+        number, written = _number(cells[column][index])
+        if column in _COUNTS or (column == "y_sum" and kind == "conversion"):
+            expected = "a whole number >= 0"
+        elif column in _SQUARES or (column == "d_sum" and kind == "ratio"):
+            expected = "a number >= 0"
+        else:
+            expected = "a finite number"
+        if number is None:
+            missing = " (a missing value is not 0)" if written in ("empty", "NaN") else ""
+            raise InputError(f"{at}: {column} is {written}; expected {expected}{missing}")
+        if (expected != "a finite number" and number < 0) or (
+            expected == "a whole number >= 0" and not number.is_integer()
+        ):
+            rounded = "; nothing is rounded" if not number.is_integer() else ""
+            raise InputError(f"{at}: {column} is {written}; expected {expected}{rounded}")
+        values[column] = number
+    if kind == "conversion" and values["y_sum"] > values["units"]:
+        raise InputError(
+            f"{at}: y_sum is {_show(values['y_sum'])}, more than the "
+            f"{_show(values['units'])} units; expected the converted units, at most one "
+            "per unit"
+        )
+    return metric, arm, values
+
+
+def _chosen_metrics(
+    held: set[str],
+    where: str,
+    kinds: Mapping[str, str],
+    metrics: Sequence[str] | None,
+    cuped: bool,
+) -> list[str]:
+    """The metrics to analyse: those asked for (each must be in the file), else every one the
+    file holds, in the report's order; CUPED refuses ratios."""
     in_order = [m for m in kinds if m in held]
     if metrics is None:
         chosen = in_order
@@ -255,33 +283,41 @@ def check_aggregates(
             f"({', '.join(ratios)})"
             + ("" if metrics is not None else f"; choose the metrics with {param('metrics')}")
         )
-    for metric in chosen:
-        mine = [
-            i for i in range(count) if clean["metric"][i] == metric and clean["arm"][i] is not None
-        ]
-        if not mine:
-            continue  # only units in several arms: the arms' own check refuses it
-        arms = [clean["arm"][i] for i in mine]
-        every = f"in every arm ({', '.join(arms)})" if len(arms) > 1 else f"in arm {arms[0]}"
-        for column, needed, lacks in (
-            ("value_rows", metric in needs_values, "a value"),
-            ("d_sum", kinds[metric] == "ratio", "a denominator"),
-            ("x_rows", cuped, "a pre-period row"),
-        ):
-            if needed and not any(clean[column][i] for i in mine):
-                extra = (
-                    f", so {param('cuped')} has no covariate (write the file with "
-                    "`abkit sql --cuped`)"
-                    if column == "x_rows"
-                    else ""
-                )
-                raise InputError(
-                    f"{where}: metric {metric}: {column} is 0 {every}: no unit has {lacks}{extra}"
-                )
-    checked = {
-        c: np.array(v, dtype=object if c in ("metric", "arm") else float) for c, v in clean.items()
-    }
-    return checked, tuple(chosen)
+    return chosen
+
+
+def _check_metric_has_its_data(
+    clean: dict[str, list[Any]],
+    metric: str,
+    where: str,
+    kinds: Mapping[str, str],
+    needs_values: Collection[str],
+    cuped: bool,
+) -> None:
+    """A metric whose every arm lacks what it needs (values, a denominator, a covariate)."""
+    mine = [
+        i
+        for i in range(len(clean["metric"]))
+        if clean["metric"][i] == metric and clean["arm"][i] is not None
+    ]
+    if not mine:
+        return  # only units in several arms: the arms' own check refuses it
+    arms = [clean["arm"][i] for i in mine]
+    every = f"in every arm ({', '.join(arms)})" if len(arms) > 1 else f"in arm {arms[0]}"
+    for column, needed, lacks in (
+        ("value_rows", metric in needs_values, "a value"),
+        ("d_sum", kinds[metric] == "ratio", "a denominator"),
+        ("x_rows", cuped, "a pre-period row"),
+    ):
+        if needed and not any(clean[column][i] for i in mine):
+            extra = (
+                f", so {param('cuped')} has no covariate (write the file with `abkit sql --cuped`)"
+                if column == "x_rows"
+                else ""
+            )
+            raise InputError(
+                f"{where}: metric {metric}: {column} is 0 {every}: no unit has {lacks}{extra}"
+            )
 
 
 def _arms(rows: dict[str, np.ndarray]) -> list[Any]:
