@@ -175,6 +175,8 @@ QUOTED = [
     ("## Compare A/B arms", "lift +14.7%, 95% CI [+2.2%, +28.7%]"),
     # the CI section's example output (the committed baseline's users)
     ("### The gate", "vs baseline ci/als (experiments/ci.baseline.json), 1,900 paired users"),
+    # "What the demo shows", step 5: an ALS with 2 factors fails the gate with exit code 1
+    ("## Quick start", "exit code in CI: 1"),
 ]
 
 
@@ -217,3 +219,28 @@ def test_demo_report_as_described(tutorial: Tutorial) -> None:
 
 def _readme() -> str:
     return (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_worse_model_fails_the_gate_as_quoted(tutorial: Tutorial) -> None:
+    # the CI section: "Change the model in the spec (e.g. `factors = 2`) and that step fails
+    # with exit code 1:" followed by the gate's first lines, quoted
+    text = _readme()
+    start = text.index("Change the model in the spec (e.g. `factors = 2`)")
+    quoted = text[text.index("```\n", start) + 4 : text.index("\n```", start + 60)]
+    spec = tutorial.folder / "experiments" / "ci.toml"
+    worse = tutorial.folder / "experiments" / "ci-worse.toml"
+    source = spec.read_text(encoding="utf-8")
+    assert source.count("factors = 16") == 1
+    worse.write_text(source.replace("factors = 16", "factors = 2"), encoding="utf-8")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "abkit"), "gate", str(worse), "--db", "worse.duckdb"],
+        cwd=tutorial.folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    # the run id differs from run to run: the README writes it as als-...
+    printed = re.sub(r"run als-[0-9a-f]+", "run als-...", _squash(done.stdout))
+    assert _squash(quoted) in printed
