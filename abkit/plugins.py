@@ -38,6 +38,10 @@ Conventions every plug-in follows (checked by ``tests/recommenders/test_contract
   ``learns_from = "impressions"`` (the default, ``"interactions"``, needs nothing): the replay
   then refuses data without exposures instead of fitting on nothing. Any other model fits on
   the clicks as implicit feedback, unchanged.
+* A model that is not meant to personalise (``popularity``, ``ctr``: one ranking for every
+  user) sets the class attribute ``personalised = False``; otherwise an off-policy replay
+  whose policy comes out the same for every user, or whose users are all unknown to the
+  model, warns that its estimate is not one of personalisation.
 * Optional heavy dependencies are imported inside methods; ``requires`` names them and
   ``extra`` the pip extra that installs them, so ``abkit models`` can report a missing one
   without importing it. A model that can replay a saved file without a package it needs to

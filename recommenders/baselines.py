@@ -125,6 +125,8 @@ class RandomRecommender(_RanksItsScores):
     """
 
     name: ClassVar[str] = "random"
+    #: not meant to personalise (an off-policy replay does not warn that it ignores the user)
+    personalised: ClassVar[bool] = False
     extra: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
     needs_training: ClassVar[bool] = False
@@ -174,6 +176,8 @@ class PopularityRecommender(_RanksItsScores):
     """
 
     name: ClassVar[str] = "popularity"
+    #: not meant to personalise (an off-policy replay does not warn that it ignores the user)
+    personalised: ClassVar[bool] = False
     extra: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
     needs_training: ClassVar[bool] = True

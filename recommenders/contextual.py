@@ -89,6 +89,8 @@ class ClickRateRecommender(_ScoresRanked):
     """Click rate per exposure, corrected for the slot (learns from impression logs)."""
 
     name: ClassVar[str] = "ctr"
+    #: not meant to personalise (an off-policy replay does not warn that it ignores the user)
+    personalised: ClassVar[bool] = False
     extra: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
     needs_training: ClassVar[bool] = True

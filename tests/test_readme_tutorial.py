@@ -225,7 +225,9 @@ def test_a_worse_model_fails_the_gate_as_quoted(tutorial: Tutorial) -> None:
     # the CI section: "Change the model in the spec (e.g. `factors = 2`) and that step fails
     # with exit code 1:" followed by the gate's first lines, quoted
     text = _readme()
-    start = text.index("Change the model in the spec (e.g. `factors = 2`)")
+    found = re.search(r"Change the model in\s+the spec \(e\.g\. `factors = 2`\)", text)
+    assert found is not None
+    start = found.start()
     quoted = text[text.index("```\n", start) + 4 : text.index("\n```", start + 60)]
     spec = tutorial.folder / "experiments" / "ci.toml"
     worse = tutorial.folder / "experiments" / "ci-worse.toml"

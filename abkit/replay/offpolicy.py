@@ -118,10 +118,12 @@ __all__ = [
     "ESTIMATORS",
     "POLICIES",
     "UNIT_RANGE",
+    "WEIGHT_TOLERANCE",
     "Estimate",
     "PolicyRounds",
     "WeightDiagnostics",
     "cross_fitted_tables",
+    "degenerate_policy_warnings",
     "estimate_policy_value",
     "file_policy_probabilities",
     "fit_reward_table",
@@ -778,6 +780,78 @@ class PolicyRounds:
     target_probs: np.ndarray  # pi(a_i | x_i, p_i)
     q_logged: np.ndarray  # cross-fitted reward model at the logged item
     q_policy: np.ndarray  # its expectation under pi
+    #: whether the policy (a user's top-k list, or distribution over items) differs between
+    #: the users it scored; None when not checked (a policy file, or a model whose class
+    #: sets ``personalised = False``: one ranking for every user by design)
+    varies: bool | None = None
+
+
+#: the uniform-in-disguise rule: every importance weight within this of 1 (5%)
+WEIGHT_TOLERANCE = 0.05
+
+
+def _differs(rows: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether any row of ``rows`` differs from ``reference`` (floats to 1e-9 relative)."""
+    import numpy as np
+
+    if rows.dtype.kind in "iub":
+        return bool((rows != reference).any())
+    return not np.allclose(rows, reference, rtol=1e-9, atol=1e-12)
+
+
+def degenerate_policy_warnings(
+    weights: np.ndarray,
+    *,
+    n_users: int,
+    varies: bool | None,
+    cold_users: int | None = None,
+    stochastic: bool,
+    temperature_hint: bool = True,
+    tolerance: float = WEIGHT_TOLERANCE,
+) -> list[str]:
+    """One-line warnings for a target policy that cannot show what a personalised policy does.
+
+    * ``varies`` False (over ``n_users`` >= 2 scored users): the policy is the same for every
+      user, so it ignores the context (pass None for models constant by design, such as
+      ``popularity``);
+    * ``cold_users == n_users``: the model had no training interaction for any scored user, so
+      each got its fallback ranking (None: not applicable, e.g. models of the context);
+    * ``stochastic`` and every weight ``w = pi / mu`` within ``tolerance`` of 1: the policy is
+      the logging policy in disguise (``temperature_hint``: a softmax policy, which a lower
+      ``--temperature`` sharpens unless every weight is the same).
+    """
+    import numpy as np
+
+    out: list[str] = []
+    n_rounds = int(weights.size)
+    where = (
+        f"every one of the {n_rounds:,} evaluated rounds"
+        if n_users == n_rounds
+        else f"every one of the {n_rounds:,} evaluated rounds ({n_users:,} users)"
+    )
+    if varies is False and n_users >= 2:
+        what = "distribution over items" if stochastic else "ranking"
+        out.append(
+            f"the policy is the same in {where} (it ignores the context): its estimate is that "
+            f"of one fixed {what}, not of personalisation"
+        )
+    if cold_users is not None and n_users > 0 and cold_users == n_users:
+        out.append(
+            f"the model knew none of the {n_users:,} evaluated users (all cold: no training "
+            "interaction for any of them): every one got its fallback for an unknown user"
+        )
+    if stochastic and n_rounds:
+        low, high = float(np.min(weights)), float(np.max(weights))
+        if max(1.0 - low, high - 1.0) <= tolerance:
+            # equal weights: the scores tie, which no temperature changes
+            sharpens = temperature_hint and high > low
+            hint = " (lower --temperature to make it choose)" if sharpens else ""
+            out.append(
+                f"every importance weight lies within {tolerance:.0%} of 1 ({low:.3f} to "
+                f"{high:.3f}): the policy is the logging policy in disguise; its estimate "
+                f"cannot differ from the logging policy's{hint}"
+            )
+    return out
 
 
 def policy_probabilities(
@@ -818,6 +892,9 @@ def policy_probabilities(
     target = np.zeros(item_idx.size)
     q_policy = np.zeros(item_idx.size)
     users, inverse = np.unique(user_idx, return_inverse=True)
+    reference: np.ndarray | None = None  # the first user's policy, to tell whether it varies
+    check = bool(getattr(model, "personalised", True))  # not meant to vary: left unchecked
+    varies = not check  # True skips the check
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(users.size + 1))
     for start in range(0, users.size, chunk_users):
@@ -829,6 +906,8 @@ def policy_probabilities(
         table_rows = np.where(other[rows] == 0, 0, 1)
         if policy == "topk":
             items, _ = model.recommend(data, batch, n_positions, exclude_seen=exclude_seen)
+            reference = items[0].copy() if reference is None else reference
+            varies = varies or _differs(items, reference)
             shown = items[local, pos - 1]
             target[rows] = (shown == item_idx[rows]).astype(np.float64)
             q_policy[rows] = np.where(table_rows == 0, tables[0][shown, pos], tables[1][shown, pos])
@@ -845,6 +924,8 @@ def policy_probabilities(
                 probs[seen_rows, seen.indices] = 0.0
                 totals = probs.sum(axis=1, keepdims=True)
                 probs = np.divide(probs, totals, out=np.zeros_like(probs), where=totals > 0)
+            reference = np.array(probs[0]) if reference is None else reference
+            varies = varies or _differs(probs, reference)
             target[rows] = probs[local, item_idx[rows]]
             # E_pi[q] for each round: (probabilities @ q table)[user, slot], per fold's table
             expected = [probs @ tables[0], probs @ tables[1]]  # [users, n_positions + 1] each
@@ -853,4 +934,6 @@ def policy_probabilities(
             )
         if progress is not None:
             progress(stop - start)
-    return PolicyRounds(target_probs=target, q_logged=q_logged, q_policy=q_policy)
+    return PolicyRounds(
+        target_probs=target, q_logged=q_logged, q_policy=q_policy, varies=varies if check else None
+    )

@@ -59,7 +59,7 @@ from abkit.data.replay_sql import (
     variants,
 )
 from abkit.data.store import check_writable, open_store, utcnow
-from abkit.errors import InputError, StoreError, param
+from abkit.errors import AbkitWarning, InputError, StoreError, param
 from abkit.plugins import (
     DEVICES,
     FIT_STEPS,
@@ -78,6 +78,8 @@ from abkit.replay.offpolicy import (
     POLICIES,
     UNIT_RANGE,
     Estimate,
+    PolicyRounds,
+    degenerate_policy_warnings,
     estimate_policy_value,
     file_policy_probabilities,
     finite_json,
@@ -943,7 +945,6 @@ def _offpolicy(
     import numpy as np
 
     fold = _dr_folds(rounds)
-    n_users = int(np.unique(rounds.user_idx).size)
     if isinstance(model, PolicyFile):
         evaluated = file_policy_probabilities(
             model,
@@ -955,7 +956,7 @@ def _offpolicy(
             n_items=data.n_items,
         )
     else:
-        with progress("target policy", n_users) as advance:
+        with progress("target policy", int(np.unique(rounds.user_idx).size)) as advance:
             evaluated = policy_probabilities(
                 model,
                 data,
@@ -969,6 +970,7 @@ def _offpolicy(
                 exclude_seen=False,
                 progress=advance,
             )
+        _warn_if_degenerate(model, data, rounds, evaluated, policy)
     rng = np.random.default_rng(seed)
     estimates = tuple(
         estimate_policy_value(
@@ -996,6 +998,39 @@ def _offpolicy(
         "q_policy": evaluated.q_policy,
     }
     return estimates, columns
+
+
+def _warn_if_degenerate(
+    model: Recommender,
+    data: TrainingData,
+    rounds: RoundArrays,
+    evaluated: PolicyRounds,
+    policy: str,
+) -> None:
+    """Warn (:class:`AbkitWarning`, one line each) with :func:`degenerate_policy_warnings` of a
+    model's policy: none for ``random`` (the uniform
+    reference by design); the constant and cold checks only for models that personalise
+    (``personalised``, True unless the class says otherwise: ``popularity`` and ``ctr`` rank
+    every user alike by design); the cold check only for models of the users' interactions
+    (a model of impressions scores the round's context, not a history)."""
+    import numpy as np
+
+    if getattr(model, "name", None) == "random":
+        return
+    personalised = bool(getattr(model, "personalised", True))
+    users = np.unique(rounds.user_idx)
+    cold = None
+    if personalised and getattr(model, "learns_from", "interactions") != "impressions":
+        cold = int((np.diff(data.matrix.indptr)[users] == 0).sum())
+    for message in degenerate_policy_warnings(
+        evaluated.target_probs / rounds.propensity,
+        n_users=int(users.size),
+        varies=evaluated.varies,  # None for a model that is not personalised
+        cold_users=cold,
+        stochastic=policy == "stochastic",
+        temperature_hint=getattr(model, "probabilities", None) is None,
+    ):
+        warnings.warn(message, AbkitWarning, stacklevel=3)
 
 
 def _run_fingerprint(
