@@ -103,7 +103,7 @@ def _fetch(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]
 ) -> dict[str, np.ndarray]:
     """Run one aggregate query; its result is small (arms x looks rows) by construction."""
-    result: dict[str, np.ndarray] = con.execute(sql, list(params)).fetchnumpy()  # type: ignore[assignment]
+    result: dict[str, np.ndarray] = con.execute(sql, list(params)).fetchnumpy()
     return result
 
 

@@ -110,7 +110,7 @@ def read_aggregates(path: str | Path) -> dict[str, np.ndarray]:
                 f"{param('aggregates')} {file}: no column {missing[0]}; expected the columns "
                 f"{', '.join(FILE_COLUMNS)} (the result of `abkit sql`)"
             )
-        data: dict[str, np.ndarray] = relation.fetchnumpy()  # type: ignore[assignment]
+        data: dict[str, np.ndarray] = relation.fetchnumpy()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{param('aggregates')} {file}: cannot read it ({first})") from None
