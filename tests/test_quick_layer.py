@@ -1,4 +1,4 @@
-"""The quick layer (`python -m pytest -m "not slow"`, about 2.5 minutes on 2 idle cores) still
+"""The quick layer (`python -m pytest -m "not slow"`, under 3 minutes on 2 idle cores) still
 runs every command at least once: each command of the CLI appears as an invocation in a test
 that is not marked ``slow``.
 
