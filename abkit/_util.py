@@ -64,6 +64,18 @@ def unknown_choice(
     )
 
 
+def invalid_utf8(head: bytes) -> bool:
+    """Whether the first bytes of a file are not UTF-8 text; a character cut at the end of the
+    sample is not an error (the sample, not the file, ends there)."""
+    import codecs
+
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 # -- relative values typed the way people type them ------------------------------------------
 
 #: the metavar of every option parsed by :func:`parse_relative`

@@ -87,11 +87,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from abkit._util import show_value, unknown_choice
+from abkit._util import invalid_utf8, show_value, unknown_choice
 from abkit.data.presets import PRESETS, ColumnSpec, Preset, PresetName, detect_preset
 from abkit.data.schema import EVENT_TYPES
 from abkit.data.sql import quote_ident
-from abkit.data.store import attach_store, check_writable, utcnow
+from abkit.data.store import attach_store, check_writable, discard_if_new, utcnow
 from abkit.errors import InputError, StoreError
 from abkit.stats.shares import check_shares
 
@@ -209,11 +209,8 @@ def _looks_like(magic: bytes) -> str:
         return "gzip-compressed"
     if magic[:4] == b"PK\x03\x04":
         return "a zip archive"
-    try:
-        magic.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.reason != "unexpected end of data":  # not a character cut at the end
-            return f"binary data starting with {magic[:4].hex(' ')}"
+    if invalid_utf8(magic):
+        return f"binary data starting with {magic[:4].hex(' ')}"
     return "text"
 
 
@@ -1796,48 +1793,41 @@ def ingest_file(
         # Hash the file while DuckDB parses it: both are I/O- and C-bound, neither holds the GIL.
         digest = pool.submit(_sha256, file_path)
         con = duckdb.connect(":memory:")
-        existed = db_path.exists()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            step("read")
-            staged = _stage(
-                con,
-                file_path,
-                file_format,
-                preset_name=preset,
-                mapping=dict(mapping or {}),
-                header=header,
-                delimiter=chosen_delimiter,
-                variant=variant,
-                ts_unit=ts_unit,
-                dedupe=dedupe,
-            )
-            step("validate")
-            sha256 = digest.result()
-            name = dataset or _default_dataset(file_path, staged.preset)
-            step("write")
-            store = _attach_store(con, db_path, wait)
+        with discard_if_new(db_path):  # a store created for this ingest: no file left
             try:
-                return _write(
-                    store,
-                    staged,
-                    dataset=name,
-                    sha256=sha256,
-                    experiment=experiment,
-                    control=control,
-                    split=split,
+                con.execute("SET TimeZone = 'UTC'")
+                step("read")
+                staged = _stage(
+                    con,
+                    file_path,
+                    file_format,
+                    preset_name=preset,
+                    mapping=dict(mapping or {}),
+                    header=header,
+                    delimiter=chosen_delimiter,
+                    variant=variant,
+                    ts_unit=ts_unit,
+                    dedupe=dedupe,
                 )
-            except duckdb.Error as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise StoreError(
-                    f"{db_path}: writing failed ({first}); nothing was written"
-                ) from None
-        except BaseException:
-            con.close()
-            if not existed:
-                # The store was created for this ingest: leave no empty file behind.
-                for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
-                    leftover.unlink(missing_ok=True)
-            raise
-        finally:
-            con.close()
+                step("validate")
+                sha256 = digest.result()
+                name = dataset or _default_dataset(file_path, staged.preset)
+                step("write")
+                store = _attach_store(con, db_path, wait)
+                try:
+                    return _write(
+                        store,
+                        staged,
+                        dataset=name,
+                        sha256=sha256,
+                        experiment=experiment,
+                        control=control,
+                        split=split,
+                    )
+                except duckdb.Error as exc:
+                    first = str(exc).strip().splitlines()[0]
+                    raise StoreError(
+                        f"{db_path}: writing failed ({first}); nothing was written"
+                    ) from None
+            finally:
+                con.close()

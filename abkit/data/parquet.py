@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from abkit.data.schema import SCHEMA_VERSION, TABLES
 from abkit.data.sql import quote_ident
-from abkit.data.store import default_db_path, open_store
-from abkit.errors import InputError, StoreError, StoreLockedError, param
+from abkit.data.store import default_db_path, discard_if_new, open_store
+from abkit.errors import InputError, StoreError, param
 
 if TYPE_CHECKING:
     import duckdb
@@ -264,28 +264,19 @@ def ingest_export(
     names = [dataset] if dataset is not None else found
     rows: dict[str, int] = {}
     db_path = Path(db) if db is not None else default_db_path()
-    existed = db_path.exists()
-    try:
-        with open_store(db_path, write=True, wait=wait) as store:
-            clash = [n for n in names if store.has_dataset(n)]
-            if clash:
-                raise InputError(
-                    f"dataset '{clash[0]}' is already in {store.path}; drop it first "
-                    f"(`abkit datasets drop {clash[0]}`) or ingest into another {param('db')}"
-                )
-            with store.transaction() as con:
-                for table in TABLES:
-                    if table == "abkit_meta":
-                        continue
-                    rows[table] = _copy_table(con, str(root), table, names)
-    except StoreLockedError:
-        raise  # another process holds (and may just have created) the file: not ours
-    except BaseException:
-        if not existed:
-            # the store was created for this ingest: leave no file behind
-            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
+    # a store created for this ingest is removed when it fails: no file left behind
+    with discard_if_new(db_path), open_store(db_path, write=True, wait=wait) as store:
+        clash = [n for n in names if store.has_dataset(n)]
+        if clash:
+            raise InputError(
+                f"dataset '{clash[0]}' is already in {store.path}; drop it first "
+                f"(`abkit datasets drop {clash[0]}`) or ingest into another {param('db')}"
+            )
+        with store.transaction() as con:
+            for table in TABLES:
+                if table == "abkit_meta":
+                    continue
+                rows[table] = _copy_table(con, str(root), table, names)
     return ParquetIngestResult(source=str(root), db=str(db), datasets=tuple(names), rows=rows)
 
 

@@ -444,6 +444,23 @@ def remove_stale_temp_files(
     return removed
 
 
+@contextmanager
+def discard_if_new(path: Path) -> Iterator[None]:
+    """A store file that did not exist before the block is removed (with its WAL) when the
+    block fails, so a refused command that created it leaves no file behind. A lock error is
+    let through untouched: another process holds the file, and may just have created it."""
+    existed = path.exists()
+    try:
+        yield
+    except StoreLockedError:
+        raise
+    except BaseException:
+        if not existed:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+
+
 def check_writable(path: str | Path | None = None, *, wait: float = 0.0) -> Path:
     """Fail now, not after minutes of work, when the store cannot be written.
 

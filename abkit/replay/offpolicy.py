@@ -894,7 +894,7 @@ def policy_probabilities(
     users, inverse = np.unique(user_idx, return_inverse=True)
     reference: np.ndarray | None = None  # the first user's policy, to tell whether it varies
     check = bool(getattr(model, "personalised", True))  # not meant to vary: left unchecked
-    varies = not check  # True skips the check
+    varies = False
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(users.size + 1))
     for start in range(0, users.size, chunk_users):
@@ -906,8 +906,9 @@ def policy_probabilities(
         table_rows = np.where(other[rows] == 0, 0, 1)
         if policy == "topk":
             items, _ = model.recommend(data, batch, n_positions, exclude_seen=exclude_seen)
-            reference = items[0].copy() if reference is None else reference
-            varies = varies or _differs(items, reference)
+            if check and not varies:
+                reference = items[0].copy() if reference is None else reference
+                varies = _differs(items, reference)
             shown = items[local, pos - 1]
             target[rows] = (shown == item_idx[rows]).astype(np.float64)
             q_policy[rows] = np.where(table_rows == 0, tables[0][shown, pos], tables[1][shown, pos])
@@ -924,8 +925,9 @@ def policy_probabilities(
                 probs[seen_rows, seen.indices] = 0.0
                 totals = probs.sum(axis=1, keepdims=True)
                 probs = np.divide(probs, totals, out=np.zeros_like(probs), where=totals > 0)
-            reference = np.array(probs[0]) if reference is None else reference
-            varies = varies or _differs(probs, reference)
+            if check and not varies:
+                reference = np.array(probs[0]) if reference is None else reference
+                varies = _differs(probs, reference)
             target[rows] = probs[local, item_idx[rows]]
             # E_pi[q] for each round: (probabilities @ q table)[user, slot], per fold's table
             expected = [probs @ tables[0], probs @ tables[1]]  # [users, n_positions + 1] each

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from abkit._util import show_value
+from abkit._util import invalid_utf8, show_value
 from abkit.errors import InputError, param
 
 if TYPE_CHECKING:
@@ -144,17 +144,9 @@ _MAX_NAMES = 5  # array names quoted in a message
 def _looks_binary(head: bytes) -> bool:
     """Whether the first bytes of a file are not text (a NUL byte or invalid UTF-8); a
     compressed CSV is left to DuckDB."""
-    import codecs
-
     if head.startswith(_COMPRESSED_MAGIC):
         return False
-    if b"\x00" in head:
-        return True
-    try:  # final=False: a character cut at the end of the sample is not an error
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return True
-    return False
+    return b"\x00" in head or invalid_utf8(head)
 
 
 def _shown(text: str, limit: int = 200) -> str:
@@ -205,13 +197,11 @@ def _read_array(
                     names = archive["item_ids"]
         else:
             raw = np.load(file, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc):
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, ValueError) and "pickle" in str(exc):
             raise InputError(
                 f"{where}: the file holds Python objects; abkit reads plain arrays only"
             ) from None
-        raise InputError(f"{where}: not a readable {_kind(npz)} ({_shown(str(exc))})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{where}: not a readable {_kind(npz)} ({_shown(str(exc))})") from None
     if not isinstance(raw, np.ndarray):  # a zip member that is not an .npy array
         raise InputError(f"{where}: action_dist is not a NumPy array; save it with {_SAVE_HINT}")
