@@ -581,9 +581,6 @@ def write_html(report: Report, path: str | Path) -> WrittenReport:
 # -- Markdown ------------------------------------------------------------------------------
 
 
-# HTML's special characters as entities: GitHub and GitLab render Markdown as HTML, and a
-# backslash before `<` is dropped by some renderers; `'` is left as it is (no attribute here)
-_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 # Markdown's own syntax, backslash-escaped: table cells (`|`), links (`[`, `]`), code spans
 # (backticks), emphasis (`*`, `_`) and the backslash itself
 _MD_SYNTAX = re.compile(r"([\\`*_\[\]|])")
@@ -595,7 +592,9 @@ def _md(text: str) -> str:
     the Markdown writer puts out goes through here (headings, sentences, table cells, alt
     text), so no name can add markup, a link, a code span, a table cell or a line."""
     text = _MD_SYNTAX.sub(r"\\\1", text)
-    text = "".join(_HTML_ENTITIES.get(ch, ch) for ch in text)
+    # HTML's special characters as entities (GitHub and GitLab render Markdown as HTML, and a
+    # backslash before `<` is dropped by some renderers); `'` stays (no attribute here)
+    text = html.escape(text, quote=False).replace('"', "&quot;")
     return " ".join(text.splitlines())
 
 
